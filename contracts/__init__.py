@@ -1,0 +1,30 @@
+"""Contracts shared by write services and the invalidator: events, namespaces, key layout."""
+
+from contracts.catalogue import BoundNamespace, Catalogue, Namespace, PurgeRule, PurgeStrategy
+from contracts.connections import KafkaConnection, RedisTarget, TlsSettings
+from contracts.decoding import EventSchemas, Rejected, RejectReason
+from contracts.errors import CatalogueError, ContractError, EntryNameError, NamespaceParamError
+from contracts.events import DomainEvent, Event, EventEnvelope, SafeId, TraceContext
+
+__all__ = [
+    "BoundNamespace",
+    "Catalogue",
+    "CatalogueError",
+    "ContractError",
+    "DomainEvent",
+    "EntryNameError",
+    "Event",
+    "EventEnvelope",
+    "EventSchemas",
+    "KafkaConnection",
+    "Namespace",
+    "NamespaceParamError",
+    "PurgeRule",
+    "PurgeStrategy",
+    "RedisTarget",
+    "RejectReason",
+    "Rejected",
+    "SafeId",
+    "TlsSettings",
+    "TraceContext",
+]

@@ -1,0 +1,215 @@
+"""The namespace catalogue: every cache namespace, its key template and its invalidation plan."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import MappingProxyType
+
+from contracts.decoding import EventSchemas
+from contracts.errors import CatalogueError
+from contracts.events import DomainEvent, Event, EventEnvelope
+from contracts.ids import validate_param
+
+_PARAM = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+_LITERAL = re.compile(r"[A-Za-z0-9_.:\-]*")
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+ENVELOPE_PREFIX = "envelope."
+PAYLOAD_PREFIX = "payload."
+
+
+class PurgeStrategy(enum.StrEnum):
+    """How a concrete namespace is purged (see ARCHITECTURE.md, the purge protocol)."""
+
+    GENERATION = "generation"
+    """Write a new generation token: O(1), no scan; the default."""
+    INDEX = "index"
+    """Unlink the keys listed in the namespace's index set."""
+    EXACT = "exact"
+    """Unlink the keys named by the event."""
+    SCAN = "scan"
+    """Escaped SCAN MATCH on every master: O(keyspace), for legacy keys only."""
+
+
+@dataclass(frozen=True)
+class PurgeRule:
+    """One way an event type purges a namespace: which event fields fill which parameters.
+
+    A rule whose source field is None in a given event purges nothing for that event; declare
+    several rules on one event to fan out (e.g. an order that moved purges both companies).
+    """
+
+    event: type[DomainEvent]
+    params: Mapping[str, str]
+    """Template parameter -> `payload.<field>` or `envelope.<field>`."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    def source_fields(self) -> dict[str, tuple[str, str]]:
+        """Template parameter -> (`payload` or `envelope`, field name)."""
+        resolved: dict[str, tuple[str, str]] = {}
+        for param, path in self.params.items():
+            if path.startswith(PAYLOAD_PREFIX):
+                resolved[param] = ("payload", path.removeprefix(PAYLOAD_PREFIX))
+            elif path.startswith(ENVELOPE_PREFIX):
+                resolved[param] = ("envelope", path.removeprefix(ENVELOPE_PREFIX))
+            else:
+                raise CatalogueError(
+                    f"{self.event.event_type}: parameter {param!r} maps to {path!r}; "
+                    "write 'payload.<field>' or 'envelope.<field>'"
+                )
+        return resolved
+
+    def values(self, event: Event) -> dict[str, object] | None:
+        """The parameter values this rule takes from `event`, or None when one is absent."""
+        values: dict[str, object] = {}
+        for param, (where, name) in self.source_fields().items():
+            source = event.payload if where == "payload" else event.envelope
+            value = getattr(source, name)
+            if value is None:
+                return None
+            values[param] = value
+        return values
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """A cache namespace, declared once like an API endpoint.
+
+    name: a short snake_case name, unique in the catalogue.
+    template: the key template, e.g. `company:{company_id}:orders`.
+    owner: the team that owns the cached read model.
+    description: what is cached, in one sentence.
+    purged_by: the rules that say which events purge it.
+    ttl: the time-to-live backstop of every entry (purges are explicit; this only bounds memory).
+    value_schema_version: the version of the cached value's shape; entries of another are misses.
+    strategy: how a purge is done.
+    single_flight: whether only one caller fills a missing entry at a time.
+    fill_hold_off: how long after a purge no fill is stored (for lagging database replicas).
+    """
+
+    name: str
+    template: str
+    owner: str
+    description: str
+    purged_by: tuple[PurgeRule, ...]
+    ttl: timedelta = timedelta(hours=1)
+    value_schema_version: int = 1
+    strategy: PurgeStrategy = PurgeStrategy.GENERATION
+    single_flight: bool = False
+    fill_hold_off: timedelta = timedelta(0)
+    params: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if _NAME.fullmatch(self.name) is None:
+            raise CatalogueError(f"namespace name {self.name!r} must match [a-z][a-z0-9_]*")
+        params = tuple(_PARAM.findall(self.template))
+        literal = _PARAM.sub("", self.template)
+        if not params or _LITERAL.fullmatch(literal) is None:
+            raise CatalogueError(
+                f"namespace {self.name!r}: template {self.template!r} needs at least one "
+                "{param} and literal parts of [A-Za-z0-9_.:-] only"
+            )
+        if len(set(params)) != len(params):
+            raise CatalogueError(f"namespace {self.name!r}: a parameter repeats in the template")
+        if self.ttl <= timedelta(0):
+            raise CatalogueError(f"namespace {self.name!r}: ttl must be positive")
+        object.__setattr__(self, "params", params)
+
+    def bind(self, **values: object) -> BoundNamespace:
+        """The concrete namespace for these parameter values (each validated as a safe id)."""
+        if set(values) != set(self.params):
+            raise CatalogueError(
+                f"namespace {self.name!r} takes parameters {sorted(self.params)}, "
+                f"got {sorted(values)}"
+            )
+        safe = {p: validate_param(values[p], namespace=self.name, param=p) for p in self.params}
+        key = _PARAM.sub(lambda m: safe[m.group(1)], self.template)
+        return BoundNamespace(self, key)
+
+
+@dataclass(frozen=True, eq=False)
+class BoundNamespace:
+    """A concrete namespace, e.g. company 42's orders: its rendered key names the hash tag."""
+
+    namespace: Namespace
+    key: str
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BoundNamespace) and (self.namespace.name, self.key) == (
+            other.namespace.name,
+            other.key,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.namespace.name, self.key))
+
+    def __repr__(self) -> str:
+        return f"BoundNamespace({self.namespace.name}: {self.key})"
+
+
+class Catalogue:
+    """Every namespace of a deployment and the index from event type to what it purges."""
+
+    def __init__(
+        self, namespaces: Iterable[Namespace], *, extra_events: Iterable[type[DomainEvent]] = ()
+    ) -> None:
+        """namespaces: the declarations; extra_events: known events that purge nothing."""
+        self.namespaces: tuple[Namespace, ...] = tuple(namespaces)
+        by_name: dict[str, Namespace] = {}
+        rules: dict[str, list[tuple[Namespace, PurgeRule]]] = {}
+        models: dict[tuple[str, int], type[DomainEvent]] = {
+            (m.event_type, m.schema_version): m for m in extra_events
+        }
+        for namespace in self.namespaces:
+            if namespace.name in by_name:
+                raise CatalogueError(f"namespace {namespace.name!r} is declared twice")
+            by_name[namespace.name] = namespace
+            for rule in namespace.purged_by:
+                _check_rule(namespace, rule)
+                models[(rule.event.event_type, rule.event.schema_version)] = rule.event
+                rules.setdefault(rule.event.event_type, []).append((namespace, rule))
+        self._by_name = by_name
+        self._rules = rules
+        self.schemas = EventSchemas(models.values())
+
+    def namespace(self, name: str) -> Namespace:
+        """The namespace called `name`."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise CatalogueError(
+                f"no namespace {name!r}; known: {', '.join(sorted(self._by_name))}"
+            ) from None
+
+    def topics(self) -> list[str]:
+        """Every topic an event of this catalogue is published to."""
+        return sorted({model.topic for model in self.schemas.models()})
+
+    def purges_for(self, event: Event) -> list[BoundNamespace]:
+        """The concrete namespaces that `event` makes stale, in declaration order, no repeats."""
+        found: dict[BoundNamespace, None] = {}
+        for namespace, rule in self._rules.get(event.envelope.type, ()):
+            values = rule.values(event)
+            if values is not None:
+                found[namespace.bind(**values)] = None
+        return list(found)
+
+
+def _check_rule(namespace: Namespace, rule: PurgeRule) -> None:
+    if set(rule.params) != set(namespace.params):
+        raise CatalogueError(
+            f"namespace {namespace.name!r}: the rule for {rule.event.event_type} maps "
+            f"{sorted(rule.params)} but the template needs {sorted(namespace.params)}"
+        )
+    for param, (where, name) in rule.source_fields().items():
+        fields = rule.event.model_fields if where == "payload" else EventEnvelope.model_fields
+        if name not in fields:
+            raise CatalogueError(
+                f"namespace {namespace.name!r}: {param} maps to {where}.{name}, which "
+                f"{rule.event.event_type if where == 'payload' else 'the envelope'} does not have"
+            )

@@ -1,0 +1,121 @@
+"""Connection settings shared by producers and the invalidator (pure data, no I/O).
+
+Secrets are `SecretStr`: they never show in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from contracts.ids import is_valid_id
+
+
+class TlsSettings(BaseModel):
+    """TLS for a Kafka or Redis connection."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    check_hostname: bool = True
+
+    def context(self) -> ssl.SSLContext:
+        """An SSL context from these files (reads them: call at start-up, not per request)."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        context.check_hostname = self.check_hostname
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+class KafkaConnection(BaseModel):
+    """How to reach the Kafka cluster."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:19092", description="host:port[,host:port...] of the brokers"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    tls: TlsSettings | None = None
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_have_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port; write e.g. 127.0.0.1:9092")
+        return value
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka clients (and FastStream's KafkaBroker)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        if self.tls is not None:
+            kwargs["ssl_context"] = self.tls.context()
+        return kwargs
+
+
+class RedisTarget(BaseModel):
+    """One Redis deployment of a region: a standalone server or a Redis Cluster."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="a short name for logs and metrics, e.g. eu-main")
+    url: str = Field(description="redis://host:port/db or rediss:// (no password in the URL)")
+    cluster: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsSettings | None = None
+    socket_timeout_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not is_valid_id(value):
+            raise ValueError("may only contain [A-Za-z0-9_.-]")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url_without_secret(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://")):
+            raise ValueError(f"{value!r} must start with redis:// or rediss://")
+        if "@" in value:
+            raise ValueError(
+                "put credentials in username/password, not in the URL (keeps them out of logs)"
+            )
+        return value
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for redis-py's `from_url` (standalone or Cluster)."""
+        kwargs: dict[str, Any] = {
+            "socket_timeout": self.socket_timeout_s,
+            "socket_connect_timeout": self.socket_timeout_s,
+        }
+        if self.username:
+            kwargs["username"] = self.username
+        if self.password:
+            kwargs["password"] = self.password.get_secret_value()
+        if self.tls is not None:
+            kwargs["ssl_ca_certs"] = self.tls.ca_file
+            kwargs["ssl_certfile"] = self.tls.cert_file
+            kwargs["ssl_keyfile"] = self.tls.key_file
+            kwargs["ssl_check_hostname"] = self.tls.check_hostname
+        return kwargs

@@ -1,0 +1,112 @@
+"""Decoding Kafka records into typed events, with a distinct outcome for every failure."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from contracts.events import DomainEvent, Event, EventEnvelope
+
+
+class RejectReason(enum.StrEnum):
+    """Why a record could not become an `Event`; each one is handled, none is dropped."""
+
+    MALFORMED = "malformed"
+    """Not JSON, or not a valid envelope, or a payload that fails its schema."""
+    UNKNOWN_TYPE = "unknown_type"
+    """A well-formed envelope whose event type this consumer does not know."""
+    NEWER_VERSION = "newer_version"
+    """A known event type at a schema version newer than this consumer knows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that did not decode; `detail` says why in words for the dead-letter topic."""
+
+    reason: RejectReason
+    detail: str
+    event_type: str | None = None
+    schema_version: int | None = None
+
+
+def _validation_summary(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "<root>"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class EventSchemas:
+    """The event types a consumer knows: (type, schema_version) -> payload model."""
+
+    def __init__(self, models: Iterable[type[DomainEvent]]) -> None:
+        """models: every payload model, one per (event_type, schema_version)."""
+        by_key: dict[tuple[str, int], type[DomainEvent]] = {}
+        for model in models:
+            key = (model.event_type, model.schema_version)
+            if key in by_key and by_key[key] is not model:
+                raise ValueError(f"two payload models for {key[0]} v{key[1]}")
+            by_key[key] = model
+        self._by_key: Mapping[tuple[str, int], type[DomainEvent]] = by_key
+        self._latest = {t: max(v for (tt, v) in by_key if tt == t) for (t, _) in by_key}
+
+    def models(self) -> list[type[DomainEvent]]:
+        """Every known payload model."""
+        return list(self._by_key.values())
+
+    def decode(self, value: bytes | None) -> Event | Rejected:
+        """Decode one record value.
+
+        value: the Kafka record value (JSON envelope); None (a tombstone) is malformed.
+        """
+        if value is None:
+            return Rejected(RejectReason.MALFORMED, "record has no value")
+        try:
+            envelope = EventEnvelope.model_validate_json(value)
+        except ValidationError as error:
+            return Rejected(RejectReason.MALFORMED, f"envelope: {_validation_summary(error)}")
+        latest = self._latest.get(envelope.type)
+        if latest is None:
+            return Rejected(
+                RejectReason.UNKNOWN_TYPE,
+                f"event type {envelope.type!r} is not in this consumer's catalogue",
+                envelope.type,
+                envelope.schema_version,
+            )
+        model = self._by_key.get((envelope.type, envelope.schema_version))
+        if model is None:
+            reason = (
+                RejectReason.NEWER_VERSION
+                if envelope.schema_version > latest
+                else RejectReason.MALFORMED
+            )
+            return Rejected(
+                reason,
+                f"{envelope.type} v{envelope.schema_version} is not known "
+                f"(latest known: v{latest})",
+                envelope.type,
+                envelope.schema_version,
+            )
+        try:
+            payload = model.model_validate(envelope.payload)
+        except ValidationError as error:
+            return Rejected(
+                RejectReason.MALFORMED,
+                f"payload of {envelope.type} v{envelope.schema_version}: "
+                f"{_validation_summary(error)}",
+                envelope.type,
+                envelope.schema_version,
+            )
+        if payload.aggregate_id() != envelope.aggregate_id:
+            return Rejected(
+                RejectReason.MALFORMED,
+                f"envelope aggregate_id {envelope.aggregate_id!r} differs from the payload's "
+                f"{model.aggregate_id_field}={payload.aggregate_id()!r}",
+                envelope.type,
+                envelope.schema_version,
+            )
+        return Event(envelope=envelope, payload=payload)

@@ -1,0 +1,137 @@
+"""The event envelope, the base of domain event payloads, and their wire encoding."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from contracts.ids import ID_ALLOWED, is_valid_id
+
+HEADER_EVENT_TYPE = "event-type"
+HEADER_SCHEMA_VERSION = "schema-version"
+HEADER_EVENT_ID = "event-id"
+HEADER_CONTENT_TYPE = "content-type"
+CONTENT_TYPE_JSON = "application/json"
+
+
+def _check_id(value: str) -> str:
+    if not is_valid_id(value):
+        raise ValueError(f"may only contain {ID_ALLOWED}")
+    return value
+
+
+SafeId = Annotated[str, AfterValidator(_check_id)]
+"""A string id that is safe to put inside a Redis key (see `contracts.ids`)."""
+
+
+class DomainEvent(BaseModel):
+    """Base of every event payload.
+
+    A subclass declares, as class variables, what travels in the envelope: `event_type`
+    (e.g. `orders.OrderCreated`), `schema_version`, `aggregate_type`, the payload field that holds
+    the aggregate id (`aggregate_id_field`) and the Kafka `topic`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+    aggregate_type: ClassVar[str]
+    aggregate_id_field: ClassVar[str]
+    topic: ClassVar[str]
+
+    def aggregate_id(self) -> str:
+        """The id of the aggregate this event belongs to (the Kafka partition key)."""
+        return str(getattr(self, self.aggregate_id_field))
+
+
+class TraceContext(BaseModel):
+    """W3C trace context carried from the write to the purge."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    traceparent: str = Field(max_length=55)
+    tracestate: str | None = Field(default=None, max_length=512)
+
+
+class EventEnvelope(BaseModel):
+    """What goes on the wire: metadata every consumer needs, and the typed payload as JSON."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID
+    type: str = Field(min_length=1, max_length=200)
+    schema_version: int = Field(ge=1)
+    occurred_at: AwareDatetime
+    source: str = Field(min_length=1, max_length=200)
+    tenant: SafeId
+    aggregate_type: str = Field(min_length=1, max_length=200)
+    aggregate_id: SafeId
+    aggregate_version: int = Field(ge=0)
+    trace: TraceContext | None = None
+    payload: dict[str, Any]
+
+    @classmethod
+    def wrap(
+        cls,
+        event: DomainEvent,
+        *,
+        source: str,
+        tenant: str,
+        aggregate_version: int,
+        event_id: uuid.UUID | None = None,
+        occurred_at: datetime | None = None,
+        trace: TraceContext | None = None,
+    ) -> EventEnvelope:
+        """Build the envelope of `event`.
+
+        event: the typed payload.
+        source: the publishing service's name.
+        tenant: the tenant id (a safe id).
+        aggregate_version: the aggregate's version after this change (monotonic per aggregate).
+        event_id: the unique id for dedupe; a fresh UUID4 when omitted.
+        occurred_at: when the change happened; now (UTC) when omitted.
+        trace: the W3C trace context of the write, if any.
+        """
+        return cls(
+            event_id=event_id or uuid.uuid4(),
+            type=event.event_type,
+            schema_version=event.schema_version,
+            occurred_at=occurred_at or datetime.now(UTC),
+            source=source,
+            tenant=tenant,
+            aggregate_type=event.aggregate_type,
+            aggregate_id=event.aggregate_id(),
+            aggregate_version=aggregate_version,
+            trace=trace,
+            payload=event.model_dump(mode="json"),
+        )
+
+    def to_bytes(self) -> bytes:
+        """The JSON encoding published as the Kafka record value."""
+        return self.model_dump_json().encode()
+
+    def headers(self) -> dict[str, str]:
+        """The Kafka headers: type and version travel outside the body too."""
+        return {
+            HEADER_EVENT_TYPE: self.type,
+            HEADER_SCHEMA_VERSION: str(self.schema_version),
+            HEADER_EVENT_ID: str(self.event_id),
+            HEADER_CONTENT_TYPE: CONTENT_TYPE_JSON,
+        }
+
+    def partition_key(self) -> bytes:
+        """The Kafka key: events of one aggregate share a partition and keep their order."""
+        return f"{self.aggregate_type}:{self.aggregate_id}".encode()
+
+
+class Event(BaseModel):
+    """A decoded event: the envelope and its payload as the typed model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    envelope: EventEnvelope
+    payload: DomainEvent

@@ -1,0 +1,88 @@
+"""The Redis layout shared by the purge engine and the cache client, so they cannot drift.
+
+Per concrete namespace N every key carries the hash tag `{N}` (one Cluster slot):
+`{N}:gen` holds the generation token, `{N}:e:<entry>` the entries, `{N}:keys` the optional index.
+An entry is stored as `<generation>\\n<value schema version>\\n<value>`; it is valid only while
+its generation is the namespace's current one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from contracts.catalogue import BoundNamespace
+from contracts.ids import validate_entry
+
+_SEPARATOR = b"\n"
+
+
+def hash_tag(namespace: BoundNamespace) -> str:
+    """`{N}`: the hash tag that keeps every key of the namespace in one Cluster slot."""
+    return "{" + namespace.key + "}"
+
+
+def generation_key(namespace: BoundNamespace) -> str:
+    """`{N}:gen`: the key of the namespace's generation token."""
+    return hash_tag(namespace) + ":gen"
+
+
+def entry_key(namespace: BoundNamespace, entry: str) -> str:
+    """`{N}:e:<entry>`: the key of one cached entry (the entry name is validated)."""
+    return hash_tag(namespace) + ":e:" + validate_entry(entry, namespace=namespace.namespace.name)
+
+
+def index_key(namespace: BoundNamespace) -> str:
+    """`{N}:keys`: the set of entry keys, for namespaces purged by the `index` strategy."""
+    return hash_tag(namespace) + ":keys"
+
+
+def generation_ttl(namespace: BoundNamespace) -> timedelta:
+    """How long a generation token is kept: twice the entries' TTL backstop.
+
+    Losing a token is safe (a reader writes a fresh one, which invalidates every older entry);
+    keeping it longer than its entries only wastes memory.
+    """
+    return namespace.namespace.ttl * 2
+
+
+def new_generation() -> bytes:
+    """A generation token that is never reused: time-ordered, with 64 random bits."""
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """A decoded entry: the generation it was filled under, its schema version, its value."""
+
+    generation: bytes
+    schema_version: int
+    value: bytes
+
+
+def encode_entry(generation: bytes, schema_version: int, value: bytes) -> bytes:
+    """The bytes stored for an entry."""
+    return generation + _SEPARATOR + str(schema_version).encode() + _SEPARATOR + value
+
+
+def decode_entry(raw: bytes) -> StoredEntry | None:
+    """The entry stored as `raw`, or None when it is not in this layout (treated as a miss)."""
+    parts = raw.split(_SEPARATOR, 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return StoredEntry(parts[0], int(parts[1]), parts[2])
+
+
+FILL_IF_GENERATION = """
+-- KEYS[1] generation key, KEYS[2] entry key
+-- ARGV[1] generation read before the source of truth, ARGV[2] encoded entry, ARGV[3] ttl ms
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+"""Store an entry only if the generation is still the one read before the source: a purge in
+between refuses the fill atomically, so the read-purge-fill race cannot store a stale value."""

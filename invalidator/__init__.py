@@ -1,0 +1,15 @@
+"""The invalidator: a Kafka consumer group per region that purges cache namespaces in Redis."""
+
+from invalidator.consumer import Invalidator
+from invalidator.planner import PurgePlan, purge_plan
+from invalidator.settings import InvalidatorSettings, SettingsError
+from invalidator.stats import InvalidatorStats
+
+__all__ = [
+    "Invalidator",
+    "InvalidatorSettings",
+    "InvalidatorStats",
+    "PurgePlan",
+    "SettingsError",
+    "purge_plan",
+]

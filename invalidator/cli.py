@@ -1,0 +1,78 @@
+"""The `invalidator` command: run a region's consumer (operator commands come alongside)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from contracts.errors import ContractError
+from invalidator.consumer import Invalidator
+from invalidator.settings import InvalidatorSettings, SettingsError
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="invalidator", description="Event-driven cache invalidation over Kafka."
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="consume events and purge one region's Redis")
+    run.add_argument("--region", required=True, help="a region of INVALIDATOR_REGIONS")
+    run.add_argument(
+        "--catalogue", help="package.module:attribute (overrides INVALIDATOR_CATALOGUE)"
+    )
+    return parser
+
+
+def load_settings(catalogue: str | None = None) -> InvalidatorSettings:
+    """Settings from the environment; raises SettingsError with a readable message."""
+    try:
+        settings = InvalidatorSettings()
+    except ValidationError as error:
+        lines = [
+            f"  INVALIDATOR_{'__'.join(str(p).upper() for p in item['loc'])}: {item['msg']}"
+            for item in error.errors()
+        ]
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+    if catalogue:
+        settings = settings.model_copy(update={"catalogue": catalogue})
+    return settings
+
+
+async def _run(invalidator: Invalidator) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, invalidator.stop)
+    await invalidator.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `invalidator` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    try:
+        settings = load_settings(args.catalogue)
+        invalidator = Invalidator(settings, region=args.region)
+    except (SettingsError, ContractError) as error:
+        print(f"invalidator: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    asyncio.run(_run(invalidator))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""InvalidatorSettings: the one settings object, read from INVALIDATOR_* environment variables."""
+
+from __future__ import annotations
+
+import importlib
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts import topics
+from contracts.catalogue import Catalogue
+from contracts.connections import KafkaConnection, RedisTarget
+from contracts.ids import is_valid_id
+
+
+class SettingsError(ValueError):
+    """The configuration cannot work; the message names the setting and the fix."""
+
+
+class InvalidatorSettings(BaseSettings):
+    """Everything the invalidator and its operator CLI need.
+
+    Nested values use `__`: `INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=host:9092`;
+    `INVALIDATOR_REGIONS` is JSON: `{"eu": [{"name": "eu-main", "url": "redis://host:6379/0"}]}`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="INVALIDATOR_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    kafka: KafkaConnection = Field(default_factory=KafkaConnection)
+    regions: dict[str, list[RedisTarget]] = Field(default_factory=dict)
+    catalogue: str = Field(
+        default="contracts.orders:CATALOGUE",
+        description="package.module:attribute of the namespace catalogue",
+    )
+    group_prefix: str = "invalidator"
+    dead_letter_topic: str = topics.DEAD_LETTER
+    batch_max_records: int = Field(default=2000, ge=1)
+    fetch_timeout_ms: int = Field(default=100, ge=1)
+    retry_initial_s: float = Field(default=0.05, gt=0)
+    retry_max_s: float = Field(default=5.0, gt=0)
+    stats_interval_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_have_targets(
+        cls, value: dict[str, list[RedisTarget]]
+    ) -> dict[str, list[RedisTarget]]:
+        for region, targets in value.items():
+            if not is_valid_id(region):
+                raise ValueError(f"region name {region!r} may only contain [A-Za-z0-9_.-]")
+            if not targets:
+                raise ValueError(f"region {region!r} has no Redis target; list at least one")
+        return value
+
+    def group_id(self, region: str) -> str:
+        """The consumer group of a region: one group per region, so regions lag independently."""
+        return f"{self.group_prefix}.{region}"
+
+    def targets(self, region: str) -> list[RedisTarget]:
+        """The Redis targets of `region`, or a SettingsError naming the known regions."""
+        if region not in self.regions:
+            known = ", ".join(sorted(self.regions)) or "none"
+            raise SettingsError(f"unknown region {region!r}; INVALIDATOR_REGIONS defines: {known}")
+        return self.regions[region]
+
+    def load_catalogue(self) -> Catalogue:
+        """Import the catalogue named by `catalogue` (`package.module:attribute`)."""
+        module_name, _, attribute = self.catalogue.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise SettingsError(
+                f"INVALIDATOR_CATALOGUE={self.catalogue!r} cannot be loaded ({error}); "
+                "write package.module:attribute"
+            ) from None
+        if not isinstance(found, Catalogue):
+            raise SettingsError(
+                f"INVALIDATOR_CATALOGUE={self.catalogue!r} is a {type(found).__name__}, "
+                "not a contracts.Catalogue"
+            )
+        return found

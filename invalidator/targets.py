@@ -1,0 +1,69 @@
+"""A region's Redis targets: purge on all of them concurrently, remember which succeeded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from contracts.catalogue import BoundNamespace
+from contracts.connections import RedisTarget
+from invalidator.purge import purge_namespaces
+
+log = logging.getLogger(__name__)
+
+
+class RegionTargets:
+    """The Redis deployments (standalone or Cluster) that one region's invalidator purges."""
+
+    def __init__(self, region: str, targets: Sequence[RedisTarget]) -> None:
+        """region: the region's name; targets: its Redis deployments."""
+        self.region = region
+        self.targets = tuple(targets)
+        self._clients: dict[str, Redis | RedisCluster] = {
+            target.name: (
+                RedisCluster.from_url(target.url, **target.client_kwargs())
+                if target.cluster
+                else Redis.from_url(target.url, **target.client_kwargs())
+            )
+            for target in self.targets
+        }
+
+    def names(self) -> set[str]:
+        """The names of every target."""
+        return set(self._clients)
+
+    async def purge(
+        self, namespaces: Sequence[BoundNamespace], *, only: set[str] | None = None
+    ) -> set[str]:
+        """Purge `namespaces` on every target (or on `only`) in parallel.
+
+        Returns the names of the targets that failed; each failure is logged once per try.
+        """
+        names = sorted(self._clients if only is None else only)
+        results = await asyncio.gather(
+            *(purge_namespaces(self._clients[name], namespaces) for name in names),
+            return_exceptions=True,
+        )
+        failed = set()
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                failed.add(name)
+                log.warning(
+                    "region %s: purge of %d namespaces on %s failed: %s",
+                    self.region,
+                    len(namespaces),
+                    name,
+                    result,
+                )
+        return failed
+
+    async def close(self) -> None:
+        """Close every client."""
+        for client in self._clients.values():
+            await client.aclose()

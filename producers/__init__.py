@@ -1,0 +1,6 @@
+"""What a write service imports: the event publisher and the race-safe cache client."""
+
+from producers.cache import CacheClient, CacheRead, RedisClient, connect_redis
+from producers.publisher import EventPublisher
+
+__all__ = ["CacheClient", "CacheRead", "EventPublisher", "RedisClient", "connect_redis"]
