@@ -1,0 +1,77 @@
+"""Integration fixtures: the real broker and both regions' Redis, invalidators per test."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from contracts.orders import CATALOGUE
+from invalidator import Invalidator, InvalidatorSettings
+from producers import CacheClient, EventPublisher, RedisClient, connect_redis
+from tests.integration.kafka_tools import start_group_at_end
+from tests.integration.stack import ensure_stack
+
+REGIONS = ("eu", "us")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.nodeid:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    """The endpoints (starts the local stack when none are given; fails if it cannot)."""
+    return ensure_stack()
+
+
+@pytest.fixture
+def settings(stack_env: dict[str, str]) -> InvalidatorSettings:
+    """Settings from the environment, with consumer groups of this test alone."""
+    return InvalidatorSettings(group_prefix=f"test-{uuid.uuid4().hex[:10]}", stats_interval_s=3600)
+
+
+@pytest.fixture
+async def redis_clients(settings: InvalidatorSettings) -> AsyncIterator[dict[str, RedisClient]]:
+    """One client per region (the first target of each)."""
+    clients = {region: connect_redis(settings.targets(region)[0]) for region in REGIONS}
+    yield clients
+    for client in clients.values():
+        await client.aclose()
+
+
+@pytest.fixture
+def caches(redis_clients: dict[str, RedisClient]) -> dict[str, CacheClient]:
+    """A CacheClient per region, as a service in that region would have."""
+    return {region: CacheClient(client) for region, client in redis_clients.items()}
+
+
+@pytest.fixture
+async def publisher(settings: InvalidatorSettings) -> AsyncIterator[EventPublisher]:
+    """An EventPublisher on the real broker."""
+    async with EventPublisher(settings.kafka, source="orders-api-test") as started:
+        yield started
+
+
+@pytest.fixture
+async def invalidators(settings: InvalidatorSettings) -> AsyncIterator[dict[str, Invalidator]]:
+    """An invalidator per region, running in this process, its group starting at the log end."""
+    running: dict[str, Invalidator] = {}
+    tasks = []
+    for region in REGIONS:
+        await start_group_at_end(settings.kafka, settings.group_id(region), CATALOGUE.topics())
+        invalidator = Invalidator(settings, region=region, catalogue=CATALOGUE)
+        running[region] = invalidator
+        tasks.append(asyncio.create_task(invalidator.run()))
+    try:
+        for invalidator in running.values():
+            await asyncio.wait_for(invalidator.assigned.wait(), timeout=60)
+        yield running
+    finally:
+        for invalidator in running.values():
+            invalidator.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)

@@ -1,0 +1,39 @@
+"""The real services for integration tests: endpoints from the environment, or the local stack."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+STACK_SCRIPT = REPO / "deploy" / "local" / "stack.sh"
+ENDPOINT_VARIABLES = ("INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS", "INVALIDATOR_REGIONS")
+
+
+class StackUnavailableError(RuntimeError):
+    """A service the integration tests need cannot be had; the tests fail, never skip."""
+
+
+def ensure_stack() -> dict[str, str]:
+    """Endpoints as environment variables: the given ones, or those of a started local stack."""
+    if all(os.environ.get(name) for name in ENDPOINT_VARIABLES):
+        return {name: os.environ[name] for name in ENDPOINT_VARIABLES}
+    result = subprocess.run(
+        ["bash", str(STACK_SCRIPT), "up"], capture_output=True, text=True, timeout=600, check=False
+    )
+    if result.returncode != 0:
+        raise StackUnavailableError(
+            f"{STACK_SCRIPT} up failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    endpoints = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            endpoints[name] = shlex.split(value)[0] if value else ""
+    missing = [name for name in ENDPOINT_VARIABLES if not endpoints.get(name)]
+    if missing:
+        raise StackUnavailableError(f"{STACK_SCRIPT} up printed no {', '.join(missing)}")
+    os.environ.update(endpoints)
+    return endpoints
