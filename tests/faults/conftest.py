@@ -1,0 +1,9 @@
+"""Fault tests use the integration fixtures (real broker, real Redis)."""
+
+from tests.integration.conftest import (  # noqa: F401  (fixtures)
+    caches,
+    publisher,
+    redis_clients,
+    settings,
+    stack_env,
+)
