@@ -116,13 +116,19 @@ class Invalidator:
                 if batch:
                     await self._handle(batch, targets, dead_letters)
                 if time.monotonic() - last_stats >= self.settings.stats_interval_s:
-                    log.info("invalidator %s: %s", self.group_id, self.stats.summary())
+                    self._report_stats()
                     last_stats = time.monotonic()
         finally:
             await consumer.stop()
             await dead_letters.stop()
             await targets.close()
-            log.info("invalidator %s stopped: %s", self.group_id, self.stats.summary())
+            self._report_stats()
+            log.info("invalidator %s stopped", self.group_id)
+
+    def _report_stats(self) -> None:
+        log.info("invalidator %s: %s", self.group_id, self.stats.summary())
+        if self.settings.stats_file is not None:
+            self.stats.write(self.settings.stats_file)
 
     async def _handle(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,9 @@ class InvalidatorSettings(BaseSettings):
     retry_initial_s: float = Field(default=0.05, gt=0)
     retry_max_s: float = Field(default=5.0, gt=0)
     stats_interval_s: float = Field(default=10.0, gt=0)
+    stats_file: Path | None = Field(
+        default=None, description="where to write the stats as JSON every stats_interval_s"
+    )
 
     @field_validator("regions")
     @classmethod

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -30,10 +33,27 @@ class InvalidatorStats:
 
     def summary(self) -> str:
         """One log line."""
-        samples = list(self.lag_ms)
-        return (
-            f"batches={self.batches} events={self.events} "
-            f"namespaces_purged={self.namespaces_purged} dead_lettered={self.dead_lettered} "
-            f"purge_retries={self.purge_retries} commit_failures={self.commit_failures} "
-            f"lag_ms_p50={percentile(samples, 0.5):.1f} lag_ms_p99={percentile(samples, 0.99):.1f}"
+        return " ".join(
+            f"{name}={value:.1f}" if isinstance(value, float) else f"{name}={value}"
+            for name, value in self.as_dict().items()
         )
+
+    def as_dict(self) -> dict[str, float]:
+        """The counters and lag percentiles, for the stats file."""
+        samples = list(self.lag_ms)
+        return {
+            "batches": self.batches,
+            "events": self.events,
+            "namespaces_purged": self.namespaces_purged,
+            "dead_lettered": self.dead_lettered,
+            "purge_retries": self.purge_retries,
+            "commit_failures": self.commit_failures,
+            "lag_ms_p50": percentile(samples, 0.5),
+            "lag_ms_p99": percentile(samples, 0.99),
+        }
+
+    def write(self, path: Path) -> None:
+        """Replace `path` atomically with the stats as JSON (readers never see half a file)."""
+        partial = path.with_suffix(path.suffix + ".partial")
+        partial.write_text(json.dumps(self.as_dict()))
+        os.replace(partial, path)

@@ -13,9 +13,10 @@ from pathlib import Path
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import InvalidatorSettings
+from invalidator.offsets import committed_offsets
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
-from tests.integration.kafka_tools import caught_up, committed_offsets, start_group_at_end
+from tests.integration.kafka_tools import caught_up, start_group_at_end
 from tests.integration.stack import REPO
 
 

@@ -19,10 +19,11 @@ from contracts.orders import (
     OrderStatusChanged,
 )
 from invalidator import Invalidator, InvalidatorSettings
+from invalidator.offsets import end_offsets
 from producers import CacheClient, EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.integration.conftest import REGIONS
-from tests.integration.kafka_tools import caught_up, end_offsets
+from tests.integration.kafka_tools import caught_up
 
 
 def _ids() -> tuple[str, str]:
