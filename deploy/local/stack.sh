@@ -1,0 +1,513 @@
+#!/usr/bin/env bash
+# Local dev stack without Docker:
+#   kafka     Apache Kafka (real broker, KRaft combined broker+controller, single node)
+#   redis-eu  standalone Redis        (region "eu")
+#   redis-us  3-master Redis Cluster  (region "us")
+#
+# Usage: deploy/local/stack.sh up|down [--purge]|status|logs [-f] [kafka|redis-eu|redis-us]|env
+# `up` is idempotent and prints the `export ...` lines on stdout (progress goes to stderr), so
+#   eval "$(deploy/local/stack.sh up)"
+# works. See deploy/local/README.md.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "${SCRIPT_DIR}/../.." && pwd)"
+
+STACK_DIR="${STACK_DIR:-${REPO_ROOT}/.stack}"
+[[ "${STACK_DIR}" == /* ]] || STACK_DIR="${PWD}/${STACK_DIR}"
+KAFKA_VERSION="${KAFKA_VERSION:-4.1.0}"
+KAFKA_PORT="${KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
+REDIS_EU_PORT="${REDIS_EU_PORT:-16379}"
+REDIS_US_PORT="${REDIS_US_PORT:-17001}"
+
+KAFKA_START_TIMEOUT=90   # seconds until the broker must answer
+KAFKA_STOP_TIMEOUT=60    # seconds between SIGTERM and SIGKILL
+REDIS_TIMEOUT=20         # seconds for PING / cluster_state:ok
+
+LIBS_DIR="${STACK_DIR}/kafka-libs/${KAFKA_VERSION}"
+KAFKA_DIR="${STACK_DIR}/kafka"
+KAFKA_DATA_DIR="${KAFKA_DIR}/data"
+KAFKA_CONFIG="${KAFKA_DIR}/server.properties"
+KAFKA_ADMIN_CONFIG="${KAFKA_DIR}/admin.properties"
+REDIS_DIR="${STACK_DIR}/redis"
+LOG_DIR="${STACK_DIR}/logs"
+RUN_DIR="${STACK_DIR}/run"
+KAFKA_LOG="${LOG_DIR}/kafka.log"
+KAFKA_TOOLS_LOG="${LOG_DIR}/kafka-tools.log"
+MAVEN_LOG="${LOG_DIR}/maven.log"
+KAFKA_PID_FILE="${RUN_DIR}/kafka.pid"
+TOPICS_FILE="${SCRIPT_DIR}/topics.txt"
+LOG4J_CONFIG="${SCRIPT_DIR}/log4j2.yaml"
+POM="${SCRIPT_DIR}/pom.xml"
+
+for _port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT REDIS_US_PORT; do
+  [[ "${!_port_var}" =~ ^[0-9]+$ ]] || { echo "stack.sh: error: ${_port_var} must be a port number, got '${!_port_var}'" >&2; exit 2; }
+done
+US_PORTS=("${REDIS_US_PORT}" "$((REDIS_US_PORT + 1))" "$((REDIS_US_PORT + 2))")
+
+# Short-lived CLI JVMs: start fast, stay small.
+TOOLS_JAVA_OPTS=(-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
+  -Djava.awt.headless=true)
+
+# ---------------------------------------------------------------------------- helpers
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf 'stack.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  cat >&2 <<EOF
+usage: $(basename "$0") <command>
+  up                 start whatever is not running yet, create topics, print env
+  down [--purge]     stop everything (--purge also deletes data and logs, keeps the jar cache)
+  status             one line per service; exit 0 only if all answer
+  logs [-f] [kafka|redis-eu|redis-us]   tail the logs (-f: follow)
+  env                print the export lines for the Python settings
+EOF
+}
+
+now() { date +%s; }
+
+# Alive = exists and is not a zombie (daemonised Redis/Kafka are reparented to PID 1, which
+# may reap them late; kill -0 alone would report an exited process as running).
+pid_alive() {
+  local state
+  [[ -n "${1:-}" ]] || return 1
+  state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+  [[ -n "${state}" && "${state}" != Z* ]]
+}
+
+read_pid() { if [[ -s "$1" ]]; then tr -dc '0-9' <"$1"; fi; }
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+rcli() { local port="$1"; shift; timeout 5 redis-cli -h 127.0.0.1 -p "${port}" "$@" 2>/dev/null; }
+
+redis_ping() { [[ "$(rcli "$1" ping)" == "PONG" ]]; }
+
+ensure_dirs() { mkdir -p "${LOG_DIR}" "${RUN_DIR}" "${KAFKA_DIR}" "${REDIS_DIR}"; }
+
+# Serialise up/down so two concurrent invocations cannot start two stacks.
+take_lock() {
+  ensure_dirs
+  exec 9>"${RUN_DIR}/stack.lock"
+  flock -w 180 9 || die "another stack.sh up/down holds ${RUN_DIR}/stack.lock"
+}
+
+print_env() {
+  printf "export INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:%s\n" "${KAFKA_PORT}"
+  printf "export INVALIDATOR_REGIONS='%s'\n" \
+    "{\"eu\":[{\"name\":\"eu-standalone\",\"url\":\"redis://127.0.0.1:${REDIS_EU_PORT}/0\",\"cluster\":false}],\"us\":[{\"name\":\"us-cluster\",\"url\":\"redis://127.0.0.1:${REDIS_US_PORT}\",\"cluster\":true}]}"
+}
+
+# ---------------------------------------------------------------------------- kafka
+
+require_java() {
+  command -v java >/dev/null || die "java not found (Kafka ${KAFKA_VERSION} needs a JDK 17+ on PATH)"
+}
+
+kafka_libs_present() {
+  [[ -f "${LIBS_DIR}/kafka_2.13-${KAFKA_VERSION}.jar" \
+    && -f "${LIBS_DIR}/kafka-tools-${KAFKA_VERSION}.jar" ]] \
+    && compgen -G "${LIBS_DIR}/log4j-slf4j-impl-*.jar" >/dev/null
+}
+
+ensure_kafka_libs() {
+  kafka_libs_present && return 0
+  command -v mvn >/dev/null || die "mvn not found: needed once to fetch the Kafka ${KAFKA_VERSION} jars"
+  log "resolving Kafka ${KAFKA_VERSION} jars with Maven into ${LIBS_DIR} (one-time)"
+  local tmp="${LIBS_DIR}.tmp.$$"
+  rm -rf "${tmp}"
+  if ! mvn -B -q -f "${POM}" dependency:copy-dependencies \
+      -Dkafka.version="${KAFKA_VERSION}" -DoutputDirectory="${tmp}" >"${MAVEN_LOG}" 2>&1; then
+    rm -rf "${tmp}"
+    die "Maven could not resolve Kafka ${KAFKA_VERSION} jars; see ${MAVEN_LOG}"
+  fi
+  rm -rf "${LIBS_DIR}"
+  mv "${tmp}" "${LIBS_DIR}"
+  kafka_libs_present || die "Kafka jars missing in ${LIBS_DIR} after Maven run; see ${MAVEN_LOG}"
+}
+
+# Run a Kafka CLI class (StorageTool, TopicCommand); its log4j output goes to kafka-tools.log.
+kafka_tool() {
+  java "${TOOLS_JAVA_OPTS[@]}" \
+    -Dlog4j2.configurationFile="${LOG4J_CONFIG}" \
+    -Dkafka.log.file="${KAFKA_TOOLS_LOG}" -Dkafka.log.level=WARN \
+    -cp "${LIBS_DIR}/*" "$@"
+}
+
+topics_cmd() {
+  kafka_tool org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "127.0.0.1:${KAFKA_PORT}" --command-config "${KAFKA_ADMIN_CONFIG}" "$@"
+}
+
+write_kafka_config() {
+  cat >"${KAFKA_CONFIG}" <<EOF
+# Generated by deploy/local/stack.sh; rewritten on every start.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:${KAFKA_CONTROLLER_PORT}
+listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
+advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=${KAFKA_DATA_DIR}
+num.partitions=6
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+EOF
+  # Client settings for the CLI tools: fail fast instead of retrying for a minute.
+  cat >"${KAFKA_ADMIN_CONFIG}" <<EOF
+request.timeout.ms=5000
+default.api.timeout.ms=10000
+EOF
+}
+
+kafka_pid() {
+  local pid
+  pid="$(read_pid "${KAFKA_PID_FILE}")"
+  # Guard against pid reuse: the process must be our broker.
+  if pid_alive "${pid}" && [[ "$(ps -o args= -p "${pid}" 2>/dev/null)" == *"${KAFKA_CONFIG}"* ]]; then
+    printf '%s\n' "${pid}"
+  fi
+}
+
+format_kafka_storage() {
+  [[ -f "${KAFKA_DATA_DIR}/meta.properties" ]] && return 0
+  local cluster_id
+  cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid 2>>"${KAFKA_TOOLS_LOG}")" \
+    || die "Kafka StorageTool random-uuid failed; see ${KAFKA_TOOLS_LOG}"
+  log "formatting Kafka storage (cluster id ${cluster_id})"
+  mkdir -p "${KAFKA_DATA_DIR}"
+  kafka_tool kafka.tools.StorageTool format -t "${cluster_id}" -c "${KAFKA_CONFIG}" \
+    >>"${KAFKA_TOOLS_LOG}" 2>&1 \
+    || die "Kafka storage format failed; see ${KAFKA_TOOLS_LOG}"
+}
+
+start_kafka() {
+  local pid
+  pid="$(kafka_pid)"
+  if [[ -n "${pid}" ]]; then
+    log "kafka already running (pid ${pid})"
+    return 0
+  fi
+  rm -f "${KAFKA_PID_FILE}"
+  local port
+  for port in "${KAFKA_PORT}" "${KAFKA_CONTROLLER_PORT}"; do
+    port_open "${port}" && die "kafka: port ${port} is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+  done
+  require_java
+  ensure_kafka_libs
+  write_kafka_config
+  format_kafka_storage
+  log "starting kafka ${KAFKA_VERSION} on 127.0.0.1:${KAFKA_PORT} (log: ${KAFKA_LOG})"
+  printf '===== %s stack.sh: starting kafka %s =====\n' "$(date '+%F %T')" "${KAFKA_VERSION}" >>"${KAFKA_LOG}"
+  # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
+  nohup java ${KAFKA_HEAP_OPTS} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+    -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="${LOG4J_CONFIG}" \
+    -Dkafka.log.file="${KAFKA_LOG}" -Dkafka.log.level=INFO -Dkafka.logs.dir="${LOG_DIR}" \
+    -cp "${LIBS_DIR}/*" kafka.Kafka "${KAFKA_CONFIG}" \
+    </dev/null >>"${KAFKA_LOG}" 2>&1 9>&- &
+  echo $! >"${KAFKA_PID_FILE}"
+}
+
+# Wait until the broker answers a metadata request; leaves the topic list in KAFKA_TOPICS.
+KAFKA_TOPICS=""
+wait_kafka() {
+  local deadline=$(( $(now) + KAFKA_START_TIMEOUT )) pid
+  while :; do
+    pid="$(read_pid "${KAFKA_PID_FILE}")"
+    pid_alive "${pid}" || die "kafka exited during startup; see ${KAFKA_LOG}"
+    if port_open "${KAFKA_PORT}" && KAFKA_TOPICS="$(topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")"; then
+      return 0
+    fi
+    (( $(now) < deadline )) || die "kafka did not answer on 127.0.0.1:${KAFKA_PORT} within ${KAFKA_START_TIMEOUT}s; see ${KAFKA_LOG}"
+    sleep 0.5
+  done
+}
+
+# "name partitions" pairs from topics.txt (comments and blank lines dropped).
+read_topics() {
+  sed -e 's/#.*//' "${TOPICS_FILE}" | awk 'NF >= 2 { print $1, $2 }'
+}
+
+ensure_topics() {
+  local name parts pids=() names=() i failed=()
+  while read -r name parts; do
+    grep -qxF "${name}" <<<"${KAFKA_TOPICS}" && continue
+    log "creating topic ${name} (${parts} partitions)"
+    topics_cmd --create --if-not-exists --topic "${name}" --partitions "${parts}" \
+      --replication-factor 1 >>"${KAFKA_TOOLS_LOG}" 2>&1 &
+    pids+=("$!")
+    names+=("${name}")
+  done < <(read_topics)
+  # One JVM per topic (TopicCommand takes a single topic), run in parallel.
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || failed+=("${names[$i]}")
+  done
+  (( ${#failed[@]} == 0 )) || die "creating topic(s) ${failed[*]} failed; see ${KAFKA_TOOLS_LOG}"
+  if (( ${#pids[@]} == 0 )); then log "topics present"; fi
+}
+
+stop_kafka() {
+  local pid deadline
+  pid="$(kafka_pid)"
+  if [[ -n "${pid}" ]]; then
+    log "stopping kafka (pid ${pid})"
+    kill -TERM "${pid}" 2>/dev/null || true
+    deadline=$(( $(now) + KAFKA_STOP_TIMEOUT ))
+    while pid_alive "${pid}" && (( $(now) < deadline )); do sleep 0.2; done
+    if pid_alive "${pid}"; then
+      log "kafka did not stop within ${KAFKA_STOP_TIMEOUT}s, sending SIGKILL (see ${KAFKA_LOG})"
+      kill -KILL "${pid}" 2>/dev/null || true
+      while pid_alive "${pid}"; do sleep 0.1; done
+    fi
+  fi
+  rm -f "${KAFKA_PID_FILE}"
+}
+
+# ---------------------------------------------------------------------------- redis
+
+require_redis() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    if [[ "$(id -u)" != "0" ]] || ! command -v apt-get >/dev/null; then
+      die "redis-server/redis-cli not found; install the redis-server package"
+    fi
+    log "installing redis-server with apt-get"
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; } \
+      >"${LOG_DIR}/apt.log" 2>&1 || die "apt-get install redis-server failed; see ${LOG_DIR}/apt.log"
+  fi
+}
+
+# name -> data dir / files. Names: eu, us-<port>.
+redis_dir() { printf '%s/%s\n' "${REDIS_DIR}" "$1"; }
+redis_pid_file() { printf '%s/redis-%s.pid\n' "${RUN_DIR}" "$1"; }
+redis_log() { printf '%s/redis-%s.log\n' "${LOG_DIR}" "$1"; }
+
+# True if the Redis on $port is the one this stack started (its data dir is ours).
+redis_is_ours() {
+  local dir ours
+  dir="$(rcli "$1" config get dir | sed -n 2p)" || return 1
+  ours="$(cd "$(redis_dir "$2")" 2>/dev/null && pwd -P)" || return 1
+  [[ -n "${dir}" && "${dir}" == "${ours}" ]]
+}
+
+start_redis() {
+  local name="$1" port="$2" cluster="$3" dir conf pid_file log_file deadline
+  dir="$(redis_dir "${name}")"
+  pid_file="$(redis_pid_file "${name}")"
+  log_file="$(redis_log "${name}")"
+  if redis_ping "${port}"; then
+    redis_is_ours "${port}" "${name}" \
+      || die "redis-${name}: port ${port} is already used by another Redis (set REDIS_EU_PORT / REDIS_US_PORT)"
+    log "redis-${name} already running on ${port}"
+    return 0
+  fi
+  port_open "${port}" && die "redis-${name}: port ${port} is already in use by another process"
+  mkdir -p "${dir}"
+  conf="${dir}/redis.conf"
+  cat >"${conf}" <<EOF
+# Generated by deploy/local/stack.sh
+port ${port}
+bind 127.0.0.1
+protected-mode no
+daemonize yes
+pidfile "${pid_file}"
+logfile "${log_file}"
+dir "${dir}"
+save ""
+appendonly no
+EOF
+  if [[ "${cluster}" == "yes" ]]; then
+    cat >>"${conf}" <<EOF
+cluster-enabled yes
+cluster-config-file "${dir}/nodes.conf"
+cluster-node-timeout 5000
+EOF
+  fi
+  log "starting redis-${name} on 127.0.0.1:${port} (log: ${log_file})"
+  redis-server "${conf}" </dev/null >>"${log_file}" 2>&1 9>&- \
+    || die "redis-${name} failed to start; see ${log_file}"
+  deadline=$(( $(now) + REDIS_TIMEOUT ))
+  until redis_ping "${port}"; do
+    (( $(now) < deadline )) || die "redis-${name} did not answer PING on ${port} within ${REDIS_TIMEOUT}s; see ${log_file}"
+    sleep 0.1
+  done
+}
+
+cluster_ok() {
+  local info
+  info="$(rcli "$1" cluster info)" || return 1
+  [[ "${info}" == *"cluster_state:ok"* ]]
+}
+
+cluster_known_nodes() {
+  rcli "$1" cluster info | tr -d '\r' | awk -F: '$1 == "cluster_known_nodes" { print $2 }'
+}
+
+ensure_us_cluster() {
+  local port all_ok=1 deadline addrs=() log_file
+  log_file="$(redis_log "us-${REDIS_US_PORT}")"
+  for port in "${US_PORTS[@]}"; do cluster_ok "${port}" || all_ok=0; done
+  if (( all_ok )); then log "redis-us cluster ok"; return 0; fi
+  # Nodes that already know each other (nodes.conf kept across restarts) converge on their
+  # own; only a never-joined first node means the cluster has to be created.
+  if [[ "$(cluster_known_nodes "${REDIS_US_PORT}")" == "1" ]]; then
+    for port in "${US_PORTS[@]}"; do addrs+=("127.0.0.1:${port}"); done
+    log "creating redis-us cluster ${addrs[*]}"
+    redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
+      >>"${log_file}" 2>&1 || die "redis-cli --cluster create failed; see ${log_file}"
+  fi
+  deadline=$(( $(now) + REDIS_TIMEOUT ))
+  for port in "${US_PORTS[@]}"; do
+    until cluster_ok "${port}"; do
+      (( $(now) < deadline )) \
+        || die "redis-us node ${port} not cluster_state:ok within ${REDIS_TIMEOUT}s; see $(redis_log "us-${port}")"
+      sleep 0.2
+    done
+  done
+  log "redis-us cluster ok"
+}
+
+stop_redis() {
+  local name="$1" port="$2" pid_file pid deadline
+  pid_file="$(redis_pid_file "${name}")"
+  pid="$(read_pid "${pid_file}")"
+  if redis_ping "${port}" && redis_is_ours "${port}" "${name}"; then
+    log "stopping redis-${name} (${port})"
+    rcli "${port}" shutdown nosave >/dev/null || true
+  fi
+  if pid_alive "${pid}" && [[ "$(ps -o args= -p "${pid}" 2>/dev/null)" == *redis-server* ]]; then
+    deadline=$(( $(now) + 10 ))
+    while pid_alive "${pid}" && (( $(now) < deadline )); do sleep 0.1; done
+    if pid_alive "${pid}"; then
+      log "redis-${name} still running, killing pid ${pid}"
+      kill -TERM "${pid}" 2>/dev/null || true
+      sleep 1
+      kill -KILL "${pid}" 2>/dev/null || true
+    fi
+  fi
+  rm -f "${pid_file}"
+}
+
+# ---------------------------------------------------------------------------- commands
+
+cmd_up() {
+  local t0 port
+  t0="$(now)"
+  take_lock
+  [[ -f "${TOPICS_FILE}" ]] || die "topics file ${TOPICS_FILE} not found"
+  require_redis
+  # Kafka first: its JVM warms up in the background while Redis starts.
+  start_kafka
+  start_redis eu "${REDIS_EU_PORT}" no
+  for port in "${US_PORTS[@]}"; do start_redis "us-${port}" "${port}" yes; done
+  ensure_us_cluster
+  wait_kafka
+  ensure_topics
+  log "stack up in $(( $(now) - t0 ))s"
+  print_env
+}
+
+cmd_down() {
+  local purge=0 port
+  case "${1:-}" in
+    "") ;;
+    --purge) purge=1 ;;
+    *) usage; exit 2 ;;
+  esac
+  take_lock
+  stop_kafka
+  stop_redis eu "${REDIS_EU_PORT}"
+  for port in "${US_PORTS[@]}"; do stop_redis "us-${port}" "${port}"; done
+  if (( purge )); then
+    log "purging data and logs under ${STACK_DIR} (keeping ${STACK_DIR}/kafka-libs)"
+    rm -rf "${KAFKA_DIR}" "${REDIS_DIR}" "${LOG_DIR}"
+  fi
+  log "stack down"
+}
+
+cmd_status() {
+  local rc=0 pid topics name missing=() port bad=()
+  pid="$(kafka_pid)"
+  if [[ -n "${pid}" ]] && port_open "${KAFKA_PORT}" && kafka_libs_present \
+      && topics="$(topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")"; then
+    while read -r name _; do
+      grep -qxF "${name}" <<<"${topics}" || missing+=("${name}")
+    done < <(read_topics)
+    if (( ${#missing[@]} )); then
+      printf 'kafka     DEGRADED 127.0.0.1:%s pid %s, missing topics: %s\n' "${KAFKA_PORT}" "${pid}" "${missing[*]}"
+      rc=1
+    else
+      printf 'kafka     up   127.0.0.1:%s pid %s, topics ok\n' "${KAFKA_PORT}" "${pid}"
+    fi
+  else
+    printf 'kafka     down 127.0.0.1:%s (log: %s)\n' "${KAFKA_PORT}" "${KAFKA_LOG}"
+    rc=1
+  fi
+  if redis_ping "${REDIS_EU_PORT}"; then
+    printf 'redis-eu  up   127.0.0.1:%s\n' "${REDIS_EU_PORT}"
+  else
+    printf 'redis-eu  down 127.0.0.1:%s (log: %s)\n' "${REDIS_EU_PORT}" "$(redis_log eu)"
+    rc=1
+  fi
+  for port in "${US_PORTS[@]}"; do cluster_ok "${port}" || bad+=("${port}"); done
+  if (( ${#bad[@]} == 0 )); then
+    printf 'redis-us  up   127.0.0.1:%s-%s cluster_state:ok\n' "${US_PORTS[0]}" "${US_PORTS[2]}"
+  else
+    printf 'redis-us  down 127.0.0.1:%s-%s (not ok: %s; logs: %s/redis-us-*.log)\n' \
+      "${US_PORTS[0]}" "${US_PORTS[2]}" "${bad[*]}" "${LOG_DIR}"
+    rc=1
+  fi
+  return "${rc}"
+}
+
+cmd_logs() {
+  local follow=() files=() arg port svc=""
+  for arg in "$@"; do
+    case "${arg}" in
+      -f|--follow) follow=(-F) ;;
+      kafka|redis-eu|redis-us) svc="${arg}" ;;
+      *) usage; exit 2 ;;
+    esac
+  done
+  if [[ -z "${svc}" || "${svc}" == kafka ]]; then files+=("${KAFKA_LOG}"); fi
+  if [[ -z "${svc}" || "${svc}" == redis-eu ]]; then files+=("$(redis_log eu)"); fi
+  if [[ -z "${svc}" || "${svc}" == redis-us ]]; then
+    for port in "${US_PORTS[@]}"; do files+=("$(redis_log "us-${port}")"); done
+  fi
+  if (( ${#follow[@]} == 0 )); then
+    local f existing=()
+    for f in "${files[@]}"; do [[ -f "${f}" ]] && existing+=("${f}"); done
+    (( ${#existing[@]} )) || die "no log files yet under ${LOG_DIR}"
+    files=("${existing[@]}")
+  fi
+  exec tail -n 100 "${follow[@]}" "${files[@]}"
+}
+
+main() {
+  local cmd="${1:-}"
+  [[ $# -gt 0 ]] && shift
+  case "${cmd}" in
+    up) cmd_up ;;
+    down) cmd_down "$@" ;;
+    status) cmd_status ;;
+    logs) cmd_logs "$@" ;;
+    env) print_env ;;
+    -h|--help|help) usage ;;
+    *) usage; exit 2 ;;
+  esac
+}
+
+main "$@"
