@@ -58,7 +58,8 @@ class CacheClient:
     def __init__(self, redis: RedisClient) -> None:
         """redis: the region's client (see `connect_redis`)."""
         self._redis = redis
-        self._fill_if_generation = redis.register_script(FILL_IF_GENERATION)
+        # redis-py types register_script for Redis only; its Cluster client supports it too.
+        self._fill_if_generation = redis.register_script(FILL_IF_GENERATION)  # type: ignore[misc]
 
     async def read(self, namespace: BoundNamespace, entry: str) -> CacheRead:
         """Read one entry; a miss still returns the generation to fill under.

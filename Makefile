@@ -1,0 +1,41 @@
+# The README's commands. Each does its own set-up (venv, pip; the stack script brings Kafka/Redis).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+STACK := bash deploy/local/stack.sh
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint unit up down status setup clean
+
+demo: $(INSTALLED)  ## the stack, both invalidators, the example orders service, a live summary
+	eval "$$($(STACK) up)" && $(BIN)/python -m demo $(DEMO_ARGS)
+
+test: lint $(INSTALLED)  ## ruff, mypy --strict, then every test against the real services
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(INSTALLED)  ## the tests that need no service
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+up:
+	$(STACK) up
+down:
+	$(STACK) down
+status:
+	$(STACK) status
+
+setup: $(INSTALLED)
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+clean:
+	$(STACK) down --purge
+	rm -rf $(VENV)

@@ -1,0 +1,300 @@
+"""`python -m demo`: both invalidators, the orders service under load, and a live summary.
+
+Readers and writers run against the real stack. A read is stale when it returns a page older
+than a write whose purge had already been seen in that region before the read started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from demo.service import OrdersService
+from demo.store import OrdersStore, page_version
+from demo.watch import PurgeWatcher
+from invalidator.cli import load_settings
+from invalidator.offsets import group_lag
+from invalidator.settings import InvalidatorSettings, SettingsError
+from invalidator.stats import percentile
+from producers import CacheClient, EventPublisher, RedisClient, connect_redis
+
+RUN_DIR = Path(".stack") / "demo"
+
+
+@dataclass
+class Tally:
+    """What the demo saw."""
+
+    writes: int = 0
+    unconfirmed: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+    reads: int = 0
+    hits: int = 0
+    stale: int = 0
+    stale_examples: list[str] = field(default_factory=list)
+
+
+class Demo:
+    """The workload: writers change order statuses, readers read order list pages."""
+
+    def __init__(self, args: argparse.Namespace, settings: InvalidatorSettings) -> None:
+        self.args = args
+        self.settings = settings
+        self.regions = sorted(settings.regions)
+        self.tally = Tally()
+        self.stop = asyncio.Event()
+        self.store = OrdersStore(companies=args.companies, orders_per_company=20)
+        self.clients: dict[str, RedisClient] = {
+            r: connect_redis(settings.targets(r)[0]) for r in self.regions
+        }
+        self.watcher = PurgeWatcher(self.clients)
+        # Per region and company: the newest data version whose purge was seen there.
+        self.purged_version = {r: dict.fromkeys(self.store.company_ids, 0) for r in self.regions}
+        self.company_locks = {c: asyncio.Lock() for c in self.store.company_ids}
+        self.hot = self.store.company_ids[: max(1, len(self.store.company_ids) // 10)]
+
+    async def writer(self, service: OrdersService, period: float) -> None:
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            next_at += period
+            company = random.choice(self.store.company_ids)
+            # One write in flight per company, so a generation change is this write's purge.
+            async with self.company_locks[company]:
+                namespace = service.order_list(company)
+                before = {
+                    r: (await service.caches[r].read(namespace, "page:1")).generation
+                    for r in self.regions
+                }
+                started = time.monotonic()
+                change, _ = await service.advance_status(
+                    random.choice(self.store.order_ids[company])
+                )
+                self.tally.writes += 1
+                landed = await self.watcher.landed(namespace, before)
+                if landed is None:
+                    self.tally.unconfirmed += 1
+                else:
+                    self.tally.latency_ms.append((max(landed.values()) - started) * 1000)
+                    for region in landed:
+                        self.purged_version[region][company] = change.company_version
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def reader(self, service: OrdersService, period: float) -> None:
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            next_at += period
+            region = random.choice(self.regions)
+            pool = self.hot if random.random() < 0.8 else self.store.company_ids
+            company = random.choice(pool)
+            must_see = self.purged_version[region][company]
+            page, hit = await service.list_page(region, company)
+            self.tally.reads += 1
+            self.tally.hits += hit
+            if page_version(page) < must_see:
+                self.tally.stale += 1
+                if len(self.tally.stale_examples) < 5:
+                    self.tally.stale_examples.append(
+                        f"{region} {company}: read v{page_version(page)} after v{must_see} purged"
+                    )
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    def line(self, elapsed: float) -> str:
+        purges = " ".join(f"{r} {_stats(r).get('namespaces_purged', 0):.0f}" for r in self.regions)
+        t = self.tally
+        return (
+            f"[{elapsed:5.1f}s] events {t.writes} ({t.writes / max(elapsed, 1e-9):.0f}/s) | "
+            f"purges {purges} | e2e p50 {percentile(t.latency_ms, 0.5):.1f} ms "
+            f"p99 {percentile(t.latency_ms, 0.99):.1f} ms | reads {t.reads} "
+            f"hit {100 * t.hits / max(t.reads, 1):.0f}% | stale {t.stale}"
+        )
+
+    async def run(self) -> float:
+        caches = {r: CacheClient(client) for r, client in self.clients.items()}
+        async with EventPublisher(self.settings.kafka, source="orders-demo") as publisher:
+            service = OrdersService(self.store, publisher, caches)
+            write_period = self.args.writers / self.args.write_rate
+            read_period = self.args.readers / self.args.read_rate
+            tasks = [
+                *(
+                    asyncio.create_task(self.writer(service, write_period))
+                    for _ in range(self.args.writers)
+                ),
+                *(
+                    asyncio.create_task(self.reader(service, read_period))
+                    for _ in range(self.args.readers)
+                ),
+            ]
+            started = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.args.seconds):
+                    while not self.stop.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.stop.wait(), timeout=1.0)
+                        print(self.line(time.monotonic() - started), flush=True)
+            self.stop.set()
+            await asyncio.gather(*tasks)
+            elapsed = time.monotonic() - started
+        for client in self.clients.values():
+            await client.aclose()
+        return elapsed
+
+
+def _stats(region: str) -> dict[str, float]:
+    try:
+        loaded: dict[str, float] = json.loads((RUN_DIR / f"stats-{region}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded
+
+
+async def _start_invalidators(
+    settings: InvalidatorSettings,
+) -> dict[str, asyncio.subprocess.Process]:
+    processes = {}
+    for region in sorted(settings.regions):
+        (RUN_DIR / f"stats-{region}.json").unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "INVALIDATOR_STATS_FILE": str(RUN_DIR / f"stats-{region}.json"),
+            "INVALIDATOR_STATS_INTERVAL_S": "1",
+        }
+        log = (RUN_DIR / f"invalidator-{region}.log").open("ab")
+        processes[region] = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "invalidator",
+            "run",
+            "--region",
+            region,
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        log_path = RUN_DIR / f"invalidator-{region}.log"
+        print(f"invalidator {region}: pid {processes[region].pid}, log {log_path}")
+    return processes
+
+
+async def _caught_up(
+    settings: InvalidatorSettings, processes: dict[str, asyncio.subprocess.Process]
+) -> None:
+    topics = settings.load_catalogue().topics()
+    deadline = time.monotonic() + 180
+    while True:
+        for region, process in processes.items():
+            if process.returncode is not None:
+                raise RuntimeError(
+                    f"invalidator {region} exited ({process.returncode}); "
+                    f"see {RUN_DIR}/invalidator-{region}.log"
+                )
+        behind = {
+            region: sum(
+                p.lag
+                for p in (
+                    await group_lag(settings.kafka, settings.group_id(region), topics)
+                ).values()
+            )
+            for region in processes
+        }
+        if not any(behind.values()) and all(_stats(r) for r in processes):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"invalidators did not catch up within 180 s: {behind}")
+        print(f"waiting for the invalidators to catch up: {behind} events behind", flush=True)
+        await asyncio.sleep(1.0)
+
+
+async def _stop(processes: dict[str, asyncio.subprocess.Process]) -> None:
+    for process in processes.values():
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+    for region, process in processes.items():
+        try:
+            await asyncio.wait_for(process.wait(), timeout=30)
+        except TimeoutError:
+            print(f"invalidator {region} ignored SIGTERM for 30 s; killing it")
+            process.kill()
+            await process.wait()
+
+
+async def _main(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if not settings.regions:
+        raise SettingsError("INVALIDATOR_REGIONS is empty; run `make demo` (it starts the stack)")
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    processes = await _start_invalidators(settings)
+    demo = Demo(args, settings)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, demo.stop.set)
+    loop.add_signal_handler(signal.SIGTERM, demo.stop.set)
+    try:
+        await _caught_up(settings, processes)
+        print(f"running the orders service for {args.seconds:.0f} s (Ctrl-C stops early)")
+        elapsed = await demo.run()
+        await asyncio.sleep(1.2)  # let each invalidator write its last stats file
+    finally:
+        await _stop(processes)
+    return _report(demo, elapsed)
+
+
+def _report(demo: Demo, elapsed: float) -> int:
+    t = demo.tally
+    summary = {
+        "seconds": round(elapsed, 1),
+        "events_published": t.writes,
+        "events_per_s": round(t.writes / elapsed, 1),
+        "purges_per_region": {r: _stats(r).get("namespaces_purged", 0) for r in demo.regions},
+        "e2e_latency_ms": {
+            "p50": round(percentile(t.latency_ms, 0.5), 2),
+            "p99": round(percentile(t.latency_ms, 0.99), 2),
+            "max": round(max(t.latency_ms, default=0.0), 2),
+        },
+        "purges_unconfirmed": t.unconfirmed,
+        "reads": t.reads,
+        "hit_ratio": round(t.hits / max(t.reads, 1), 3),
+        "stale_reads": t.stale,
+    }
+    (RUN_DIR / "summary.json").write_text(json.dumps(summary, indent=2))
+    print("\nsummary (also in .stack/demo/summary.json):")
+    for name, value in summary.items():
+        print(f"  {name:20} {value}")
+    for example in t.stale_examples:
+        print(f"  stale: {example}")
+    healthy = t.writes > 0 and t.stale == 0 and t.unconfirmed == 0
+    print("OK: every purge landed in every region, no stale read" if healthy else "FAILED")
+    return 0 if healthy else 1
+
+
+def main() -> int:
+    """Parse the options and run the demo; the exit status is 0 only with no stale read."""
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to run (default 20)")
+    parser.add_argument("--companies", type=int, default=200)
+    parser.add_argument("--writers", type=int, default=8, help="concurrent writers (default 8)")
+    parser.add_argument(
+        "--write-rate", type=float, default=200.0, help="writes per second (default 200)"
+    )
+    parser.add_argument("--readers", type=int, default=16, help="concurrent readers (default 16)")
+    parser.add_argument(
+        "--read-rate", type=float, default=2000.0, help="reads per second (default 2000)"
+    )
+    args = parser.parse_args()
+    try:
+        return asyncio.run(_main(args))
+    except (SettingsError, RuntimeError) as error:
+        print(f"demo: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
