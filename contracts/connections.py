@@ -84,6 +84,9 @@ class RedisTarget(BaseModel):
     password: SecretStr | None = None
     tls: TlsSettings | None = None
     socket_timeout_s: float = Field(default=2.0, gt=0)
+    max_connections: int = Field(
+        default=128, ge=1, description="connection pool size (per master for a Cluster)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -108,6 +111,7 @@ class RedisTarget(BaseModel):
         kwargs: dict[str, Any] = {
             "socket_timeout": self.socket_timeout_s,
             "socket_connect_timeout": self.socket_timeout_s,
+            "max_connections": self.max_connections,
         }
         if self.username:
             kwargs["username"] = self.username

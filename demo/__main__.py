@@ -280,13 +280,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to run (default 20)")
     parser.add_argument("--companies", type=int, default=200)
-    parser.add_argument("--writers", type=int, default=8, help="concurrent writers (default 8)")
+    parser.add_argument("--writers", type=int, default=4, help="concurrent writers (default 4)")
     parser.add_argument(
-        "--write-rate", type=float, default=200.0, help="writes per second (default 200)"
+        "--write-rate", type=float, default=100.0, help="writes per second (default 100)"
     )
-    parser.add_argument("--readers", type=int, default=16, help="concurrent readers (default 16)")
+    parser.add_argument("--readers", type=int, default=8, help="concurrent readers (default 8)")
     parser.add_argument(
-        "--read-rate", type=float, default=2000.0, help="reads per second (default 2000)"
+        "--read-rate", type=float, default=1000.0, help="reads per second (default 1000)"
     )
     args = parser.parse_args()
     try:

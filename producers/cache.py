@@ -8,7 +8,9 @@ disappear instead of leaving a stale value behind.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -55,11 +57,17 @@ class CacheRead:
 class CacheClient:
     """Generation-checked reads and conditional fills on one Redis deployment."""
 
-    def __init__(self, redis: RedisClient) -> None:
-        """redis: the region's client (see `connect_redis`)."""
+    def __init__(self, redis: RedisClient, *, max_in_flight: int = 64) -> None:
+        """redis: the region's client (see `connect_redis`).
+        max_in_flight: how many commands this client sends at once; callers beyond it wait.
+            Keep it below the client's pool size: redis-py fails a command, rather than
+            waiting, when its pool is exhausted.
+        """
         self._redis = redis
-        # redis-py types register_script for Redis only; its Cluster client supports it too.
-        self._fill_if_generation = redis.register_script(FILL_IF_GENERATION)  # type: ignore[misc]
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._cluster_ready = not isinstance(redis, RedisCluster)
+        self._cluster_init = asyncio.Lock()
+        self._fill_if_generation = redis.register_script(FILL_IF_GENERATION)
 
     async def read(self, namespace: BoundNamespace, entry: str) -> CacheRead:
         """Read one entry; a miss still returns the generation to fill under.
@@ -67,12 +75,10 @@ class CacheClient:
         namespace: the concrete namespace, e.g. `COMPANY_ORDERS.bind(company_id=42)`.
         entry: the entry name inside it, e.g. `page:1`.
         """
-        gen_key = generation_key(namespace)
-        # Clients are created without decode_responses, so values come back as bytes.
-        found = cast(
-            list[bytes | None], await self._redis.mget(gen_key, entry_key(namespace, entry))
-        )
-        generation, raw = found
+        keys = (generation_key(namespace), entry_key(namespace, entry))
+        async with self._turn() as redis:
+            # Clients are created without decode_responses, so values come back as bytes.
+            generation, raw = cast(list[bytes | None], await redis.mget(*keys))
         if generation is None:
             # No token (never purged, evicted, lost in a failover): write a fresh one first,
             # so that no entry filled under a lost token can become valid again.
@@ -98,14 +104,15 @@ class CacheClient:
         generation: the generation returned by the `read` made before reading the source.
         """
         ttl_ms = int(namespace.namespace.ttl.total_seconds() * 1000)
-        stored = await self._fill_if_generation(
-            keys=[generation_key(namespace), entry_key(namespace, entry)],
-            args=[
-                generation,
-                encode_entry(generation, namespace.namespace.value_schema_version, value),
-                ttl_ms,
-            ],
-        )
+        async with self._turn():
+            stored = await self._fill_if_generation(
+                keys=[generation_key(namespace), entry_key(namespace, entry)],
+                args=[
+                    generation,
+                    encode_entry(generation, namespace.namespace.value_schema_version, value),
+                    ttl_ms,
+                ],
+            )
         return bool(stored)
 
     async def get_or_fill(
@@ -125,10 +132,25 @@ class CacheClient:
         await self.store(namespace, entry, value, generation=read.generation)
         return value
 
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[RedisClient]:
+        """The client, once it is ready and a place among the in-flight commands is free."""
+        if not self._cluster_ready:
+            # A Cluster client left to initialise itself under concurrent first use routes
+            # some commands to the wrong master, and the MOVED storm makes it reset
+            # connections other calls are using. Load the slot map once, before any command.
+            async with self._cluster_init:
+                if not self._cluster_ready:
+                    await cast(RedisCluster, self._redis).initialize()
+                    self._cluster_ready = True
+        async with self._in_flight:
+            yield self._redis
+
     async def _ensure_generation(self, namespace: BoundNamespace) -> bytes:
         fresh = new_generation()
         ttl_ms = int(generation_ttl(namespace).total_seconds() * 1000)
-        current = await self._redis.set(
-            generation_key(namespace), fresh, nx=True, get=True, px=ttl_ms
-        )
+        async with self._turn() as redis:
+            current = await redis.set(
+                generation_key(namespace), fresh, nx=True, get=True, px=ttl_ms
+            )
         return current if isinstance(current, bytes) else fresh

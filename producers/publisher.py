@@ -46,7 +46,7 @@ class EventPublisher:
         kafka: KafkaConnection,
         *,
         source: str,
-        linger_ms: int = 2,
+        linger_ms: int = 0,
         client_id: str | None = None,
     ) -> None:
         """kafka: how to reach the brokers.

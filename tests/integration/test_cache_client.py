@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 
@@ -9,8 +10,9 @@ import pytest
 
 from contracts.layout import entry_key, generation_key
 from contracts.orders import COMPANY_ORDERS
+from invalidator import InvalidatorSettings
 from invalidator.purge import purge_namespaces
-from producers import CacheClient, RedisClient
+from producers import CacheClient, RedisClient, connect_redis
 from tests.integration.conftest import REGIONS
 
 pytestmark = pytest.mark.parametrize("region", REGIONS)
@@ -89,3 +91,18 @@ async def test_entry_of_another_value_schema_version_is_a_miss(
     upgraded = dataclasses.replace(COMPANY_ORDERS, value_schema_version=2)
     assert await cache.get(upgraded.bind(company_id=namespace.key.split(":")[1]), "page:1") is None
     assert await cache.get(namespace, "page:1") == b"v1-shape"
+
+
+async def test_a_fresh_client_under_concurrent_first_use_reads_every_slot(
+    region: str, redis_clients: dict[str, RedisClient], settings: InvalidatorSettings
+) -> None:
+    # A Cluster client that initialises lazily under concurrent first use misroutes commands
+    # and resets connections in use; CacheClient loads the slot map once before any command.
+    fresh = connect_redis(settings.targets(region)[0])
+    try:
+        cache = CacheClient(fresh)
+        namespaces = [COMPANY_ORDERS.bind(company_id=_company()) for _ in range(200)]
+        reads = await asyncio.gather(*(cache.read(ns, "page:1") for ns in namespaces))
+        assert all(read.value is None and read.generation for read in reads)
+    finally:
+        await fresh.aclose()
