@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+import pydantic_settings
 from pydantic import ValidationError
 
 from contracts.errors import ContractError
@@ -37,6 +38,12 @@ def load_settings(catalogue: str | None = None) -> InvalidatorSettings:
     """Settings from the environment; raises SettingsError with a readable message."""
     try:
         settings = InvalidatorSettings()
+    except pydantic_settings.SettingsError as error:
+        # Raised when a complex value (e.g. INVALIDATOR_REGIONS) is not valid JSON.
+        field = str(error).split('"')[1] if '"' in str(error) else "?"
+        raise SettingsError(
+            f"invalid settings:\n  INVALIDATOR_{field.upper()}: not valid JSON ({error.__cause__})"
+        ) from None
     except ValidationError as error:
         lines = [
             f"  INVALIDATOR_{'__'.join(str(p).upper() for p in item['loc'])}: {item['msg']}"
