@@ -1,0 +1,94 @@
+"""A region whose Redis is cut off lags alone, retries, and catches up without losing a purge."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from urllib.parse import urlparse
+
+from contracts import RedisTarget
+from contracts.layout import generation_key
+from contracts.orders import CATALOGUE, ORDER, OrderCreated
+from invalidator import Invalidator, InvalidatorSettings
+from invalidator.offsets import committed_offsets
+from producers import EventPublisher, RedisClient
+from tests.conftest import wait_until
+from tests.faults.proxy import TcpProxy
+from tests.integration.kafka_tools import caught_up, start_group_at_end
+
+
+async def test_eu_redis_cut_off_lags_alone_and_catches_up(
+    settings: InvalidatorSettings,
+    publisher: EventPublisher,
+    redis_clients: dict[str, RedisClient],
+) -> None:
+    eu_target = settings.targets("eu")[0]
+    upstream = urlparse(eu_target.url)
+    proxy = TcpProxy(upstream.hostname or "127.0.0.1", upstream.port or 6379)
+    await proxy.start()
+    proxied = RedisTarget(
+        name="eu-via-proxy", url=f"redis://127.0.0.1:{proxy.port}/0", socket_timeout_s=0.5
+    )
+    settings = settings.model_copy(
+        update={
+            "regions": {**settings.regions, "eu": [proxied]},
+            "retry_initial_s": 0.05,
+            "retry_max_s": 0.5,
+        }
+    )
+    topics = CATALOGUE.topics()
+    invalidators = {}
+    tasks = []
+    starts = {}
+    for region in ("eu", "us"):
+        starts[region] = await start_group_at_end(settings.kafka, settings.group_id(region), topics)
+        invalidators[region] = Invalidator(settings, region=region, catalogue=CATALOGUE)
+        tasks.append(asyncio.create_task(invalidators[region].run()))
+    try:
+        for invalidator in invalidators.values():
+            await asyncio.wait_for(invalidator.assigned.wait(), timeout=60)
+
+        await proxy.cut()
+        run = uuid.uuid4().hex[:8]
+        orders = [ORDER.bind(order_id=f"o-{run}-{i}") for i in range(50)]
+        for i in range(50):
+            await publisher.publish(
+                OrderCreated(order_id=f"o-{run}-{i}", company_id=f"c-{run}", total_cents=i),
+                tenant="acme",
+                aggregate_version=1,
+            )
+
+        group_us, group_eu = settings.group_id("us"), settings.group_id("eu")
+        await wait_until(
+            lambda: caught_up(settings.kafka, group_us, topics),
+            within=60,
+            what="us to purge everything while eu is cut off",
+            interval=0.1,
+        )
+
+        async def eu_retrying() -> bool:
+            return invalidators["eu"].stats.purge_retries >= 3
+
+        await wait_until(eu_retrying, within=30, what="eu to retry its purge")
+        eu_committed = await committed_offsets(settings.kafka, group_eu)
+        assert all(eu_committed[tp] == offset for tp, offset in starts["eu"].items()), (
+            "eu committed offsets although its Redis is unreachable"
+        )
+        eu = redis_clients["eu"]
+        assert sum([await eu.exists(generation_key(ns)) for ns in orders]) == 0
+
+        await proxy.restore()
+        await wait_until(
+            lambda: caught_up(settings.kafka, group_eu, topics),
+            within=60,
+            what="eu to catch up once its Redis is back",
+            interval=0.1,
+        )
+        assert sum([await eu.exists(generation_key(ns)) for ns in orders]) == len(orders)
+        us = redis_clients["us"]
+        assert sum([await us.exists(generation_key(ns)) for ns in orders]) == len(orders)
+    finally:
+        for invalidator in invalidators.values():
+            invalidator.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+        await proxy.cut()
