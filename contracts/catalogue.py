@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
 
+from contracts.checks import catalogue_problems
 from contracts.decoding import EventSchemas
 from contracts.errors import CatalogueError
-from contracts.events import DomainEvent, Event, EventEnvelope
+from contracts.events import DomainEvent, Event
 from contracts.ids import validate_param
 
 _PARAM = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 _LITERAL = re.compile(r"[A-Za-z0-9_.:\-]*")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-ENVELOPE_PREFIX = "envelope."
-PAYLOAD_PREFIX = "payload."
 
 
 class PurgeStrategy(enum.StrEnum):
@@ -38,8 +38,9 @@ class PurgeStrategy(enum.StrEnum):
 class PurgeRule:
     """One way an event type purges a namespace: which event fields fill which parameters.
 
-    A rule whose source field is None in a given event purges nothing for that event; declare
-    several rules on one event to fan out (e.g. an order that moved purges both companies).
+    Fan-out: declare several rules on one event (an order that moved purges both companies),
+    or map a list field (one concrete namespace per element). A rule whose source field is
+    None or empty in a given event purges nothing for that event.
     """
 
     event: type[DomainEvent]
@@ -49,31 +50,18 @@ class PurgeRule:
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
 
-    def source_fields(self) -> dict[str, tuple[str, str]]:
-        """Template parameter -> (`payload` or `envelope`, field name)."""
-        resolved: dict[str, tuple[str, str]] = {}
+    def bindings(self, event: Event) -> list[dict[str, object]]:
+        """The parameter values this rule takes from `event`: one dict per concrete namespace."""
+        choices: list[list[tuple[str, object]]] = []
         for param, path in self.params.items():
-            if path.startswith(PAYLOAD_PREFIX):
-                resolved[param] = ("payload", path.removeprefix(PAYLOAD_PREFIX))
-            elif path.startswith(ENVELOPE_PREFIX):
-                resolved[param] = ("envelope", path.removeprefix(ENVELOPE_PREFIX))
-            else:
-                raise CatalogueError(
-                    f"{self.event.event_type}: parameter {param!r} maps to {path!r}; "
-                    "write 'payload.<field>' or 'envelope.<field>'"
-                )
-        return resolved
-
-    def values(self, event: Event) -> dict[str, object] | None:
-        """The parameter values this rule takes from `event`, or None when one is absent."""
-        values: dict[str, object] = {}
-        for param, (where, name) in self.source_fields().items():
-            source = event.payload if where == "payload" else event.envelope
-            value = getattr(source, name)
-            if value is None:
-                return None
-            values[param] = value
-        return values
+            source, _, name = path.partition(".")
+            value = getattr(event.payload if source == "payload" else event.envelope, name)
+            values = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+            present = [(param, v) for v in values if v is not None]
+            if not present:
+                return []
+            choices.append(present)
+        return [dict(combination) for combination in itertools.product(*choices)]
 
 
 @dataclass(frozen=True)
@@ -153,28 +141,35 @@ class BoundNamespace:
 
 
 class Catalogue:
-    """Every namespace of a deployment and the index from event type to what it purges."""
+    """Every namespace of a deployment and the index from event type to what it purges.
+
+    Building one runs every check (`contracts.checks`) and raises a `CatalogueError` listing
+    all the problems at once.
+    """
 
     def __init__(
-        self, namespaces: Iterable[Namespace], *, extra_events: Iterable[type[DomainEvent]] = ()
+        self, namespaces: Iterable[Namespace], *, events: Iterable[type[DomainEvent]] = ()
     ) -> None:
-        """namespaces: the declarations; extra_events: known events that purge nothing."""
+        """namespaces: the declarations.
+        events: event models to know besides those the rules name: older schema versions
+            (decoded, then upcast) and events that purge nothing.
+        """
         self.namespaces: tuple[Namespace, ...] = tuple(namespaces)
-        by_name: dict[str, Namespace] = {}
-        rules: dict[str, list[tuple[Namespace, PurgeRule]]] = {}
+        extra = tuple(events)
+        problems = catalogue_problems(self.namespaces, extra, param_pattern=_PARAM)
+        if problems:
+            raise CatalogueError(
+                "the catalogue has problems:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+        self._by_name = {namespace.name: namespace for namespace in self.namespaces}
+        self._rules: dict[str, list[tuple[Namespace, PurgeRule]]] = {}
         models: dict[tuple[str, int], type[DomainEvent]] = {
-            (m.event_type, m.schema_version): m for m in extra_events
+            (m.event_type, m.schema_version): m for m in extra
         }
         for namespace in self.namespaces:
-            if namespace.name in by_name:
-                raise CatalogueError(f"namespace {namespace.name!r} is declared twice")
-            by_name[namespace.name] = namespace
             for rule in namespace.purged_by:
-                _check_rule(namespace, rule)
                 models[(rule.event.event_type, rule.event.schema_version)] = rule.event
-                rules.setdefault(rule.event.event_type, []).append((namespace, rule))
-        self._by_name = by_name
-        self._rules = rules
+                self._rules.setdefault(rule.event.event_type, []).append((namespace, rule))
         self.schemas = EventSchemas(models.values())
 
     def namespace(self, name: str) -> Namespace:
@@ -190,26 +185,14 @@ class Catalogue:
         """Every topic an event of this catalogue is published to."""
         return sorted({model.topic for model in self.schemas.models()})
 
+    def rules_for(self, event_type: str) -> list[tuple[Namespace, PurgeRule]]:
+        """The (namespace, rule) pairs through which events of `event_type` purge."""
+        return list(self._rules.get(event_type, ()))
+
     def purges_for(self, event: Event) -> list[BoundNamespace]:
         """The concrete namespaces that `event` makes stale, in declaration order, no repeats."""
         found: dict[BoundNamespace, None] = {}
         for namespace, rule in self._rules.get(event.envelope.type, ()):
-            values = rule.values(event)
-            if values is not None:
+            for values in rule.bindings(event):
                 found[namespace.bind(**values)] = None
         return list(found)
-
-
-def _check_rule(namespace: Namespace, rule: PurgeRule) -> None:
-    if set(rule.params) != set(namespace.params):
-        raise CatalogueError(
-            f"namespace {namespace.name!r}: the rule for {rule.event.event_type} maps "
-            f"{sorted(rule.params)} but the template needs {sorted(namespace.params)}"
-        )
-    for param, (where, name) in rule.source_fields().items():
-        fields = rule.event.model_fields if where == "payload" else EventEnvelope.model_fields
-        if name not in fields:
-            raise CatalogueError(
-                f"namespace {namespace.name!r}: {param} maps to {where}.{name}, which "
-                f"{rule.event.event_type if where == 'payload' else 'the envelope'} does not have"
-            )
