@@ -194,6 +194,7 @@ def catalogue_problems(
                 problems.extend(rule_problems(namespace, rule))
     for model in models.values():
         problems.extend(event_problems(model))
+    problems.extend(_upcast_problems(list(models.values())))
     for index, first in enumerate(namespaces):
         for second in namespaces[index + 1 :]:
             example = colliding_key(first.template, second.template, param_pattern=param_pattern)
@@ -203,3 +204,19 @@ def catalogue_problems(
                     f"(e.g. {example!r}): add a distinct literal to one template"
                 )
     return problems
+
+
+def _upcast_problems(models: Sequence[type[DomainEvent]]) -> list[str]:
+    newest: dict[str, int] = {}
+    for model in models:
+        event_type = getattr(model, "event_type", None)
+        if isinstance(event_type, str):
+            newest[event_type] = max(newest.get(event_type, 0), model.schema_version)
+    return [
+        f"event {model.__name__} ({model.event_type} v{model.schema_version}) is older than "
+        f"v{newest[model.event_type]} but does not override upcast()"
+        for model in models
+        if isinstance(getattr(model, "event_type", None), str)
+        and model.schema_version < newest[model.event_type]
+        and model.upcast is DomainEvent.upcast
+    ]

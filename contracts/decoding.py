@@ -55,8 +55,13 @@ class EventSchemas:
         self._latest = {t: max(v for (tt, v) in by_key if tt == t) for (t, _) in by_key}
 
     def models(self) -> list[type[DomainEvent]]:
-        """Every known payload model."""
+        """Every known payload model, every version."""
         return list(self._by_key.values())
+
+    def latest(self, event_type: str) -> type[DomainEvent] | None:
+        """The newest known model of `event_type`."""
+        version = self._latest.get(event_type)
+        return None if version is None else self._by_key[(event_type, version)]
 
     def decode(self, value: bytes | None) -> Event | Rejected:
         """Decode one record value.
@@ -101,6 +106,28 @@ class EventSchemas:
                 envelope.type,
                 envelope.schema_version,
             )
+        while payload.schema_version < latest:
+            try:
+                newer = payload.upcast()
+            except (ValidationError, ValueError, NotImplementedError) as error:
+                return Rejected(
+                    RejectReason.MALFORMED,
+                    f"upcasting {envelope.type} v{payload.schema_version} failed: {error}",
+                    envelope.type,
+                    envelope.schema_version,
+                )
+            if (
+                newer.event_type != payload.event_type
+                or newer.schema_version <= payload.schema_version
+            ):
+                return Rejected(
+                    RejectReason.MALFORMED,
+                    f"{type(payload).__name__}.upcast() returned {newer.event_type} "
+                    f"v{newer.schema_version}, not a newer {payload.event_type}",
+                    envelope.type,
+                    envelope.schema_version,
+                )
+            payload = newer
         if payload.aggregate_id() != envelope.aggregate_id:
             return Rejected(
                 RejectReason.MALFORMED,

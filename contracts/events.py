@@ -47,6 +47,16 @@ class DomainEvent(BaseModel):
         """The id of the aggregate this event belongs to (the Kafka partition key)."""
         return str(getattr(self, self.aggregate_id_field))
 
+    def upcast(self) -> DomainEvent:
+        """This event in a newer schema version of the same type.
+
+        Every version older than the newest a catalogue knows overrides it, so that the
+        consumer decodes whatever was ever published and plans with the newest model.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} ({self.event_type} v{self.schema_version}) has no upcast()"
+        )
+
 
 class TraceContext(BaseModel):
     """W3C trace context carried from the write to the purge."""

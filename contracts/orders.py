@@ -27,13 +27,34 @@ class _OrderEvent(DomainEvent):
     company_id: SafeId
 
 
+class OrderCreatedV1(_OrderEvent):
+    """A new order was placed (version 1: before orders carried a status and a currency)."""
+
+    event_type: ClassVar[str] = "orders.OrderCreated"
+    schema_version: ClassVar[int] = 1
+
+    total_cents: int = Field(ge=0)
+
+    def upcast(self) -> OrderCreated:
+        """Version 1 orders were all placed, in euros."""
+        return OrderCreated(
+            order_id=self.order_id,
+            company_id=self.company_id,
+            total_cents=self.total_cents,
+            status="placed",
+            currency="EUR",
+        )
+
+
 class OrderCreated(_OrderEvent):
     """A new order was placed."""
 
     event_type: ClassVar[str] = "orders.OrderCreated"
+    schema_version: ClassVar[int] = 2
 
     status: OrderStatus = "placed"
     total_cents: int = Field(ge=0)
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
 
 
 class OrderUpdated(_OrderEvent):
@@ -127,5 +148,7 @@ COMPANY_PROFILE = Namespace(
     purged_by=(PurgeRule(CompanyRenamed, _BY_COMPANY),),
 )
 
-CATALOGUE = Catalogue([COMPANY_ORDERS, ORDER, COMPANY_ORDER_STATS, COMPANY_PROFILE])
+CATALOGUE = Catalogue(
+    [COMPANY_ORDERS, ORDER, COMPANY_ORDER_STATS, COMPANY_PROFILE], events=(OrderCreatedV1,)
+)
 """The example catalogue: the invalidator's default."""

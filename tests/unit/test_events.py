@@ -22,10 +22,10 @@ def _envelope(**overrides: object) -> EventEnvelope:
 def test_envelope_carries_type_version_and_aggregate() -> None:
     envelope = _envelope()
     assert envelope.type == "orders.OrderCreated"
-    assert envelope.schema_version == 1
+    assert envelope.schema_version == 2
     assert (envelope.aggregate_type, envelope.aggregate_id) == ("order", "o-1")
     assert envelope.headers()[HEADER_EVENT_TYPE] == "orders.OrderCreated"
-    assert envelope.headers()[HEADER_SCHEMA_VERSION] == "1"
+    assert envelope.headers()[HEADER_SCHEMA_VERSION] == "2"
     assert envelope.partition_key() == b"order:o-1"
 
 
