@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 STACK := bash deploy/local/stack.sh
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit up down status setup clean
+.PHONY: demo test lint unit up down status setup clean docs
 
 demo: $(INSTALLED)  ## the stack, both invalidators, the example orders service, a live summary
 	eval "$$($(STACK) up)" && $(BIN)/python -m demo $(DEMO_ARGS)
@@ -39,3 +39,9 @@ $(INSTALLED): pyproject.toml
 clean:
 	$(STACK) down --purge
 	rm -rf $(VENV)
+
+docs: $(INSTALLED)  ## regenerate docs/ of the example domain from the catalogue
+	for format in markdown:catalogue.md json:catalogue.json asyncapi:asyncapi.json; do \
+	  INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:19092 $(BIN)/python -m invalidator catalogue export \
+	    --format $${format%%:*} --title "Example domain: orders" --output docs/$${format#*:} || exit 1; \
+	done

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from contracts.catalogue import BoundNamespace
+from contracts.catalogue import BoundNamespace, Namespace
 from contracts.ids import validate_entry
 
 _SEPARATOR = b"\n"
@@ -22,6 +22,11 @@ _SEPARATOR = b"\n"
 def hash_tag(namespace: BoundNamespace) -> str:
     """`{N}`: the hash tag that keeps every key of the namespace in one Cluster slot."""
     return "{" + namespace.key + "}"
+
+
+def hash_tag_template(namespace: Namespace) -> str:
+    """The shape of a namespace's keys, for documentation: `{company:{company_id}:orders}:*`."""
+    return "{" + namespace.template + "}:{gen|e:<entry>|keys}"
 
 
 def generation_key(namespace: BoundNamespace) -> str:

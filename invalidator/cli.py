@@ -13,6 +13,7 @@ import pydantic_settings
 from pydantic import ValidationError
 
 from contracts.errors import ContractError
+from invalidator.catalogue_commands import add_catalogue_commands, run_catalogue_command
 from invalidator.consumer import Invalidator
 from invalidator.settings import InvalidatorSettings, SettingsError
 
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--catalogue", help="package.module:attribute (overrides INVALIDATOR_CATALOGUE)"
     )
+    add_catalogue_commands(commands)
     return parser
 
 
@@ -73,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         settings = load_settings(args.catalogue)
+        if args.command == "catalogue":
+            return run_catalogue_command(args, settings)
         invalidator = Invalidator(settings, region=args.region)
     except (SettingsError, ContractError) as error:
         print(f"invalidator: {error}", file=sys.stderr)

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts import topics
 from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection, RedisTarget
+from contracts.errors import CatalogueError
 from contracts.ids import is_valid_id
 
 
@@ -74,6 +75,8 @@ class InvalidatorSettings(BaseSettings):
         module_name, _, attribute = self.catalogue.partition(":")
         try:
             found = getattr(importlib.import_module(module_name), attribute)
+        except CatalogueError:
+            raise  # the declarations themselves are wrong: their own message says how
         except (ImportError, AttributeError, ValueError) as error:
             raise SettingsError(
                 f"INVALIDATOR_CATALOGUE={self.catalogue!r} cannot be loaded ({error}); "

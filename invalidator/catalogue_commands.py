@@ -1,0 +1,72 @@
+"""`invalidator catalogue check | show | export`: the cache's API, checked and published."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from contracts.docs import catalogue_json, catalogue_markdown, catalogue_table
+from contracts.errors import CatalogueError
+from invalidator.asyncapi import asyncapi_document
+from invalidator.settings import InvalidatorSettings
+
+EXIT_CHECK_FAILED = 1
+
+
+def add_catalogue_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `catalogue` and its subcommands."""
+    catalogue = commands.add_parser(
+        "catalogue", help="check, show and export the namespace catalogue"
+    )
+    actions = catalogue.add_subparsers(dest="action", required=True)
+    for name, help_text in (
+        ("check", "run every check; exit 1 with a report when one fails"),
+        ("show", "print event -> namespace -> key shape"),
+        ("export", "write the catalogue as markdown, JSON or AsyncAPI"),
+    ):
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument(
+            "--catalogue", help="package.module:attribute (overrides INVALIDATOR_CATALOGUE)"
+        )
+    export = actions.choices["export"]
+    export.add_argument("--format", choices=("markdown", "json", "asyncapi"), default="markdown")
+    export.add_argument("--output", type=Path, help="a file to write (default: standard output)")
+    export.add_argument("--title", default="Cache namespace catalogue")
+
+
+def run_catalogue_command(args: argparse.Namespace, settings: InvalidatorSettings) -> int:
+    """Run `catalogue <action>`; returns the exit status."""
+    try:
+        catalogue = settings.load_catalogue()
+    except CatalogueError as error:
+        if args.action != "check":
+            raise
+        print(f"catalogue {settings.catalogue}: FAILED\n{error}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    if args.action == "check":
+        events = {m.event_type for m in catalogue.schemas.models()}
+        print(
+            f"catalogue {settings.catalogue}: ok ({len(catalogue.namespaces)} namespaces, "
+            f"{len(events)} event types, topics {', '.join(catalogue.topics())})"
+        )
+        return 0
+    if args.action == "show":
+        print(catalogue_table(catalogue))
+        return 0
+    if args.format == "markdown":
+        text = catalogue_markdown(catalogue, title=args.title) + "\n"
+    elif args.format == "json":
+        text = json.dumps(catalogue_json(catalogue), indent=2, sort_keys=True) + "\n"
+    else:
+        document = asyncapi_document(
+            catalogue, bootstrap_servers=settings.kafka.bootstrap_servers, title=args.title
+        )
+        text = json.dumps(json.loads(document), indent=2, sort_keys=True) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
