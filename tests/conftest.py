@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+pytest_plugins = ["contracts.pytest_plugin", "pytester"]
+
 
 async def wait_until(
     condition: Callable[[], Awaitable[bool]], *, within: float, what: str, interval: float = 0.02

@@ -15,6 +15,8 @@ from contracts import (
     EventEnvelope,
     Namespace,
     PurgeRule,
+    Rejected,
+    RejectReason,
 )
 from contracts.checks import colliding_key
 from contracts.events import SafeId
@@ -51,6 +53,7 @@ def test_key_collisions_are_found_exactly(first: str, second: str, collide: bool
 
 class ThingChanged(DomainEvent):
     event_type: ClassVar[str] = "things.ThingChanged"
+    schema_version: ClassVar[int] = 2
     aggregate_type: ClassVar[str] = "thing"
     aggregate_id_field: ClassVar[str] = "thing_id"
     topic: ClassVar[str] = "things.events"
@@ -113,3 +116,38 @@ def test_list_fields_fan_out_and_none_purges_nothing() -> None:
 def test_the_example_catalogue_passes_every_check() -> None:
     assert len(CATALOGUE.namespaces) == 4
     assert OrderCreated in CATALOGUE.schemas.models()
+
+
+class ThingChangedV1(DomainEvent):
+    event_type: ClassVar[str] = "things.ThingChanged"
+    schema_version: ClassVar[int] = 1
+    aggregate_type: ClassVar[str] = "thing"
+    aggregate_id_field: ClassVar[str] = "thing_id"
+    topic: ClassVar[str] = "things.events"
+
+    thing_id: SafeId
+
+
+def test_an_older_version_without_upcast_is_a_problem() -> None:
+    with pytest.raises(CatalogueError, match=r"ThingChangedV1 .* does not override upcast\(\)"):
+        Catalogue(
+            [_ns("t", "thing:{id}", PurgeRule(ThingChanged, {"id": "payload.thing_id"}))],
+            events=(ThingChangedV1,),
+        )
+
+
+def test_an_upcast_to_the_wrong_type_is_rejected_as_malformed() -> None:
+    class Broken(ThingChangedV1):
+        def upcast(self) -> DomainEvent:
+            return OrderCreated(order_id="o", company_id="c", total_cents=1)
+
+    catalogue = Catalogue(
+        [_ns("t", "thing:{id}", PurgeRule(ThingChanged, {"id": "payload.thing_id"}))],
+        events=(Broken,),
+    )
+    envelope = EventEnvelope.wrap(
+        Broken(thing_id="t1"), source="s", tenant="a", aggregate_version=1
+    )
+    outcome = catalogue.schemas.decode(envelope.to_bytes())
+    assert isinstance(outcome, Rejected) and outcome.reason is RejectReason.MALFORMED
+    assert "not a newer things.ThingChanged" in outcome.detail
