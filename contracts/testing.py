@@ -43,10 +43,8 @@ def purged_keys(event: DomainEvent | EventEnvelope, *, catalogue: Catalogue) -> 
     return {namespace.key for namespace in purged_namespaces(event, catalogue=catalogue)}
 
 
-def purged_generation_keys(
-    event: DomainEvent | EventEnvelope, *, catalogue: Catalogue
-) -> set[str]:
-    """The Redis keys the `generation` strategy writes for `event`, e.g. `{company:42:orders}:gen`."""
+def purged_generation_keys(event: DomainEvent | EventEnvelope, *, catalogue: Catalogue) -> set[str]:
+    """The Redis keys a `generation` purge of `event` writes, e.g. `{company:42:orders}:gen`."""
     return {generation_key(ns) for ns in purged_namespaces(event, catalogue=catalogue)}
 
 

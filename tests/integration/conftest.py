@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
+from contracts import Catalogue
 from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
@@ -57,14 +59,16 @@ async def publisher(settings: InvalidatorSettings) -> AsyncIterator[EventPublish
         yield started
 
 
-@pytest.fixture
-async def invalidators(settings: InvalidatorSettings) -> AsyncIterator[dict[str, Invalidator]]:
+@contextlib.asynccontextmanager
+async def running_invalidators(
+    settings: InvalidatorSettings, catalogue: Catalogue
+) -> AsyncIterator[dict[str, Invalidator]]:
     """An invalidator per region, running in this process, its group starting at the log end."""
     running: dict[str, Invalidator] = {}
     tasks = []
     for region in REGIONS:
-        await start_group_at_end(settings.kafka, settings.group_id(region), CATALOGUE.topics())
-        invalidator = Invalidator(settings, region=region, catalogue=CATALOGUE)
+        await start_group_at_end(settings.kafka, settings.group_id(region), catalogue.topics())
+        invalidator = Invalidator(settings, region=region, catalogue=catalogue)
         running[region] = invalidator
         tasks.append(asyncio.create_task(invalidator.run()))
     try:
@@ -75,3 +79,10 @@ async def invalidators(settings: InvalidatorSettings) -> AsyncIterator[dict[str,
         for invalidator in running.values():
             invalidator.stop()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+
+
+@pytest.fixture
+async def invalidators(settings: InvalidatorSettings) -> AsyncIterator[dict[str, Invalidator]]:
+    """Both regions' invalidators on the example catalogue."""
+    async with running_invalidators(settings, CATALOGUE) as running:
+        yield running
