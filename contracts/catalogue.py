@@ -27,11 +27,19 @@ class PurgeStrategy(enum.StrEnum):
     GENERATION = "generation"
     """Write a new generation token: O(1), no scan; the default."""
     INDEX = "index"
-    """Unlink the keys listed in the namespace's index set."""
+    """A new generation token, and unlink the entries listed in the namespace's index set
+    (eager memory reclaim; the client keeps the index as it fills)."""
     EXACT = "exact"
-    """Unlink the keys named by the event."""
+    """Legacy: the rendered key is one Redis key written without the client; unlink it."""
     SCAN = "scan"
-    """Escaped SCAN MATCH on every master: O(keyspace), for legacy keys only."""
+    """Legacy: unlink every key under the rendered key (`<key>:*` and the key itself), found
+    with an escaped SCAN MATCH on every master: O(keyspace), for keys written without the
+    client."""
+
+    @property
+    def uses_client_layout(self) -> bool:
+        """Whether entries are written by CacheClient (generation-checked, race-safe)."""
+        return self in (PurgeStrategy.GENERATION, PurgeStrategy.INDEX)
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,13 @@ class Namespace:
     ttl: the time-to-live backstop of every entry (purges are explicit; this only bounds memory).
     value_schema_version: the version of the cached value's shape; entries of another are misses.
     strategy: how a purge is done.
-    single_flight: whether only one caller fills a missing entry at a time.
+    single_flight: whether only one caller fills a missing entry at a time; the others wait
+        up to `fill_wait` for its value.
+    fill_wait: how long single-flight waiters wait for another caller's fill before loading
+        themselves (also the fill lock's lifetime).
+    serve_stale_while_filling: whether single-flight waiters may get the entry of the previous
+        generation, marked stale, instead of waiting (for pages where a few hundred ms of
+        staleness is acceptable; off by default).
     fill_hold_off: how long after a purge no fill is stored (for lagging database replicas).
     """
 
@@ -89,6 +103,8 @@ class Namespace:
     value_schema_version: int = 1
     strategy: PurgeStrategy = PurgeStrategy.GENERATION
     single_flight: bool = False
+    fill_wait: timedelta = timedelta(seconds=1)
+    serve_stale_while_filling: bool = False
     fill_hold_off: timedelta = timedelta(0)
     params: tuple[str, ...] = field(init=False)
 
@@ -106,6 +122,20 @@ class Namespace:
             raise CatalogueError(f"namespace {self.name!r}: a parameter repeats in the template")
         if self.ttl <= timedelta(0):
             raise CatalogueError(f"namespace {self.name!r}: ttl must be positive")
+        if self.fill_wait <= timedelta(0) or self.fill_hold_off < timedelta(0):
+            raise CatalogueError(
+                f"namespace {self.name!r}: fill_wait must be positive, fill_hold_off not negative"
+            )
+        uses_policies = self.single_flight or self.serve_stale_while_filling or self.fill_hold_off
+        if uses_policies and not self.strategy.uses_client_layout:
+            raise CatalogueError(
+                f"namespace {self.name!r}: single-flight, stale serving and fill hold-off need "
+                f"entries written by CacheClient; the {self.strategy} strategy is for legacy keys"
+            )
+        if self.serve_stale_while_filling and not self.single_flight:
+            raise CatalogueError(
+                f"namespace {self.name!r}: serve_stale_while_filling needs single_flight=True"
+            )
         object.__setattr__(self, "params", params)
 
     def bind(self, **values: object) -> BoundNamespace:

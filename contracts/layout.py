@@ -39,6 +39,18 @@ def entry_key(namespace: BoundNamespace, entry: str) -> str:
     return hash_tag(namespace) + ":e:" + validate_entry(entry, namespace=namespace.namespace.name)
 
 
+def fill_lock_key(namespace: BoundNamespace, entry: str) -> str:
+    """`{N}:fill:<entry>`: held by the one caller filling an entry of a single-flight namespace."""
+    return (
+        hash_tag(namespace) + ":fill:" + validate_entry(entry, namespace=namespace.namespace.name)
+    )
+
+
+def hold_off_key(namespace: BoundNamespace) -> str:
+    """`{N}:holdoff`: present for `fill_hold_off` after a purge; no fill is stored meanwhile."""
+    return hash_tag(namespace) + ":holdoff"
+
+
 def index_key(namespace: BoundNamespace) -> str:
     """`{N}:keys`: the set of entry keys, for namespaces purged by the `index` strategy."""
     return hash_tag(namespace) + ":keys"
@@ -80,14 +92,40 @@ def decode_entry(raw: bytes) -> StoredEntry | None:
     return StoredEntry(parts[0], int(parts[1]), parts[2])
 
 
+FILL_STORED = 1
+FILL_PURGED_MEANWHILE = 0
+FILL_HELD_OFF = -1
+
 FILL_IF_GENERATION = """
--- KEYS[1] generation key, KEYS[2] entry key
--- ARGV[1] generation read before the source of truth, ARGV[2] encoded entry, ARGV[3] ttl ms
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-  return 1
+-- KEYS[1] generation, KEYS[2] entry, KEYS[3] hold-off marker, KEYS[4] index set
+-- ARGV[1] generation read before the source of truth, ARGV[2] encoded entry, ARGV[3] ttl ms,
+-- ARGV[4] '1' to record the entry in the index
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
 end
-return 0
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return -1
+end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if ARGV[4] == '1' then
+  redis.call('SADD', KEYS[4], KEYS[2])
+  redis.call('PEXPIRE', KEYS[4], ARGV[3])
+end
+return 1
 """
 """Store an entry only if the generation is still the one read before the source: a purge in
-between refuses the fill atomically, so the read-purge-fill race cannot store a stale value."""
+between refuses the fill atomically, so the read-purge-fill race cannot store a stale value.
+A fill during a purge's hold-off is refused too. Returns one of the FILL_* codes."""
+
+PURGE_WITH_INDEX = """
+-- KEYS[1] generation, KEYS[2] index set; ARGV[1] new generation, ARGV[2] generation ttl ms
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local keys = redis.call('SMEMBERS', KEYS[2])
+for i = 1, #keys, 500 do
+  redis.call('UNLINK', unpack(keys, i, math.min(i + 499, #keys)))
+end
+redis.call('DEL', KEYS[2])
+return #keys
+"""
+"""The `index` strategy: a new generation (race safety) and the indexed entries unlinked
+(memory back at once). Every key is in the namespace's slot. Returns how many were unlinked."""

@@ -24,8 +24,7 @@ from contracts.decoding import Rejected
 from contracts.events import Event
 from invalidator.deadletter import DeadLetters
 from invalidator.planner import purge_plan
-from invalidator.purge import SUPPORTED_STRATEGIES
-from invalidator.settings import InvalidatorSettings, SettingsError
+from invalidator.settings import InvalidatorSettings
 from invalidator.stats import InvalidatorStats
 from invalidator.targets import RegionTargets
 
@@ -66,16 +65,6 @@ class Invalidator:
         self._stopping = asyncio.Event()
         self._paused = False
         self._consumer: Any = None
-        unsupported = sorted(
-            f"{ns.name} ({ns.strategy})"
-            for ns in self.catalogue.namespaces
-            if ns.strategy not in SUPPORTED_STRATEGIES
-        )
-        if unsupported:
-            raise SettingsError(
-                "these namespaces use a purge strategy this invalidator does not execute: "
-                + ", ".join(unsupported)
-            )
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand and leave the group (SIGTERM, SIGINT)."""

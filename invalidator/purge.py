@@ -1,39 +1,152 @@
-"""The purge engine: turns concrete namespaces into Redis commands on one target."""
+"""The purge engine: turns concrete namespaces into Redis commands on one target, per strategy.
+
+Every strategy is idempotent: replaying a purge only turns entries into misses again.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 
 from contracts.catalogue import BoundNamespace, PurgeStrategy
-from contracts.layout import generation_key, generation_ttl, new_generation
+from contracts.layout import (
+    PURGE_WITH_INDEX,
+    generation_key,
+    generation_ttl,
+    hold_off_key,
+    index_key,
+    new_generation,
+)
 
-SUPPORTED_STRATEGIES = frozenset({PurgeStrategy.GENERATION})
-"""Strategies this engine executes; the invalidator refuses to start on a catalogue using others."""
+log = logging.getLogger(__name__)
 
 _PIPELINE_CHUNK = 500
+_SCAN_COUNT = 1000
+_GLOB_SPECIAL = frozenset("*?[]\\")
+
+
+@dataclass
+class PurgeCost:
+    """What one purge call cost on one target."""
+
+    commands: int = 0
+    keys_unlinked: int = 0
+    scan_calls: int = 0
+    keys_scanned: int = 0
+    scan_seconds: float = 0.0
+    by_strategy: dict[str, int] = field(default_factory=dict)
+
+
+def escape_glob(text: str) -> str:
+    """`text` with Redis glob specials (`* ? [ ] \\`) escaped, so SCAN MATCH takes it literally."""
+    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
 
 
 async def purge_namespaces(
     client: Redis | RedisCluster, namespaces: Sequence[BoundNamespace]
-) -> int:
-    """Purge every namespace on one Redis target; returns how many commands were sent.
+) -> PurgeCost:
+    """Purge every namespace on one Redis target, each by its namespace's strategy.
 
     client: the target's client (standalone or Cluster; a Cluster pipeline groups per master).
     namespaces: concrete namespaces, already coalesced.
 
-    The `generation` strategy writes one new token per namespace: O(1) per namespace, no scan,
-    and replaying it is harmless (a new token only turns entries into misses).
+    `generation`: one new token per namespace, O(1), no scan. `index`: a new token and the
+    indexed entries unlinked, in one script. `exact`: UNLINK the rendered key. `scan`: SCAN
+    MATCH `<key>:*` on every master and UNLINK what it finds, O(keyspace), logged.
+    A namespace with a fill hold-off also gets its hold-off marker.
     """
+    cost = PurgeCost()
     token = new_generation()
-    sent = 0
-    for start in range(0, len(namespaces), _PIPELINE_CHUNK):
+    for namespace in namespaces:
+        strategy = namespace.namespace.strategy.value
+        cost.by_strategy[strategy] = cost.by_strategy.get(strategy, 0) + 1
+    pipelined = [ns for ns in namespaces if ns.namespace.strategy is not PurgeStrategy.SCAN]
+    for start in range(0, len(pipelined), _PIPELINE_CHUNK):
         pipeline = client.pipeline(transaction=False)
-        for namespace in namespaces[start : start + _PIPELINE_CHUNK]:
-            ttl_ms = int(generation_ttl(namespace).total_seconds() * 1000)
-            pipeline.set(generation_key(namespace), token, px=ttl_ms)
-            sent += 1
-        await pipeline.execute()
-    return sent
+        counts_unlinked: list[bool] = []
+        for namespace in pipelined[start : start + _PIPELINE_CHUNK]:
+            counts_unlinked.extend(_queue(pipeline, namespace, token))
+        results = await pipeline.execute()
+        cost.commands += len(results)
+        cost.keys_unlinked += sum(
+            int(result) for result, counts in zip(results, counts_unlinked, strict=True) if counts
+        )
+    for namespace in namespaces:
+        if namespace.namespace.strategy is PurgeStrategy.SCAN:
+            await _scan_purge(client, namespace, cost)
+    return cost
+
+
+def _queue(
+    pipeline: Pipeline | ClusterPipeline, namespace: BoundNamespace, token: bytes
+) -> list[bool]:
+    """Queue one namespace's commands; for each, whether its reply counts unlinked keys."""
+    ns = namespace.namespace
+    ttl_ms = int(generation_ttl(namespace).total_seconds() * 1000)
+    if ns.strategy is PurgeStrategy.GENERATION:
+        pipeline.set(generation_key(namespace), token, px=ttl_ms)
+    elif ns.strategy is PurgeStrategy.INDEX:
+        pipeline.eval(
+            PURGE_WITH_INDEX, 2, generation_key(namespace), index_key(namespace), token, ttl_ms
+        )
+    else:  # EXACT
+        pipeline.unlink(namespace.key)
+    replies = [ns.strategy is not PurgeStrategy.GENERATION]
+    if ns.fill_hold_off:
+        hold_ms = max(1, int(ns.fill_hold_off.total_seconds() * 1000))
+        pipeline.set(hold_off_key(namespace), b"1", px=hold_ms)
+        replies.append(False)
+    return replies
+
+
+async def _scan_purge(
+    client: Redis | RedisCluster, namespace: BoundNamespace, cost: PurgeCost
+) -> None:
+    pattern = escape_glob(namespace.key) + ":*"
+    started = time.perf_counter()
+    scanned_before, calls_before, unlinked_before = (
+        cost.keys_scanned,
+        cost.scan_calls,
+        cost.keys_unlinked,
+    )
+    cost.keys_unlinked += int(await client.unlink(namespace.key))
+    cost.commands += 1
+    masters = client.get_primaries() if isinstance(client, RedisCluster) else [None]
+    for master in masters:
+        cursor = 0
+        while True:
+            if master is None:
+                cursor, found = await client.scan(cursor, match=pattern, count=_SCAN_COUNT)
+            else:
+                cursor, found = await client.scan(
+                    cursor, match=pattern, count=_SCAN_COUNT, target_nodes=master
+                )
+            cost.scan_calls += 1
+            cost.keys_scanned += len(found)
+            # Keys of one SCAN page may sit in many slots: unlink them one by one in a
+            # pipeline (multi-key UNLINK across slots is refused by a Cluster).
+            if found:
+                pipeline = client.pipeline(transaction=False)
+                for key in found:
+                    pipeline.unlink(key)
+                cost.keys_unlinked += sum(int(n) for n in await pipeline.execute())
+                cost.commands += len(found)
+            if int(cursor) == 0:
+                break
+    cost.scan_seconds += time.perf_counter() - started
+    log.info(
+        "scan purge of %s on %d master(s): %d SCAN calls, %d keys matched, %d unlinked, %.1f ms "
+        "(O(keyspace): prefer the generation strategy for keys written through the client)",
+        namespace.key,
+        len(masters),
+        cost.scan_calls - calls_before,
+        cost.keys_scanned - scanned_before,
+        cost.keys_unlinked - unlinked_before,
+        (time.perf_counter() - started) * 1000,
+    )

@@ -3,13 +3,17 @@
 Reads are one round trip (`MGET {N}:gen {N}:e:<entry>`); an entry filled under another generation
 is a miss. A fill reads the generation before the source of truth and is stored only if that
 generation is still current (one Lua call), so a purge that lands in between makes the fill
-disappear instead of leaving a stale value behind.
+disappear instead of leaving a stale value behind. Namespaces can ask for single-flight fills
+(one caller loads, the others wait for its value), stale serving while a fill runs, and a fill
+hold-off after each purge.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -17,20 +21,27 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from contracts.catalogue import BoundNamespace
+from contracts.catalogue import BoundNamespace, PurgeStrategy
 from contracts.connections import RedisTarget
+from contracts.errors import ContractError
 from contracts.layout import (
     FILL_IF_GENERATION,
+    FILL_STORED,
     decode_entry,
     encode_entry,
     entry_key,
+    fill_lock_key,
     generation_key,
     generation_ttl,
+    hold_off_key,
+    index_key,
     new_generation,
 )
 
 RedisClient = Redis | RedisCluster
 """A standalone or Cluster asyncio client of redis-py."""
+
+_WAIT_POLL_S = (0.002, 0.005, 0.01, 0.02, 0.05)
 
 
 def connect_redis(target: RedisTarget) -> RedisClient:
@@ -43,15 +54,43 @@ def connect_redis(target: RedisTarget) -> RedisClient:
 
 @dataclass(frozen=True, slots=True)
 class CacheRead:
-    """The outcome of a read: the namespace's current generation and the value, if it hit."""
+    """The outcome of a read: the current generation, the value if it hit, and, on a miss,
+    the entry of an older generation (`previous`) for namespaces that serve stale values."""
 
     generation: bytes
     value: bytes | None
+    previous: bytes | None = None
 
     @property
     def hit(self) -> bool:
         """Whether a valid entry was found."""
         return self.value is not None
+
+
+class Source(enum.StrEnum):
+    """Where a `fetch` got its value."""
+
+    HIT = "hit"
+    """A valid entry."""
+    LOADED = "loaded"
+    """This caller loaded it from the source of truth."""
+    WAITED = "waited"
+    """Another caller's single-flight fill, waited for."""
+    STALE = "stale"
+    """The previous generation's entry, while another caller fills (namespaces that allow it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A value and where it came from."""
+
+    value: bytes
+    source: Source
+
+    @property
+    def stale(self) -> bool:
+        """Whether the value may predate the last purge (only with serve_stale_while_filling)."""
+        return self.source is Source.STALE
 
 
 class CacheClient:
@@ -68,6 +107,7 @@ class CacheClient:
         self._cluster_ready = not isinstance(redis, RedisCluster)
         self._cluster_init = asyncio.Lock()
         self._fill_if_generation = redis.register_script(FILL_IF_GENERATION)
+        self._local_fills: dict[tuple[str, bytes], asyncio.Future[bytes]] = {}
 
     async def read(self, namespace: BoundNamespace, entry: str) -> CacheRead:
         """Read one entry; a miss still returns the generation to fill under.
@@ -75,6 +115,7 @@ class CacheClient:
         namespace: the concrete namespace, e.g. `COMPANY_ORDERS.bind(company_id=42)`.
         entry: the entry name inside it, e.g. `page:1`.
         """
+        _require_client_layout(namespace)
         keys = (generation_key(namespace), entry_key(namespace, entry))
         async with self._turn() as redis:
             # Clients are created without decode_responses, so values come back as bytes.
@@ -84,13 +125,11 @@ class CacheClient:
             # so that no entry filled under a lost token can become valid again.
             return CacheRead(await self._ensure_generation(namespace), None)
         stored = decode_entry(raw) if raw is not None else None
-        if (
-            stored is not None
-            and stored.generation == generation
-            and stored.schema_version == namespace.namespace.value_schema_version
-        ):
+        if stored is None or stored.schema_version != namespace.namespace.value_schema_version:
+            return CacheRead(generation, None)
+        if stored.generation == generation:
             return CacheRead(generation, stored.value)
-        return CacheRead(generation, None)
+        return CacheRead(generation, None, previous=stored.value)
 
     async def get(self, namespace: BoundNamespace, entry: str) -> bytes | None:
         """The entry's value, or None on a miss."""
@@ -99,38 +138,128 @@ class CacheClient:
     async def store(
         self, namespace: BoundNamespace, entry: str, value: bytes, *, generation: bytes
     ) -> bool:
-        """Store `value` if `generation` is still current; False when a purge came in between.
+        """Store `value` if `generation` is still current; False when a purge came in between
+        (or the namespace is in its fill hold-off after a purge).
 
         generation: the generation returned by the `read` made before reading the source.
         """
-        ttl_ms = int(namespace.namespace.ttl.total_seconds() * 1000)
+        _require_client_layout(namespace)
+        ns = namespace.namespace
+        ttl_ms = int(ns.ttl.total_seconds() * 1000)
+        indexed = "1" if ns.strategy is PurgeStrategy.INDEX else "0"
         async with self._turn():
-            stored = await self._fill_if_generation(
-                keys=[generation_key(namespace), entry_key(namespace, entry)],
+            outcome = await self._fill_if_generation(
+                keys=[
+                    generation_key(namespace),
+                    entry_key(namespace, entry),
+                    hold_off_key(namespace),
+                    index_key(namespace),
+                ],
                 args=[
                     generation,
-                    encode_entry(generation, namespace.namespace.value_schema_version, value),
+                    encode_entry(generation, ns.value_schema_version, value),
                     ttl_ms,
+                    indexed,
                 ],
             )
-        return bool(stored)
+        return int(outcome) == FILL_STORED
 
     async def get_or_fill(
-        self,
-        namespace: BoundNamespace,
-        entry: str,
-        load: Callable[[], Awaitable[bytes]],
+        self, namespace: BoundNamespace, entry: str, load: Callable[[], Awaitable[bytes]]
     ) -> bytes:
         """The cached value, or `load()`'s result stored under the generation read first.
 
         load: reads the source of truth and returns the encoded value.
         """
+        return (await self.fetch(namespace, entry, load)).value
+
+    async def fetch(
+        self, namespace: BoundNamespace, entry: str, load: Callable[[], Awaitable[bytes]]
+    ) -> Fetched:
+        """Like `get_or_fill`, saying where the value came from (hit, loaded, waited, stale).
+
+        For a single-flight namespace only one caller (across processes) loads a missing
+        entry; the others wait up to `fill_wait` for its value, or get the previous
+        generation's value marked stale where the namespace allows it.
+        """
         read = await self.read(namespace, entry)
         if read.value is not None:
-            return read.value
+            return Fetched(read.value, Source.HIT)
+        if not namespace.namespace.single_flight:
+            return Fetched(await self._load_and_store(namespace, entry, load, read), Source.LOADED)
+        return await self._single_flight(namespace, entry, load, read)
+
+    async def _load_and_store(
+        self,
+        namespace: BoundNamespace,
+        entry: str,
+        load: Callable[[], Awaitable[bytes]],
+        read: CacheRead,
+    ) -> bytes:
         value = await load()
         await self.store(namespace, entry, value, generation=read.generation)
         return value
+
+    async def _single_flight(
+        self,
+        namespace: BoundNamespace,
+        entry: str,
+        load: Callable[[], Awaitable[bytes]],
+        read: CacheRead,
+    ) -> Fetched:
+        # Callers of this process share one fill per entry and generation...
+        local_key = (entry_key(namespace, entry), read.generation)
+        running = self._local_fills.get(local_key)
+        if running is not None:
+            return Fetched(await asyncio.shield(running), Source.WAITED)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._local_fills[local_key] = future
+        try:
+            fetched = await self._single_flight_across_processes(namespace, entry, load, read)
+            future.set_result(fetched.value)
+            return fetched
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # a failure is reported to this caller; waiters get it too
+            raise
+        finally:
+            del self._local_fills[local_key]
+
+    async def _single_flight_across_processes(
+        self,
+        namespace: BoundNamespace,
+        entry: str,
+        load: Callable[[], Awaitable[bytes]],
+        read: CacheRead,
+    ) -> Fetched:
+        # ...and processes share one through a lock key in the namespace's slot.
+        ns = namespace.namespace
+        lock = fill_lock_key(namespace, entry)
+        token = new_generation()
+        wait_ms = max(1, int(ns.fill_wait.total_seconds() * 1000))
+        async with self._turn() as redis:
+            acquired = await redis.set(lock, token, nx=True, px=wait_ms)
+        if acquired:
+            try:
+                value = await self._load_and_store(namespace, entry, load, read)
+            finally:
+                async with self._turn() as redis:
+                    if await redis.get(lock) == token:
+                        await redis.delete(lock)
+            return Fetched(value, Source.LOADED)
+        if ns.serve_stale_while_filling and read.previous is not None:
+            return Fetched(read.previous, Source.STALE)
+        deadline = time.monotonic() + ns.fill_wait.total_seconds()
+        attempt = 0
+        while time.monotonic() < deadline:
+            # Polling the other caller's fill with backoff: a few reads per waiter, no herd.
+            await asyncio.sleep(_WAIT_POLL_S[min(attempt, len(_WAIT_POLL_S) - 1)])
+            attempt += 1
+            again = await self.read(namespace, entry)
+            if again.value is not None:
+                return Fetched(again.value, Source.WAITED)
+        # The filler is slow or gone: load ourselves rather than fail the caller.
+        return Fetched(await self._load_and_store(namespace, entry, load, read), Source.LOADED)
 
     @contextlib.asynccontextmanager
     async def _turn(self) -> AsyncIterator[RedisClient]:
@@ -154,3 +283,12 @@ class CacheClient:
                 generation_key(namespace), fresh, nx=True, get=True, px=ttl_ms
             )
         return current if isinstance(current, bytes) else fresh
+
+
+def _require_client_layout(namespace: BoundNamespace) -> None:
+    strategy = namespace.namespace.strategy
+    if not strategy.uses_client_layout:
+        raise ContractError(
+            f"namespace {namespace.namespace.name!r} uses the {strategy} strategy, for legacy "
+            "keys written without CacheClient; declare it with strategy generation or index"
+        )

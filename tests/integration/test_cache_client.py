@@ -48,7 +48,7 @@ async def test_purge_turns_entries_into_misses_in_one_step(
         assert await cache.store(namespace, f"page:{page}", b"old", generation=read.generation)
     assert await cache.get(namespace, "page:3") == b"old"
 
-    assert await purge_namespaces(redis_clients[region], [namespace]) == 1
+    assert (await purge_namespaces(redis_clients[region], [namespace])).commands == 1
 
     for page in range(5):
         assert await cache.get(namespace, f"page:{page}") is None
