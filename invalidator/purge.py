@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -96,7 +97,8 @@ def _queue(
             PURGE_WITH_INDEX, 2, generation_key(namespace), index_key(namespace), token, ttl_ms
         )
     else:  # EXACT
-        pipeline.unlink(namespace.key)
+        # execute_command: a Cluster pipeline's unlink() is a multi-key helper, not a queue.
+        pipeline.execute_command("UNLINK", namespace.key)
     replies = [ns.strategy is not PurgeStrategy.GENERATION]
     if ns.fill_hold_off:
         hold_ms = max(1, int(ns.fill_hold_off.total_seconds() * 1000))
@@ -124,9 +126,10 @@ async def _scan_purge(
             if master is None:
                 cursor, found = await client.scan(cursor, match=pattern, count=_SCAN_COUNT)
             else:
-                cursor, found = await client.scan(
+                per_node, found = await client.scan(
                     cursor, match=pattern, count=_SCAN_COUNT, target_nodes=master
                 )
+                cursor = cast(dict[str, int], per_node)[master.name]  # answered per node
             cost.scan_calls += 1
             cost.keys_scanned += len(found)
             # Keys of one SCAN page may sit in many slots: unlink them one by one in a
@@ -134,7 +137,7 @@ async def _scan_purge(
             if found:
                 pipeline = client.pipeline(transaction=False)
                 for key in found:
-                    pipeline.unlink(key)
+                    pipeline.execute_command("UNLINK", key)
                 cost.keys_unlinked += sum(int(n) for n in await pipeline.execute())
                 cost.commands += len(found)
             if int(cursor) == 0:
