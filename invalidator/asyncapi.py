@@ -14,12 +14,15 @@ from contracts.events import DomainEvent, EventEnvelope
 
 def _typed_envelope(model: type[DomainEvent]) -> type[EventEnvelope]:
     """The envelope of one event type, with its `type` fixed and its payload typed."""
+    # Literal types built at run time: typed as Any for the checker.
+    event_type: Any = Literal[model.event_type]
+    schema_version: Any = Literal[model.schema_version]
     return create_model(
         f"{model.__name__}Envelope",
         __base__=EventEnvelope,
         __doc__=(model.__doc__ or "").strip() or None,
-        type=(Literal[model.event_type], ...),
-        schema_version=(Literal[model.schema_version], ...),
+        type=(event_type, ...),
+        schema_version=(schema_version, ...),
         payload=(model, ...),
     )
 
