@@ -1,7 +1,12 @@
-"""Reading a group's position on the broker: log ends, committed offsets, lag per partition."""
+"""A group's position on the broker: log bounds, committed offsets, lag, members; committing.
+
+Everything here talks to Kafka and nothing else; what to do with it is planned elsewhere.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,36 +34,142 @@ class PartitionLag:
         return self.end - (self.committed or 0)
 
 
-async def end_offsets(kafka: KafkaConnection, topics: list[str]) -> dict[TopicPartition, int]:
-    """The log end offset of every partition of `topics`."""
-    consumer = AIOKafkaConsumer(**kafka.client_kwargs())
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    """One member of a consumer group."""
+
+    client_id: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """A group's coordinator state (`Empty`, `Stable`, `Dead`, ...) and its members."""
+
+    state: str
+    members: tuple[GroupMember, ...]
+
+    @property
+    def active(self) -> bool:
+        """Whether some consumer is in the group."""
+        return bool(self.members)
+
+
+@contextlib.asynccontextmanager
+async def _consumer(kafka: KafkaConnection, **options: object) -> AsyncIterator[AIOKafkaConsumer]:
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **options, **kafka.client_kwargs())
     await consumer.start()
     try:
-        partitions: list[TopicPartition] = []
-        for topic in topics:
-            numbers = consumer.partitions_for_topic(topic)
-            if not numbers:
-                # The first metadata fetch may predate the topic's creation: ask once more.
-                await consumer._client.force_metadata_update()
-                numbers = consumer.partitions_for_topic(topic)
-            if not numbers:
-                raise UnknownTopicError(f"topic {topic!r} does not exist on the broker")
-            partitions.extend(TopicPartition(topic, n) for n in sorted(numbers))
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        return ends
+        yield consumer
     finally:
         await consumer.stop()
 
 
-async def committed_offsets(kafka: KafkaConnection, group_id: str) -> dict[TopicPartition, int]:
-    """The offsets `group_id` committed; partitions it never committed are absent."""
+@contextlib.asynccontextmanager
+async def _admin(kafka: KafkaConnection) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(**kafka.client_kwargs())
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group_id)
-        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        yield admin
     finally:
         await admin.close()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of `topics`; UnknownTopicError names a missing topic."""
+    partitions: list[TopicPartition] = []
+    for topic in topics:
+        numbers = consumer.partitions_for_topic(topic)
+        if not numbers:
+            # The first metadata fetch may predate the topic's creation: ask once more.
+            await consumer._client.force_metadata_update()
+            numbers = consumer.partitions_for_topic(topic)
+        if not numbers:
+            raise UnknownTopicError(f"topic {topic!r} does not exist on the broker")
+        partitions.extend(TopicPartition(topic, n) for n in sorted(numbers))
+    return partitions
+
+
+async def log_bounds(
+    kafka: KafkaConnection, topics: list[str]
+) -> dict[TopicPartition, tuple[int, int]]:
+    """(log start, log end) of every partition of `topics`."""
+    async with _consumer(kafka) as consumer:
+        partitions = await partitions_of(consumer, topics)
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    return {tp: (starts[tp], ends[tp]) for tp in partitions}
+
+
+async def end_offsets(kafka: KafkaConnection, topics: list[str]) -> dict[TopicPartition, int]:
+    """The log end offset of every partition of `topics`."""
+    return {tp: end for tp, (_, end) in (await log_bounds(kafka, topics)).items()}
+
+
+async def offsets_at(
+    kafka: KafkaConnection, partitions: list[TopicPartition], timestamp_ms: int
+) -> dict[TopicPartition, int | None]:
+    """The first offset at or after `timestamp_ms` per partition (None: nothing that late)."""
+    async with _consumer(kafka) as consumer:
+        found = await consumer.offsets_for_times(dict.fromkeys(partitions, timestamp_ms))
+    return {tp: (None if meta is None else meta.offset) for tp, meta in found.items()}
+
+
+async def record_timestamps(
+    kafka: KafkaConnection, offsets: dict[TopicPartition, int]
+) -> dict[TopicPartition, int | None]:
+    """The timestamp (ms) of the record at each offset, None where there is none to read."""
+    stamps: dict[TopicPartition, int | None] = dict.fromkeys(offsets)
+    readable = {tp: offset for tp, offset in offsets.items() if offset >= 0}
+    if not readable:
+        return stamps
+    async with _consumer(kafka) as consumer:
+        consumer.assign(list(readable))
+        ends = await consumer.end_offsets(list(readable))
+        for tp, offset in readable.items():
+            if offset >= ends[tp]:
+                continue
+            consumer.seek(tp, offset)
+            batch = await consumer.getmany(tp, timeout_ms=5000, max_records=1)
+            records = batch.get(tp, [])
+            stamps[tp] = records[0].timestamp if records else None
+    return stamps
+
+
+async def committed_offsets(kafka: KafkaConnection, group_id: str) -> dict[TopicPartition, int]:
+    """The offsets `group_id` committed; partitions it never committed are absent."""
+    async with _admin(kafka) as admin:
+        offsets = await admin.list_consumer_group_offsets(group_id)
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+async def group_state(kafka: KafkaConnection, group_id: str) -> GroupState:
+    """The coordinator's view of `group_id`: its state and members."""
+    async with _admin(kafka) as admin:
+        response = await admin.describe_consumer_groups([group_id])
+    group = response[0].to_object()["groups"][0]
+    return GroupState(
+        state=group["state"],
+        members=tuple(
+            GroupMember(member["client_id"], member["client_host"]) for member in group["members"]
+        ),
+    )
+
+
+async def group_exists(kafka: KafkaConnection, group_id: str) -> bool:
+    """Whether the broker knows `group_id` at all."""
+    async with _admin(kafka) as admin:
+        groups = await admin.list_consumer_groups()
+    return any(name == group_id for name, _ in groups)
+
+
+async def commit_group_offsets(
+    kafka: KafkaConnection, group_id: str, offsets: dict[TopicPartition, int]
+) -> None:
+    """Commit `offsets` for `group_id` from outside the group (the group must have no member)."""
+    async with _consumer(kafka, group_id=group_id) as consumer:
+        consumer.assign(list(offsets))
+        await consumer.commit(dict(offsets))
 
 
 async def group_lag(

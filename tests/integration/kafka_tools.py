@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import KafkaConnection
-from invalidator.offsets import end_offsets, group_lag
+from invalidator.offsets import commit_group_offsets, end_offsets, group_lag
 
 
 async def start_group_at_end(
@@ -17,15 +17,7 @@ async def start_group_at_end(
 ) -> dict[TopicPartition, int]:
     """Commit the log end of every partition for a new group, so it skips older tests' events."""
     ends = await end_offsets(kafka, topics)
-    consumer = AIOKafkaConsumer(
-        group_id=group_id, enable_auto_commit=False, **kafka.client_kwargs()
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(ends))
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
+    await commit_group_offsets(kafka, group_id, ends)
     return ends
 
 
