@@ -10,15 +10,21 @@ import sys
 from collections.abc import Sequence
 
 import pydantic_settings
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from contracts.errors import ContractError
 from invalidator.catalogue_commands import add_catalogue_commands, run_catalogue_command
 from invalidator.consumer import Invalidator
+from invalidator.offsets import UnknownTopicError
+from invalidator.operator_commands import add_operator_commands, run_operator_command
+from invalidator.rewind import OperatorInputError
 from invalidator.settings import InvalidatorSettings, SettingsError
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         "--catalogue", help="package.module:attribute (overrides INVALIDATOR_CATALOGUE)"
     )
     add_catalogue_commands(commands)
+    add_operator_commands(commands)
     return parser
 
 
@@ -77,10 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.catalogue)
         if args.command == "catalogue":
             return run_catalogue_command(args, settings)
+        if args.command in ("offsets", "replay", "purge"):
+            return asyncio.run(run_operator_command(args, settings))
         invalidator = Invalidator(settings, region=args.region)
-    except (SettingsError, ContractError) as error:
+    except (SettingsError, ContractError, OperatorInputError, UnknownTopicError) as error:
         print(f"invalidator: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except (KafkaError, RedisError, OSError) as error:
+        print(f"invalidator: a service cannot be reached: {error!r}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     asyncio.run(_run(invalidator))
     return EXIT_OK
 

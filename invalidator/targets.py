@@ -63,6 +63,11 @@ class RegionTargets:
                 )
         return failed
 
+    async def read_only_count(self, set_key: str) -> int:
+        """SCARD of `set_key` on the first target (for dry runs: nothing is written)."""
+        client = self._clients[self.targets[0].name]
+        return int(await client.scard(set_key))
+
     async def close(self) -> None:
         """Close every client."""
         for client in self._clients.values():
