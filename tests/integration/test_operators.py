@@ -23,6 +23,7 @@ from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
 
 Cli = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
+REWIND_EU = ("offsets", "rewind", "--region", "eu")
 
 
 @pytest.fixture
@@ -92,15 +93,12 @@ async def test_rewind_by_every_target_kind_moves_the_committed_offsets(
     assert sum(ends[tp] - committed[tp] for tp in orders) == 12  # batch B only
     assert plan["events_to_replay"] == 12
 
-    status, _ = await cli("offsets", "rewind", "--region", "eu", "--to-latest", "--execute")
+    status, _ = await cli(*REWIND_EU, "--to-latest", "--execute")
     assert status == 0
     assert await committed_offsets(settings.kafka, group) == {**committed, **ends}
 
     status, plan = await cli(
-        "offsets",
-        "rewind",
-        "--region",
-        "eu",
+        *REWIND_EU,
         "--topic",
         "orders.events",
         "--partitions",
@@ -115,15 +113,7 @@ async def test_rewind_by_every_target_kind_moves_the_committed_offsets(
         assert committed[tp] == expected, tp
 
     status, plan = await cli(
-        "offsets",
-        "rewind",
-        "--region",
-        "eu",
-        "--topic",
-        "orders.events",
-        "--to-offset",
-        "999999999",
-        "--execute",
+        *REWIND_EU, "--topic", "orders.events", "--to-offset", "999999999", "--execute"
     )
     assert all("clamped to log end" in row["note"] for row in plan["plan"])
     assert all(
@@ -132,33 +122,16 @@ async def test_rewind_by_every_target_kind_moves_the_committed_offsets(
         if tp in orders
     )
 
-    status, plan = await cli(
-        "offsets",
-        "rewind",
-        "--region",
-        "eu",
-        "--topic",
-        "orders.events",
-        "--to-earliest",
-        "--execute",
-    )
+    status, plan = await cli(*REWIND_EU, "--topic", "orders.events", "--to-earliest", "--execute")
     starts = {row["partition"]: row["new"] for row in plan["plan"]}
     committed = await committed_offsets(settings.kafka, group)
     assert all(committed[tp] == starts[tp.partition] for tp in orders)
 
-    status, _ = await cli("offsets", "rewind", "--region", "eu", "--to-latest", "--execute")
+    status, _ = await cli(*REWIND_EU, "--to-latest", "--execute")
     # The command reads the clock itself: its target lies between these two.
     earliest_cut = datetime.now(UTC) - timedelta(seconds=30)
     status, plan = await cli(
-        "offsets",
-        "rewind",
-        "--region",
-        "eu",
-        "--topic",
-        "orders.events",
-        "--by-duration",
-        "30s",
-        "--execute",
+        *REWIND_EU, "--topic", "orders.events", "--by-duration", "30s", "--execute"
     )
     latest_cut = datetime.now(UTC) - timedelta(seconds=30)
     low = await offsets_at(settings.kafka, orders, int(earliest_cut.timestamp() * 1000))
@@ -178,7 +151,7 @@ async def test_dry_run_changes_nothing_and_active_members_refuse_execution(
     group = settings.group_id("eu")
     await _history(settings, publisher, uuid.uuid4().hex[:8])
     before = await committed_offsets(settings.kafka, group)
-    status, plan = await cli("offsets", "rewind", "--region", "eu", "--to-earliest")
+    status, plan = await cli(*REWIND_EU, "--to-earliest")
     assert status == 0 and not plan["executed"] and plan["events_to_replay"] > 0
     assert await committed_offsets(settings.kafka, group) == before
 
