@@ -158,6 +158,13 @@ class Demo:
         return elapsed
 
 
+def _stats_written_after(region: str, instant: float) -> bool:
+    try:
+        return (RUN_DIR / f"stats-{region}.json").stat().st_mtime > instant
+    except OSError:
+        return False
+
+
 def _stats(region: str) -> dict[str, float]:
     try:
         loaded: dict[str, float] = json.loads((RUN_DIR / f"stats-{region}.json").read_text())
@@ -219,7 +226,16 @@ async def _caught_up(
             )
             for region in processes
         }
-        if not any(behind.values()) and all(_stats(r) for r in processes):
+        if not any(behind.values()):
+            # Wait for a stats file written after the catch-up, so that the workload's purge
+            # count starts from a baseline that includes every catch-up purge.
+            caught_up_at = time.time()
+            while not all(_stats_written_after(r, caught_up_at) for r in processes):
+                if stop.is_set():
+                    return False
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the invalidators wrote no stats file in {RUN_DIR}")
+                await asyncio.sleep(0.05)
             return True
         if time.monotonic() > deadline:
             raise RuntimeError(f"invalidators did not catch up within 180 s: {behind}")
