@@ -8,6 +8,7 @@ acknowledgement policies commit per message and either before handling or even o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -87,32 +88,34 @@ class Invalidator:
         dead_letters = DeadLetters(
             self.settings.kafka, topic=self.settings.dead_letter_topic, group_id=self.group_id
         )
-        await dead_letters.start()
-        await consumer.start()
-        log.info(
-            "invalidator %s started: topics=%s targets=%s",
-            self.group_id,
-            ",".join(self.catalogue.topics()),
-            ",".join(sorted(targets.names())),
-        )
+        async with contextlib.AsyncExitStack() as running:
+            await dead_letters.start()
+            running.push_async_callback(dead_letters.stop)
+            running.push_async_callback(targets.close)
+            await consumer.start()
+            running.push_async_callback(consumer.stop)
+            log.info(
+                "invalidator %s started: topics=%s targets=%s",
+                self.group_id,
+                ",".join(self.catalogue.topics()),
+                ",".join(sorted(targets.names())),
+            )
+            await self._loop(targets, dead_letters)
+        self._report_stats()
+        log.info("invalidator %s stopped", self.group_id)
+
+    async def _loop(self, targets: RegionTargets, dead_letters: DeadLetters) -> None:
         last_stats = time.monotonic()
-        try:
-            while not self._stopping.is_set():
-                batch = await consumer.getmany(
-                    timeout_ms=self.settings.fetch_timeout_ms,
-                    max_records=self.settings.batch_max_records,
-                )
-                if batch:
-                    await self._handle(batch, targets, dead_letters)
-                if time.monotonic() - last_stats >= self.settings.stats_interval_s:
-                    self._report_stats()
-                    last_stats = time.monotonic()
-        finally:
-            await consumer.stop()
-            await dead_letters.stop()
-            await targets.close()
-            self._report_stats()
-            log.info("invalidator %s stopped", self.group_id)
+        while not self._stopping.is_set():
+            batch = await self._consumer.getmany(
+                timeout_ms=self.settings.fetch_timeout_ms,
+                max_records=self.settings.batch_max_records,
+            )
+            if batch:
+                await self._handle(batch, targets, dead_letters)
+            if time.monotonic() - last_stats >= self.settings.stats_interval_s:
+                self._report_stats()
+                last_stats = time.monotonic()
 
     def _report_stats(self) -> None:
         log.info("invalidator %s: %s", self.group_id, self.stats.summary())
