@@ -45,3 +45,9 @@ docs: $(INSTALLED)  ## regenerate docs/ of the example domain from the catalogue
 	  INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:19092 $(BIN)/python -m invalidator catalogue export \
 	    --format $${format%%:*} --title "Example domain: orders" --output docs/$${format#*:} || exit 1; \
 	done
+
+.PHONY: stale-check stale-bench
+stale-check: $(INSTALLED)  ## the short stale-data harness (CI)
+	eval "$$($(STACK) up)" && $(BIN)/python -m bench.stale --short
+stale-bench: $(INSTALLED)  ## the full stale-data harness (>= 200,000 reads)
+	eval "$$($(STACK) up)" && $(BIN)/python -m bench.stale --reads 200000
