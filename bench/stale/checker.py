@@ -29,6 +29,8 @@ class RegionStaleness:
     """Older than a write acknowledged before the read started (window 0): includes the reads
     that raced a purge still in flight, which no system can avoid."""
     staleness_ms: list[float] = field(default_factory=list)
+    stale_values: set[tuple[str, int]] = field(default_factory=set)
+    """The distinct (item, version) the stale reads returned: how many stale entries there were."""
     examples: list[str] = field(default_factory=list)
 
 
@@ -74,6 +76,7 @@ def check_reads(
             # item_acks[v] is the acknowledgement of version v + 1: the oldest newer write.
             staleness = read.started_at - item_acks[read.version]
             outcome.staleness_ms.append(staleness * 1000)
+            outcome.stale_values.add((read.item, read.version))
             if len(outcome.examples) < examples:
                 outcome.examples.append(
                     f"{read.item}: got v{read.version} ({'hit' if read.hit else 'miss'}) "
@@ -111,6 +114,11 @@ class PurgeLatency:
     def window_s(self) -> float:
         """The allowed window: the slowest purge measured (commit -> purged everywhere)."""
         return max(self.everywhere_ms, default=0.0) / 1000
+
+    @property
+    def p999_s(self) -> float:
+        """The p99.9 of the same latency: a tighter window, reported for comparison only."""
+        return percentile(self.everywhere_ms, 0.999) / 1000
 
 
 def purge_latency(landings: Iterable[PurgeLanding], regions: list[str]) -> PurgeLatency:
