@@ -34,7 +34,6 @@ from bench.stale.report import (
     failures,
     races_line,
     text_table,
-    tighter_line,
     variant_document,
     window_line,
 )
@@ -170,9 +169,11 @@ def _code_version() -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
+        ).stdout.rstrip("\n")
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    # The working tree may be shared: name what differed from the commit (results aside).
+    changed = git("status", "--porcelain", "--", ".", ":(exclude)bench/results").splitlines()
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted": [line[3:] for line in changed]}
 
 
 def _write(document: dict[str, Any], path: Path) -> None:
@@ -202,7 +203,6 @@ async def _main(params: WorkloadParams, output: Path) -> int:
     print()
     print(window_line(document))
     print(races_line(document))
-    print(tighter_line(document))
     print(text_table(document))
     print(f"\nresults in {output}")
     for failure in document["failures"]:

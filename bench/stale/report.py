@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.stale.checker import (
@@ -101,10 +104,12 @@ _COLUMNS = (
     ("region", "<", 6),
     ("reads", ">", 7),
     ("stale", ">", 6),
+    ("stale values", ">", 12),
     ("nines", ">", 5),
     ("staleness p50/p99/max ms", "<", 24),
     ("hit", ">", 5),
     ("purge p50/p99 ms", "<", 16),
+    ("stale at p99.9 window", ">", 21),
 )
 
 
@@ -120,12 +125,14 @@ def _rows(document: dict[str, Any]) -> list[tuple[str, ...]]:
                     region,
                     str(numbers["reads"]),
                     str(numbers["stale_reads"]),
+                    str(numbers["stale_values"]),
                     str(numbers["consistency_nines"]),
                     f"{staleness['p50']:.0f} / {staleness['p99']:.0f} / {staleness['max']:.0f}"
-                    if numbers["stale_reads"]
+                    if staleness
                     else "-",
                     f"{numbers['hit_ratio']:.3f}",
                     f"{latency['p50']:.1f} / {latency['p99']:.1f}" if latency else "-",
+                    str(numbers["stale_reads_at_p999_window"]),
                 )
             )
     return rows
@@ -140,18 +147,6 @@ def window_line(document: dict[str, Any]) -> str:
         f"this system, commit acknowledged -> purged in every region "
         f"(p50 {everywhere['p50']:.1f} ms, p99 {everywhere['p99']:.1f} ms, "
         f"p99.9 {everywhere['p99.9']:.1f} ms)"
-    )
-
-
-def tighter_line(document: dict[str, Any]) -> str:
-    """Stale reads had the window been the p99.9 of the purge latency instead of its maximum."""
-    counts = ", ".join(
-        f"{name} {region} {numbers['stale_reads_at_p999_window']}"
-        for name, variant in document["variants"].items()
-        for region, numbers in variant["regions"].items()
-    )
-    return (
-        f"stale reads at the tighter p99.9 window ({document['p999_window_ms']:.1f} ms): {counts}"
     )
 
 
@@ -187,3 +182,19 @@ def markdown_table(document: dict[str, Any]) -> str:
         *("| " + " | ".join(row) + " |" for row in _rows(document)),
     ]
     return "\n".join(lines)
+
+
+def main() -> int:
+    """`python -m bench.stale.report RESULTS.json`: the markdown of a run, for docs/stale.md."""
+    if len(sys.argv) != 2:
+        print("usage: python -m bench.stale.report RESULTS.json", file=sys.stderr)
+        return 2
+    document = json.loads(Path(sys.argv[1]).read_text())
+    print(window_line(document) + ".\n")
+    print(races_line(document) + ".\n")
+    print(markdown_table(document))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
