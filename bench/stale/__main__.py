@@ -225,7 +225,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     reads = args.reads or (SHORT_READS if args.short else WorkloadParams.reads)
-    output = args.output or RESULTS_DIR / ("stale-short.json" if args.short else "stale.json")
+    # The short run is a check (CI, make stale-check): its results go next to the logs, out of
+    # version control, so that it neither overwrites nor dirties the committed full results.
+    output = args.output or (
+        LOG_DIR / "stale-short.json" if args.short else RESULTS_DIR / "stale.json"
+    )
     params = WorkloadParams(reads=reads, seed=args.seed)
     try:
         ensure_stack()
