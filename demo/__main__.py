@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
 import sys
@@ -18,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from demo.invalidators import InvalidatorProcesses
 from demo.service import OrdersService
 from demo.store import OrdersStore, page_version
 from demo.watch import PurgeWatcher
@@ -109,7 +109,7 @@ class Demo:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     def line(self, elapsed: float) -> str:
-        purges = " ".join(f"{r} {_stats(r).get('namespaces_purged', 0):.0f}" for r in self.regions)
+        purges = " ".join(f"{r} {n:.0f}" for r, n in self.purges().items())
         t = self.tally
         return (
             f"[{elapsed:5.1f}s] events {t.writes} ({t.writes / max(elapsed, 1e-9):.0f}/s) | "
@@ -173,50 +173,15 @@ def _stats(region: str) -> dict[str, float]:
     return loaded
 
 
-async def _start_invalidators(
-    settings: InvalidatorSettings,
-) -> dict[str, asyncio.subprocess.Process]:
-    processes = {}
-    for region in sorted(settings.regions):
-        (RUN_DIR / f"stats-{region}.json").unlink(missing_ok=True)
-        env = {
-            **os.environ,
-            "INVALIDATOR_STATS_FILE": str(RUN_DIR / f"stats-{region}.json"),
-            "INVALIDATOR_STATS_INTERVAL_S": "1",
-        }
-        log = (RUN_DIR / f"invalidator-{region}.log").open("ab")
-        processes[region] = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "invalidator",
-            "run",
-            "--region",
-            region,
-            env=env,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        log_path = RUN_DIR / f"invalidator-{region}.log"
-        print(f"invalidator {region}: pid {processes[region].pid}, log {log_path}")
-    return processes
-
-
 async def _caught_up(
-    settings: InvalidatorSettings,
-    processes: dict[str, asyncio.subprocess.Process],
-    stop: asyncio.Event,
+    settings: InvalidatorSettings, invalidators: InvalidatorProcesses, stop: asyncio.Event
 ) -> bool:
     """Wait until both groups committed the log end; False if the user stopped first."""
     topics = settings.load_catalogue().topics()
     deadline = time.monotonic() + 180
+    regions = sorted(invalidators.processes)
     while True:
-        for region, process in processes.items():
-            if process.returncode is not None:
-                raise RuntimeError(
-                    f"invalidator {region} exited ({process.returncode}); "
-                    f"see {RUN_DIR}/invalidator-{region}.log"
-                )
+        invalidators.check_running()
         behind = {
             region: sum(
                 p.lag
@@ -224,13 +189,13 @@ async def _caught_up(
                     await group_lag(settings.kafka, settings.group_id(region), topics)
                 ).values()
             )
-            for region in processes
+            for region in regions
         }
         if not any(behind.values()):
             # Wait for a stats file written after the catch-up, so that the workload's purge
             # count starts from a baseline that includes every catch-up purge.
             caught_up_at = time.time()
-            while not all(_stats_written_after(r, caught_up_at) for r in processes):
+            while not all(_stats_written_after(r, caught_up_at) for r in regions):
                 if stop.is_set():
                     return False
                 if time.monotonic() > deadline:
@@ -246,36 +211,26 @@ async def _caught_up(
             return False
 
 
-async def _stop(processes: dict[str, asyncio.subprocess.Process]) -> None:
-    for process in processes.values():
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-    for region, process in processes.items():
-        try:
-            await asyncio.wait_for(process.wait(), timeout=30)
-        except TimeoutError:
-            print(f"invalidator {region} ignored SIGTERM for 30 s; killing it")
-            process.kill()
-            await process.wait()
-
-
 async def _main(args: argparse.Namespace) -> int:
     settings = load_settings()
     if not settings.regions:
         raise SettingsError("INVALIDATOR_REGIONS is empty; run `make demo` (it starts the stack)")
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-    processes = await _start_invalidators(settings)
+    invalidators = InvalidatorProcesses(settings, log_dir=RUN_DIR)
+    await invalidators.start()
+    for region in sorted(invalidators.processes):
+        print(f"invalidator {region}: log {invalidators.log_path(region)}")
     demo = Demo(args, settings)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, demo.stop.set)
     loop.add_signal_handler(signal.SIGTERM, demo.stop.set)
     try:
-        if not await _caught_up(settings, processes, demo.stop):
+        if not await _caught_up(settings, invalidators, demo.stop):
             return 130
         print(f"running the orders service for {args.seconds:.0f} s (Ctrl-C stops early)")
         elapsed = await demo.run()
     finally:
-        await _stop(processes)  # each invalidator writes its final stats file as it stops
+        await invalidators.stop()  # each writes its final stats file as it stops
     return _report(demo, elapsed)
 
 

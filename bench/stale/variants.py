@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from bench.stale.invalidators import InvalidatorProcesses
 from bench.stale.naive_invalidator import NaiveInvalidator
 from bench.stale.purge_watch import GenerationWatch
 from bench.stale.workload import Lookup, PurgeLanding, Variant
 from contracts.catalogue import BoundNamespace
 from contracts.layout import generation_key
 from contracts.orders import COMPANY_ORDERS, OrderStatus, OrderStatusChanged
+from demo.invalidators import InvalidatorProcesses
 from invalidator.settings import InvalidatorSettings
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
 
@@ -89,7 +89,7 @@ class ThisSystem:
         self._regions = sorted(settings.regions)
         self._run_id = run_id
         self._invalidators = InvalidatorProcesses(
-            settings, group_prefix=f"stale-bench.{run_id}", log_dir=log_dir
+            settings, group_prefix=f"stale-bench.{run_id}", log_dir=log_dir, start_at_log_end=True
         )
         self._publisher = EventPublisher(settings.kafka, source="stale-bench")
         self._clients: list[RedisClient] = []
