@@ -214,7 +214,27 @@ class _PlainCache:
             await client.aclose()
 
 
-class TtlOnly:
+class _PlainCacheVariant:
+    """What both baselines share: naive cache-aside reads and fills, nothing before a write."""
+
+    _cache: _PlainCache | None
+
+    async def lookup(self, region: str, item: str) -> Lookup:
+        """A plain GET."""
+        assert self._cache is not None
+        return await self._cache.lookup(region, item)
+
+    async def fill(self, region: str, item: str, value: bytes, lookup: Lookup) -> None:
+        """An unconditional SET with the TTL."""
+        assert self._cache is not None
+        await self._cache.fill(region, item, value)
+
+    async def before_write(self, item: str) -> object:
+        """Nothing."""
+        return None
+
+
+class TtlOnly(_PlainCacheVariant):
     """Cache-aside with a one-hour TTL; writes only commit, nothing invalidates."""
 
     name = "ttl-only"
@@ -241,20 +261,6 @@ class TtlOnly:
     def details(self) -> dict[str, Any]:
         """Nothing beyond reads and writes."""
         return {}
-
-    async def lookup(self, region: str, item: str) -> Lookup:
-        """A plain GET."""
-        assert self._cache is not None
-        return await self._cache.lookup(region, item)
-
-    async def fill(self, region: str, item: str, value: bytes, lookup: Lookup) -> None:
-        """An unconditional SET with the TTL."""
-        assert self._cache is not None
-        await self._cache.fill(region, item, value)
-
-    async def before_write(self, item: str) -> object:
-        """Nothing."""
-        return None
 
     async def publish(self, item: str, version: int, acked_at: float, ticket: object) -> None:
         """Nothing: this baseline publishes no event."""
@@ -286,7 +292,7 @@ class _Deletions:
         return self._seen.pop((item, version))
 
 
-class DeleteOnEvent:
+class DeleteOnEvent(_PlainCacheVariant):
     """Cache-aside whose key a naive consumer per region deletes on every event."""
 
     name = "delete-on-event"
@@ -357,20 +363,6 @@ class DeleteOnEvent:
     def details(self) -> dict[str, Any]:
         """Nothing beyond reads, writes and DEL latencies."""
         return {}
-
-    async def lookup(self, region: str, item: str) -> Lookup:
-        """A plain GET."""
-        assert self._cache is not None
-        return await self._cache.lookup(region, item)
-
-    async def fill(self, region: str, item: str, value: bytes, lookup: Lookup) -> None:
-        """An unconditional SET with the TTL."""
-        assert self._cache is not None
-        await self._cache.fill(region, item, value)
-
-    async def before_write(self, item: str) -> object:
-        """Nothing."""
-        return None
 
     async def publish(self, item: str, version: int, acked_at: float, ticket: object) -> None:
         """Publish the write's event, then wait until both regions' consumers deleted the key."""
