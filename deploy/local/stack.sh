@@ -176,7 +176,7 @@ kafka_pid() {
   local pid
   pid="$(read_pid "${KAFKA_PID_FILE}")"
   # Guard against pid reuse: the process must be our broker.
-  if pid_alive "${pid}" && [[ "$(ps -o args= -p "${pid}" 2>/dev/null)" == *"${KAFKA_CONFIG}"* ]]; then
+  if pid_alive "${pid}" && [[ "$(ps -ww -o args= -p "${pid}" 2>/dev/null)" == *"${KAFKA_CONFIG}"* ]]; then
     printf '%s\n' "${pid}"
   fi
 }
@@ -388,7 +388,7 @@ stop_redis() {
     log "stopping redis-${name} (${port})"
     rcli "${port}" shutdown nosave >/dev/null || true
   fi
-  if pid_alive "${pid}" && [[ "$(ps -o args= -p "${pid}" 2>/dev/null)" == *redis-server* ]]; then
+  if pid_alive "${pid}" && [[ "$(ps -ww -o args= -p "${pid}" 2>/dev/null)" == *redis-server* ]]; then
     deadline=$(( $(now) + 10 ))
     while pid_alive "${pid}" && (( $(now) < deadline )); do sleep 0.1; done
     if pid_alive "${pid}"; then
