@@ -10,9 +10,8 @@ from pathlib import Path
 from contracts.docs import catalogue_json, catalogue_markdown, catalogue_table
 from contracts.errors import CatalogueError
 from invalidator.asyncapi import asyncapi_document
+from invalidator.console import EXIT_OK, EXIT_REFUSED
 from invalidator.settings import InvalidatorSettings
-
-EXIT_CHECK_FAILED = 1
 
 
 def add_catalogue_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,17 +43,17 @@ def run_catalogue_command(args: argparse.Namespace, settings: InvalidatorSetting
         if args.action != "check":
             raise
         print(f"catalogue {settings.catalogue}: FAILED\n{error}", file=sys.stderr)
-        return EXIT_CHECK_FAILED
+        return EXIT_REFUSED
     if args.action == "check":
         events = {m.event_type for m in catalogue.schemas.models()}
         print(
             f"catalogue {settings.catalogue}: ok ({len(catalogue.namespaces)} namespaces, "
             f"{len(events)} event types, topics {', '.join(catalogue.topics())})"
         )
-        return 0
+        return EXIT_OK
     if args.action == "show":
         print(catalogue_table(catalogue))
-        return 0
+        return EXIT_OK
     if args.format == "markdown":
         text = catalogue_markdown(catalogue, title=args.title) + "\n"
     elif args.format == "json":
@@ -69,4 +68,4 @@ def run_catalogue_command(args: argparse.Namespace, settings: InvalidatorSetting
     else:
         args.output.write_text(text)
         print(f"wrote {args.output}", file=sys.stderr)
-    return 0
+    return EXIT_OK

@@ -16,15 +16,12 @@ from redis.exceptions import RedisError
 
 from contracts.errors import ContractError
 from invalidator.catalogue_commands import add_catalogue_commands, run_catalogue_command
+from invalidator.console import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
 from invalidator.consumer import Invalidator
 from invalidator.offsets import UnknownTopicError
 from invalidator.operator_commands import add_operator_commands, run_operator_command
 from invalidator.rewind import OperatorInputError
 from invalidator.settings import InvalidatorSettings, SettingsError
-
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_UNAVAILABLE = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         invalidator = Invalidator(settings, region=args.region)
     except (SettingsError, ContractError, OperatorInputError, UnknownTopicError) as error:
         print(f"invalidator: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_INPUT
     except (KafkaError, RedisError, OSError) as error:
         print(f"invalidator: a service cannot be reached: {error!r}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -1,0 +1,213 @@
+"""`invalidator offsets show` and `offsets rewind`: a region's group position, and moving it."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from contracts.catalogue import Catalogue
+from invalidator.console import EXIT_OK, EXIT_REFUSED, emit, iso_time, table
+from invalidator.offsets import (
+    commit_group_offsets,
+    committed_offsets,
+    group_exists,
+    group_lag,
+    group_state,
+    log_bounds,
+    offsets_at,
+    record_timestamps,
+)
+from invalidator.rewind import (
+    OperatorInputError,
+    RewindRow,
+    parse_datetime,
+    parse_duration,
+    parse_partitions,
+    plan_rewind,
+)
+from invalidator.settings import InvalidatorSettings
+
+
+def topics_of(catalogue: Catalogue, topic: str | None) -> list[str]:
+    """The topics an operator named with --topic (all the catalogue's by default)."""
+    if topic is None:
+        return catalogue.topics()
+    if topic not in catalogue.topics():
+        raise OperatorInputError(
+            f"--topic {topic!r} is not a topic of the catalogue; "
+            f"known: {', '.join(catalogue.topics())}"
+        )
+    return [topic]
+
+
+def select_partitions(
+    partitions: Sequence[TopicPartition], wanted: set[int] | None
+) -> list[TopicPartition]:
+    """The partitions an operator named with --partitions (all by default)."""
+    if wanted is None:
+        return list(partitions)
+    chosen = [tp for tp in partitions if tp.partition in wanted]
+    missing = wanted - {tp.partition for tp in chosen}
+    if missing:
+        raise OperatorInputError(f"--partitions: no partition {sorted(missing)} in these topics")
+    return chosen
+
+
+async def offsets_show(
+    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
+) -> int:
+    regions = [args.region] if args.region else sorted(settings.regions)
+    for region in regions:
+        settings.targets(region)
+    report: dict[str, Any] = {"regions": []}
+    text = []
+    topics = catalogue.topics()
+    for region in regions:
+        group = settings.group_id(region)
+        lag = await group_lag(settings.kafka, group, topics)
+        state = await group_state(settings.kafka, group)
+        stamps = await record_timestamps(
+            settings.kafka, {tp: p.committed - 1 for tp, p in lag.items() if p.committed}
+        )
+        rows = [
+            {
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "committed": p.committed,
+                "log_end": p.end,
+                "lag": p.lag,
+                "committed_record_time": iso_time(stamps.get(tp)),
+            }
+            for tp, p in sorted(lag.items())
+        ]
+        members = [f"{m.client_id}@{m.host}" for m in state.members]
+        report["regions"].append(
+            {
+                "region": region,
+                "group": group,
+                "state": state.state,
+                "members": members,
+                "total_lag": sum(r["lag"] for r in rows),
+                "partitions": rows,
+            }
+        )
+        text.append(
+            f"region {region}: group {group}, {state.state}, "
+            f"{'members: ' + ', '.join(members) if members else 'no active member'}, "
+            f"total lag {sum(r['lag'] for r in rows)}"
+        )
+        text.append(
+            table(
+                ["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "LAST PURGED RECORD AT"],
+                [
+                    [
+                        r["topic"],
+                        r["partition"],
+                        r["committed"],
+                        r["log_end"],
+                        r["lag"],
+                        r["committed_record_time"],
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+    emit(args, report, "\n".join(text))
+    return EXIT_OK
+
+
+async def _desired_offsets(
+    args: argparse.Namespace,
+    settings: InvalidatorSettings,
+    partitions: list[TopicPartition],
+    committed: dict[TopicPartition, int],
+    bounds: dict[TopicPartition, tuple[int, int]],
+) -> dict[TopicPartition, int]:
+    if args.to_offset is not None:
+        return dict.fromkeys(partitions, args.to_offset)
+    if args.shift_by is not None:
+        return {tp: committed.get(tp, bounds[tp][0]) + args.shift_by for tp in partitions}
+    if args.to_earliest:
+        return {tp: bounds[tp][0] for tp in partitions}
+    if args.to_latest:
+        return {tp: bounds[tp][1] for tp in partitions}
+    if args.to_datetime is not None:
+        when = parse_datetime(args.to_datetime, option="--to-datetime")
+    else:
+        when = datetime.now(UTC) - parse_duration(args.by_duration, option="--by-duration")
+    found = await offsets_at(settings.kafka, partitions, int(when.timestamp() * 1000))
+    return {tp: bounds[tp][1] if offset is None else offset for tp, offset in found.items()}
+
+
+async def offsets_rewind(
+    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
+) -> int:
+    group = settings.group_id(args.region)
+    if not await group_exists(settings.kafka, group):
+        raise OperatorInputError(
+            f"group {group} does not exist on the broker: no invalidator of region "
+            f"{args.region} ever committed (check INVALIDATOR_GROUP_PREFIX)"
+        )
+    bounds = await log_bounds(settings.kafka, topics_of(catalogue, args.topic))
+    partitions = select_partitions(sorted(bounds), parse_partitions(args.partitions))
+    committed = await committed_offsets(settings.kafka, group)
+    desired = await _desired_offsets(args, settings, partitions, committed, bounds)
+    plan = plan_rewind(committed, bounds, desired)
+    state = await group_state(settings.kafka, group)
+    members = [f"{m.client_id}@{m.host}" for m in state.members]
+    skipped = sum(max(0, -row.replayed) for row in plan)
+    report = {
+        "region": args.region,
+        "group": group,
+        "executed": False,
+        "events_to_replay": sum(max(0, row.replayed) for row in plan),
+        "events_skipped": skipped,
+        "plan": [_row(row) for row in plan],
+    }
+    text = [
+        table(
+            ["TOPIC", "PARTITION", "CURRENT", "NEW", "REPLAYED", "NOTE"],
+            [
+                [r.partition.topic, r.partition.partition, r.current, r.new, r.replayed, r.note]
+                for r in plan
+            ],
+        ),
+        f"{report['events_to_replay']} events will be purged again by group {group}"
+        + (f"; {report['events_skipped']} not yet purged will be SKIPPED." if skipped else "."),
+    ]
+    if not args.execute:
+        emit(args, report, "\n".join([*text, "Dry run: nothing changed. Add --execute to apply."]))
+        return EXIT_OK
+    if members:
+        report["refused"] = f"group has active members: {', '.join(members)}"
+        emit(
+            args,
+            report,
+            "\n".join(
+                [
+                    *text,
+                    f"Refused: group {group} has active members ({', '.join(members)}). Stop the "
+                    f"region's invalidators, rewind, then start them again (README, Operators).",
+                ]
+            ),
+        )
+        return EXIT_REFUSED
+    await commit_group_offsets(settings.kafka, group, {row.partition: row.new for row in plan})
+    report["executed"] = True
+    emit(args, report, "\n".join([*text, f"Applied: group {group} now starts from NEW."]))
+    return EXIT_OK
+
+
+def _row(row: RewindRow) -> dict[str, Any]:
+    return {
+        "topic": row.partition.topic,
+        "partition": row.partition.partition,
+        "current": row.current,
+        "new": row.new,
+        "replayed": row.replayed,
+        "note": row.note,
+    }

@@ -1,0 +1,175 @@
+"""`invalidator replay` and `invalidator purge`: purging by hand, group offsets untouched."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from contracts.catalogue import BoundNamespace, Catalogue, PurgeStrategy
+from contracts.layout import index_key
+from invalidator.console import EXIT_OK, EXIT_REFUSED, ProgressBar, emit
+from invalidator.offsets import log_bounds, offsets_at
+from invalidator.offsets_commands import select_partitions, topics_of
+from invalidator.replay import plan_window, purge_planned
+from invalidator.rewind import OperatorInputError, parse_partitions, parse_when
+from invalidator.settings import InvalidatorSettings
+from invalidator.targets import RegionTargets
+
+
+async def _window(
+    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
+) -> dict[TopicPartition, tuple[int, int]]:
+    bounds = await log_bounds(settings.kafka, topics_of(catalogue, args.topic))
+    partitions = select_partitions(sorted(bounds), parse_partitions(args.partitions))
+    if args.from_offset is not None:
+        starts = dict.fromkeys(partitions, args.from_offset)
+    else:
+        start = parse_when(args.start, option="--from")
+        found = await offsets_at(settings.kafka, partitions, int(start.timestamp() * 1000))
+        starts = {tp: bounds[tp][1] if o is None else o for tp, o in found.items()}
+    if args.to_offset is not None:
+        ends = dict.fromkeys(partitions, args.to_offset)
+    elif args.end is not None:
+        end = parse_when(args.end, option="--to")
+        found = await offsets_at(settings.kafka, partitions, int(end.timestamp() * 1000))
+        ends = {tp: bounds[tp][1] if o is None else o for tp, o in found.items()}
+    else:
+        ends = {tp: bounds[tp][1] for tp in partitions}
+    return {tp: (max(starts[tp], bounds[tp][0]), min(ends[tp], bounds[tp][1])) for tp in partitions}
+
+
+async def replay(
+    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
+) -> int:
+    window = await _window(args, settings, catalogue)
+    progress = ProgressBar(not args.json)
+    plan = await plan_window(settings.kafka, catalogue, window, progress=progress)
+    namespaces = list(plan.namespaces)
+    report: dict[str, Any] = {
+        "region": args.region,
+        "window": {f"{tp.topic}[{tp.partition}]": list(b) for tp, b in sorted(window.items())},
+        "records": plan.records,
+        "events": plan.events,
+        "rejected": dict(plan.rejected),
+        "namespaces": len(namespaces),
+        "dry_run": args.dry_run,
+    }
+    if args.dry_run:
+        keys = await _known_key_counts(settings, args.region, namespaces)
+        report["purges"] = [
+            {
+                "namespace": ns.namespace.name,
+                "key": ns.key,
+                "strategy": ns.namespace.strategy.value,
+                "keys": keys.get(ns),
+            }
+            for ns in namespaces
+        ]
+        lines = [
+            f"{ns.namespace.name:24} {ns.key:40} {ns.namespace.strategy.value:10} "
+            f"{'?' if keys.get(ns) is None else keys[ns]} keys"
+            for ns in namespaces
+        ]
+        emit(
+            args,
+            report,
+            "\n".join(
+                [
+                    *lines,
+                    f"Dry run: {plan.records} records, {plan.events} events -> {len(namespaces)} "
+                    f"namespaces would be purged in region {args.region}; nothing was written.",
+                ]
+            ),
+        )
+        return EXIT_OK
+    targets = RegionTargets(args.region, settings.targets(args.region))
+    try:
+        failed = await purge_planned(targets, namespaces, progress=progress)
+    finally:
+        await targets.close()
+    report["failed_targets"] = sorted(failed)
+    emit(
+        args,
+        report,
+        (
+            f"Replayed {plan.records} records ({plan.events} events, rejected "
+            f"{dict(plan.rejected) or 'none'}) as {len(namespaces)} purges in region {args.region}"
+            + (
+                f"; FAILED on {', '.join(sorted(failed))}"
+                if failed
+                else "; committed offsets untouched."
+            )
+        ),
+    )
+    return EXIT_REFUSED if failed else EXIT_OK
+
+
+async def _known_key_counts(
+    settings: InvalidatorSettings, region: str, namespaces: Sequence[BoundNamespace]
+) -> dict[BoundNamespace, int | None]:
+    """Keys each purge would remove: 1 for generation and exact, the index size for index
+    (read-only), unknown for scan (it would have to scan)."""
+    counts: dict[BoundNamespace, int | None] = {}
+    indexed = [ns for ns in namespaces if ns.namespace.strategy is PurgeStrategy.INDEX]
+    for ns in namespaces:
+        strategy = ns.namespace.strategy
+        counts[ns] = None if strategy is PurgeStrategy.SCAN else 1
+    if indexed:
+        targets = RegionTargets(region, settings.targets(region)[:1])
+        try:
+            for ns in indexed:
+                counts[ns] = await targets.read_only_count(index_key(ns))
+        finally:
+            await targets.close()
+    return counts
+
+
+async def purge(
+    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
+) -> int:
+    params: dict[str, str] = {}
+    for item in args.params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise OperatorInputError(f"{item!r}: write PARAM=VALUE, e.g. company_id=42")
+        params[name] = value
+    bound = catalogue.namespace(args.namespace).bind(**params)
+    targets_config = settings.targets(args.region)
+    names = ", ".join(t.name for t in targets_config)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(
+                f"purge {bound.key} in region {args.region}: pass --yes to confirm", file=sys.stderr
+            )
+            return EXIT_REFUSED
+        answer = await asyncio.to_thread(
+            input, f"Purge {args.namespace} {bound.key} in region {args.region} ({names})? [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not purged", file=sys.stderr)
+            return EXIT_REFUSED
+    targets = RegionTargets(args.region, targets_config)
+    try:
+        failed = await targets.purge([bound])
+    finally:
+        await targets.close()
+    report = {
+        "region": args.region,
+        "namespace": args.namespace,
+        "key": bound.key,
+        "targets": [t.name for t in targets_config],
+        "failed_targets": sorted(failed),
+    }
+    emit(
+        args,
+        report,
+        f"purged {bound.key} in region {args.region} on {names}"
+        if not failed
+        else f"purge of {bound.key} FAILED on {', '.join(sorted(failed))}",
+    )
+    return EXIT_REFUSED if failed else EXIT_OK
