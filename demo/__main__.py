@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts.layout import generation_key
 from demo.invalidators import InvalidatorProcesses
 from demo.service import OrdersService
 from demo.store import OrdersStore, page_version
-from demo.watch import PurgeWatcher
+from demo.watch import GenerationWatch
 from invalidator.cli import load_settings
 from invalidator.offsets import group_lag
 from invalidator.settings import InvalidatorSettings, SettingsError
@@ -28,6 +29,8 @@ from invalidator.stats import percentile
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
 
 RUN_DIR = Path(".stack") / "demo"
+PURGE_GIVE_UP_S = 30.0
+"""A purge not seen in every region by then counts as unconfirmed."""
 
 
 @dataclass
@@ -56,7 +59,11 @@ class Demo:
         self.clients: dict[str, RedisClient] = {
             r: connect_redis(settings.targets(r)[0]) for r in self.regions
         }
-        self.watcher = PurgeWatcher(self.clients)
+        # The watch polls with clients of its own (one command at a time on each).
+        self.watch_clients: dict[str, RedisClient] = {
+            r: connect_redis(settings.targets(r)[0]) for r in self.regions
+        }
+        self.watch = GenerationWatch(self.watch_clients)
         # Per region and company: the newest data version whose purge was seen there.
         self.purged_version = {r: dict.fromkeys(self.store.company_ids, 0) for r in self.regions}
         self.company_locks = {c: asyncio.Lock() for c in self.store.company_ids}
@@ -80,7 +87,9 @@ class Demo:
                     random.choice(self.store.order_ids[company])
                 )
                 self.tally.writes += 1
-                landed = await self.watcher.landed(namespace, before)
+                landed = await self.watch.landed(
+                    generation_key(namespace), dict(before), timeout_s=PURGE_GIVE_UP_S
+                )
                 if landed is None:
                     self.tally.unconfirmed += 1
                 else:
@@ -129,6 +138,7 @@ class Demo:
         # Purges done before the workload (catching up on older events) are not counted.
         self.purged_before = {r: _stats(r).get("namespaces_purged", 0.0) for r in self.regions}
         caches = {r: CacheClient(client) for r, client in self.clients.items()}
+        await self.watch.start()
         async with EventPublisher(self.settings.kafka, source="orders-demo") as publisher:
             service = OrdersService(self.store, publisher, caches)
             write_period = self.args.writers / self.args.write_rate
@@ -153,7 +163,8 @@ class Demo:
             self.stop.set()
             await asyncio.gather(*tasks)
             elapsed = time.monotonic() - started
-        for client in self.clients.values():
+        await self.watch.stop()
+        for client in [*self.clients.values(), *self.watch_clients.values()]:
             await client.aclose()
         return elapsed
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from bench.stale.naive_invalidator import NaiveInvalidator
-from bench.stale.purge_watch import GenerationWatch
 from bench.stale.workload import Lookup, PurgeLanding, Variant
 from contracts.catalogue import BoundNamespace
 from contracts.layout import generation_key
 from contracts.orders import COMPANY_ORDERS, OrderStatus, OrderStatusChanged
 from demo.invalidators import InvalidatorProcesses
+from demo.watch import GenerationWatch
 from invalidator.settings import InvalidatorSettings
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
 
