@@ -93,8 +93,8 @@ def decode_entry(raw: bytes) -> StoredEntry | None:
 
 
 FILL_STORED = 1
-FILL_PURGED_MEANWHILE = 0
-FILL_HELD_OFF = -1
+"""FILL_IF_GENERATION's reply when the entry was stored (0: a purge came in between, -1: the
+namespace is in its fill hold-off)."""
 
 FILL_IF_GENERATION = """
 -- KEYS[1] generation, KEYS[2] entry, KEYS[3] hold-off marker, KEYS[4] index set
@@ -115,7 +115,7 @@ return 1
 """
 """Store an entry only if the generation is still the one read before the source: a purge in
 between refuses the fill atomically, so the read-purge-fill race cannot store a stale value.
-A fill during a purge's hold-off is refused too. Returns one of the FILL_* codes."""
+A fill during a purge's hold-off is refused too. Returns FILL_STORED, 0 or -1."""
 
 PURGE_WITH_INDEX = """
 -- KEYS[1] generation, KEYS[2] index set; ARGV[1] new generation, ARGV[2] generation ttl ms
