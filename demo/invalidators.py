@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from invalidator.offsets import commit_group_offsets, end_offsets
+from invalidator.offsets import start_at_log_end
 from invalidator.settings import InvalidatorSettings
 
 STOP_TIMEOUT_S = 30.0
@@ -55,11 +55,10 @@ class InvalidatorProcesses:
         """Start one process per region (after committing the log end, if asked)."""
         self._log_dir.mkdir(parents=True, exist_ok=True)
         if self._start_at_log_end:
-            ends = await end_offsets(self._settings.kafka, self._settings.load_catalogue().topics())
+            topics = self._settings.load_catalogue().topics()
             for region in sorted(self._settings.regions):
-                await commit_group_offsets(
-                    self._settings.kafka, self._settings.group_id(region), ends
-                )
+                group = self._settings.group_id(region)
+                await start_at_log_end(self._settings.kafka, group, topics)
         for region in sorted(self._settings.regions):
             self.stats_path(region).unlink(missing_ok=True)
             env = {

@@ -103,7 +103,10 @@ async def log_bounds(
 
 async def end_offsets(kafka: KafkaConnection, topics: list[str]) -> dict[TopicPartition, int]:
     """The log end offset of every partition of `topics`."""
-    return {tp: end for tp, (_, end) in (await log_bounds(kafka, topics)).items()}
+    async with _consumer(kafka) as consumer:
+        partitions = await partitions_of(consumer, topics)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+    return ends
 
 
 async def offsets_at(
@@ -170,6 +173,16 @@ async def commit_group_offsets(
     async with _consumer(kafka, group_id=group_id) as consumer:
         consumer.assign(list(offsets))
         await consumer.commit(dict(offsets))
+
+
+async def start_at_log_end(
+    kafka: KafkaConnection, group_id: str, topics: list[str]
+) -> dict[TopicPartition, int]:
+    """Commit the log end of every partition of `topics` for `group_id` (a group with no
+    member), so that it starts with the next event and skips older ones; returns the ends."""
+    ends = await end_offsets(kafka, topics)
+    await commit_group_offsets(kafka, group_id, ends)
+    return ends
 
 
 async def group_lag(

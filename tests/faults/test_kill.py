@@ -13,10 +13,10 @@ from pathlib import Path
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import InvalidatorSettings
-from invalidator.offsets import committed_offsets
+from invalidator.offsets import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
-from tests.integration.kafka_tools import caught_up, start_group_at_end
+from tests.integration.kafka_tools import caught_up
 from tests.integration.stack import REPO
 
 
@@ -39,7 +39,7 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
     tmp_path: Path,
 ) -> None:
     group = settings.group_id("eu")
-    start = await start_group_at_end(settings.kafka, group, CATALOGUE.topics())
+    start = await start_at_log_end(settings.kafka, group, CATALOGUE.topics())
     marker = tmp_path / "purged.json"
     log = tmp_path / "invalidator.log"
     held = _spawn(["tests/faults/hold_before_commit.py", "eu", str(marker)], settings, log)

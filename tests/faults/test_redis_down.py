@@ -10,11 +10,11 @@ from contracts import RedisTarget
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.offsets import committed_offsets
+from invalidator.offsets import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.proxy import TcpProxy
-from tests.integration.kafka_tools import caught_up, start_group_at_end
+from tests.integration.kafka_tools import caught_up
 
 
 async def test_eu_redis_cut_off_lags_alone_and_catches_up(
@@ -41,7 +41,7 @@ async def test_eu_redis_cut_off_lags_alone_and_catches_up(
     tasks = []
     starts = {}
     for region in ("eu", "us"):
-        starts[region] = await start_group_at_end(settings.kafka, settings.group_id(region), topics)
+        starts[region] = await start_at_log_end(settings.kafka, settings.group_id(region), topics)
         invalidators[region] = Invalidator(settings, region=region, catalogue=CATALOGUE)
         tasks.append(asyncio.create_task(invalidators[region].run()))
     try:

@@ -12,8 +12,8 @@ import pytest
 from contracts import Catalogue
 from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
+from invalidator.offsets import start_at_log_end
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
-from tests.integration.kafka_tools import start_group_at_end
 from tests.integration.stack import ensure_stack
 
 REGIONS = ("eu", "us")
@@ -67,7 +67,7 @@ async def running_invalidators(
     running: dict[str, Invalidator] = {}
     tasks = []
     for region in REGIONS:
-        await start_group_at_end(settings.kafka, settings.group_id(region), catalogue.topics())
+        await start_at_log_end(settings.kafka, settings.group_id(region), catalogue.topics())
         invalidator = Invalidator(settings, region=region, catalogue=catalogue)
         running[region] = invalidator
         tasks.append(asyncio.create_task(invalidator.run()))

@@ -1,24 +1,14 @@
-"""Kafka helpers for integration tests: starting a group at the log end, waiting for catch-up."""
+"""Kafka helpers for integration tests: waiting for catch-up, creating a topic."""
 
 from __future__ import annotations
 
 import contextlib
 
-from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import KafkaConnection
-from invalidator.offsets import commit_group_offsets, end_offsets, group_lag
-
-
-async def start_group_at_end(
-    kafka: KafkaConnection, group_id: str, topics: list[str]
-) -> dict[TopicPartition, int]:
-    """Commit the log end of every partition for a new group, so it skips older tests' events."""
-    ends = await end_offsets(kafka, topics)
-    await commit_group_offsets(kafka, group_id, ends)
-    return ends
+from invalidator.offsets import group_lag
 
 
 async def caught_up(kafka: KafkaConnection, group_id: str, topics: list[str]) -> bool:
