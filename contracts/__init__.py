@@ -4,7 +4,14 @@ from contracts.catalogue import BoundNamespace, Catalogue, Namespace, PurgeRule,
 from contracts.connections import KafkaConnection, RedisTarget, TlsSettings
 from contracts.decoding import EventSchemas, Rejected, RejectReason
 from contracts.errors import CatalogueError, ContractError, EntryNameError, NamespaceParamError
-from contracts.events import DomainEvent, Event, EventEnvelope, SafeId, TraceContext
+from contracts.events import (
+    DomainEvent,
+    Event,
+    EventEnvelope,
+    EventMetadata,
+    SafeId,
+    TraceContext,
+)
 
 __all__ = [
     "BoundNamespace",
@@ -15,6 +22,7 @@ __all__ = [
     "EntryNameError",
     "Event",
     "EventEnvelope",
+    "EventMetadata",
     "EventSchemas",
     "KafkaConnection",
     "Namespace",

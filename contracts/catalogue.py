@@ -13,7 +13,7 @@ from types import MappingProxyType
 from contracts.checks import catalogue_problems
 from contracts.decoding import EventSchemas
 from contracts.errors import CatalogueError
-from contracts.events import DomainEvent, Event
+from contracts.events import DomainEvent, Event, EventMetadata, holds_safe_id
 from contracts.ids import validate_param
 
 _PARAM = re.compile(r"\{([a-z][a-z0-9_]*)\}")
@@ -146,8 +146,12 @@ class Namespace:
                 f"got {sorted(values)}"
             )
         safe = {p: validate_param(values[p], namespace=self.name, param=p) for p in self.params}
-        key = _PARAM.sub(lambda m: safe[m.group(1)], self.template)
-        return BoundNamespace(self, key)
+        return BoundNamespace(self, self.render(safe))
+
+    def render(self, safe: Mapping[str, str]) -> str:
+        """The key for parameter values that are already validated as safe ids."""
+        # The literal parts hold no braces (checked above), so the template is a format string.
+        return self.template.format_map(safe)
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,6 +172,49 @@ class BoundNamespace:
 
     def __repr__(self) -> str:
         return f"BoundNamespace({self.namespace.name}: {self.key})"
+
+
+@dataclass(frozen=True, slots=True)
+class _ParamSource:
+    param: str
+    in_payload: bool
+    attribute: str
+    checked: bool
+    """The field is a SafeId: its values were validated with the event, not again per key."""
+
+
+class _CompiledRule:
+    """One purge rule prepared for the hot path: the keys it renders for an event."""
+
+    __slots__ = ("namespace", "rule", "sources")
+
+    def __init__(self, namespace: Namespace, rule: PurgeRule, model: type[DomainEvent]) -> None:
+        self.namespace = namespace
+        self.rule = rule
+        sources = []
+        for param, path in rule.params.items():
+            source, _, attribute = path.partition(".")
+            fields = (model if source == "payload" else EventMetadata).model_fields
+            field = fields.get(attribute)
+            checked = field is not None and holds_safe_id(field)
+            sources.append(_ParamSource(param, source == "payload", attribute, checked))
+        self.sources = tuple(sources)
+
+    def keys(self, event: Event) -> list[str]:
+        values: dict[str, str] = {}
+        for source in self.sources:
+            holder = event.payload if source.in_payload else event.envelope
+            value = getattr(holder, source.attribute)
+            if value is None:
+                return []
+            if isinstance(value, list | tuple | set | frozenset):
+                return [self.namespace.bind(**b).key for b in self.rule.bindings(event)]
+            values[source.param] = (
+                value
+                if source.checked
+                else validate_param(value, namespace=self.namespace.name, param=source.param)
+            )
+        return [self.namespace.render(values)]
 
 
 class Catalogue:
@@ -201,6 +248,11 @@ class Catalogue:
                 models[(rule.event.event_type, rule.event.schema_version)] = rule.event
                 self._rules.setdefault(rule.event.event_type, []).append((namespace, rule))
         self.schemas = EventSchemas(models.values())
+        self._compiled: dict[str, tuple[_CompiledRule, ...]] = {}
+        for event_type, rules in self._rules.items():
+            latest = self.schemas.latest(event_type)
+            assert latest is not None  # every rule's event is one of the schemas
+            self._compiled[event_type] = tuple(_CompiledRule(ns, r, latest) for ns, r in rules)
 
     def namespace(self, name: str) -> Namespace:
         """The namespace called `name`."""
@@ -221,8 +273,17 @@ class Catalogue:
 
     def purges_for(self, event: Event) -> list[BoundNamespace]:
         """The concrete namespaces that `event` makes stale, in declaration order, no repeats."""
-        found: dict[BoundNamespace, None] = {}
-        for namespace, rule in self._rules.get(event.envelope.type, ()):
-            for values in rule.bindings(event):
-                found[namespace.bind(**values)] = None
-        return list(found)
+        found = {(ns.name, key): ns for ns, key in self.purge_keys(event)}
+        return [BoundNamespace(namespace, key) for (_, key), namespace in found.items()]
+
+    def purge_keys(self, event: Event) -> list[tuple[Namespace, str]]:
+        """(namespace, rendered key) of everything `event` makes stale, in declaration order;
+        a pair may repeat. The planner's hot path: rules are compiled once per event type.
+
+        Raises NamespaceParamError when a value the event carries cannot render a key.
+        """
+        return [
+            (rule.namespace, key)
+            for rule in self._compiled.get(event.envelope.type, ())
+            for key in rule.keys(event)
+        ]

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from contracts.events import DomainEvent, Event, EventEnvelope
+from contracts.events import (
+    HEADER_EVENT_TYPE,
+    HEADER_SCHEMA_VERSION,
+    DomainEvent,
+    Event,
+    EventEnvelope,
+    EventMetadata,
+    typed_envelope,
+)
+
+RecordHeaders = Sequence[tuple[str, bytes]]
 
 
 class RejectReason(enum.StrEnum):
@@ -53,6 +63,10 @@ class EventSchemas:
             by_key[key] = model
         self._by_key: Mapping[tuple[str, int], type[DomainEvent]] = by_key
         self._latest = {t: max(v for (tt, v) in by_key if tt == t) for (t, _) in by_key}
+        # Keyed by the raw header values, so that the fast path decodes no header.
+        self._typed_by_headers: Mapping[tuple[bytes, bytes], type[EventMetadata]] = {
+            (t.encode(), str(v).encode()): typed_envelope(model) for (t, v), model in by_key.items()
+        }
 
     def models(self) -> list[type[DomainEvent]]:
         """Every known payload model, every version."""
@@ -63,13 +77,29 @@ class EventSchemas:
         version = self._latest.get(event_type)
         return None if version is None else self._by_key[(event_type, version)]
 
-    def decode(self, value: bytes | None) -> Event | Rejected:
+    def decode(self, value: bytes | None, headers: RecordHeaders = ()) -> Event | Rejected:
         """Decode one record value.
 
         value: the Kafka record value (JSON envelope); None (a tombstone) is malformed.
+        headers: the record's headers. When they name a known type and version, the record is
+            validated in one pass against that type's envelope; the body stays the truth (a
+            record whose headers disagree with its body is decoded by its body).
         """
         if value is None:
             return Rejected(RejectReason.MALFORMED, "record has no value")
+        typed = self._typed_by_headers.get(_type_and_version(headers))
+        if typed is not None:
+            try:
+                envelope = typed.model_validate_json(value)
+            except ValidationError:
+                pass  # the step-by-step path below names what is wrong
+            else:
+                payload: DomainEvent = envelope.payload  # type: ignore[attr-defined]
+                return self._upcast(envelope, payload)
+        return self._decode_in_steps(value)
+
+    def _decode_in_steps(self, value: bytes) -> Event | Rejected:
+        """Envelope first, then type and version, then payload: each failure its own reason."""
         try:
             envelope = EventEnvelope.model_validate_json(value)
         except ValidationError as error:
@@ -106,6 +136,12 @@ class EventSchemas:
                 envelope.type,
                 envelope.schema_version,
             )
+        return self._upcast(envelope, payload)
+
+    def _upcast(self, envelope: EventMetadata, payload: DomainEvent) -> Event | Rejected:
+        """The event with its payload upcast to the newest known version, checked."""
+        latest = self._latest[envelope.type]
+        model = type(payload)
         while payload.schema_version < latest:
             try:
                 newer = payload.upcast()
@@ -137,3 +173,14 @@ class EventSchemas:
                 envelope.schema_version,
             )
         return Event(envelope=envelope, payload=payload)
+
+
+def _type_and_version(headers: RecordHeaders) -> tuple[bytes, bytes]:
+    """The raw type and version headers (empty where missing: no typed envelope matches)."""
+    event_type = version = b""
+    for name, raw in headers:
+        if name == HEADER_EVENT_TYPE:
+            event_type = raw
+        elif name == HEADER_SCHEMA_VERSION:
+            version = raw
+    return event_type, version

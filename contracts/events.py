@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic.fields import FieldInfo
 
 from contracts.ids import ID_ALLOWED, is_valid_id
 
@@ -25,6 +27,13 @@ def _check_id(value: str) -> str:
 
 SafeId = Annotated[str, AfterValidator(_check_id)]
 """A string id that is safe to put inside a Redis key (see `contracts.ids`)."""
+
+
+def holds_safe_id(field: FieldInfo) -> bool:
+    """Whether a model field is declared `SafeId` (its values were checked on validation)."""
+    return field.annotation is str and any(
+        getattr(check, "func", None) is _check_id for check in field.metadata
+    )
 
 
 class DomainEvent(BaseModel):
@@ -67,8 +76,8 @@ class TraceContext(BaseModel):
     tracestate: str | None = Field(default=None, max_length=512)
 
 
-class EventEnvelope(BaseModel):
-    """What goes on the wire: metadata every consumer needs, and the typed payload as JSON."""
+class EventMetadata(BaseModel):
+    """Every envelope field but the payload: what every consumer needs to route an event."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -82,6 +91,24 @@ class EventEnvelope(BaseModel):
     aggregate_id: SafeId
     aggregate_version: int = Field(ge=0)
     trace: TraceContext | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The Kafka headers: type and version travel outside the body too."""
+        return {
+            HEADER_EVENT_TYPE: self.type,
+            HEADER_SCHEMA_VERSION: str(self.schema_version),
+            HEADER_EVENT_ID: str(self.event_id),
+            HEADER_CONTENT_TYPE: CONTENT_TYPE_JSON,
+        }
+
+    def partition_key(self) -> bytes:
+        """The Kafka key: events of one aggregate share a partition and keep their order."""
+        return f"{self.aggregate_type}:{self.aggregate_id}".encode()
+
+
+class EventEnvelope(EventMetadata):
+    """What goes on the wire: the metadata, and the typed payload as JSON."""
+
     payload: dict[str, Any]
 
     @classmethod
@@ -124,24 +151,31 @@ class EventEnvelope(BaseModel):
         """The JSON encoding published as the Kafka record value."""
         return self.model_dump_json().encode()
 
-    def headers(self) -> dict[str, str]:
-        """The Kafka headers: type and version travel outside the body too."""
-        return {
-            HEADER_EVENT_TYPE: self.type,
-            HEADER_SCHEMA_VERSION: str(self.schema_version),
-            HEADER_EVENT_ID: str(self.event_id),
-            HEADER_CONTENT_TYPE: CONTENT_TYPE_JSON,
-        }
 
-    def partition_key(self) -> bytes:
-        """The Kafka key: events of one aggregate share a partition and keep their order."""
-        return f"{self.aggregate_type}:{self.aggregate_id}".encode()
+def typed_envelope(model: type[DomainEvent]) -> type[EventMetadata]:
+    """The envelope of one event type and version: `type` and `schema_version` fixed, the
+    payload typed. Validating a record with it checks the metadata and the payload in one pass
+    (the consumer's fast path), and it is the schema the AsyncAPI document publishes."""
+    # Literal types built at run time: typed as Any for the checker.
+    event_type: Any = Literal[model.event_type]
+    schema_version: Any = Literal[model.schema_version]
+    return create_model(
+        f"{model.__name__}Envelope",
+        __base__=EventMetadata,
+        __doc__=(model.__doc__ or "").strip() or None,
+        type=(event_type, ...),
+        schema_version=(schema_version, ...),
+        payload=(model, ...),
+    )
 
 
-class Event(BaseModel):
-    """A decoded event: the envelope and its payload as the typed model."""
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decoded event.
 
-    model_config = ConfigDict(frozen=True)
+    envelope: its metadata as received.
+    payload: the typed payload, upcast to the newest version the consumer knows.
+    """
 
-    envelope: EventEnvelope
+    envelope: EventMetadata
     payload: DomainEvent

@@ -129,3 +129,23 @@ return #keys
 """
 """The `index` strategy: a new generation (race safety) and the indexed entries unlinked
 (memory back at once). Every key is in the namespace's slot. Returns how many were unlinked."""
+
+SET_EACH_LOCAL = """#!lua flags=allow-cross-slot-keys
+-- ARGV[1] value, ARGV[2] ttl ms, ARGV[3..] keys.
+-- Returns the positions (1-based, among the keys) of the keys that were not set.
+local refused = {}
+for i = 3, #ARGV do
+  local reply = redis.pcall('SET', ARGV[i], ARGV[1], 'PX', ARGV[2])
+  if type(reply) == 'table' and reply.err then
+    refused[#refused + 1] = i - 2
+  end
+end
+return refused
+"""
+"""Set many keys to one value and TTL in one call: the purge of many generation tokens (or
+hold-off markers) on one Redis node. The keys travel as arguments, so one call may carry keys of
+many Cluster slots; Redis still checks every key a script touches against the node's own slot
+table, so a key this node does not serve (its slot moved, or is migrating and the key is already
+gone) is refused, never written here: its position comes back and the caller sets it through
+the normal redirect-following client. Proven under a live reshard by
+`tests/faults/test_reshard.py`."""

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
-from pydantic import create_model
 
 from contracts.catalogue import Catalogue
-from contracts.events import DomainEvent, EventEnvelope
-
-
-def _typed_envelope(model: type[DomainEvent]) -> type[EventEnvelope]:
-    """The envelope of one event type, with its `type` fixed and its payload typed."""
-    # Literal types built at run time: typed as Any for the checker.
-    event_type: Any = Literal[model.event_type]
-    schema_version: Any = Literal[model.schema_version]
-    return create_model(
-        f"{model.__name__}Envelope",
-        __base__=EventEnvelope,
-        __doc__=(model.__doc__ or "").strip() or None,
-        type=(event_type, ...),
-        schema_version=(schema_version, ...),
-        payload=(model, ...),
-    )
+from contracts.events import typed_envelope
 
 
 def asyncapi_document(catalogue: Catalogue, *, bootstrap_servers: str, title: str) -> str:
@@ -32,7 +16,7 @@ def asyncapi_document(catalogue: Catalogue, *, bootstrap_servers: str, title: st
     broker = KafkaBroker(bootstrap_servers)
     for topic in catalogue.topics():
         models = [m for m in catalogue.schemas.models() if m.topic == topic]
-        envelopes = tuple(_typed_envelope(m) for m in models)
+        envelopes = tuple(typed_envelope(m) for m in models)
         schema: Any = envelopes[0] if len(envelopes) == 1 else Union[envelopes]  # noqa: UP007
         types = ", ".join(sorted({f"{m.event_type} v{m.schema_version}" for m in models}))
         broker.publisher(

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from contracts.catalogue import BoundNamespace, Catalogue
+from contracts.catalogue import BoundNamespace, Catalogue, Namespace
 from contracts.errors import ContractError
 from contracts.events import Event
 
@@ -31,15 +31,19 @@ def purge_plan(events: Iterable[tuple[Ref, Event]], catalogue: Catalogue) -> Pur
         every event that could not be planned.
     catalogue: which namespaces each event type purges.
     """
-    namespaces: dict[BoundNamespace, None] = {}
+    # Coalesced by (namespace name, key) before any BoundNamespace is built: a batch of a hot
+    # company names its namespaces thousands of times and builds each once.
+    namespaces: dict[tuple[str, str], Namespace] = {}
     unplannable: list[tuple[Ref, str]] = []
     planned = 0
     for ref, event in events:
         try:
-            found = catalogue.purges_for(event)
+            found = catalogue.purge_keys(event)
         except ContractError as error:
             unplannable.append((ref, str(error)))
             continue
         planned += 1
-        namespaces.update(dict.fromkeys(found))
-    return PurgePlan(tuple(namespaces), planned, tuple(unplannable))
+        for namespace, key in found:
+            namespaces[namespace.name, key] = namespace
+    bound = tuple(BoundNamespace(namespace, key) for (_, key), namespace in namespaces.items())
+    return PurgePlan(bound, planned, tuple(unplannable))

@@ -29,7 +29,8 @@ class InvalidatorStats:
     purge_retries: int = 0
     commit_failures: int = 0
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
-    """Event occurred_at -> purged on every target of the region, latest samples."""
+    """Record timestamp (when it was published) -> purged on every target of the region, ms;
+    the latest samples."""
 
     def summary(self) -> str:
         """One log line."""
