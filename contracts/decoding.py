@@ -64,7 +64,7 @@ class EventSchemas:
         self._by_key: Mapping[tuple[str, int], type[DomainEvent]] = by_key
         self._latest = {t: max(v for (tt, v) in by_key if tt == t) for (t, _) in by_key}
         # Keyed by the raw header values, so that the fast path decodes no header.
-        self._typed_by_headers: Mapping[tuple[bytes, bytes], type[EventMetadata]] = {
+        self._typed_by_headers: Mapping[tuple[bytes | None, bytes | None], type[EventMetadata]] = {
             (t.encode(), str(v).encode()): typed_envelope(model) for (t, v), model in by_key.items()
         }
 
@@ -175,12 +175,7 @@ class EventSchemas:
         return Event(envelope=envelope, payload=payload)
 
 
-def _type_and_version(headers: RecordHeaders) -> tuple[bytes, bytes]:
-    """The raw type and version headers (empty where missing: no typed envelope matches)."""
-    event_type = version = b""
-    for name, raw in headers:
-        if name == HEADER_EVENT_TYPE:
-            event_type = raw
-        elif name == HEADER_SCHEMA_VERSION:
-            version = raw
-    return event_type, version
+def _type_and_version(headers: RecordHeaders) -> tuple[bytes | None, bytes | None]:
+    """The raw type and version headers (None where missing: no typed envelope matches)."""
+    by_name = dict(headers)
+    return by_name.get(HEADER_EVENT_TYPE), by_name.get(HEADER_SCHEMA_VERSION)

@@ -11,7 +11,9 @@ import re
 from contracts.errors import EntryNameError, NamespaceParamError
 
 ID_ALLOWED = "[A-Za-z0-9_.-] (1 to 128 characters)"
-_ID = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,128}$"
+"""The id rule as a regular expression (JSON Schema `pattern`, pydantic's `StringConstraints`)."""
+_ID = re.compile(ID_PATTERN)
 
 ENTRY_ALLOWED = "[A-Za-z0-9_.:=,-] (1 to 256 characters)"
 _ENTRY = re.compile(r"[A-Za-z0-9_.:=,\-]{1,256}")

@@ -31,7 +31,12 @@ def hash_tag_template(namespace: Namespace) -> str:
 
 def generation_key(namespace: BoundNamespace) -> str:
     """`{N}:gen`: the key of the namespace's generation token."""
-    return hash_tag(namespace) + ":gen"
+    return generation_key_of(namespace.key)
+
+
+def generation_key_of(rendered: str) -> str:
+    """`{N}:gen` for a namespace's rendered key `N` (already validated: the purge hot path)."""
+    return "{" + rendered + "}:gen"
 
 
 def entry_key(namespace: BoundNamespace, entry: str) -> str:
@@ -56,13 +61,13 @@ def index_key(namespace: BoundNamespace) -> str:
     return hash_tag(namespace) + ":keys"
 
 
-def generation_ttl(namespace: BoundNamespace) -> timedelta:
+def generation_ttl(namespace: Namespace) -> timedelta:
     """How long a generation token is kept: twice the entries' TTL backstop.
 
     Losing a token is safe (a reader writes a fresh one, which invalidates every older entry);
     keeping it longer than its entries only wastes memory.
     """
-    return namespace.namespace.ttl * 2
+    return namespace.ttl * 2
 
 
 def new_generation() -> bytes:
@@ -131,21 +136,25 @@ return #keys
 (memory back at once). Every key is in the namespace's slot. Returns how many were unlinked."""
 
 SET_EACH_LOCAL = """#!lua flags=allow-cross-slot-keys
--- ARGV[1] value, ARGV[2] ttl ms, ARGV[3..] keys.
--- Returns the positions (1-based, among the keys) of the keys that were not set.
+-- ARGV: one or more groups of (value, ttl ms, n, key 1 .. key n).
+-- Returns the positions (1-based, counted over every group's keys) of the keys not set.
 local refused = {}
-for i = 3, #ARGV do
-  local reply = redis.pcall('SET', ARGV[i], ARGV[1], 'PX', ARGV[2])
-  if type(reply) == 'table' and reply.err then
-    refused[#refused + 1] = i - 2
+local i, position = 1, 0
+while i <= #ARGV do
+  local value, ttl, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  for j = i + 3, i + 2 + n do
+    position = position + 1
+    local reply = redis.pcall('SET', ARGV[j], value, 'PX', ttl)
+    if type(reply) == 'table' and reply.err then
+      refused[#refused + 1] = position
+    end
   end
+  i = i + 3 + n
 end
 return refused
 """
-"""Set many keys to one value and TTL in one call: the purge of many generation tokens (or
-hold-off markers) on one Redis node. The keys travel as arguments, so one call may carry keys of
-many Cluster slots; Redis still checks every key a script touches against the node's own slot
-table, so a key this node does not serve (its slot moved, or is migrating and the key is already
-gone) is refused, never written here: its position comes back and the caller sets it through
-the normal redirect-following client. Proven under a live reshard by
-`tests/faults/test_reshard.py`."""
+"""Set many keys, in groups sharing a value and a TTL, in one call: the generation tokens and
+hold-off markers of a purge on one Redis node. The keys travel as arguments, so one call may
+carry keys of many Cluster slots; Redis checks every key a script touches against the node's
+own slot table, so a key this node does not serve is refused, never written here, and its
+position comes back (see `invalidator.bulk_set`)."""

@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 
-from contracts.catalogue import BoundNamespace, Catalogue
+from contracts.catalogue import Catalogue
 from contracts.decoding import Rejected
 from contracts.events import Event
 from invalidator.committer import OffsetCommitter, Offsets
-from invalidator.planner import purge_plan
+from invalidator.planner import NamespaceKeys, purge_plan
 from invalidator.stats import InvalidatorStats
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class PurgeTargets(Protocol):
     def names(self) -> set[str]: ...
 
     async def purge(
-        self, namespaces: Sequence[BoundNamespace], *, only: set[str] | None = None
+        self, by_namespace: NamespaceKeys, *, only: set[str] | None = None
     ) -> set[str]: ...
 
 
@@ -164,13 +164,13 @@ class InvalidationLoop:
             "dead-letter", lambda: _succeeds(self._dead_letters.send(rejected))
         ):
             return False
-        if plan.namespaces and not await self._purge_everywhere(plan.namespaces):
+        if plan.by_namespace and not await self._purge_everywhere(plan.by_namespace):
             return False
         purged_ms = time.time() * 1000
         self.stats.lag_ms.extend(purged_ms - record.timestamp for record in records)
         self.stats.batches += 1
         self.stats.events += len(records)
-        self.stats.namespaces_purged += len(plan.namespaces)
+        self.stats.namespaces_purged += plan.size
         self.stats.dead_lettered += len(rejected)
         offsets = {tp: partition[-1].offset + 1 for tp, partition in batch.items() if partition}
         if self._before_commit is not None:
@@ -196,12 +196,12 @@ class InvalidationLoop:
         if mine:
             await self._source.commit(mine)
 
-    async def _purge_everywhere(self, namespaces: Sequence[BoundNamespace]) -> bool:
+    async def _purge_everywhere(self, by_namespace: NamespaceKeys) -> bool:
         pending = self._targets.names()
 
         async def purge_pending() -> bool:
             nonlocal pending
-            pending = await self._targets.purge(namespaces, only=pending)
+            pending = await self._targets.purge(by_namespace, only=pending)
             return not pending
 
         return await self._until_done("purge", purge_pending)

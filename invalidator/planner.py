@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Generic, TypeVar
 
 from contracts.catalogue import BoundNamespace, Catalogue, Namespace
@@ -12,16 +13,38 @@ from contracts.events import Event
 
 Ref = TypeVar("Ref")
 
+NamespaceKeys = tuple[tuple[Namespace, tuple[str, ...]], ...]
+"""Concrete namespaces grouped by their declaration: (namespace, its rendered keys)."""
+
+
+def grouped(namespaces: Iterable[BoundNamespace]) -> NamespaceKeys:
+    """`namespaces` grouped by declaration (the form the purge engine takes), no repeats."""
+    keys: dict[str, tuple[Namespace, dict[str, None]]] = {}
+    for bound in namespaces:
+        keys.setdefault(bound.namespace.name, (bound.namespace, {}))[1][bound.key] = None
+    return tuple((namespace, tuple(found)) for namespace, found in keys.values())
+
 
 @dataclass(frozen=True)
 class PurgePlan(Generic[Ref]):
     """What one batch purges: each concrete namespace once, and the events it could not plan."""
 
-    namespaces: tuple[BoundNamespace, ...]
+    by_namespace: NamespaceKeys
+    """Each purged namespace declaration with the keys it purges, each key once."""
     planned: int
     """How many events were planned (those purging nothing count too)."""
     unplannable: tuple[tuple[Ref, str], ...]
     """(reference, reason) of events whose parameters cannot render a key."""
+
+    @cached_property
+    def namespaces(self) -> tuple[BoundNamespace, ...]:
+        """Every concrete namespace the batch purges, each once."""
+        return tuple(BoundNamespace(ns, key) for ns, keys in self.by_namespace for key in keys)
+
+    @cached_property
+    def size(self) -> int:
+        """How many concrete namespaces the batch purges."""
+        return sum(len(keys) for _, keys in self.by_namespace)
 
 
 def purge_plan(events: Iterable[tuple[Ref, Event]], catalogue: Catalogue) -> PurgePlan[Ref]:
@@ -31,9 +54,9 @@ def purge_plan(events: Iterable[tuple[Ref, Event]], catalogue: Catalogue) -> Pur
         every event that could not be planned.
     catalogue: which namespaces each event type purges.
     """
-    # Coalesced by (namespace name, key) before any BoundNamespace is built: a batch of a hot
-    # company names its namespaces thousands of times and builds each once.
-    namespaces: dict[tuple[str, str], Namespace] = {}
+    # Coalesced as plain strings, grouped by declaration: a batch of a hot company names its
+    # namespaces thousands of times, and the purge engine handles a declaration's keys at once.
+    keys: dict[str, tuple[Namespace, dict[str, None]]] = {}
     unplannable: list[tuple[Ref, str]] = []
     planned = 0
     for ref, event in events:
@@ -44,6 +67,9 @@ def purge_plan(events: Iterable[tuple[Ref, Event]], catalogue: Catalogue) -> Pur
             continue
         planned += 1
         for namespace, key in found:
-            namespaces[namespace.name, key] = namespace
-    bound = tuple(BoundNamespace(namespace, key) for (_, key), namespace in namespaces.items())
-    return PurgePlan(bound, planned, tuple(unplannable))
+            group = keys.get(namespace.name)
+            if group is None:
+                group = keys[namespace.name] = (namespace, {})
+            group[1][key] = None
+    by_namespace = tuple((namespace, tuple(found)) for namespace, found in keys.values())
+    return PurgePlan(by_namespace, planned, tuple(unplannable))

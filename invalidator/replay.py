@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from contracts.catalogue import BoundNamespace, Catalogue
 from contracts.connections import KafkaConnection
 from contracts.decoding import Rejected
-from invalidator.planner import purge_plan
+from invalidator.planner import grouped, purge_plan
 from invalidator.targets import RegionTargets
 
 Progress = Callable[[str, int, int], None]
@@ -67,7 +67,7 @@ async def plan_window(
                     if record.offset >= end:
                         break
                     plan.records += 1
-                    outcome = catalogue.schemas.decode(record.value)
+                    outcome = catalogue.schemas.decode(record.value, record.headers)
                     if isinstance(outcome, Rejected):
                         plan.rejected[outcome.reason.value] += 1
                     else:
@@ -99,7 +99,7 @@ async def purge_planned(
     """Purge `namespaces` on every target of the region in chunks; returns the failed targets."""
     failed: set[str] = set()
     for start in range(0, len(namespaces), _PURGE_CHUNK):
-        failed |= await targets.purge(namespaces[start : start + _PURGE_CHUNK])
+        failed |= await targets.purge(grouped(namespaces[start : start + _PURGE_CHUNK]))
         if progress is not None:
             progress("purge", min(start + _PURGE_CHUNK, len(namespaces)), len(namespaces))
     return failed

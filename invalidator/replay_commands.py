@@ -15,6 +15,7 @@ from contracts.layout import index_key
 from invalidator.console import EXIT_OK, EXIT_REFUSED, ProgressBar, emit
 from invalidator.offsets import log_bounds, offsets_at
 from invalidator.offsets_commands import select_partitions, topics_of
+from invalidator.planner import grouped
 from invalidator.replay import plan_window, purge_planned
 from invalidator.rewind import OperatorInputError, parse_partitions, parse_when
 from invalidator.settings import InvalidatorSettings
@@ -155,7 +156,7 @@ async def purge(
             return EXIT_REFUSED
     targets = RegionTargets(args.region, targets_config)
     try:
-        failed = await targets.purge([bound])
+        failed = await targets.purge(grouped([bound]))
     finally:
         await targets.close()
     report = {

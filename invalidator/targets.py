@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from contracts.catalogue import BoundNamespace
 from contracts.connections import RedisTarget
-from invalidator.purge import purge_namespaces
+from invalidator.planner import NamespaceKeys
+from invalidator.purge import purge_keys
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,16 @@ class RegionTargets:
         """The names of every target."""
         return set(self._clients)
 
-    async def purge(
-        self, namespaces: Sequence[BoundNamespace], *, only: set[str] | None = None
-    ) -> set[str]:
-        """Purge `namespaces` on every target (or on `only`) in parallel.
+    async def purge(self, by_namespace: NamespaceKeys, *, only: set[str] | None = None) -> set[str]:
+        """Purge the namespaces on every target (or on `only`) in parallel.
 
+        by_namespace: each declaration with its rendered keys (`invalidator.planner.grouped`
+            makes it of bound namespaces).
         Returns the names of the targets that failed; each failure is logged once per try.
         """
         names = sorted(self._clients if only is None else only)
         results = await asyncio.gather(
-            *(purge_namespaces(self._clients[name], namespaces) for name in names),
+            *(purge_keys(self._clients[name], by_namespace) for name in names),
             return_exceptions=True,
         )
         failed = set()
@@ -57,7 +57,7 @@ class RegionTargets:
                 log.warning(
                     "region %s: purge of %d namespaces on %s failed: %s",
                     self.region,
-                    len(namespaces),
+                    sum(len(keys) for _, keys in by_namespace),
                     name,
                     result,
                 )

@@ -277,7 +277,7 @@ class CacheClient:
 
     async def _ensure_generation(self, namespace: BoundNamespace) -> bytes:
         fresh = new_generation()
-        ttl_ms = int(generation_ttl(namespace).total_seconds() * 1000)
+        ttl_ms = int(generation_ttl(namespace.namespace).total_seconds() * 1000)
         async with self._turn() as redis:
             current = await redis.set(
                 generation_key(namespace), fresh, nx=True, get=True, px=ttl_ms

@@ -1,0 +1,147 @@
+"""Setting many keys at once: one script call per Redis node instead of one command per key.
+
+The purge of a batch writes thousands of generation tokens; redis-py spends far more time
+packing and parsing one command per key than Redis spends setting them. `SET_EACH_LOCAL` carries
+many keys (of many Cluster slots) in one call to the node that serves them. Redis checks every
+key a script touches against the node's own slot table, so a key the node does not serve (the
+client's slot map is stale, or the slot is migrating and the key already left) is refused,
+never written on the wrong node; refused keys are set again by plain SETs that follow MOVED and
+ASK redirects. `tests/faults/test_reshard.py` proves it under a live reshard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import NoScriptError, RedisError, ResponseError, SlotNotCoveredError
+
+from contracts.layout import SET_EACH_LOCAL
+
+log = logging.getLogger(__name__)
+
+_KEYS_PER_CALL = 2000
+_SHA = hashlib.sha1(SET_EACH_LOCAL.encode()).hexdigest()
+
+Argument = bytes | str | int
+
+
+@dataclass(frozen=True)
+class KeySetting:
+    """Keys that all get one value and one time-to-live."""
+
+    value: bytes
+    ttl_ms: int
+    keys: Sequence[str]
+
+
+async def set_keys(client: Redis | RedisCluster, settings: Sequence[KeySetting]) -> int:
+    """SET every key of every setting; returns how many calls went to Redis.
+
+    client: a standalone or Cluster client.
+    settings: the keys, grouped by value and time-to-live.
+    Raises a RedisError when a key could not be set (the purge is then retried whole).
+    """
+    if not isinstance(client, RedisCluster):
+        calls = _calls(settings)
+        refused = await _gather([_set_on(client, call) for call in calls])
+        if refused:
+            raise ResponseError(f"SET refused for {len(refused)} keys, e.g. {refused[0][0]}")
+        return len(calls)
+    try:
+        calls_made, refused = await _set_by_node(client, settings)
+    except RedisError as error:
+        # The slot map may be stale (a failover, a reshard, a node gone): the pipeline below
+        # refreshes it while it follows redirects.
+        log.info("per-node SET failed (%r); every key set through redirects", error)
+        calls_made = 0
+        refused = [(key, s.value, s.ttl_ms) for s in settings for key in s.keys]
+    if refused:
+        log.info("%d keys set through redirects (not served where the slot map said)", len(refused))
+        pipeline = client.pipeline(transaction=False)
+        for key, value, ttl_ms in refused:
+            pipeline.execute_command("SET", key, value, "PX", ttl_ms)
+        await pipeline.execute()
+        calls_made += 1
+    return calls_made
+
+
+Refused = list[tuple[str, bytes, int]]
+
+
+async def _set_by_node(client: RedisCluster, settings: Sequence[KeySetting]) -> tuple[int, Refused]:
+    await client.initialize()  # a no-op once the slot map is loaded
+    nodes: dict[str, ClusterNode] = {}
+    per_node: dict[str, dict[tuple[bytes, int], list[str]]] = {}
+    for setting in settings:
+        for key in setting.keys:
+            node = client.get_node_from_key(key)
+            if node is None:
+                raise SlotNotCoveredError(f"no node serves the slot of {key}")
+            nodes[node.name] = node
+            groups = per_node.setdefault(node.name, {})
+            groups.setdefault((setting.value, setting.ttl_ms), []).append(key)
+    calls = [
+        _set_on(client, call, node=nodes[name])
+        for name, groups in per_node.items()
+        for call in _calls([KeySetting(v, ttl, keys) for (v, ttl), keys in groups.items()])
+    ]
+    return len(calls), await _gather(calls)
+
+
+def _calls(settings: Sequence[KeySetting]) -> list[list[KeySetting]]:
+    """Split settings into calls of at most `_KEYS_PER_CALL` keys."""
+    calls: list[list[KeySetting]] = [[]]
+    room = _KEYS_PER_CALL
+    for setting in settings:
+        keys = setting.keys
+        while keys:
+            if room == 0:
+                calls.append([])
+                room = _KEYS_PER_CALL
+            taken, keys = keys[:room], keys[room:]
+            calls[-1].append(KeySetting(setting.value, setting.ttl_ms, taken))
+            room -= len(taken)
+    return [call for call in calls if call]
+
+
+async def _set_on(
+    client: Redis | RedisCluster, call: list[KeySetting], *, node: ClusterNode | None = None
+) -> Refused:
+    """One SET_EACH_LOCAL call (on `node` of a Cluster); returns the keys it refused."""
+    arguments: list[Argument] = []
+    for setting in call:
+        arguments += (setting.value, setting.ttl_ms, len(setting.keys), *setting.keys)
+    options = {} if node is None else {"target_nodes": node}
+    try:
+        positions = await client.execute_command("EVALSHA", _SHA, 0, *arguments, **options)
+    except NoScriptError:
+        positions = await client.execute_command("EVAL", SET_EACH_LOCAL, 0, *arguments, **options)
+    return [_key_at(call, int(position)) for position in positions]
+
+
+def _key_at(call: list[KeySetting], position: int) -> tuple[str, bytes, int]:
+    """The key at 1-based `position` among the keys of `call`, with its value and TTL."""
+    index = position - 1
+    for setting in call:
+        if index < len(setting.keys):
+            return setting.keys[index], setting.value, setting.ttl_ms
+        index -= len(setting.keys)
+    raise ResponseError(f"SET_EACH_LOCAL named key {position}; the call had fewer")
+
+
+async def _gather(calls: list[Coroutine[Any, Any, Refused]]) -> Refused:
+    """Run the calls concurrently; raise the first failure only after every call ended."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    refused: Refused = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        refused += outcome
+    return refused
