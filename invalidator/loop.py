@@ -20,7 +20,7 @@ from contracts.catalogue import Catalogue
 from contracts.decoding import Rejected
 from contracts.events import Event
 from invalidator.committer import OffsetCommitter, Offsets
-from invalidator.planner import NamespaceKeys, purge_plan
+from invalidator.planner import NamespaceKeys, PurgePlan, purge_plan
 from invalidator.stats import InvalidatorStats
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,21 @@ class LoopTuning:
     fetch_timeout_ms: int = 100
     retry_initial_s: float = 0.05
     retry_max_s: float = 5.0
+
+
+@dataclass(eq=False)
+class _Batch:
+    """A fetched batch, decoded and planned, and how far its purge has got."""
+
+    records: list[Any]
+    plan: PurgePlan[Any]
+    rejected: list[tuple[Any, str, str]]
+    """(record, reason, detail) of every record that goes to the dead-letter topic."""
+    offsets: Offsets
+    """Partition -> the offset after the batch's last record there."""
+    pending_targets: set[str]
+    """The targets whose purge has not succeeded yet."""
+    dead_lettered: bool = False
 
 
 class InvalidationLoop:
@@ -126,28 +141,45 @@ class InvalidationLoop:
     async def run(self, *, every: Callable[[], None] | None = None, every_s: float = 10.0) -> None:
         """Fetch and handle batches until `stop()`, then commit what was purged.
 
+        While one batch is purged (a task), the next is fetched, decoded and planned: the CPU
+        work overlaps the Redis round trips. Purges stay in fetch order, one batch at a time,
+        and only this method fetches (retries included), so a seek never races a fetch.
+
         every: called every `every_s` seconds between batches (the periodic stats line).
         """
         last = time.monotonic()
+        in_flight: tuple[_Batch, asyncio.Task[bool]] | None = None
         try:
             while not self._stopping.is_set():
-                batch = await self._source.getmany(
+                fetched = await self._source.getmany(
                     timeout_ms=self._tuning.fetch_timeout_ms,
                     max_records=self._tuning.batch_max_records,
                 )
-                if batch:
-                    await self.handle(batch)
+                prepared = self.prepare(fetched) if fetched else None
+                if in_flight is not None and (prepared is not None or in_flight[1].done()):
+                    if not await self._complete(*in_flight):
+                        return  # asked to stop during a retry: the batch stays uncommitted
+                    in_flight = None
+                if prepared is not None:
+                    in_flight = (prepared, asyncio.create_task(self._attempt(prepared)))
                 if every is not None and time.monotonic() - last >= every_s:
                     every()
                     last = time.monotonic()
+            if in_flight is not None:
+                await self._complete(*in_flight)  # the batch in hand is finished, not retried
         finally:
             await self.committer.flush()
 
     async def handle(self, batch: Batch) -> bool:
-        """Purge one batch everywhere and hand its offsets to the committer.
+        """Purge one batch everywhere (retrying) and hand its offsets to the committer.
 
         Returns False when asked to stop before the batch was done (nothing of it is committed).
         """
+        prepared = self.prepare(batch)
+        return await self._complete(prepared, asyncio.create_task(self._attempt(prepared)))
+
+    def prepare(self, batch: Batch) -> _Batch:
+        """Decode and plan a fetched batch (CPU only, no I/O)."""
         records = [record for partition in batch.values() for record in partition]
         decode = self._catalogue.schemas.decode
         decoded: list[tuple[Any, Event]] = []
@@ -160,23 +192,42 @@ class InvalidationLoop:
                 decoded.append((record, outcome))  # type: ignore[arg-type]
         plan = purge_plan(decoded, self._catalogue)
         rejected.extend((record, "unplannable", why) for record, why in plan.unplannable)
-        if rejected and not await self._until_done(
-            "dead-letter", lambda: _succeeds(self._dead_letters.send(rejected))
-        ):
-            return False
-        if plan.by_namespace and not await self._purge_everywhere(plan.by_namespace):
-            return False
-        purged_ms = time.time() * 1000
-        self.stats.lag_ms.extend(purged_ms - record.timestamp for record in records)
-        self.stats.batches += 1
-        self.stats.events += len(records)
-        self.stats.namespaces_purged += plan.size
-        self.stats.dead_lettered += len(rejected)
         offsets = {tp: partition[-1].offset + 1 for tp, partition in batch.items() if partition}
+        return _Batch(records, plan, rejected, offsets, self._targets.names())
+
+    async def _attempt(self, batch: _Batch) -> bool:
+        """One try: the rejected records to the dead-letter topic, then the purges on every
+        target not done yet. On success the batch is counted and its offsets handed over."""
+        if batch.rejected and not batch.dead_lettered:
+            if not await _succeeds(self._dead_letters.send(batch.rejected)):
+                return False
+            batch.dead_lettered = True
+        if batch.plan.by_namespace and batch.pending_targets:
+            batch.pending_targets = await self._targets.purge(
+                batch.plan.by_namespace, only=batch.pending_targets
+            )
+            if batch.pending_targets:
+                return False
+        purged_ms = time.time() * 1000
+        self.stats.lag_ms.extend(purged_ms - record.timestamp for record in batch.records)
+        self.stats.batches += 1
+        self.stats.events += len(batch.records)
+        self.stats.namespaces_purged += batch.plan.size
+        self.stats.dead_lettered += len(batch.rejected)
         if self._before_commit is not None:
-            await self._before_commit(offsets)
-        self.committer.advance(offsets)
+            await self._before_commit(batch.offsets)
+        self.committer.advance(batch.offsets)
         return True
+
+    async def _complete(self, batch: _Batch, first_attempt: asyncio.Task[bool]) -> bool:
+        """Wait for the first try of `batch`; retry it (paused, with backoff) while it fails.
+
+        Returns False only when asked to stop during the retries.
+        """
+        if await first_attempt:
+            return True
+        what = "dead-letter" if not batch.dead_lettered else "purge"
+        return await self._retry(what, lambda: self._attempt(batch))
 
     async def revoked(self, partitions: Collection[TopicPartition]) -> None:
         """Commit what was purged of `partitions` before they go, then forget them."""
@@ -196,36 +247,26 @@ class InvalidationLoop:
         if mine:
             await self._source.commit(mine)
 
-    async def _purge_everywhere(self, by_namespace: NamespaceKeys) -> bool:
-        pending = self._targets.names()
-
-        async def purge_pending() -> bool:
-            nonlocal pending
-            pending = await self._targets.purge(by_namespace, only=pending)
-            return not pending
-
-        return await self._until_done("purge", purge_pending)
-
-    async def _until_done(self, what: str, attempt: Callable[[], Awaitable[bool]]) -> bool:
-        """Retry `attempt` with capped exponential backoff, partitions paused meanwhile.
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[bool]]) -> bool:
+        """The first try failed: retry `attempt` with capped exponential backoff, every
+        partition paused meanwhile (still polled, so the group keeps this member).
 
         Returns False only when asked to stop first: the batch is then left uncommitted.
         """
+        log.warning("invalidator %s: %s failing; partitions paused", self._name, what)
+        self._set_paused(True)
         delay = self._tuning.retry_initial_s
         try:
-            while not await attempt():
+            while True:
                 self.stats.purge_retries += 1
-                if not self.paused:
-                    log.warning("invalidator %s: %s failing; partitions paused", self._name, what)
-                    self._set_paused(True)
                 if not await self._idle(delay):
                     return False
+                if await attempt():
+                    return True
                 delay = min(delay * 2, self._tuning.retry_max_s)
         finally:
-            if self.paused:
-                self._set_paused(False)
-                log.info("invalidator %s: %s recovered; partitions resumed", self._name, what)
-        return True
+            self._set_paused(False)
+            log.info("invalidator %s: %s recovered; partitions resumed", self._name, what)
 
     async def _idle(self, seconds: float) -> bool:
         """Keep polling the paused consumer (so the group keeps us) for `seconds`.

@@ -99,3 +99,25 @@ def test_event_ids_are_unique_per_wrap() -> None:
         ).event_id
         == fixed
     )
+
+
+def _headers(envelope: EventEnvelope) -> list[tuple[str, bytes]]:
+    return [(name, value.encode()) for name, value in envelope.headers().items()]
+
+
+def test_headers_pick_the_typed_envelope_and_give_the_same_event() -> None:
+    envelope = _envelope()
+    fast = CATALOGUE.schemas.decode(envelope.to_bytes(), _headers(envelope))
+    slow = CATALOGUE.schemas.decode(envelope.to_bytes())
+    assert isinstance(fast, Event) and isinstance(slow, Event)
+    assert fast.payload == slow.payload
+    assert fast.envelope.model_dump(exclude={"payload"}) == envelope.model_dump(exclude={"payload"})
+
+
+def test_the_body_wins_when_the_headers_name_another_type() -> None:
+    envelope = _envelope()
+    lying = [(HEADER_EVENT_TYPE, b"orders.OrderCancelled"), (HEADER_SCHEMA_VERSION, b"1")]
+    decoded = CATALOGUE.schemas.decode(envelope.to_bytes(), lying)
+    assert isinstance(decoded, Event) and isinstance(decoded.payload, OrderCreated)
+    bad = CATALOGUE.schemas.decode(_raw(envelope, tenant="ac*me"), _headers(envelope))
+    assert isinstance(bad, Rejected) and "tenant" in bad.detail

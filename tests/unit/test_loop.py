@@ -1,0 +1,332 @@
+"""The invalidation loop without services: commit placement, overlap, pause and retry, seek-back.
+
+A fake consumer, fake targets and a fake dead-letter topic stand in for Kafka and Redis; the
+loop's logic is the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import ConsumerRecord
+
+from contracts.events import EventEnvelope
+from contracts.orders import CATALOGUE, OrderStatusChanged
+from invalidator.committer import OffsetCommitter
+from invalidator.loop import InvalidationLoop, LoopTuning
+from invalidator.planner import NamespaceKeys
+
+P0 = TopicPartition("orders.events", 0)
+P1 = TopicPartition("orders.events", 1)
+FAST = LoopTuning(batch_max_records=3, fetch_timeout_ms=5, retry_initial_s=0.001, retry_max_s=0.004)
+
+
+def _record(
+    tp: TopicPartition, offset: int, *, company: str = "c1", value: bytes | None = None
+) -> Any:
+    event = OrderStatusChanged(
+        order_id=f"o{offset}", company_id=company, old_status="placed", new_status="paid"
+    )
+    envelope = EventEnvelope.wrap(event, source="test", tenant="t", aggregate_version=1)
+    headers = [(name, text.encode()) for name, text in envelope.headers().items()]
+    body = envelope.to_bytes() if value is None else value
+    return ConsumerRecord(
+        tp.topic, tp.partition, offset, int(time.time() * 1000), 0, None, body, None, 0, 0, headers
+    )
+
+
+class FakeConsumer:
+    """Partitions of records; getmany honours positions, pauses and max_records."""
+
+    def __init__(self, records: dict[TopicPartition, list[Any]]) -> None:
+        self.records = records
+        self.position = dict.fromkeys(records, 0)
+        self.paused: set[TopicPartition] = set()
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.commits_in_flight = 0
+        self.most_commits_in_flight = 0
+        self.commit_gate: asyncio.Event | None = None
+        self.failing_commits = 0
+        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.fetches_during_commit = 0
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Any]]:
+        if self.commits_in_flight:
+            self.fetches_during_commit += 1
+        batch: dict[TopicPartition, list[Any]] = {}
+        room = max_records or 10_000
+        for tp, records in self.records.items():
+            if tp in self.paused or room == 0:
+                continue
+            start = self.position[tp]
+            taken = records[start : start + room]
+            if taken:
+                batch[tp] = taken
+                self.position[tp] += len(taken)
+                room -= len(taken)
+        if not batch:
+            await asyncio.sleep(timeout_ms / 1000)  # the real call blocks up to its timeout
+        return batch
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.records)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.paused.update(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self.paused.difference_update(partitions)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks.append((partition, offset))
+        self.position[partition] = offset
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits_in_flight += 1
+        self.most_commits_in_flight = max(self.most_commits_in_flight, self.commits_in_flight)
+        try:
+            if self.commit_gate is not None:
+                await self.commit_gate.wait()
+            if self.failing_commits:
+                self.failing_commits -= 1
+                raise CommitFailedError("rebalanced")
+            self.commits.append(dict(offsets))
+        finally:
+            self.commits_in_flight -= 1
+
+    def committed(self) -> dict[TopicPartition, int]:
+        merged: dict[TopicPartition, int] = {}
+        for commit in self.commits:
+            merged.update(commit)
+        return merged
+
+
+class FakeTargets:
+    """Two targets; `failures[name]` purges of that target fail before one succeeds."""
+
+    def __init__(self, consumer: FakeConsumer) -> None:
+        self.failures = {"a": 0, "b": 0}
+        self.refused_keys: set[str] = set()
+        """Target a fails every purge that holds one of these keys."""
+        self.purged: dict[str, set[str]] = {"a": set(), "b": set()}
+        self.committed_when_purged: list[dict[TopicPartition, int]] = []
+        self._consumer = consumer
+
+    def names(self) -> set[str]:
+        return set(self.failures)
+
+    async def purge(self, by_namespace: NamespaceKeys, *, only: set[str] | None = None) -> set[str]:
+        self.committed_when_purged.append(self._consumer.committed())
+        failed = set()
+        keys = {key for _, keys in by_namespace for key in keys}
+        for name in sorted(only or self.failures):
+            if name == "a" and keys & self.refused_keys:
+                failed.add(name)
+            elif self.failures[name]:
+                self.failures[name] -= 1
+                failed.add(name)
+            else:
+                self.purged[name].update(keys)
+        return failed
+
+
+class FakeDeadLetters:
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, str, str]] = []
+        self.failures = 0
+
+    async def send(self, rejected: Sequence[tuple[Any, str, str]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker away")
+        self.sent.extend(rejected)
+
+
+def _loop(
+    records: dict[TopicPartition, list[Any]],
+) -> tuple[InvalidationLoop, FakeConsumer, FakeTargets, FakeDeadLetters]:
+    consumer = FakeConsumer(records)
+    targets = FakeTargets(consumer)
+    dead = FakeDeadLetters()
+    loop = InvalidationLoop(consumer, targets, dead, catalogue=CATALOGUE, name="test", tuning=FAST)
+    return loop, consumer, targets, dead
+
+
+async def _run_until(
+    loop: InvalidationLoop, done: Callable[[], bool], *, within: float = 5.0
+) -> None:
+    """Run the loop until `done()` holds, then stop it and wait for its final commit."""
+    running = asyncio.create_task(loop.run())
+    deadline = time.monotonic() + within
+    while not done():
+        assert time.monotonic() < deadline, "the loop did not get there in time"
+        assert not running.done(), running
+        await asyncio.sleep(0.001)
+    loop.stop()
+    await asyncio.wait_for(running, timeout=5)
+
+
+async def test_offsets_are_committed_only_after_every_target_purged() -> None:
+    records = {P0: [_record(P0, i) for i in range(5)], P1: [_record(P1, i) for i in range(2)]}
+    loop, consumer, targets, _ = _loop(records)
+    await _run_until(loop, lambda: consumer.committed() == {P0: 5, P1: 2})
+    assert (
+        targets.purged["a"]
+        == targets.purged["b"]
+        == {
+            "company:c1:orders",
+            "company:c1:order-stats",
+            *(f"order:o{i}" for i in range(5)),
+        }
+    )
+    # Whenever a purge started, no offset beyond the batches already purged was committed.
+    for committed in targets.committed_when_purged:
+        assert committed.get(P0, 0) <= 5 and committed.get(P1, 0) <= 2
+    assert loop.stats.events == 7
+
+
+async def test_fetching_does_not_wait_for_a_commit_and_one_commit_is_in_flight() -> None:
+    records = {P0: [_record(P0, i) for i in range(9)]}
+    loop, consumer, _, _ = _loop(records)
+    consumer.commit_gate = asyncio.Event()
+    running = asyncio.create_task(loop.run())
+    deadline = time.monotonic() + 5
+    # Three batches of three: all purged while the first commit is still held.
+    while loop.stats.events < 9:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.001)
+    assert consumer.commits == [] and consumer.commits_in_flight == 1
+    assert consumer.fetches_during_commit > 0
+    consumer.commit_gate.set()
+    loop.stop()
+    await asyncio.wait_for(running, timeout=5)
+    assert consumer.most_commits_in_flight == 1
+    # The held commit carried the first batch; the next one jumped to the highest offsets.
+    assert consumer.commits == [{P0: 3}, {P0: 9}]
+
+
+async def test_a_failing_target_pauses_retries_and_commits_nothing_until_it_purged() -> None:
+    records = {P0: [_record(P0, i) for i in range(3)]}
+    loop, consumer, targets, _ = _loop(records)
+    targets.failures["b"] = 4
+    paused_seen: list[bool] = []
+    original = consumer.getmany
+
+    async def watching_getmany(*args: Any, **kwargs: Any) -> dict[TopicPartition, list[Any]]:
+        paused_seen.append(P0 in consumer.paused)
+        if P0 in consumer.paused:
+            assert consumer.commits == [], "committed while the purge was failing"
+        return await original(*args, **kwargs)
+
+    consumer.getmany = watching_getmany  # type: ignore[method-assign]
+    await _run_until(loop, lambda: consumer.committed() == {P0: 3})
+    assert any(paused_seen), "partitions were never paused during the retries"
+    assert consumer.paused == set(), "partitions stayed paused after the recovery"
+    assert loop.stats.purge_retries == 4
+    # Target a succeeded once and was not purged again; b was retried until it succeeded.
+    assert targets.purged["a"] == targets.purged["b"]
+
+
+async def test_stop_during_a_retry_abandons_the_batch_but_commits_earlier_ones() -> None:
+    records = {P0: [_record(P0, i) for i in range(6)]}
+    loop, consumer, targets, _ = _loop(records)
+    targets.refused_keys = {"order:o4"}  # the second batch (offsets 3-5) never purges on a
+    await _run_until(loop, lambda: loop.stats.purge_retries >= 3)
+    assert consumer.committed() == {P0: 3}
+    assert "order:o4" in targets.purged["b"] and "order:o4" not in targets.purged["a"]
+
+
+async def test_records_fetched_while_paused_are_put_back() -> None:
+    # P1 is assigned while the loop is paused (the fake returns it: it was not paused yet).
+    records = {P0: [_record(P0, i) for i in range(3)]}
+    loop, consumer, targets, _ = _loop(records)
+    targets.failures["a"] = 3
+    late = [_record(P1, i) for i in range(2)]
+
+    original_pause = consumer.pause
+
+    def pause_then_assign(*partitions: TopicPartition) -> None:
+        original_pause(*partitions)
+        if P1 not in consumer.records:
+            consumer.records[P1] = late
+            consumer.position[P1] = 0
+
+    consumer.pause = pause_then_assign  # type: ignore[method-assign]
+    await _run_until(loop, lambda: consumer.committed().get(P1) == 2)
+    assert (P1, 0) in consumer.seeks
+    assert consumer.committed() == {P0: 3, P1: 2}
+    assert {f"order:o{i}" for i in range(3)} <= targets.purged["a"]
+
+
+async def test_rejected_records_reach_the_dead_letter_topic_before_the_commit() -> None:
+    unknown = _record(P0, 2)
+    unknown.value = unknown.value.replace(b"OrderStatusChanged", b"Gone")
+    records = {P0: [_record(P0, 0), _record(P0, 1, value=b"not json"), unknown]}
+    loop, consumer, targets, dead = _loop(records)
+    dead.failures = 2
+    await _run_until(loop, lambda: consumer.committed() == {P0: 3})
+    assert [(r.offset, reason) for r, reason, _ in dead.sent] == [
+        (1, "malformed"),
+        (2, "unknown_type"),
+    ]
+    assert loop.stats.dead_lettered == 2 and loop.stats.purge_retries == 2
+    assert targets.purged["a"] == {"company:c1:orders", "company:c1:order-stats", "order:o0"}
+
+
+async def test_revoke_commits_what_was_purged_of_the_revoked_partitions() -> None:
+    calls: list[dict[TopicPartition, int]] = []
+    gate = asyncio.Event()
+
+    async def commit(offsets: dict[TopicPartition, int]) -> None:
+        calls.append(dict(offsets))
+        await gate.wait()
+
+    committer = OffsetCommitter(commit, name="test")
+    committer.advance({P0: 5, P1: 7})
+    await _until(lambda: len(calls) == 1)  # in flight, held
+    committer.advance({P0: 9, P1: 8})  # pending behind it
+    flushing = asyncio.create_task(committer.flush([P1]))
+    await asyncio.sleep(0.01)
+    assert not flushing.done(), "a flush must wait for the commit in flight"
+    gate.set()
+    await asyncio.wait_for(flushing, timeout=5)
+    assert committer.committed[P1] == 8, "the revoked partition's purged offset is committed"
+    assert calls[0] == {P0: 5, P1: 7} and all(call.get(P1, 8) == 8 for call in calls[1:])
+    committer.forget([P1])
+    await committer.flush()
+    assert P1 not in committer.committed and committer.committed[P0] == 9
+
+
+async def test_a_failed_commit_is_not_retried_blindly_and_rides_on_the_next() -> None:
+    calls: list[dict[TopicPartition, int]] = []
+    failures = [CommitFailedError("rebalanced")]
+
+    async def commit(offsets: dict[TopicPartition, int]) -> None:
+        calls.append(dict(offsets))
+        if failures:
+            raise failures.pop()
+
+    committer = OffsetCommitter(commit, name="test")
+    committer.advance({P0: 5})
+    await _until(lambda: committer.failures == 1)
+    assert calls == [{P0: 5}]
+    committer.advance({P1: 2})
+    await committer.flush()
+    assert calls[1:] == [{P0: 5, P1: 2}] and committer.committed == {P0: 5, P1: 2}
+    committer.advance({P0: 4})  # lower than committed: ignored
+    await committer.flush()
+    assert len(calls) == 2
+
+
+async def _until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.001)
