@@ -23,6 +23,7 @@ REDIS_EU_PORT="${REDIS_EU_PORT:-16379}"
 REDIS_US_PORT="${REDIS_US_PORT:-17001}"
 
 KAFKA_START_TIMEOUT=90   # seconds until the broker must answer
+COORDINATOR_TIMEOUT=90   # seconds until a consumer group coordinator must answer
 KAFKA_STOP_TIMEOUT=60    # seconds between SIGTERM and SIGKILL
 REDIS_TIMEOUT=20         # seconds for PING / cluster_state:ok
 
@@ -260,6 +261,27 @@ ensure_topics() {
   if (( ${#pids[@]} == 0 )); then log "topics present"; fi
 }
 
+# A fresh broker creates __consumer_offsets on the first group request and answers
+# COORDINATOR_NOT_AVAILABLE until its partitions are led and loaded: clients that talk to a
+# group in that window fail. Ask for a group that never exists until its coordinator says
+# "not found" (the tool exits 0 either way, so its output is what tells).
+wait_group_coordinator() {
+  local deadline=$(( $(now) + COORDINATOR_TIMEOUT )) out
+  while :; do
+    out="$(kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+      --bootstrap-server "127.0.0.1:${KAFKA_PORT}" --command-config "${KAFKA_ADMIN_CONFIG}" \
+      --describe --group stack.sh-coordinator-probe 2>&1)" || true
+    if grep -qE 'GroupIdNotFoundException|does not exist' <<<"${out}"; then
+      return 0
+    fi
+    printf '%s\n' "${out}" >>"${KAFKA_TOOLS_LOG}"
+    (( $(now) < deadline )) \
+      || die "no consumer group coordinator answered within ${COORDINATOR_TIMEOUT}s; see ${KAFKA_TOOLS_LOG} and ${KAFKA_LOG}"
+    log "waiting for a group coordinator (__consumer_offsets)"
+    sleep 1
+  done
+}
+
 stop_kafka() {
   local pid deadline
   pid="$(kafka_pid)"
@@ -416,6 +438,7 @@ cmd_up() {
   ensure_us_cluster
   wait_kafka
   ensure_topics
+  wait_group_coordinator
   log "stack up in $(( $(now) - t0 ))s"
   print_env
 }
