@@ -101,11 +101,13 @@ class Invalidator:
             loop.stop()
         consumer.subscribe(topics=self.catalogue.topics(), listener=_Rebalance(self, loop))
         async with contextlib.AsyncExitStack() as running:
-            await dead_letters.start()
+            # Each stop is registered before any start: a start that fails (Kafka unreachable)
+            # still closes every client, instead of "Unclosed AIOKafkaConsumer" errors at exit.
+            running.push_async_callback(consumer.stop)
             running.push_async_callback(dead_letters.stop)
+            await dead_letters.start()
             running.push_async_callback(targets.close)
             await consumer.start()
-            running.push_async_callback(consumer.stop)
             log.info(
                 "invalidator %s started: topics=%s targets=%s",
                 self.group_id,

@@ -70,7 +70,8 @@ async def _consumer(kafka: KafkaConnection, **options: object) -> AsyncIterator[
 
 
 @contextlib.asynccontextmanager
-async def _admin(kafka: KafkaConnection) -> AsyncIterator[AIOKafkaAdminClient]:
+async def admin_client(kafka: KafkaConnection) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit."""
     admin = AIOKafkaAdminClient(**kafka.client_kwargs())
     await admin.start()
     try:
@@ -162,7 +163,7 @@ async def _fetch_committed(admin: AIOKafkaAdminClient, group_id: str) -> dict[To
 
 async def committed_offsets(kafka: KafkaConnection, group_id: str) -> dict[TopicPartition, int]:
     """The offsets `group_id` committed; partitions it never committed are absent."""
-    async with _admin(kafka) as admin:
+    async with admin_client(kafka) as admin:
         return await until_coordinator_answers(
             lambda: _fetch_committed(admin, group_id), group_id=group_id
         )
@@ -178,7 +179,7 @@ async def group_state(kafka: KafkaConnection, group_id: str) -> GroupState:
             raise for_code(described["error_code"])(f"cannot describe group {group_id}")
         return described
 
-    async with _admin(kafka) as admin:
+    async with admin_client(kafka) as admin:
         group = await until_coordinator_answers(describe, group_id=group_id)
     return GroupState(
         state=group["state"],
@@ -190,7 +191,7 @@ async def group_state(kafka: KafkaConnection, group_id: str) -> GroupState:
 
 async def group_exists(kafka: KafkaConnection, group_id: str) -> bool:
     """Whether the broker knows `group_id` at all."""
-    async with _admin(kafka) as admin:
+    async with admin_client(kafka) as admin:
         groups = await until_coordinator_answers(admin.list_consumer_groups, group_id=group_id)
     return any(name == group_id for name, _ in groups)
 
