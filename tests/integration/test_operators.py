@@ -16,7 +16,13 @@ from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings, purge_plan
 from invalidator.cli import main
-from invalidator.offsets import committed_offsets, end_offsets, offsets_at
+from invalidator.offsets import (
+    commit_group_offsets,
+    committed_offsets,
+    end_offsets,
+    log_bounds,
+    offsets_at,
+)
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.integration.conftest import running_invalidators
@@ -248,3 +254,30 @@ async def test_unknown_group_topic_and_time_are_clear_errors(
     )
     err = capsys.readouterr().err
     assert status == 2 and "neither a time" in err and "ISO 8601" in err
+
+
+async def test_show_says_never_committed_and_rewind_counts_what_uncommitted_partitions_skip(
+    cli: Cli, settings: InvalidatorSettings, publisher: EventPublisher
+) -> None:
+    status, shown = await cli("offsets", "show", "--region", "us")
+    us = shown["regions"][0]
+    assert status == 0 and us["never_committed"] and us["total_lag"] is None
+    assert us["starts_from"] == "earliest"
+    assert all(p["lag"] is None for p in us["partitions"])
+
+    # eu committed companies.events only: orders.events is new to it.
+    await _publish(publisher, uuid.uuid4().hex[:8], 3)
+    bounds = await log_bounds(settings.kafka, CATALOGUE.topics())
+    companies = {tp: end for tp, (_, end) in bounds.items() if tp.topic == "companies.events"}
+    await commit_group_offsets(settings.kafka, settings.group_id("eu"), companies)
+    never = sum(end - start for tp, (start, end) in bounds.items() if tp.topic == "orders.events")
+    status, plan = await cli(*REWIND_EU, "--to-latest")
+    assert status == 0 and plan["events_skipped"] >= never >= 3
+    assert all(
+        "never committed" in row["note"] for row in plan["plan"] if row["topic"] == "orders.events"
+    )
+    status, shown = await cli("offsets", "show", "--region", "eu")
+    eu = shown["regions"][0]
+    assert not eu["never_committed"] and eu["uncommitted_partitions"] == len(bounds) - len(
+        companies
+    )
