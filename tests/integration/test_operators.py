@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from contracts import Event, EventEnvelope
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings, purge_plan
+from invalidator import replay as replay_module
 from invalidator.cli import main
 from invalidator.offsets import (
     commit_group_offsets,
@@ -113,6 +115,7 @@ async def test_rewind_by_every_target_kind_moves_the_committed_offsets(
         "-2",
         "--execute",
     )
+    assert status == 0 and plan["executed"]
     committed = await committed_offsets(settings.kafka, group)
     for tp in orders:
         expected = max(0, ends[tp] - 2) if tp.partition in (0, 1) else ends[tp]
@@ -121,6 +124,7 @@ async def test_rewind_by_every_target_kind_moves_the_committed_offsets(
     status, plan = await cli(
         *REWIND_EU, "--topic", "orders.events", "--to-offset", "999999999", "--execute"
     )
+    assert status == 0 and plan["executed"]
     assert all("clamped to log end" in row["note"] for row in plan["plan"])
     assert all(
         committed_now == ends[tp]
@@ -129,17 +133,20 @@ async def test_rewind_by_every_target_kind_moves_the_committed_offsets(
     )
 
     status, plan = await cli(*REWIND_EU, "--topic", "orders.events", "--to-earliest", "--execute")
+    assert status == 0 and plan["executed"]
     starts = {row["partition"]: row["new"] for row in plan["plan"]}
     committed = await committed_offsets(settings.kafka, group)
     assert all(committed[tp] == starts[tp.partition] for tp in orders)
 
-    status, _ = await cli(*REWIND_EU, "--to-latest", "--execute")
+    status, plan = await cli(*REWIND_EU, "--to-latest", "--execute")
+    assert status == 0 and plan["executed"]
     # The command reads the clock itself: its target lies between these two.
     earliest_cut = datetime.now(UTC) - timedelta(seconds=30)
     status, plan = await cli(
         *REWIND_EU, "--topic", "orders.events", "--by-duration", "30s", "--execute"
     )
     latest_cut = datetime.now(UTC) - timedelta(seconds=30)
+    assert status == 0 and plan["executed"]
     low = await offsets_at(settings.kafka, orders, int(earliest_cut.timestamp() * 1000))
     high = await offsets_at(settings.kafka, orders, int(latest_cut.timestamp() * 1000))
     committed = await committed_offsets(settings.kafka, group)
@@ -177,6 +184,7 @@ async def test_dry_run_changes_nothing_and_active_members_refuse_execution(
 
 async def test_replay_purges_the_live_plan_of_the_window_and_leaves_the_group_alone(
     cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
     settings: InvalidatorSettings,
     publisher: EventPublisher,
     redis_clients: dict[str, RedisClient],
@@ -213,10 +221,26 @@ async def test_replay_purges_the_live_plan_of_the_window_and_leaves_the_group_al
     assert all(p["keys"] == 1 for p in dry["purges"])
     assert {ns: await eu.get(generation_key(ns)) for ns in live.namespaces} == before
 
+    # What would move a group's offsets: a consumer of the replay in a group, or a commit.
+    consumers: list[dict[str, Any]] = []
+    commits: list[object] = []
+
+    class Watched(AIOKafkaConsumer):  # type: ignore[misc]
+        def __init__(self, *topics: str, **options: Any) -> None:
+            consumers.append(options)
+            super().__init__(*topics, **options)
+
+        async def commit(self, offsets: object = None) -> None:
+            commits.append(offsets)
+            await super().commit(offsets)
+
+    monkeypatch.setattr(replay_module, "AIOKafkaConsumer", Watched)
     status, done = await cli("replay", "--region", "eu", "--from", window_start.isoformat())
     assert status == 0 and done["namespaces"] == len(live_keys) < len(envelopes) * 3
     after = {ns: await eu.get(generation_key(ns)) for ns in live.namespaces}
     assert all(after[ns] is not None and after[ns] != before[ns] for ns in live.namespaces)
+    assert consumers and all(options.get("group_id") is None for options in consumers)
+    assert commits == []
     assert await committed_offsets(settings.kafka, group) == committed
 
 

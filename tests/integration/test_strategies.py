@@ -15,7 +15,7 @@ from redis.asyncio import RedisCluster
 from contracts import ContractError, Namespace, PurgeRule, PurgeStrategy
 from contracts.layout import entry_key, fill_lock_key, hold_off_key, index_key
 from contracts.orders import OrderCreated
-from invalidator.purge import purge_namespaces
+from invalidator.purge import escape_glob, purge_namespaces
 from producers import CacheClient, RedisClient
 from producers.cache import Source
 from tests.conftest import wait_until
@@ -233,3 +233,16 @@ async def test_releasing_the_fill_lock_never_deletes_another_callers_lock(
     await redis.delete(entry_key(bound, "page:1"))
     await cache.fetch(bound, "page:1", lock_expires_and_is_taken_while_loading)
     assert await redis.get(lock) == b"another caller"
+
+
+async def test_an_escaped_pattern_matches_only_its_literal_under_redis_glob_rules(
+    region: str, redis_clients: dict[str, RedisClient]
+) -> None:
+    redis = redis_clients[region]
+    tag = "{glob-" + _id() + "}"
+    literal = tag + ":a*b?[c]\\d"
+    decoys = [tag + ":aXbY[c]\\d", tag + ":aXbYc\\d", tag + ":a*b?[c]\\dX", tag + ":a*b?c\\d"]
+    for key in (literal, *decoys):
+        await redis.set(key, b"1", px=60_000)
+    found = [key async for key in redis.scan_iter(match=escape_glob(literal), count=1000)]
+    assert found == [literal.encode()]
