@@ -20,7 +20,7 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 
 unit: $(INSTALLED)  ## the tests that need no service
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit tests/contract $(PYTEST_ARGS)
 
 up:
 	$(STACK) up

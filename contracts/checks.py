@@ -194,6 +194,7 @@ def catalogue_problems(
                 problems.extend(rule_problems(namespace, rule))
     for model in models.values():
         problems.extend(event_problems(model))
+    problems.extend(_duplicate_version_problems(list(models.values())))
     problems.extend(_upcast_problems(list(models.values())))
     for index, first in enumerate(namespaces):
         for second in namespaces[index + 1 :]:
@@ -204,6 +205,24 @@ def catalogue_problems(
                     f"(e.g. {example!r}): add a distinct literal to one template"
                 )
     return problems
+
+
+def _duplicate_version_problems(models: Sequence[type[DomainEvent]]) -> list[str]:
+    # The decoder keeps one model per (type, version): a second class would silently replace
+    # the first, and events that validate only against the first would be dead-lettered.
+    declared: dict[tuple[str, int], list[type[DomainEvent]]] = {}
+    for model in models:
+        event_type = getattr(model, "event_type", None)
+        if isinstance(event_type, str):
+            declared.setdefault((event_type, model.schema_version), []).append(model)
+    return [
+        f"event {event_type} v{version} is declared by {len(classes)} classes ("
+        + ", ".join(f"{c.__module__}.{c.__qualname__}" for c in classes)
+        + "): keep one class per type and version (give a changed schema a new schema_version "
+        "and an upcast())"
+        for (event_type, version), classes in declared.items()
+        if len(classes) > 1
+    ]
 
 
 def _upcast_problems(models: Sequence[type[DomainEvent]]) -> list[str]:

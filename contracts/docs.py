@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.catalogue import Catalogue, Namespace
+from contracts.events import CONTENT_TYPE_JSON, HEADERS_DOC, KEY_FORMAT
+from contracts.ids import ID_PATTERN
 from contracts.layout import hash_tag_template
 
 
@@ -62,7 +64,13 @@ def catalogue_json(catalogue: Catalogue) -> dict[str, Any]:
                 "payload_schema": newest.model_json_schema(),
             }
         )
-    return {"namespaces": namespaces, "events": events}
+    wire = {
+        "value": f"the envelope as JSON ({CONTENT_TYPE_JSON})",
+        "key": KEY_FORMAT,
+        "id_pattern": ID_PATTERN,
+        "headers": dict(HEADERS_DOC),
+    }
+    return {"namespaces": namespaces, "events": events, "wire": wire}
 
 
 def catalogue_table(catalogue: Catalogue) -> str:
@@ -102,7 +110,26 @@ def catalogue_markdown(catalogue: Catalogue, *, title: str) -> str:
                 f"| `{event['type']}` | {versions} | `{event['topic']}` | {purge['namespace']} "
                 f"| `{purge['template']}` | {sources} |"
             )
-    lines += ["", "## Namespaces", ""]
+    lines += [
+        "",
+        "## On the wire",
+        "",
+        f"- Record value: the envelope as JSON (`{CONTENT_TYPE_JSON}`), its `payload` typed per",
+        "  event (JSON schemas: `asyncapi.json`). Every id (`SafeId`: the envelope's `tenant` and",
+        f"  `aggregate_id`, payload ids) matches `{ID_PATTERN}`; anything else is dead-lettered.",
+        f"- Record key: `{KEY_FORMAT}` in UTF-8, e.g. `order:o-7`, not the bare id: events of",
+        "  one aggregate share a partition, and keep their order, only if every producer keys",
+        "  them alike.",
+        "- Headers (UTF-8 values): "
+        + "; ".join(f"`{name}`: {what}" for name, what in HEADERS_DOC.items())
+        + ".",
+        "- Records that cannot be decoded or planned go to the dead-letter topic with their",
+        "  value, key and headers unchanged, plus `dlq-reason`, `dlq-detail`, `dlq-topic`,",
+        "  `dlq-partition`, `dlq-offset` and `dlq-group` (see `asyncapi.json`).",
+        "",
+        "## Namespaces",
+        "",
+    ]
     for ns in data["namespaces"]:
         purged_by = ", ".join(sorted({f"`{r['event']}`" for r in ns["purged_by"]}))
         lines += [

@@ -24,6 +24,16 @@ HEADER_SCHEMA_VERSION = "schema-version"
 HEADER_EVENT_ID = "event-id"
 HEADER_CONTENT_TYPE = "content-type"
 CONTENT_TYPE_JSON = "application/json"
+KEY_FORMAT = "<aggregate_type>:<aggregate_id>"
+"""The Kafka record key of every event, e.g. `order:o-7` (not the bare id): events of one
+aggregate share a partition and stay in order only if every producer keys them alike."""
+HEADERS_DOC = {
+    HEADER_EVENT_TYPE: "the envelope's type, e.g. orders.OrderCreated",
+    HEADER_SCHEMA_VERSION: "the envelope's schema_version, as decimal text",
+    HEADER_EVENT_ID: "the envelope's event_id (a UUID)",
+    HEADER_CONTENT_TYPE: CONTENT_TYPE_JSON,
+}
+"""The headers every event is published with (UTF-8 values), and what each holds."""
 
 
 SafeId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]

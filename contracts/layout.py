@@ -158,3 +158,14 @@ hold-off markers of a purge on one Redis node. The keys travel as arguments, so 
 carry keys of many Cluster slots; Redis checks every key a script touches against the node's
 own slot table, so a key this node does not serve is refused, never written here, and its
 position comes back (see `invalidator.bulk_set`)."""
+
+RELEASE_FILL_LOCK = """
+-- KEYS[1] fill lock; ARGV[1] the token its holder set
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+"""Release a single-flight fill lock only if it is still the caller's: compare and delete in one
+step, so a lock that expired and was taken by another caller meanwhile is left to that caller.
+Returns 1 when released, 0 when the lock was no longer the caller's."""

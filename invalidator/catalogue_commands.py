@@ -60,7 +60,10 @@ def run_catalogue_command(args: argparse.Namespace, settings: InvalidatorSetting
         text = json.dumps(catalogue_json(catalogue), indent=2, sort_keys=True) + "\n"
     else:
         document = asyncapi_document(
-            catalogue, bootstrap_servers=settings.kafka.bootstrap_servers, title=args.title
+            catalogue,
+            bootstrap_servers=settings.kafka.bootstrap_servers,
+            title=args.title,
+            dead_letter_topic=settings.dead_letter_topic,
         )
         text = json.dumps(json.loads(document), indent=2, sort_keys=True) + "\n"
     if args.output is None:

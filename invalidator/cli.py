@@ -22,6 +22,8 @@ from invalidator.offsets import UnknownTopicError
 from invalidator.operator_commands import add_operator_commands, run_operator_command
 from invalidator.rewind import OperatorInputError
 from invalidator.settings import InvalidatorSettings, SettingsError
+from invalidator.topics import require_topics
+from invalidator.topics_commands import add_topics_commands, run_topics_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_catalogue_commands(commands)
     add_operator_commands(commands)
+    add_topics_commands(commands)
     return parser
 
 
@@ -62,6 +65,9 @@ def load_settings(catalogue: str | None = None) -> InvalidatorSettings:
 
 
 async def _run(invalidator: Invalidator) -> None:
+    # Before joining the group: a missing topic would otherwise be retried for ever, and an
+    # unreachable broker is reported here with exit status 3 instead of from inside the loop.
+    await require_topics(invalidator.settings, invalidator.catalogue)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, invalidator.stop)
@@ -83,14 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_catalogue_command(args, settings)
         if args.command in ("offsets", "replay", "purge"):
             return asyncio.run(run_operator_command(args, settings))
+        if args.command == "topics":
+            return asyncio.run(run_topics_command(args, settings, settings.load_catalogue()))
         invalidator = Invalidator(settings, region=args.region)
+        asyncio.run(_run(invalidator))
     except (SettingsError, ContractError, OperatorInputError, UnknownTopicError) as error:
         print(f"invalidator: {error}", file=sys.stderr)
         return EXIT_INPUT
     except (KafkaError, RedisError, OSError) as error:
-        print(f"invalidator: a service cannot be reached: {error!r}", file=sys.stderr)
+        print(f"invalidator: a service cannot be reached: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    asyncio.run(_run(invalidator))
     return EXIT_OK
 
 

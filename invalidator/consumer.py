@@ -20,6 +20,7 @@ from contracts.catalogue import Catalogue
 from invalidator.deadletter import DeadLetters
 from invalidator.loop import BeforeCommit, InvalidationLoop, LoopTuning
 from invalidator.settings import InvalidatorSettings
+from invalidator.start_position import start_uncommitted
 from invalidator.stats import InvalidatorStats
 from invalidator.targets import RegionTargets
 
@@ -99,13 +100,17 @@ class Invalidator:
         )
         if self._stop_requested:
             loop.stop()
-        consumer.subscribe(topics=self.catalogue.topics(), listener=_Rebalance(self, loop))
+        consumer.subscribe(
+            topics=self.catalogue.topics(), listener=_Rebalance(self, loop, consumer)
+        )
         async with contextlib.AsyncExitStack() as running:
-            await dead_letters.start()
+            # Each stop is registered before any start: a start that fails (Kafka unreachable)
+            # still closes every client, instead of "Unclosed AIOKafkaConsumer" errors at exit.
+            running.push_async_callback(consumer.stop)
             running.push_async_callback(dead_letters.stop)
+            await dead_letters.start()
             running.push_async_callback(targets.close)
             await consumer.start()
-            running.push_async_callback(consumer.stop)
             log.info(
                 "invalidator %s started: topics=%s targets=%s",
                 self.group_id,
@@ -127,15 +132,20 @@ class Invalidator:
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Commits what was purged of revoked partitions before they go (the standard place)."""
 
-    def __init__(self, owner: Invalidator, loop: InvalidationLoop) -> None:
+    def __init__(
+        self, owner: Invalidator, loop: InvalidationLoop, consumer: AIOKafkaConsumer
+    ) -> None:
         self._owner = owner
         self._loop = loop
+        self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._loop.revoked(revoked)
         log.info("invalidator %s: revoked %d partitions", self._owner.group_id, len(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        # Partitions never committed start where INVALIDATOR_START_FROM says (issue 9, item 4).
+        await start_uncommitted(self._consumer, assigned, self._owner.settings.start_from)
         self._loop.assigned(assigned)
         log.info(
             "invalidator %s: assigned %s",

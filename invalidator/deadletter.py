@@ -9,6 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from contracts.connections import KafkaConnection
+from contracts.decoding import RejectReason
 
 HEADER_REASON = "dlq-reason"
 HEADER_DETAIL = "dlq-detail"
@@ -16,6 +17,15 @@ HEADER_TOPIC = "dlq-topic"
 HEADER_PARTITION = "dlq-partition"
 HEADER_OFFSET = "dlq-offset"
 HEADER_GROUP = "dlq-group"
+HEADERS_DOC = {
+    HEADER_REASON: "why: " + ", ".join(r.value for r in RejectReason) + " or unplannable",
+    HEADER_DETAIL: "what was wrong, in words (at most 2000 characters)",
+    HEADER_TOPIC: "the topic the record was read from",
+    HEADER_PARTITION: "its partition, as decimal text",
+    HEADER_OFFSET: "its offset, as decimal text",
+    HEADER_GROUP: "the consumer group that rejected it (invalidator.<region>)",
+}
+"""The headers a dead letter carries besides the original record's, and what each holds."""
 
 
 class DeadLetters:

@@ -8,11 +8,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import for_code
+from aiokafka.protocol.commit import OffsetFetchRequest
 
 from contracts.connections import KafkaConnection
+from invalidator.coordinator import until_coordinator_answers
 
 
 class UnknownTopicError(LookupError):
@@ -66,7 +70,8 @@ async def _consumer(kafka: KafkaConnection, **options: object) -> AsyncIterator[
 
 
 @contextlib.asynccontextmanager
-async def _admin(kafka: KafkaConnection) -> AsyncIterator[AIOKafkaAdminClient]:
+async def admin_client(kafka: KafkaConnection) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit."""
     admin = AIOKafkaAdminClient(**kafka.client_kwargs())
     await admin.start()
     try:
@@ -139,18 +144,43 @@ async def record_timestamps(
     return stamps
 
 
+async def _fetch_committed(admin: AIOKafkaAdminClient, group_id: str) -> dict[TopicPartition, int]:
+    # Not admin.list_consumer_group_offsets: it ignores the response's top-level error code,
+    # so a coordinator still loading its offsets would read as "this group never committed".
+    coordinator = await admin.find_coordinator(group_id)
+    response = await admin._send_request(OffsetFetchRequest(group_id, None), coordinator)
+    if getattr(response, "error_code", 0):
+        raise for_code(response.error_code)(f"cannot fetch the offsets of group {group_id}")
+    offsets: dict[TopicPartition, int] = {}
+    for topic, partitions in response.topics:
+        for partition, offset, _metadata, error_code in partitions:
+            if error_code:
+                raise for_code(error_code)(f"cannot fetch {topic}[{partition}] of {group_id}")
+            if offset >= 0:
+                offsets[TopicPartition(topic, partition)] = offset
+    return offsets
+
+
 async def committed_offsets(kafka: KafkaConnection, group_id: str) -> dict[TopicPartition, int]:
     """The offsets `group_id` committed; partitions it never committed are absent."""
-    async with _admin(kafka) as admin:
-        offsets = await admin.list_consumer_group_offsets(group_id)
-    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+    async with admin_client(kafka) as admin:
+        return await until_coordinator_answers(
+            lambda: _fetch_committed(admin, group_id), group_id=group_id
+        )
 
 
 async def group_state(kafka: KafkaConnection, group_id: str) -> GroupState:
     """The coordinator's view of `group_id`: its state and members."""
-    async with _admin(kafka) as admin:
+
+    async def describe() -> dict[str, Any]:
         response = await admin.describe_consumer_groups([group_id])
-    group = response[0].to_object()["groups"][0]
+        described: dict[str, Any] = response[0].to_object()["groups"][0]
+        if described["error_code"]:
+            raise for_code(described["error_code"])(f"cannot describe group {group_id}")
+        return described
+
+    async with admin_client(kafka) as admin:
+        group = await until_coordinator_answers(describe, group_id=group_id)
     return GroupState(
         state=group["state"],
         members=tuple(
@@ -161,8 +191,8 @@ async def group_state(kafka: KafkaConnection, group_id: str) -> GroupState:
 
 async def group_exists(kafka: KafkaConnection, group_id: str) -> bool:
     """Whether the broker knows `group_id` at all."""
-    async with _admin(kafka) as admin:
-        groups = await admin.list_consumer_groups()
+    async with admin_client(kafka) as admin:
+        groups = await until_coordinator_answers(admin.list_consumer_groups, group_id=group_id)
     return any(name == group_id for name, _ in groups)
 
 
@@ -172,7 +202,7 @@ async def commit_group_offsets(
     """Commit `offsets` for `group_id` from outside the group (the group must have no member)."""
     async with _consumer(kafka, group_id=group_id) as consumer:
         consumer.assign(list(offsets))
-        await consumer.commit(dict(offsets))
+        await until_coordinator_answers(lambda: consumer.commit(dict(offsets)), group_id=group_id)
 
 
 async def start_at_log_end(

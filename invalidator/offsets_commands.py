@@ -30,6 +30,7 @@ from invalidator.rewind import (
     plan_rewind,
 )
 from invalidator.settings import InvalidatorSettings
+from invalidator.start_position import uncommitted_starts
 
 
 def topics_of(catalogue: Catalogue, topic: str | None) -> list[str]:
@@ -73,33 +74,53 @@ async def offsets_show(
         stamps = await record_timestamps(
             settings.kafka, {tp: p.committed - 1 for tp, p in lag.items() if p.committed}
         )
+        # A partition with no commit has no lag yet: where a member would start there is the
+        # INVALIDATOR_START_FROM setting's, not the log start.
         rows = [
             {
                 "topic": tp.topic,
                 "partition": tp.partition,
                 "committed": p.committed,
                 "log_end": p.end,
-                "lag": p.lag,
+                "lag": None if p.committed is None else p.lag,
                 "committed_record_time": iso_time(stamps.get(tp)),
             }
             for tp, p in sorted(lag.items())
         ]
+        never = [r for r in rows if r["committed"] is None]
         members = [f"{m.client_id}@{m.host}" for m in state.members]
+        total_lag = None if len(never) == len(rows) else sum(r["lag"] or 0 for r in rows)
         report["regions"].append(
             {
                 "region": region,
                 "group": group,
                 "state": state.state,
+                "never_committed": len(never) == len(rows),
+                "uncommitted_partitions": len(never),
+                "starts_from": settings.start_from,
                 "members": members,
-                "total_lag": sum(r["lag"] for r in rows),
+                "total_lag": total_lag,
                 "partitions": rows,
             }
         )
-        text.append(
-            f"region {region}: group {group}, {state.state}, "
-            f"{'members: ' + ', '.join(members) if members else 'no active member'}, "
-            f"total lag {sum(r['lag'] for r in rows)}"
-        )
+        who = "members: " + ", ".join(members) if members else "no active member"
+        if total_lag is None:
+            text.append(
+                f"region {region}: group {group} has never committed ({who}): no invalidator "
+                f"of region {region} has purged with INVALIDATOR_GROUP_PREFIX="
+                f"{settings.group_prefix}; one would start from {settings.start_from} "
+                "(INVALIDATOR_START_FROM)"
+            )
+        else:
+            text.append(
+                f"region {region}: group {group}, {state.state}, {who}, total lag {total_lag}"
+                + (
+                    f"; {len(never)} partitions never committed (would start from "
+                    f"{settings.start_from})"
+                    if never
+                    else ""
+                )
+            )
         text.append(
             table(
                 ["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "LAST PURGED RECORD AT"],
@@ -156,7 +177,9 @@ async def offsets_rewind(
     partitions = select_partitions(sorted(bounds), parse_partitions(args.partitions))
     committed = await committed_offsets(settings.kafka, group)
     desired = await _desired_offsets(args, settings, partitions, committed, bounds)
-    plan = plan_rewind(committed, bounds, desired)
+    never = {tp: bounds[tp] for tp in partitions if tp not in committed}
+    starts = await uncommitted_starts(settings.kafka, never, settings.start_from)
+    plan = plan_rewind(committed, bounds, desired, uncommitted_starts=starts)
     state = await group_state(settings.kafka, group)
     members = [f"{m.client_id}@{m.host}" for m in state.members]
     skipped = sum(max(0, -row.replayed) for row in plan)

@@ -138,6 +138,11 @@ async def purge(
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise OperatorInputError(f"{item!r}: write PARAM=VALUE, e.g. company_id=42")
+        if name in params:
+            raise OperatorInputError(
+                f"{name} is given twice ({params[name]!r} and {value!r}); a purge names one "
+                "concrete namespace: run one command per value"
+            )
         params[name] = value
     bound = catalogue.namespace(args.namespace).bind(**params)
     targets_config = settings.targets(args.region)

@@ -13,6 +13,7 @@ from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection, RedisTarget
 from contracts.errors import CatalogueError
 from contracts.ids import is_valid_id
+from invalidator.start_position import START_FROM_FORMS, resolve_start_from
 
 
 class SettingsError(ValueError):
@@ -37,6 +38,10 @@ class InvalidatorSettings(BaseSettings):
         description="package.module:attribute of the namespace catalogue",
     )
     group_prefix: str = "invalidator"
+    start_from: str = Field(
+        default="earliest",
+        description="where a group starts on a partition it never committed: " + START_FROM_FORMS,
+    )
     dead_letter_topic: str = topics.DEAD_LETTER
     batch_max_records: int = Field(default=2000, ge=1)
     fetch_timeout_ms: int = Field(default=100, ge=1)
@@ -58,6 +63,12 @@ class InvalidatorSettings(BaseSettings):
             if not targets:
                 raise ValueError(f"region {region!r} has no Redis target; list at least one")
         return value
+
+    @field_validator("start_from")
+    @classmethod
+    def _start_from_is_a_position(cls, value: str) -> str:
+        resolve_start_from(value)  # ValueError naming the accepted forms
+        return value.strip()
 
     def group_id(self, region: str) -> str:
         """The consumer group of a region: one group per region, so regions lag independently."""

@@ -27,6 +27,7 @@ from contracts.errors import ContractError
 from contracts.layout import (
     FILL_IF_GENERATION,
     FILL_STORED,
+    RELEASE_FILL_LOCK,
     decode_entry,
     encode_entry,
     entry_key,
@@ -107,6 +108,7 @@ class CacheClient:
         self._cluster_ready = not isinstance(redis, RedisCluster)
         self._cluster_init = asyncio.Lock()
         self._fill_if_generation = redis.register_script(FILL_IF_GENERATION)
+        self._release_fill_lock = redis.register_script(RELEASE_FILL_LOCK)
         self._local_fills: dict[tuple[str, bytes], asyncio.Future[bytes]] = {}
 
     async def read(self, namespace: BoundNamespace, entry: str) -> CacheRead:
@@ -243,9 +245,8 @@ class CacheClient:
             try:
                 value = await self._load_and_store(namespace, entry, load, read)
             finally:
-                async with self._turn() as redis:
-                    if await redis.get(lock) == token:
-                        await redis.delete(lock)
+                async with self._turn():
+                    await self._release_fill_lock(keys=[lock], args=[token])
             return Fetched(value, Source.LOADED)
         if ns.serve_stale_while_filling and read.previous is not None:
             return Fetched(read.previous, Source.STALE)

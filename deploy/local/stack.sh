@@ -23,6 +23,7 @@ REDIS_EU_PORT="${REDIS_EU_PORT:-16379}"
 REDIS_US_PORT="${REDIS_US_PORT:-17001}"
 
 KAFKA_START_TIMEOUT=90   # seconds until the broker must answer
+COORDINATOR_TIMEOUT=90   # seconds until a consumer group coordinator must answer
 KAFKA_STOP_TIMEOUT=60    # seconds between SIGTERM and SIGKILL
 REDIS_TIMEOUT=20         # seconds for PING / cluster_state:ok
 
@@ -46,6 +47,28 @@ for _port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT REDIS_US_PORT; d
   [[ "${!_port_var}" =~ ^[0-9]+$ ]] || { echo "stack.sh: error: ${_port_var} must be a port number, got '${!_port_var}'" >&2; exit 2; }
 done
 US_PORTS=("${REDIS_US_PORT}" "$((REDIS_US_PORT + 1))" "$((REDIS_US_PORT + 2))")
+# Redis Cluster nodes also listen on their client port + 10000 (the cluster bus).
+US_BUS_PORTS=("$((REDIS_US_PORT + 10000))" "$((REDIS_US_PORT + 10001))" "$((REDIS_US_PORT + 10002))")
+check_port_plan() {
+  local name port seen=" " bus
+  for name in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT; do
+    port="${!name}"
+    [[ "${seen}" != *" ${port} "* ]] || { echo "stack.sh: error: ${name}=${port} is used twice" >&2; exit 2; }
+    seen+="${port} "
+  done
+  for port in "${US_PORTS[@]}"; do
+    [[ "${seen}" != *" ${port} "* ]] \
+      || { echo "stack.sh: error: REDIS_US_PORT=${REDIS_US_PORT} uses ports ${US_PORTS[*]}, and ${port} is also another service's port" >&2; exit 2; }
+    seen+="${port} "
+  done
+  for bus in "${US_BUS_PORTS[@]}"; do
+    (( bus <= 65535 )) \
+      || { echo "stack.sh: error: REDIS_US_PORT=${REDIS_US_PORT}: the cluster bus ports (client port + 10000) must be <= 65535" >&2; exit 2; }
+    [[ "${seen}" != *" ${bus} "* ]] \
+      || { echo "stack.sh: error: REDIS_US_PORT=${REDIS_US_PORT}: the cluster bus port ${bus} (client port + 10000) is also another service's port; choose ports 10000 apart" >&2; exit 2; }
+  done
+}
+check_port_plan
 
 # Short-lived CLI JVMs: start fast, stay small.
 TOOLS_JAVA_OPTS=(-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
@@ -59,11 +82,15 @@ die() { printf 'stack.sh: error: %s\n' "$*" >&2; exit 1; }
 usage() {
   cat >&2 <<EOF
 usage: $(basename "$0") <command>
-  up                 start whatever is not running yet, create topics, print env
+  up                 start whatever is not running yet, create topics, wait for a group
+                     coordinator, print env
   down [--purge]     stop everything (--purge also deletes data and logs, keeps the jar cache)
   status             one line per service; exit 0 only if all answer
   logs [-f] [kafka|redis-eu|redis-us]   tail the logs (-f: follow)
   env                print the export lines for the Python settings
+ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), REDIS_EU_PORT (16379),
+  REDIS_US_PORT (17001: the cluster uses it and the next two, and each node also listens on its
+  port + 10000 for the cluster bus, so 27001-27003 too; a second stack must avoid all of them)
 EOF
 }
 
@@ -260,6 +287,27 @@ ensure_topics() {
   if (( ${#pids[@]} == 0 )); then log "topics present"; fi
 }
 
+# A fresh broker creates __consumer_offsets on the first group request and answers
+# COORDINATOR_NOT_AVAILABLE until its partitions are led and loaded: clients that talk to a
+# group in that window fail. Ask for a group that never exists until its coordinator says
+# "not found" (the tool exits 0 either way, so its output is what tells).
+wait_group_coordinator() {
+  local deadline=$(( $(now) + COORDINATOR_TIMEOUT )) out
+  while :; do
+    out="$(kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+      --bootstrap-server "127.0.0.1:${KAFKA_PORT}" --command-config "${KAFKA_ADMIN_CONFIG}" \
+      --describe --group stack.sh-coordinator-probe 2>&1)" || true
+    if grep -qE 'GroupIdNotFoundException|does not exist' <<<"${out}"; then
+      return 0
+    fi
+    printf '%s\n' "${out}" >>"${KAFKA_TOOLS_LOG}"
+    (( $(now) < deadline )) \
+      || die "no consumer group coordinator answered within ${COORDINATOR_TIMEOUT}s; see ${KAFKA_TOOLS_LOG} and ${KAFKA_LOG}"
+    log "waiting for a group coordinator (__consumer_offsets)"
+    sleep 1
+  done
+}
+
 stop_kafka() {
   local pid deadline
   pid="$(kafka_pid)"
@@ -346,6 +394,20 @@ EOF
   done
 }
 
+# A us node that is not running yet needs its bus port (client port + 10000) free.
+check_bus_ports_free() {
+  local i
+  for i in 0 1 2; do
+    if redis_ping "${US_PORTS[$i]}" && redis_is_ours "${US_PORTS[$i]}" "us-${US_PORTS[$i]}"; then
+      continue
+    fi
+    if port_open "${US_BUS_PORTS[$i]}"; then
+      echo "stack.sh: error: redis-us node ${US_PORTS[$i]} needs its cluster bus port ${US_BUS_PORTS[$i]} (client port + 10000), which another process uses; set REDIS_US_PORT so that neither it, the next two ports, nor each + 10000 is taken" >&2
+      exit 2
+    fi
+  done
+}
+
 cluster_ok() {
   local info
   info="$(rcli "$1" cluster info)" || return 1
@@ -409,6 +471,7 @@ cmd_up() {
   take_lock
   [[ -f "${TOPICS_FILE}" ]] || die "topics file ${TOPICS_FILE} not found"
   require_redis
+  check_bus_ports_free
   # Kafka first: its JVM warms up in the background while Redis starts.
   start_kafka
   start_redis eu "${REDIS_EU_PORT}" no
@@ -416,6 +479,7 @@ cmd_up() {
   ensure_us_cluster
   wait_kafka
   ensure_topics
+  wait_group_coordinator
   log "stack up in $(( $(now) - t0 ))s"
   print_env
 }

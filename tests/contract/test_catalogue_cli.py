@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -65,10 +66,39 @@ def test_asyncapi_describes_every_topic_with_typed_envelopes(tmp_path: Path) -> 
     assert main(["catalogue", "export", "--format", "asyncapi", "--output", str(target)]) == 0
     document = json.loads(target.read_text())
     assert document["asyncapi"].startswith("3.")
-    assert set(document["channels"]) == set(CATALOGUE.topics())
+    assert set(document["channels"]) == {*CATALOGUE.topics(), "invalidator.dead-letter"}
     schemas = document["components"]["schemas"]
     assert schemas["OrderCreatedEnvelope"]["properties"]["type"]["const"] == "orders.OrderCreated"
     assert "OrderCreatedV1Envelope" in schemas
+
+
+def test_the_published_contract_has_the_id_rule_the_headers_and_the_key(tmp_path: Path) -> None:
+    target = tmp_path / "asyncapi.json"
+    assert main(["catalogue", "export", "--format", "asyncapi", "--output", str(target)]) == 0
+    document = json.loads(target.read_text())
+    schemas = document["components"]["schemas"]
+    envelope = schemas["OrderCreatedEnvelope"]["properties"]
+    for id_schema in (
+        envelope["tenant"],
+        envelope["aggregate_id"],
+        schemas["OrderCreated"]["properties"]["order_id"],
+    ):
+        pattern = re.compile(id_schema["pattern"])
+        assert pattern.fullmatch("o-7.x_Y") and not pattern.fullmatch("o 7")
+        assert not pattern.fullmatch("x" * 129) and not pattern.fullmatch("")
+    orders = document["components"]["messages"]["orders.events:Message"]
+    assert set(orders["headers"]["required"]) == {
+        "event-type",
+        "schema-version",
+        "event-id",
+        "content-type",
+    }
+    key = re.compile(orders["bindings"]["kafka"]["key"]["pattern"])
+    assert key.fullmatch("order:o-7") and not key.fullmatch("o-7")
+    dead = document["components"]["messages"]["invalidator.dead-letter:DeadLetter"]
+    assert {"dlq-reason", "dlq-detail", "dlq-topic", "dlq-partition", "dlq-offset"} <= set(
+        dead["headers"]["required"]
+    )
 
 
 def test_the_docs_of_the_example_domain_are_up_to_date() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts import Event
+from contracts import Event, EventEnvelope
 from contracts.orders import CATALOGUE
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -28,6 +28,18 @@ def test_recorded_event_decodes_to_the_newest_model_and_purges_the_same_keys(fix
     assert type(outcome.payload) is newest
     assert outcome.envelope.schema_version == recorded["record"]["schema_version"]
     assert sorted(ns.key for ns in CATALOGUE.purges_for(outcome)) == recorded["purges"]
+
+
+@pytest.mark.parametrize("fixture", RECORDED, ids=[path.stem for path in RECORDED])
+def test_the_headers_published_with_a_recorded_event_are_still_the_same(fixture: Path) -> None:
+    recorded = json.loads(fixture.read_text())
+    envelope = EventEnvelope.model_validate(recorded["record"])
+    assert envelope.headers() == recorded["headers"]
+    assert set(recorded["headers"]) == {"event-type", "schema-version", "event-id", "content-type"}
+    record = recorded["record"]
+    assert (
+        envelope.partition_key() == f"{record['aggregate_type']}:{record['aggregate_id']}".encode()
+    )
 
 
 def test_version_one_orders_are_upcast_as_placed_in_euros() -> None:

@@ -10,13 +10,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from contracts import Event, EventEnvelope
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings, purge_plan
+from invalidator import replay as replay_module
 from invalidator.cli import main
-from invalidator.offsets import committed_offsets, end_offsets, offsets_at
+from invalidator.offsets import (
+    commit_group_offsets,
+    committed_offsets,
+    end_offsets,
+    log_bounds,
+    offsets_at,
+)
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.integration.conftest import running_invalidators
@@ -107,6 +115,7 @@ async def test_rewind_by_every_target_kind_moves_the_committed_offsets(
         "-2",
         "--execute",
     )
+    assert status == 0 and plan["executed"]
     committed = await committed_offsets(settings.kafka, group)
     for tp in orders:
         expected = max(0, ends[tp] - 2) if tp.partition in (0, 1) else ends[tp]
@@ -115,6 +124,7 @@ async def test_rewind_by_every_target_kind_moves_the_committed_offsets(
     status, plan = await cli(
         *REWIND_EU, "--topic", "orders.events", "--to-offset", "999999999", "--execute"
     )
+    assert status == 0 and plan["executed"]
     assert all("clamped to log end" in row["note"] for row in plan["plan"])
     assert all(
         committed_now == ends[tp]
@@ -123,17 +133,20 @@ async def test_rewind_by_every_target_kind_moves_the_committed_offsets(
     )
 
     status, plan = await cli(*REWIND_EU, "--topic", "orders.events", "--to-earliest", "--execute")
+    assert status == 0 and plan["executed"]
     starts = {row["partition"]: row["new"] for row in plan["plan"]}
     committed = await committed_offsets(settings.kafka, group)
     assert all(committed[tp] == starts[tp.partition] for tp in orders)
 
-    status, _ = await cli(*REWIND_EU, "--to-latest", "--execute")
+    status, plan = await cli(*REWIND_EU, "--to-latest", "--execute")
+    assert status == 0 and plan["executed"]
     # The command reads the clock itself: its target lies between these two.
     earliest_cut = datetime.now(UTC) - timedelta(seconds=30)
     status, plan = await cli(
         *REWIND_EU, "--topic", "orders.events", "--by-duration", "30s", "--execute"
     )
     latest_cut = datetime.now(UTC) - timedelta(seconds=30)
+    assert status == 0 and plan["executed"]
     low = await offsets_at(settings.kafka, orders, int(earliest_cut.timestamp() * 1000))
     high = await offsets_at(settings.kafka, orders, int(latest_cut.timestamp() * 1000))
     committed = await committed_offsets(settings.kafka, group)
@@ -171,6 +184,7 @@ async def test_dry_run_changes_nothing_and_active_members_refuse_execution(
 
 async def test_replay_purges_the_live_plan_of_the_window_and_leaves_the_group_alone(
     cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
     settings: InvalidatorSettings,
     publisher: EventPublisher,
     redis_clients: dict[str, RedisClient],
@@ -207,10 +221,26 @@ async def test_replay_purges_the_live_plan_of_the_window_and_leaves_the_group_al
     assert all(p["keys"] == 1 for p in dry["purges"])
     assert {ns: await eu.get(generation_key(ns)) for ns in live.namespaces} == before
 
+    # What would move a group's offsets: a consumer of the replay in a group, or a commit.
+    consumers: list[dict[str, Any]] = []
+    commits: list[object] = []
+
+    class Watched(AIOKafkaConsumer):  # type: ignore[misc]
+        def __init__(self, *topics: str, **options: Any) -> None:
+            consumers.append(options)
+            super().__init__(*topics, **options)
+
+        async def commit(self, offsets: object = None) -> None:
+            commits.append(offsets)
+            await super().commit(offsets)
+
+    monkeypatch.setattr(replay_module, "AIOKafkaConsumer", Watched)
     status, done = await cli("replay", "--region", "eu", "--from", window_start.isoformat())
     assert status == 0 and done["namespaces"] == len(live_keys) < len(envelopes) * 3
     after = {ns: await eu.get(generation_key(ns)) for ns in live.namespaces}
     assert all(after[ns] is not None and after[ns] != before[ns] for ns in live.namespaces)
+    assert consumers and all(options.get("group_id") is None for options in consumers)
+    assert commits == []
     assert await committed_offsets(settings.kafka, group) == committed
 
 
@@ -248,3 +278,30 @@ async def test_unknown_group_topic_and_time_are_clear_errors(
     )
     err = capsys.readouterr().err
     assert status == 2 and "neither a time" in err and "ISO 8601" in err
+
+
+async def test_show_says_never_committed_and_rewind_counts_what_uncommitted_partitions_skip(
+    cli: Cli, settings: InvalidatorSettings, publisher: EventPublisher
+) -> None:
+    status, shown = await cli("offsets", "show", "--region", "us")
+    us = shown["regions"][0]
+    assert status == 0 and us["never_committed"] and us["total_lag"] is None
+    assert us["starts_from"] == "earliest"
+    assert all(p["lag"] is None for p in us["partitions"])
+
+    # eu committed companies.events only: orders.events is new to it.
+    await _publish(publisher, uuid.uuid4().hex[:8], 3)
+    bounds = await log_bounds(settings.kafka, CATALOGUE.topics())
+    companies = {tp: end for tp, (_, end) in bounds.items() if tp.topic == "companies.events"}
+    await commit_group_offsets(settings.kafka, settings.group_id("eu"), companies)
+    never = sum(end - start for tp, (start, end) in bounds.items() if tp.topic == "orders.events")
+    status, plan = await cli(*REWIND_EU, "--to-latest")
+    assert status == 0 and plan["events_skipped"] >= never >= 3
+    assert all(
+        "never committed" in row["note"] for row in plan["plan"] if row["topic"] == "orders.events"
+    )
+    status, shown = await cli("offsets", "show", "--region", "eu")
+    eu = shown["regions"][0]
+    assert not eu["never_committed"] and eu["uncommitted_partitions"] == len(bounds) - len(
+        companies
+    )

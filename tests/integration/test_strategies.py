@@ -7,13 +7,15 @@ import dataclasses
 import logging
 import uuid
 from datetime import timedelta
+from typing import cast
 
 import pytest
+from redis.asyncio import RedisCluster
 
 from contracts import ContractError, Namespace, PurgeRule, PurgeStrategy
 from contracts.layout import entry_key, fill_lock_key, hold_off_key, index_key
 from contracts.orders import OrderCreated
-from invalidator.purge import purge_namespaces
+from invalidator.purge import escape_glob, purge_namespaces
 from producers import CacheClient, RedisClient
 from producers.cache import Source
 from tests.conftest import wait_until
@@ -183,3 +185,64 @@ def test_policies_need_the_client_layout(region: str) -> None:
     with pytest.raises(ContractError, match="needs single_flight"):
         _namespace("x:{id}", serve_stale_while_filling=True)
     assert dataclasses.replace(_namespace("x:{id}"), single_flight=True).single_flight
+
+
+class _TakenOverBetweenCalls:
+    """A Redis client on which the fill lock expires and another caller takes it right after
+    any plain GET of it: what a non-atomic "GET, compare, DEL" release would then delete."""
+
+    def __init__(self, redis: RedisClient, lock: str) -> None:
+        self._redis = redis
+        self._lock = lock
+        self.taken_over = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._redis, name)
+
+    async def get(self, key: str) -> bytes | None:
+        value: bytes | None = await self._redis.get(key)
+        if key == self._lock:
+            await self._redis.set(key, b"another caller", px=5000)
+            self.taken_over = True
+        return value
+
+
+async def test_releasing_the_fill_lock_never_deletes_another_callers_lock(
+    region: str, redis_clients: dict[str, RedisClient]
+) -> None:
+    bound = _namespace("lock:{id}", single_flight=True).bind(id=_id())
+    lock = fill_lock_key(bound, "page:1")
+    redis = redis_clients[region]
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()
+    racing = _TakenOverBetweenCalls(redis, lock)
+    cache = CacheClient(cast(RedisClient, racing))
+
+    async def load() -> bytes:
+        return b"value"
+
+    assert (await cache.fetch(bound, "page:1", load)).source is Source.LOADED
+    held_by_other = await redis.get(lock)
+    assert not (racing.taken_over and held_by_other is None), "another caller's lock was deleted"
+    assert held_by_other is None  # compare and delete in one step: it was still ours
+
+    async def lock_expires_and_is_taken_while_loading() -> bytes:
+        await redis.set(lock, b"another caller", px=5000)
+        return b"value"
+
+    await redis.delete(entry_key(bound, "page:1"))
+    await cache.fetch(bound, "page:1", lock_expires_and_is_taken_while_loading)
+    assert await redis.get(lock) == b"another caller"
+
+
+async def test_an_escaped_pattern_matches_only_its_literal_under_redis_glob_rules(
+    region: str, redis_clients: dict[str, RedisClient]
+) -> None:
+    redis = redis_clients[region]
+    tag = "{glob-" + _id() + "}"
+    literal = tag + ":a*b?[c]\\d"
+    decoys = [tag + ":aXbY[c]\\d", tag + ":aXbYc\\d", tag + ":a*b?[c]\\dX", tag + ":a*b?c\\d"]
+    for key in (literal, *decoys):
+        await redis.set(key, b"1", px=60_000)
+    found = [key async for key in redis.scan_iter(match=escape_glob(literal), count=1000)]
+    assert found == [literal.encode()]

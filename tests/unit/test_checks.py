@@ -151,3 +151,27 @@ def test_an_upcast_to_the_wrong_type_is_rejected_as_malformed() -> None:
     outcome = catalogue.schemas.decode(envelope.to_bytes())
     assert isinstance(outcome, Rejected) and outcome.reason is RejectReason.MALFORMED
     assert "not a newer things.ThingChanged" in outcome.detail
+
+
+def test_one_type_and_version_in_two_classes_is_refused_naming_both() -> None:
+    class ThingChangedAgain(DomainEvent):
+        event_type: ClassVar[str] = "things.ThingChanged"
+        schema_version: ClassVar[int] = 2
+        aggregate_type: ClassVar[str] = "thing"
+        aggregate_id_field: ClassVar[str] = "thing_id"
+        topic: ClassVar[str] = "things.events"
+
+        thing_id: SafeId
+        colour: str
+
+    with pytest.raises(CatalogueError) as raised:
+        Catalogue(
+            [
+                _ns("a", "thing:{id}", PurgeRule(ThingChanged, {"id": "payload.thing_id"})),
+                _ns("b", "colour:{id}", PurgeRule(ThingChangedAgain, {"id": "payload.thing_id"})),
+            ]
+        )
+    message = str(raised.value)
+    assert "things.ThingChanged v2 is declared by 2 classes" in message
+    assert "test_checks.ThingChanged," in message
+    assert "ThingChangedAgain)" in message

@@ -1,9 +1,9 @@
-"""Property tests: any valid parameter values render a key that matches only itself under Redis
-glob rules and carries exactly one hash tag; invalid values never render."""
+"""Property tests: any valid parameter values render a key with no glob special and exactly one
+hash tag; escape_glob escapes exactly the specials; invalid values never render. (That an
+escaped pattern matches only its literal under Redis's own rules is checked on real Redis in
+tests/integration/test_strategies.py.)"""
 
 from __future__ import annotations
-
-import re
 
 import pytest
 from hypothesis import given
@@ -12,39 +12,11 @@ from hypothesis import strategies as st
 from contracts import NamespaceParamError
 from contracts.layout import entry_key, generation_key
 from contracts.orders import COMPANY_ORDERS, ORDER
+from invalidator.purge import escape_glob
 
 valid_ids = st.from_regex(r"[A-Za-z0-9_.\-]{1,128}", fullmatch=True)
 entries = st.from_regex(r"[A-Za-z0-9_.:=,\-]{1,64}", fullmatch=True)
 GLOB_SPECIAL = "*?[]\\"
-
-
-def redis_glob(pattern: str) -> re.Pattern[str]:
-    """Redis's glob-style matching (stringmatchlen) as a regex: * ? [...] [^...] and \\ escapes."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : end]
-                negate = body.startswith("^")
-                body = body[1:] if negate else body
-                out.append(("[^" if negate else "[") + body.replace("\\", "\\\\") + "]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
 
 
 @given(company=valid_ids, entry=entries)
@@ -52,12 +24,32 @@ def test_valid_keys_are_literal_globs_with_one_hash_tag(company: str, entry: str
     namespace = COMPANY_ORDERS.bind(company_id=company)
     for key in (generation_key(namespace), entry_key(namespace, entry)):
         assert not set(key) & set(GLOB_SPECIAL)
-        pattern = redis_glob(key)
-        assert pattern.fullmatch(key)
-        for other in (key + "x", key[:-1], "x" + key, key.replace(company, company + "0", 1)):
-            assert not pattern.fullmatch(other)
+        assert escape_glob(key) == key  # what SCAN MATCH is given is the key itself
         assert key.count("{") == 1 and key.count("}") == 1
         assert key.startswith("{" + namespace.key + "}")
+
+
+def test_escape_glob_escapes_exactly_the_glob_specials() -> None:
+    assert escape_glob("a*b?c[d]e\\f") == "a\\*b\\?c\\[d\\]e\\\\f"
+    assert escape_glob("company:{c-1}:orders") == "company:{c-1}:orders"
+    assert escape_glob("") == ""
+
+
+@given(text=st.text(max_size=40))
+def test_escape_glob_leaves_no_special_unescaped_and_can_be_undone(text: str) -> None:
+    escaped = escape_glob(text)
+    plain, index = [], 0
+    while index < len(escaped):
+        char = escaped[index]
+        if char == "\\":
+            assert escaped[index + 1] in GLOB_SPECIAL  # only specials are escaped
+            plain.append(escaped[index + 1])
+            index += 2
+        else:
+            assert char not in GLOB_SPECIAL  # no special is left bare
+            plain.append(char)
+            index += 1
+    assert "".join(plain) == text
 
 
 @given(first=valid_ids, second=valid_ids)

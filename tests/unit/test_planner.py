@@ -40,9 +40,14 @@ def test_order_created_purges_list_stats_and_order() -> None:
 def test_an_order_that_moved_company_purges_both_companies() -> None:
     moved = OrderUpdated(order_id="o1", company_id="new", total_cents=5, previous_company_id="old")
     plan = purge_plan([(0, _event(moved))], CATALOGUE)
-    assert COMPANY_ORDERS.bind(company_id="old") in plan.namespaces
-    assert COMPANY_ORDERS.bind(company_id="new") in plan.namespaces
-    assert COMPANY_ORDER_STATS.bind(company_id="old") in plan.namespaces
+    assert set(plan.namespaces) == {
+        COMPANY_ORDERS.bind(company_id="old"),
+        COMPANY_ORDERS.bind(company_id="new"),
+        COMPANY_ORDER_STATS.bind(company_id="old"),
+        COMPANY_ORDER_STATS.bind(company_id="new"),
+        ORDER.bind(order_id="o1"),
+    }
+    assert len(plan.namespaces) == 5
 
 
 def test_a_batch_is_coalesced_to_each_namespace_once() -> None:
@@ -60,8 +65,13 @@ def test_a_batch_is_coalesced_to_each_namespace_once() -> None:
     events.append((50, _event(CompanyRenamed(company_id="c1", name="Acme"))))
     plan = purge_plan(events, CATALOGUE)
     assert plan.planned == 51
-    assert len(plan.namespaces) == len(set(plan.namespaces)) == 4
-    assert COMPANY_PROFILE.bind(company_id="c1") in plan.namespaces
+    assert len(plan.namespaces) == 4
+    assert set(plan.namespaces) == {
+        COMPANY_ORDERS.bind(company_id="c1"),
+        COMPANY_ORDER_STATS.bind(company_id="c1"),
+        ORDER.bind(order_id="o1"),
+        COMPANY_PROFILE.bind(company_id="c1"),
+    }
 
 
 def test_events_whose_values_cannot_render_a_key_are_reported_not_dropped() -> None:
@@ -94,3 +104,37 @@ def test_events_whose_values_cannot_render_a_key_are_reported_not_dropped() -> N
     assert plan.namespaces == (titles.bind(title="ok"),)
     assert [ref for ref, _ in plan.unplannable] == ["bad"]
     assert "title='a*'" in plan.unplannable[0][1]
+
+
+def test_envelope_fields_render_into_keys() -> None:
+    class ThingMoved(DomainEvent):
+        event_type = "things.ThingMoved"
+        aggregate_type = "thing"
+        aggregate_id_field = "thing_id"
+        topic = "things.events"
+        thing_id: str
+
+    per_tenant = Namespace(
+        name="tenant_things",
+        template="tenant:{tenant}:thing:{thing_id}:from:{source}",
+        owner="t",
+        description="d",
+        purged_by=(
+            PurgeRule(
+                ThingMoved,
+                {
+                    "tenant": "envelope.tenant",
+                    "thing_id": "payload.thing_id",
+                    "source": "envelope.source",
+                },
+            ),
+        ),
+    )
+    catalogue = Catalogue([per_tenant])
+    envelope = EventEnvelope.wrap(
+        ThingMoved(thing_id="t1"), source="warehouse", tenant="acme", aggregate_version=3
+    )
+    event = catalogue.schemas.decode(envelope.to_bytes())
+    assert isinstance(event, Event)
+    plan = purge_plan([(0, event)], catalogue)
+    assert [ns.key for ns in plan.namespaces] == ["tenant:acme:thing:t1:from:warehouse"]

@@ -82,3 +82,14 @@ def test_plan_warns_when_moving_forward_skips_unpurged_events() -> None:
     plan = plan_rewind({P0: 120}, {P0: (100, 200)}, {P0: 200})
     assert plan[0].replayed == -80
     assert "skips 80 events not purged yet" in plan[0].note
+
+
+def test_moving_forward_over_a_partition_never_committed_counts_what_it_skips() -> None:
+    # P0 committed at 120; P1 never committed, and a new member would start at its log start.
+    bounds = {P0: (100, 200), P1: (40, 100)}
+    plan = plan_rewind({P0: 120}, bounds, {P0: 200, P1: 100}, uncommitted_starts={P1: 40})
+    by_partition = {row.partition: row for row in plan}
+    assert by_partition[P1].current is None and by_partition[P1].replayed == -60
+    assert "never committed (would start at 40)" in by_partition[P1].note
+    assert "skips 60 events not purged yet" in by_partition[P1].note
+    assert sum(-row.replayed for row in plan if row.replayed < 0) == 140

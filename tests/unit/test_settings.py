@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from pydantic import ValidationError
 
 from contracts import KafkaConnection, RedisTarget
 from invalidator.cli import main
+from invalidator.start_position import resolve_start_from
 
 REGIONS = '{"eu": [{"name": "eu-main", "url": "redis://127.0.0.1:1/0"}]}'
 
@@ -17,6 +20,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "INVALIDATOR_REGIONS",
         "INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS",
         "INVALIDATOR_CATALOGUE",
+        "INVALIDATOR_START_FROM",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -34,6 +38,8 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
         ("INVALIDATOR_REGIONS", '{"e*u": [{"name": "x", "url": "redis://h:1"}]}', "region name"),
         ("INVALIDATOR_REGIONS", '{"eu": [{"name": "x", "url": "http://h:1"}]}', "redis://"),
         ("INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS", "localhost", "host:port"),
+        ("INVALIDATOR_START_FROM", "yesterday", "INVALIDATOR_START_FROM: Value error, 'yesterday'"),
+        ("INVALIDATOR_START_FROM", "2026-11-27T09:00:00", "earliest, latest, a time"),
     ],
 )
 def test_invalid_settings_exit_2_naming_the_variable(
@@ -84,3 +90,11 @@ def test_secrets_never_show_in_reprs() -> None:
 def test_credentials_in_a_redis_url_are_refused() -> None:
     with pytest.raises(ValidationError, match="username/password"):
         RedisTarget(name="eu", url="redis://user:hunter2@h:1/0")
+
+
+def test_start_from_takes_a_word_a_time_or_a_duration_ago() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert resolve_start_from(" Latest ", now=now) == "latest"
+    assert resolve_start_from("earliest", now=now) == "earliest"
+    assert resolve_start_from("2h", now=now) == now - timedelta(hours=2)
+    assert resolve_start_from("2026-11-27T09:00:00Z", now=now) == now - timedelta(hours=3)

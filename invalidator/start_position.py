@@ -1,0 +1,97 @@
+"""Where a group starts on a partition it never committed: earliest, latest, or a time.
+
+A new region, or a new group prefix, has no committed offset. Kafka's `auto.offset.reset`
+only offers earliest or latest and applies it silently; here the choice is a setting
+(`INVALIDATOR_START_FROM`), applied on assignment to exactly the partitions with no commit,
+logged, and committed at once, so that a restart before the first purge starts from the same
+place instead of a later "latest".
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiokafka import TopicPartition
+
+from contracts.connections import KafkaConnection
+from invalidator.offsets import offsets_at
+from invalidator.rewind import DATETIME_FORMS, DURATION_FORMS, OperatorInputError, parse_when
+
+log = logging.getLogger(__name__)
+
+StartPosition = Literal["earliest", "latest"] | datetime
+
+START_FROM_FORMS = (
+    f"earliest, latest, a time ({DATETIME_FORMS}) or a duration before start-up ({DURATION_FORMS})"
+)
+
+
+def resolve_start_from(text: str, *, now: datetime | None = None) -> StartPosition:
+    """`earliest`, `latest`, or the instant a time or a duration-ago names; ValueError if none.
+
+    text: the setting's value. now: the instant a duration counts back from (default: now).
+    """
+    word = text.strip().lower()
+    if word in ("earliest", "latest"):
+        return "earliest" if word == "earliest" else "latest"
+    try:
+        return parse_when(
+            text.strip(), option="INVALIDATOR_START_FROM", now=now or datetime.now(UTC)
+        )
+    except OperatorInputError:
+        raise ValueError(f"{text!r} is not a start position; write {START_FROM_FORMS}") from None
+
+
+async def start_uncommitted(
+    consumer: Any, assigned: set[TopicPartition], start_from: str
+) -> dict[TopicPartition, int]:
+    """Seek each assigned partition the group never committed to where `start_from` says, and
+    commit that offset; returns the offsets chosen (partitions with a commit are untouched).
+
+    consumer: the group's started AIOKafkaConsumer (called from on_partitions_assigned).
+    assigned: the partitions just assigned.
+    start_from: the `start_from` setting (already validated).
+    """
+    fresh = [tp for tp in sorted(assigned) if await consumer.committed(tp) is None]
+    if not fresh:
+        return {}
+    position = resolve_start_from(start_from)
+    if position == "earliest":
+        chosen: dict[TopicPartition, int] = await consumer.beginning_offsets(fresh)
+    else:
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(fresh)
+        chosen = ends
+        if isinstance(position, datetime):
+            stamp = int(position.timestamp() * 1000)
+            found = await consumer.offsets_for_times(dict.fromkeys(fresh, stamp))
+            chosen = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in fresh}
+    for tp, offset in chosen.items():
+        consumer.seek(tp, offset)
+    await consumer.commit(chosen)
+    log.info(
+        "never committed on %s: starting at %s (INVALIDATOR_START_FROM=%s)",
+        ",".join(f"{tp.topic}[{tp.partition}]" for tp in fresh),
+        ",".join(str(chosen[tp]) for tp in fresh),
+        start_from,
+    )
+    return chosen
+
+
+async def uncommitted_starts(
+    kafka: KafkaConnection,
+    bounds: dict[TopicPartition, tuple[int, int]],
+    start_from: str,
+) -> dict[TopicPartition, int]:
+    """Where a member would start on each partition of `bounds` if it found no commit there.
+
+    kafka: the cluster. bounds: (log start, log end) per partition. start_from: the setting.
+    """
+    position = resolve_start_from(start_from)
+    if position == "earliest":
+        return {tp: start for tp, (start, _) in bounds.items()}
+    if position == "latest":
+        return {tp: end for tp, (_, end) in bounds.items()}
+    found = await offsets_at(kafka, sorted(bounds), int(position.timestamp() * 1000))
+    return {tp: bounds[tp][1] if offset is None else offset for tp, offset in found.items()}

@@ -1,0 +1,45 @@
+"""The README stays true to the code: every module in the layout, every setting in the table."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+
+from invalidator.settings import InvalidatorSettings
+
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text()
+
+
+def test_the_layout_names_every_invalidator_module() -> None:
+    row = next(line for line in README.splitlines() if line.startswith("| `invalidator/`"))
+    named = re.findall(r"`([\w*]+\.py)`", row)
+    modules = [
+        path.name
+        for path in (REPO / "invalidator").glob("*.py")
+        if path.name not in ("__init__.py", "__main__.py")
+    ]
+    missing = [m for m in modules if not any(fnmatch.fnmatch(m, pattern) for pattern in named)]
+    assert missing == [], f"README layout table omits invalidator/{missing}"
+
+
+def test_the_settings_table_names_every_setting() -> None:
+    missing = [
+        f"INVALIDATOR_{name.upper()}"
+        for name in InvalidatorSettings.model_fields
+        if f"INVALIDATOR_{name.upper()}" not in README
+    ]
+    assert missing == []
+
+
+def test_the_readme_points_only_inside_the_repository() -> None:
+    assert re.findall(r"`\.\./[^`]*`|\]\(\.\./", README) == []
+    for path in re.findall(r"`(docs/[\w./-]+\.md)`", README):
+        assert (REPO / path).exists(), path
+
+
+def test_make_unit_runs_every_test_that_needs_no_service() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    unit = makefile.split("\nunit:")[1].split("\n\n")[0]
+    assert "tests/unit" in unit and "tests/contract" in unit
