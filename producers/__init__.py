@@ -1,13 +1,21 @@
 """What a write service imports: the event publisher and the race-safe cache client."""
 
 from producers.cache import CacheClient, CacheRead, Fetched, RedisClient, Source, connect_redis
-from producers.publisher import EventPublisher
+from producers.publisher import (
+    EnvelopeToPublish,
+    EventPublisher,
+    EventToPublish,
+    PublishBatchError,
+)
 
 __all__ = [
     "CacheClient",
     "CacheRead",
+    "EnvelopeToPublish",
     "EventPublisher",
+    "EventToPublish",
     "Fetched",
+    "PublishBatchError",
     "RedisClient",
     "Source",
     "connect_redis",

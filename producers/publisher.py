@@ -7,16 +7,21 @@ so a publish that returned is on every in-sync replica and a retry never duplica
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from contracts.connections import KafkaConnection
 from contracts.events import DomainEvent, EventEnvelope, TraceContext
+
+_MAX_NAMED_FAILURES = 5
 
 _SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
 
@@ -33,6 +38,58 @@ def broker_security(kafka: KafkaConnection) -> BaseSecurity | None:
     if use_ssl:
         return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class EventToPublish:
+    """One event of a batch for `EventPublisher.publish_many`, with its envelope fields."""
+
+    event: DomainEvent
+    """The typed payload."""
+    tenant: str
+    """The tenant id."""
+    aggregate_version: int
+    """The aggregate's version after this change."""
+    event_id: uuid.UUID | None = None
+    """A fixed id (e.g. from an outbox row) so that a retry is deduplicated."""
+    occurred_at: datetime | None = None
+    """When the change happened; now when omitted."""
+    trace: TraceContext | None = None
+    """The W3C trace context of the write."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeToPublish:
+    """An envelope built earlier (an outbox row) and the topic it goes to."""
+
+    envelope: EventEnvelope
+    topic: str
+
+
+class PublishBatchError(RuntimeError):
+    """Some events of a batch were not acknowledged; retry them (their ids dedupe downstream).
+
+    `failed` maps each unacknowledged envelope to its error; `acknowledged` lists the others.
+    """
+
+    def __init__(
+        self,
+        failed: list[tuple[EventEnvelope, BaseException]],
+        acknowledged: list[EventEnvelope],
+    ) -> None:
+        """failed: the envelopes that were not acknowledged, each with its error.
+        acknowledged: the envelopes the brokers acknowledged.
+        """
+        named = ", ".join(
+            f"{envelope.event_id} ({error!r})" for envelope, error in failed[:_MAX_NAMED_FAILURES]
+        )
+        more = len(failed) - _MAX_NAMED_FAILURES
+        super().__init__(
+            f"{len(failed)} of {len(failed) + len(acknowledged)} events were not acknowledged: "
+            f"{named}{f' and {more} more' if more > 0 else ''}; publish them again"
+        )
+        self.failed = failed
+        self.acknowledged = acknowledged
 
 
 class EventPublisher:
@@ -126,3 +183,69 @@ class EventPublisher:
             headers=envelope.headers(),
             correlation_id=str(envelope.event_id),
         )
+
+    async def publish_many(
+        self, batch: Iterable[EventToPublish | EnvelopeToPublish]
+    ) -> list[EventEnvelope]:
+        """Publish a batch and wait once, for all acknowledgements; the envelopes, in order.
+
+        batch: events (wrapped here, as `publish` does) or envelopes built earlier with their
+            topic (an outbox relay's rows), in the order they must keep per aggregate.
+
+        Each record is keyed by its aggregate and carries the same headers as with `publish`;
+        the producer is the same idempotent `acks=all` one, so records of one aggregate keep
+        the batch's order on their partition, retries included. Nothing is dropped silently:
+        when any record is not acknowledged, every other send is still awaited and
+        PublishBatchError names the failed envelopes (and the acknowledged ones).
+        """
+        outgoing = [_envelope_and_topic(item, source=self.source) for item in batch]
+        pending: list[tuple[EventEnvelope, Any]] = []
+        failed: list[tuple[EventEnvelope, BaseException]] = []
+        for envelope, topic in outgoing:
+            try:
+                # Enqueued in call order into the producer's per-partition batches; the send
+                # itself is confirmed below, once for the whole batch.
+                confirmation = await self.broker.publish(
+                    envelope.to_bytes(),
+                    topic,
+                    key=envelope.partition_key(),
+                    headers=envelope.headers(),
+                    correlation_id=str(envelope.event_id),
+                    no_confirm=True,
+                )
+            except Exception as error:  # the rest of the batch must not overtake it
+                failed.extend((later, error) for later, _ in outgoing[len(pending) :])
+                break
+            pending.append((envelope, confirmation))
+        awaited = [c for _, c in pending if isinstance(c, asyncio.Future)]
+        results = iter(await asyncio.gather(*awaited, return_exceptions=True))
+        acknowledged: list[EventEnvelope] = []
+        sent_failures: list[tuple[EventEnvelope, BaseException]] = []
+        for envelope, confirmation in pending:
+            # TestKafkaBroker delivers in the call and returns no future.
+            result = next(results) if isinstance(confirmation, asyncio.Future) else None
+            if isinstance(result, BaseException):
+                sent_failures.append((envelope, result))
+            else:
+                acknowledged.append(envelope)
+        failed = sent_failures + failed
+        if failed:
+            raise PublishBatchError(failed, acknowledged)
+        return acknowledged
+
+
+def _envelope_and_topic(
+    item: EventToPublish | EnvelopeToPublish, *, source: str
+) -> tuple[EventEnvelope, str]:
+    if isinstance(item, EnvelopeToPublish):
+        return item.envelope, item.topic
+    envelope = EventEnvelope.wrap(
+        item.event,
+        source=source,
+        tenant=item.tenant,
+        aggregate_version=item.aggregate_version,
+        event_id=item.event_id,
+        occurred_at=item.occurred_at,
+        trace=item.trace,
+    )
+    return envelope, item.event.topic
