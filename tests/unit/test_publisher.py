@@ -55,7 +55,7 @@ async def test_publish_many_keeps_keys_headers_and_order_per_aggregate() -> None
         tenant="acme",
         aggregate_version=9,
     )
-    batch = [
+    batch: list[EventToPublish | EnvelopeToPublish] = [
         EventToPublish(
             OrderStatusChanged(
                 order_id="o-1", company_id="c-1", old_status="placed", new_status="paid"
