@@ -51,3 +51,17 @@ stale-check: $(INSTALLED)  ## the short stale-data harness (CI)
 	eval "$$($(STACK) up)" && $(BIN)/python -m bench.stale --short
 stale-bench: $(INSTALLED)  ## the full stale-data harness (>= 200,000 reads)
 	eval "$$($(STACK) up)" && $(BIN)/python -m bench.stale --reads 200000
+
+.PHONY: bench bench-check bench-soak bench-report
+BENCH_INSTALLED := $(VENV)/.installed-bench
+$(BENCH_INSTALLED): $(INSTALLED) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_INSTALLED)
+bench: $(BENCH_INSTALLED)  ## every figure, full size -> bench/results, docs/performance.md, README table
+	eval "$$($(STACK) up)" && $(BIN)/python -m bench
+bench-check: $(INSTALLED)  ## the short suite (CI): fails only on errors or lost purges
+	eval "$$($(STACK) up)" && $(BIN)/python -m bench --short
+bench-soak: $(BENCH_INSTALLED)  ## both invalidators' RSS under load for 10 minutes -> bench/results/soak.json
+	eval "$$($(STACK) up)" && $(BIN)/python -m bench --soak && $(BIN)/python -m bench.report
+bench-report: $(BENCH_INSTALLED)  ## regenerate docs/performance.md and the README table from bench/results
+	$(BIN)/python -m bench.report

@@ -1,0 +1,273 @@
+"""The drain and scale-out figures: the same pre-produced records drained by each consumer.
+
+Per workload (Zipf(1.1) over 10k companies, uniform over 1M): every group of the figure is
+committed at the log end, N events are produced, then each consumer drains exactly those
+records, one after the other: the bare aiokafka group (the limit), the invalidator of each
+region, and for the Zipf set 2 and 3 eu invalidators in one group (scale-out). The naive
+FastStream subscriber drains a small set of its own, produced after, with the keyspace the
+drains left in Redis. Drained means the group committed the log end, polled from outside.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from bench.lost_purges import missing_keys, unlink_keys
+from bench.orders_load import (
+    WORKLOADS,
+    CompanyPicker,
+    OrderRecord,
+    generation_keys,
+    order_records,
+    produce_all,
+)
+from bench.processes import BenchProcess, invalidator_process, running
+from bench.progress import Drained, wait_drained
+from contracts import topics
+from contracts.orders import CATALOGUE
+from invalidator.offsets import end_offsets, start_at_log_end
+from invalidator.settings import InvalidatorSettings
+from producers import connect_redis
+
+DRAIN_TIMEOUT_FLOOR_S = 60.0
+SLOWEST_EVENTS_PER_S = 500.0  # a drain slower than this is stuck, not slow
+
+
+@dataclass(frozen=True)
+class DrainParams:
+    """What the drain figure runs."""
+
+    events: int = 200_000
+    naive_events: int = 2_000
+    workloads: tuple[str, ...] = WORKLOADS
+    scale_out: tuple[int, ...] = (1, 2, 3)
+    regions: tuple[str, ...] = ("eu", "us")
+    check_only: bool = False
+    """Only the invalidators (no bare, naive or scale-out): the integration test's size."""
+
+
+@dataclass
+class WorkloadOutcome:
+    """The drains of one workload."""
+
+    drains: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lost_purges: dict[str, int] = field(default_factory=dict)
+    scale_out: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _timeout(events: int) -> float:
+    return max(DRAIN_TIMEOUT_FLOOR_S, events / SLOWEST_EVENTS_PER_S)
+
+
+def _as_dict(drained: Drained, *, limit: Drained | None) -> dict[str, Any]:
+    figures: dict[str, Any] = {**asdict(drained), "events_per_s": round(drained.events_per_s, 1)}
+    if limit is not None and limit.events_per_s > 0:
+        figures["ratio_to_bare"] = round(drained.events_per_s / limit.events_per_s, 3)
+    return figures
+
+
+async def _drain(
+    settings: InvalidatorSettings,
+    processes: list[BenchProcess],
+    group_id: str,
+    *,
+    starts: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int],
+) -> Drained:
+    async with running(processes):
+        started_at = time.monotonic()
+        events = sum(ends[tp] - starts[tp] for tp in ends)
+        drained = await wait_drained(
+            settings.kafka,
+            group_id,
+            starts=starts,
+            ends=ends,
+            processes=processes,
+            started_at=started_at,
+            timeout_s=_timeout(events),
+        )
+    print(
+        f"  {', '.join(p.name for p in processes)}: {drained.events_per_s:,.0f} events/s "
+        f"({drained.events} events, startup {drained.startup_s:.1f} s, "
+        f"peak RSS {drained.peak_rss_mb or 0:.0f} MB)",
+        flush=True,
+    )
+    return drained
+
+
+def bare_process(settings: InvalidatorSettings, group_id: str, log_dir: Path) -> BenchProcess:
+    """The bare aiokafka consumer group as a process."""
+    return BenchProcess(
+        "bare-aiokafka",
+        [
+            sys.executable,
+            "-m",
+            "bench.bare_consumer",
+            "--bootstrap-servers",
+            settings.kafka.bootstrap_servers,
+            "--group",
+            group_id,
+            *CATALOGUE.topics(),
+        ],
+        env={},
+        log_path=log_dir / "bare-aiokafka.log",
+    )
+
+
+def naive_process(
+    settings: InvalidatorSettings, region: str, group_id: str, log_dir: Path
+) -> BenchProcess:
+    """The naive FastStream SCAN+DEL subscriber of a region as a process."""
+    return BenchProcess(
+        f"naive-{region}",
+        [
+            sys.executable,
+            "-m",
+            "bench.naive_subscriber",
+            "--bootstrap-servers",
+            settings.kafka.bootstrap_servers,
+            "--redis-target",
+            settings.targets(region)[0].model_dump_json(),
+            "--group",
+            group_id,
+            "--topic",
+            topics.ORDERS,
+        ],
+        env={},
+        log_path=log_dir / f"naive-{region}.log",
+    )
+
+
+async def _produce(
+    settings: InvalidatorSettings, records: list[OrderRecord], group_ids: list[str]
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Commit the log end for every group, produce the records; (starts, ends)."""
+    catalogue_topics = CATALOGUE.topics()
+    for group_id in group_ids:
+        await start_at_log_end(settings.kafka, group_id, catalogue_topics)
+    starts = await end_offsets(settings.kafka, catalogue_topics)
+    produced_at = time.monotonic()
+    await produce_all(settings.kafka, records)
+    ends = await end_offsets(settings.kafka, catalogue_topics)
+    produced = sum(ends[tp] - starts[tp] for tp in ends)
+    if produced != len(records):
+        raise RuntimeError(
+            f"{produced} records arrived on {catalogue_topics} while {len(records)} were "
+            "produced: something else publishes to this broker; use a stack of your own"
+        )
+    print(
+        f"  produced {len(records):,} events in {time.monotonic() - produced_at:.1f} s",
+        flush=True,
+    )
+    return starts, ends
+
+
+async def drain_workload(
+    settings: InvalidatorSettings,
+    params: DrainParams,
+    workload: str,
+    *,
+    run_id: str,
+    log_dir: Path,
+) -> WorkloadOutcome:
+    """Produce the workload's events once and drain them with every consumer of the figure.
+
+    settings: the endpoints.
+    params: sizes and variants.
+    workload: `zipf` or `uniform`.
+    run_id: unique to the run (ids and group names).
+    log_dir: where the processes' logs go.
+    """
+    outcome = WorkloadOutcome()
+    prefix = f"{run_id}-{workload}"
+    picker = CompanyPicker(workload, run_id=prefix)
+    records = order_records(picker, params.events, run_id=prefix, tag="d")
+    with_scale_out = workload == "zipf" and not params.check_only
+    scale_counts = [n for n in params.scale_out if n > 1] if with_scale_out else []
+    bare_group = f"{prefix}-bare"
+    groups = [f"{prefix}.{region}" for region in params.regions]
+    groups += [f"{prefix}-x{n}.eu" for n in scale_counts]
+    if not params.check_only:
+        groups.append(bare_group)
+    print(f"[drain {workload}] {params.events:,} events", flush=True)
+    starts, ends = await _produce(settings, records, groups)
+
+    limit: Drained | None = None
+    if not params.check_only:
+        limit = await _drain(
+            settings,
+            [bare_process(settings, bare_group, log_dir)],
+            bare_group,
+            starts=starts,
+            ends=ends,
+        )
+        outcome.drains["bare"] = _as_dict(limit, limit=None)
+    for region in params.regions:
+        process = invalidator_process(region, group_prefix=prefix, log_dir=log_dir)
+        drained = await _drain(settings, [process], f"{prefix}.{region}", starts=starts, ends=ends)
+        outcome.drains[f"invalidator-{region}"] = _as_dict(drained, limit=limit)
+        if region == "eu" and with_scale_out:
+            outcome.scale_out["1"] = _as_dict(drained, limit=None)
+    for count in scale_counts:
+        members = [
+            invalidator_process(
+                "eu",
+                group_prefix=f"{prefix}-x{count}",
+                log_dir=log_dir,
+                name=f"invalidator-eu-x{count}-{n}",
+            )
+            for n in range(count)
+        ]
+        drained = await _drain(settings, members, f"{prefix}-x{count}.eu", starts=starts, ends=ends)
+        outcome.scale_out[str(count)] = _as_dict(drained, limit=None)
+
+    keys = generation_keys(records)
+    clients = {region: connect_redis(settings.targets(region)[0]) for region in params.regions}
+    try:
+        for region, client in clients.items():
+            outcome.lost_purges[region] = len(await missing_keys(client, keys))
+        print(f"  lost purges: {outcome.lost_purges}", flush=True)
+        # The naive baseline runs with the keyspace the drains left (and deletes some of it).
+        if not params.check_only and params.naive_events:
+            outcome.drains["naive-eu"] = await _naive(
+                settings, params, picker, prefix=prefix, log_dir=log_dir, limit=limit
+            )
+        for client in clients.values():
+            await unlink_keys(client, keys)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return outcome
+
+
+async def _naive(
+    settings: InvalidatorSettings,
+    params: DrainParams,
+    picker: CompanyPicker,
+    *,
+    prefix: str,
+    log_dir: Path,
+    limit: Drained | None,
+) -> dict[str, Any]:
+    group_id = f"{prefix}-naive.eu"
+    records = order_records(picker, params.naive_events, run_id=prefix, tag="n")
+    client = connect_redis(settings.targets("eu")[0])
+    try:
+        keyspace = int(await client.dbsize())
+    finally:
+        await client.aclose()
+    starts, ends = await _produce(settings, records, [group_id])
+    drained = await _drain(
+        settings,
+        [naive_process(settings, "eu", group_id, log_dir)],
+        group_id,
+        starts=starts,
+        ends=ends,
+    )
+    return {**_as_dict(drained, limit=limit), "keyspace": keyspace}

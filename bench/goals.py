@@ -1,0 +1,110 @@
+"""The issue's goals, checked against result documents: one row per figure and goal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+RSS_LIMIT_MB = 150.0
+
+
+@dataclass(frozen=True, slots=True)
+class GoalRow:
+    """One figure against its goal."""
+
+    figure: str
+    measured: str
+    ratio: float | None
+    goal: str
+    met: bool | None
+    """None when the figure was not measured."""
+
+
+def _at_least(figure: str, measured: str, ratio: float | None, goal: float) -> GoalRow:
+    met = None if ratio is None else ratio >= goal
+    return GoalRow(figure, measured, ratio, f">= {goal}x", met)
+
+
+def _at_most(figure: str, measured: str, ratio: float | None, goal: float) -> GoalRow:
+    met = None if ratio is None else ratio <= goal
+    return GoalRow(figure, measured, ratio, f"<= {goal}x", met)
+
+
+def goal_rows(documents: dict[str, dict[str, Any]]) -> list[GoalRow]:
+    """Every goal of the issue, measured or not, from the figures' documents by name."""
+    rows: list[GoalRow] = []
+    drain = documents.get("drain", {}).get("results", {})
+    for workload, goal in (("zipf", 0.6), ("uniform", 0.4)):
+        for region in ("eu", "us"):
+            figures = drain.get(workload, {}).get("drains", {}).get(f"invalidator-{region}")
+            bare = drain.get(workload, {}).get("drains", {}).get("bare")
+            measured = (
+                f"{figures['events_per_s']:,.0f} vs bare {bare['events_per_s']:,.0f} events/s"
+                if figures and bare
+                else "-"
+            )
+            ratio = figures.get("ratio_to_bare") if figures else None
+            rows.append(_at_least(f"drain {workload} {region}", measured, ratio, goal))
+    latency = documents.get("latency", {}).get("results", {})
+    for rate, quantile, goal in (("1000", "p50", 2.0), ("1000", "p99", 2.0), ("20000", "p99", 5.0)):
+        figures = latency.get(rate)
+        measured, ratio = "-", None
+        if figures:
+            system, bare = figures["this_system"]["ms"][quantile], figures["bare"]["ms"][quantile]
+            measured = f"{system:.1f} vs bare {bare:.1f} ms"
+            ratio = figures["ratios"][quantile]
+        rows.append(_at_most(f"e2e {quantile} at {int(rate):,}/s", measured, ratio, goal))
+    scale = documents.get("scale_out", {}).get("results", {})
+    one, two = scale.get("1"), scale.get("2")
+    ratio = round(two["events_per_s"] / one["events_per_s"], 3) if one and two else None
+    measured = (
+        f"{two['events_per_s']:,.0f} vs {one['events_per_s']:,.0f} events/s" if ratio else "-"
+    )
+    rows.append(_at_least("scale-out 2 processes", measured, ratio, 1.3))
+    peaks = _peak_rss(documents)
+    rows.append(
+        GoalRow(
+            "invalidator peak RSS",
+            f"{max(peaks):.0f} MB" if peaks else "-",
+            None,
+            f"<= {RSS_LIMIT_MB:.0f} MB",
+            (max(peaks) <= RSS_LIMIT_MB) if peaks else None,
+        )
+    )
+    soak = documents.get("soak", {}).get("results", {})
+    growth = [g for g in soak.get("rss_growth_mb", {}).values() if g is not None]
+    rows.append(
+        GoalRow(
+            "RSS growth over the soak",
+            f"{max(growth):+.1f} MB" if growth else "-",
+            None,
+            "flat (< 10 MB)",
+            (max(growth) < 10) if growth else None,
+        )
+    )
+    return rows
+
+
+def _peak_rss(documents: dict[str, dict[str, Any]]) -> list[float]:
+    peaks: list[float] = []
+    for workload in documents.get("drain", {}).get("results", {}).values():
+        for name, figures in workload.get("drains", {}).items():
+            if name.startswith("invalidator") and figures.get("peak_rss_mb"):
+                peaks.append(figures["peak_rss_mb"])
+    for value in documents.get("latency", {}).get("results", {}).get("peak_rss_mb", {}).values():
+        if value:
+            peaks.append(value)
+    for value in documents.get("soak", {}).get("results", {}).get("peak_rss_mb", {}).values():
+        if value:
+            peaks.append(value)
+    return peaks
+
+
+def goal_table(rows: list[GoalRow]) -> str:
+    """The rows as a markdown table."""
+    lines = ["| figure | measured | ratio | goal | met |", "|---|---|---:|---|---|"]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+        met = {True: "met", False: "not met", None: "not measured"}[row.met]
+        lines.append(f"| {row.figure} | {row.measured} | {ratio} | {row.goal} | {met} |")
+    return "\n".join(lines)

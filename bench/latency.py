@@ -1,0 +1,298 @@
+"""The latency figure: publish -> purged in every region, against bare produce -> consume.
+
+At each rate, the same paced producer (aiokafka, acks=all, idempotent, as EventPublisher) sends
+Zipf-distributed orders events for a fixed time; one event in `probe_every` is a probe on a new
+company. Bare: an aiokafka consumer in this process, assigned at the log end, stamps each probe
+when it arrives (after `json.loads` of every value). This system: both regions' invalidators
+run as processes; a probe has landed when its company-orders generation key exists in every
+region, seen by polling (demo/watch.py's GenerationWatch, every millisecond, pipelined).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from bench.machine import percentiles_ms
+from bench.orders_load import CompanyPicker, OrderRecord, bare_producer, order_record
+from bench.processes import BenchProcess, invalidator_process, running
+from contracts import KafkaConnection, topics
+from contracts.layout import generation_key
+from contracts.orders import CATALOGUE, COMPANY_ORDERS
+from demo.watch import GenerationWatch
+from invalidator.offsets import end_offsets, group_state, start_at_log_end
+from invalidator.settings import InvalidatorSettings
+from producers import connect_redis
+
+POOL_SIZE = 5_000
+PACE_S = 0.001
+PROBES_PER_S = 400
+JOIN_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class LatencyParams:
+    """What the latency figure runs."""
+
+    rates: tuple[int, ...] = (1_000, 20_000)
+    seconds: float = 30.0
+    settle_timeout_s: float = 180.0
+    """How long, after the last send, probes may take to land before they count as late."""
+
+
+@dataclass
+class Probe:
+    """A probe event: when it was sent and when it was seen."""
+
+    sent_at: float
+    seen_at: float | None = None
+
+
+class EventSource:
+    """Background events cycled from a pre-built pool, and a new probe every `probe_every`."""
+
+    def __init__(self, run_id: str, *, probe_every: int) -> None:
+        """run_id: prefixes the ids.
+        probe_every: one event in this many is a probe.
+        """
+        picker = CompanyPicker("zipf", run_id=run_id)
+        self._pool: Iterator[OrderRecord] = itertools.cycle(
+            [order_record(company, f"{run_id}-bg{company}") for company in picker.pick(POOL_SIZE)]
+        )
+        self._run_id = run_id
+        self._probe_every = probe_every
+        self._count = 0
+
+    def next(self) -> tuple[OrderRecord, bool]:
+        """The next record to send and whether it is a probe."""
+        self._count += 1
+        if self._count % self._probe_every:
+            return next(self._pool), False
+        n = self._count // self._probe_every
+        return order_record(f"{self._run_id}-p{n}", f"{self._run_id}-po{n}"), True
+
+
+async def send_paced(
+    producer: Any,
+    source: EventSource,
+    *,
+    rate: int,
+    seconds: float,
+    on_probe: Callable[[OrderRecord, float], None],
+) -> dict[str, float]:
+    """Send at `rate` events/s for `seconds`, catching up when late; what was achieved.
+
+    producer: a started aiokafka producer.
+    source: the events.
+    rate: events per second wanted.
+    seconds: how long.
+    on_probe: told about each probe and its send time, just before it is sent.
+    """
+    started = time.monotonic()
+    sent = 0
+    total = int(rate * seconds)
+    pending: list[asyncio.Future[Any]] = []
+    while sent < total:
+        due = min(total, int((time.monotonic() - started) * rate) + 1)
+        while sent < due:
+            record, probe = source.next()
+            if probe:
+                on_probe(record, time.monotonic())
+            pending.append(
+                await producer.send(
+                    record.topic, record.value, key=record.key, headers=record.headers
+                )
+            )
+            sent += 1
+        if len(pending) > 10_000:
+            await asyncio.gather(*pending)
+            pending.clear()
+        await asyncio.sleep(PACE_S)  # pacing, not synchronisation
+    await asyncio.gather(*pending)
+    elapsed = time.monotonic() - started
+    return {"sent": sent, "seconds": round(elapsed, 3), "achieved_per_s": round(sent / elapsed, 1)}
+
+
+async def _bare_phase(
+    kafka: KafkaConnection, run_id: str, rate: int, params: LatencyParams
+) -> dict[str, Any]:
+    probes: dict[bytes, Probe] = {}
+    ends = await end_offsets(kafka, [topics.ORDERS])
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
+    await consumer.start()
+    consumer.assign(list(ends))
+    for partition, end in ends.items():
+        consumer.seek(partition, end)
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.monotonic()
+            for records in batch.values():
+                for record in records:
+                    json.loads(record.value)
+                    probe = probes.get(record.key)
+                    if probe is not None and probe.seen_at is None:
+                        probe.seen_at = now
+
+    def on_probe(record: OrderRecord, sent_at: float) -> None:
+        probes[record.key] = Probe(sent_at)
+
+    consuming = asyncio.create_task(consume())
+    producer = bare_producer(kafka)
+    await producer.start()
+    try:
+        source = EventSource(f"{run_id}-b{rate}", probe_every=_probe_every(rate))
+        sending = await send_paced(
+            producer, source, rate=rate, seconds=params.seconds, on_probe=on_probe
+        )
+        deadline = time.monotonic() + params.settle_timeout_s
+        while any(p.seen_at is None for p in probes.values()) and time.monotonic() < deadline:
+            if consuming.done():
+                consuming.result()
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
+        await producer.stop()
+        await consumer.stop()
+    return _summary(probes, sending)
+
+
+async def _system_phase(
+    settings: InvalidatorSettings,
+    *,
+    watch: GenerationWatch,
+    run_id: str,
+    rate: int,
+    params: LatencyParams,
+    processes: list[BenchProcess],
+) -> dict[str, Any]:
+    probes: dict[bytes, Probe] = {}
+    watching: list[asyncio.Task[None]] = []
+    regions = sorted(settings.regions)
+
+    async def watch_probe(record: OrderRecord, probe: Probe) -> None:
+        key = generation_key(COMPANY_ORDERS.bind(company_id=record.company_id))
+        timeout = params.seconds + params.settle_timeout_s
+        landed = await watch.landed(key, dict.fromkeys(regions), timeout_s=timeout)
+        if landed is not None:
+            probe.seen_at = max(landed.values())
+
+    def on_probe(record: OrderRecord, sent_at: float) -> None:
+        probe = probes[record.key] = Probe(sent_at)
+        watching.append(asyncio.create_task(watch_probe(record, probe)))
+
+    producer = bare_producer(settings.kafka)
+    await producer.start()
+    try:
+        source = EventSource(f"{run_id}-s{rate}", probe_every=_probe_every(rate))
+        sending = await send_paced(
+            producer, source, rate=rate, seconds=params.seconds, on_probe=on_probe
+        )
+        pending = set(watching)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+            for process in processes:
+                process.check_running()
+                process.sample_rss()
+    finally:
+        for task in watching:
+            task.cancel()
+        await asyncio.gather(*watching, return_exceptions=True)
+        await producer.stop()
+    return _summary(probes, sending)
+
+
+def _probe_every(rate: int) -> int:
+    return max(1, rate // PROBES_PER_S)
+
+
+def _summary(probes: dict[bytes, Probe], sending: dict[str, float]) -> dict[str, Any]:
+    seen = [p.seen_at - p.sent_at for p in probes.values() if p.seen_at is not None]
+    return {
+        **sending,
+        "probes": len(probes),
+        "late": len(probes) - len(seen),
+        "ms": percentiles_ms(seen),
+    }
+
+
+async def _wait_for_members(settings: InvalidatorSettings, processes: list[BenchProcess]) -> None:
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    for region in sorted(settings.regions):
+        while True:
+            for process in processes:
+                process.check_running()
+            state = await group_state(settings.kafka, settings.group_id(region))
+            if state.state == "Stable" and state.active:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{settings.group_id(region)} has no stable member")
+            await asyncio.sleep(0.1)
+
+
+async def run_latency(
+    settings: InvalidatorSettings, params: LatencyParams, *, run_id: str, log_dir: Path
+) -> dict[str, Any]:
+    """Measure both phases at every rate; the results per rate.
+
+    settings: the endpoints.
+    params: rates and durations.
+    run_id: unique to the run.
+    log_dir: where the invalidators' logs go.
+    """
+    results: dict[str, Any] = {}
+    for rate in params.rates:
+        print(f"[latency] bare aiokafka at {rate:,}/s for {params.seconds:.0f} s", flush=True)
+        results[str(rate)] = {"bare": await _bare_phase(settings.kafka, run_id, rate, params)}
+        print(f"  {results[str(rate)]['bare']}", flush=True)
+    prefix = f"{run_id}-lat"
+    settings = settings.model_copy(update={"group_prefix": prefix})
+    for region in sorted(settings.regions):
+        await start_at_log_end(settings.kafka, settings.group_id(region), CATALOGUE.topics())
+    processes = [
+        invalidator_process(region, group_prefix=prefix, log_dir=log_dir)
+        for region in sorted(settings.regions)
+    ]
+    clients = {region: connect_redis(settings.targets(region)[0]) for region in settings.regions}
+    watch = GenerationWatch(clients)
+    await watch.start()
+    try:
+        async with running(processes):
+            await _wait_for_members(settings, processes)
+            for rate in params.rates:
+                print(f"[latency] this system at {rate:,}/s for {params.seconds:.0f} s", flush=True)
+                system = await _system_phase(
+                    settings,
+                    watch=watch,
+                    run_id=run_id,
+                    rate=rate,
+                    params=params,
+                    processes=processes,
+                )
+                results[str(rate)]["this_system"] = system
+                print(f"  {system}", flush=True)
+            rss = {p.name: p.sample_rss() for p in processes}
+    finally:
+        await watch.stop()
+        for client in clients.values():
+            await client.aclose()
+    for figures in results.values():
+        bare, system = figures["bare"]["ms"], figures["this_system"]["ms"]
+        figures["ratios"] = {
+            q: round(system[q] / bare[q], 2) if bare[q] else None for q in ("p50", "p99", "p999")
+        }
+    results["peak_rss_mb"] = rss
+    return results

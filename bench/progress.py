@@ -1,0 +1,89 @@
+"""How fast a group drains a known range of records, seen from outside: its committed offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+
+from bench.processes import BenchProcess
+from contracts import KafkaConnection
+from invalidator.offsets import committed_offsets
+
+POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """How a group drained `events` records."""
+
+    events: int
+    seconds: float
+    """From the first commit seen past the start to the last record's commit."""
+    events_timed: int
+    """The records committed within `seconds` (those of the first commit are not timed)."""
+    startup_s: float
+    """From the processes' start to the first commit seen."""
+    peak_rss_mb: float | None
+
+    @property
+    def events_per_s(self) -> float:
+        """The drain rate over the timed part."""
+        return self.events_timed / self.seconds if self.seconds > 0 else 0.0
+
+
+async def wait_drained(
+    kafka: KafkaConnection,
+    group_id: str,
+    *,
+    starts: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int],
+    processes: Sequence[BenchProcess],
+    started_at: float,
+    timeout_s: float,
+) -> Drained:
+    """Poll `group_id`'s committed offsets until they reach `ends`; the timing.
+
+    kafka: the brokers.
+    group_id: the group draining.
+    starts: where the group started (committed before the records were produced).
+    ends: the log ends after the records were produced.
+    processes: the group's processes (checked alive, RSS sampled).
+    started_at: the monotonic time the processes were started.
+    timeout_s: how long the drain may take; TimeoutError after that.
+    """
+    total = sum(ends[tp] - starts[tp] for tp in ends)
+    deadline = started_at + timeout_s
+    first: tuple[float, int] | None = None
+    while True:
+        for process in processes:
+            process.check_running()
+            process.sample_rss()
+        try:
+            committed = await committed_offsets(kafka, group_id)
+        except KafkaError:
+            committed = {}  # the coordinator moves or is loading: ask again
+        seen_at = time.monotonic()
+        done = sum(min(committed.get(tp, starts[tp]), ends[tp]) - starts[tp] for tp in ends)
+        if done > 0 and first is None:
+            first = (seen_at, done)
+        if done >= total:
+            assert first is not None
+            timed_from, already = first
+            if seen_at <= timed_from:  # drained at the first look: time the whole run
+                timed_from, already = started_at, 0
+            peaks = [p.peak_rss_mb for p in processes if p.peak_rss_mb is not None]
+            return Drained(
+                events=total,
+                seconds=seen_at - timed_from,
+                events_timed=total - already,
+                startup_s=first[0] - started_at,
+                peak_rss_mb=max(peaks) if peaks else None,
+            )
+        if seen_at > deadline:
+            raise TimeoutError(f"{group_id} committed {done} of {total} records in {timeout_s} s")
+        await asyncio.sleep(POLL_S)

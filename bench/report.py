@@ -1,0 +1,223 @@
+"""`python -m bench.report`: docs/performance.md, one chart per figure and the README table,
+all generated from the result files of the last full run (bench/results/*.json)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from bench.goals import goal_rows, goal_table
+from bench.machine import RESULTS_DIR
+
+FIGURE_NAMES = ("drain", "scale_out", "latency", "purge_cost", "publishing", "soak")
+DOC = Path("docs") / "performance.md"
+CHARTS = Path("docs") / "performance"
+README = Path("README.md")
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+ABOUT = {
+    "drain": (
+        "N orders events are produced once (Zipf(1.1) over 10k companies; uniform over 1M), "
+        "after every group was committed at the log end; then each consumer drains exactly "
+        "those records as a process: the bare aiokafka group (getmany of 2,000, `json.loads` "
+        "of every value, commit per batch: the limit), `invalidator run --region eu` and `us`, "
+        "and the naive FastStream subscriber (one event at a time, `SCAN MATCH` + `DEL`) on a "
+        "small set of its own. Drained = the group's committed offsets reached the log end "
+        "(polled from outside); the rate is timed from the first commit seen to the last. "
+        "Peak RSS is VmHWM. After the drain every event's generation keys must exist in "
+        "both regions (no lost purge)."
+    ),
+    "scale_out": (
+        "1, 2 and 3 `invalidator run --region eu` processes in one group drain the Zipf set "
+        "of the drain figure (the orders topic has 6 partitions); ratio to one process."
+    ),
+    "latency": (
+        "The same paced producer (acks=all, idempotent) sends orders events at 1k and 20k/s; "
+        "probes on new companies are stamped at send. Bare: an aiokafka consumer stamps their "
+        "arrival. This system: both regions' invalidators as processes; a probe is purged when "
+        "its generation key exists in every region (polled every ms, pipelined). The achieved "
+        "send rate is recorded: on 2 cores the invalidators and the producer share the CPU."
+    ),
+    "purge_cost": (
+        "Each region's Redis is filled in the real layout with 10k/100k/1M entries; "
+        "`purge_namespaces` purges one namespace at a time by the generation, index (100 "
+        "indexed entries) and scan strategies. Ratio to one raw `SET` round trip."
+    ),
+    "publishing": (
+        "`EventPublisher.publish` awaited one after the other, `publish_many` in batches of "
+        "1,000, and a bare aiokafka producer (same settings, pre-serialised, send + gather)."
+    ),
+    "soak": "Both invalidators under a steady 2k events/s for 10 minutes; RSS sampled.",
+}
+
+
+def load_documents(results_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every figure's result document found in `results_dir`, by figure name."""
+    documents = {}
+    for name in FIGURE_NAMES:
+        path = results_dir / f"{name}.json"
+        if path.exists():
+            documents[name] = json.loads(path.read_text())
+    return documents
+
+
+def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
+    import matplotlib  # noqa: PLC0415  (an optional dependency: the bench group)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    results = document["results"]
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    if name == "drain":
+        labels, values = [], []
+        for workload in ("zipf", "uniform"):
+            for variant, figures in results.get(workload, {}).get("drains", {}).items():
+                labels.append(f"{workload}\n{variant}")
+                values.append(figures["events_per_s"])
+        axes.bar(labels, values)
+        axes.set_ylabel("events/s")
+        axes.tick_params(axis="x", labelsize=7)
+    elif name == "scale_out":
+        counts = sorted(results, key=lambda k: int(k) if k.isdigit() else 0)
+        counts = [c for c in counts if c.isdigit()]
+        axes.plot([int(c) for c in counts], [results[c]["events_per_s"] for c in counts], "o-")
+        axes.set_xlabel("processes")
+        axes.set_ylabel("events/s")
+    elif name == "latency":
+        rates = [r for r in results if r.isdigit()]
+        for variant in ("bare", "this_system"):
+            for quantile in ("p50", "p99"):
+                axes.plot(
+                    [f"{int(r):,}/s" for r in rates],
+                    [results[r][variant]["ms"][quantile] for r in rates],
+                    "o-",
+                    label=f"{variant} {quantile}",
+                )
+        axes.set_yscale("log")
+        axes.set_ylabel("ms")
+        axes.legend(fontsize=7)
+    elif name == "purge_cost":
+        for region, sizes in results.items():
+            if not isinstance(sizes, dict):
+                continue
+            keys = sorted(sizes, key=int)
+            for strategy in ("generation", "index", "scan"):
+                axes.plot(
+                    [int(k) for k in keys],
+                    [sizes[k][strategy]["p50_ms"] for k in keys],
+                    "o-",
+                    label=f"{region} {strategy}",
+                )
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("entries in Redis")
+        axes.set_ylabel("ms per purge (p50)")
+        axes.legend(fontsize=7)
+    elif name == "publishing":
+        names = [n for n in ("publish", "publish_many", "bare") if n in results]
+        axes.bar(names, [results[n]["events_per_s"] for n in names])
+        axes.set_ylabel("events/s")
+    elif name == "soak":
+        for process, points in results.get("samples", {}).items():
+            axes.plot([p[0] for p in points], [p[1] for p in points], label=process)
+        axes.set_xlabel("s")
+        axes.set_ylabel("RSS MB")
+        axes.legend(fontsize=7)
+    else:
+        plt.close(figure)
+        return False
+    axes.set_title(name.replace("_", " "))
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def _section(name: str, document: dict[str, Any]) -> str:
+    machine, code = document["machine"], document["code"]
+    lines = [
+        f"## {name.replace('_', ' ')}",
+        "",
+        ABOUT.get(name, ""),
+        "",
+        f"![{name}](performance/{name}.png)",
+        "",
+        f"Measured {document['measured_at']} ({document['mode']} run) on {machine['cpus']} "
+        f"CPUs ({machine['cpu_model']}), Python {machine['python']}, kernel "
+        f"{machine['kernel']}, commit `{code['commit'][:12]}`"
+        + (f" with uncommitted {', '.join(code['dirty'])}" if code["dirty"] else "")
+        + ".",
+        "",
+        "<details><summary>parameters and results</summary>",
+        "",
+        "```json",
+        json.dumps(
+            {"parameters": document["parameters"], "results": _without_samples(document)},
+            indent=1,
+        ),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _without_samples(document: dict[str, Any]) -> dict[str, Any]:
+    results = dict(document["results"])
+    if "samples" in results:
+        results["samples"] = f"{sum(len(s) for s in results['samples'].values())} samples"
+    return results
+
+
+def replace_between_markers(text: str, table: str) -> str:
+    """`text` with what lies between the bench markers replaced by `table`."""
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    if not pattern.search(text):
+        raise ValueError(f"README.md has no {BEGIN} ... {END} markers")
+    return pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text)
+
+
+def write_report(results_dir: Path) -> list[Path]:
+    """Write docs/performance.md, the charts and the README table; the paths written.
+
+    results_dir: where the full run's result files are.
+    """
+    documents = load_documents(results_dir)
+    table = goal_table(goal_rows(documents))
+    written = []
+    sections = []
+    for name, document in documents.items():
+        chart = CHARTS / f"{name}.png"
+        if _chart(name, document, chart):
+            written.append(chart)
+        sections.append(_section(name, document))
+    DOC.write_text(
+        "# Performance\n\n"
+        "Generated by `python -m bench.report` from `bench/results/*.json` (written by "
+        "`make bench`); do not edit by hand. Every figure is a ratio to a limit measured in "
+        "the same run, on the same machine (shared, 2 cores: absolute numbers are noisy).\n\n"
+        "## Goals (issue 8)\n\n" + table + "\n\n" + "\n".join(sections)
+    )
+    written.append(DOC)
+    README.write_text(replace_between_markers(README.read_text(), table))
+    written.append(README)
+    return written
+
+
+def main() -> None:
+    """Regenerate the report from the result files."""
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    for path in write_report(args.results_dir):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

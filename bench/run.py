@@ -1,0 +1,174 @@
+"""`python -m bench`: every performance figure against its limit, in one run, on the real stack.
+
+Figures: publishing, drain (with the naive baseline), scale-out, latency, purge cost; the soak
+alone with --soak. Short (--short, CI): small sizes, results in .stack/bench/results. Full:
+bench/results, then docs/performance.md, the charts and the README table are regenerated.
+Exit status 0 when the run completed with no lost purge (ratios below their goals are reported,
+not failed); 1 on a lost or late purge or a failed figure; 2 when the run could not be made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.drain import DrainParams, drain_workload
+from bench.goals import goal_rows, goal_table
+from bench.latency import LatencyParams, run_latency
+from bench.machine import RESULTS_DIR, SHORT_RESULTS_DIR, write_result
+from bench.publishing import PublishingParams, run_publishing
+from bench.purge_cost import PurgeCostParams, run_purge_cost
+from bench.report import load_documents, write_report
+from bench.soak import SoakParams, run_soak
+from invalidator.cli import load_settings
+from invalidator.settings import InvalidatorSettings, SettingsError
+from tests.integration.stack import StackUnavailableError, ensure_stack
+
+FIGURES = ("publishing", "drain", "latency", "purge_cost")
+LOG_DIR = Path(".stack") / "bench" / "logs"
+
+SHORT = {
+    "publishing": PublishingParams(
+        sequential_events=1_000, batched_events=10_000, bare_events=10_000
+    ),
+    "drain": DrainParams(events=20_000, naive_events=150, scale_out=(1, 2)),
+    "latency": LatencyParams(seconds=5.0, settle_timeout_s=60.0),
+    "purge_cost": PurgeCostParams(sizes=(10_000,), generation_purges=100),
+}
+FULL = {
+    "publishing": PublishingParams(),
+    "drain": DrainParams(),
+    "latency": LatencyParams(),
+    "purge_cost": PurgeCostParams(),
+}
+
+
+async def run_figures(
+    settings: InvalidatorSettings, figures: list[str], *, short: bool, output_dir: Path
+) -> list[str]:
+    """Run the figures, writing each one's results; the failures found.
+
+    settings: the endpoints.
+    figures: which figures to run, in order.
+    short: the CI sizes.
+    output_dir: where the result files go.
+    """
+    sizes: dict[str, Any] = SHORT if short else FULL
+    run_id = f"bn{uuid.uuid4().hex[:8]}"
+    failures: list[str] = []
+    for figure in figures:
+        started = time.monotonic()
+        params = sizes[figure]
+        if figure == "publishing":
+            results = await run_publishing(settings, params, run_id=run_id)
+        elif figure == "drain":
+            results, scale_out = await _drain(settings, params, run_id=run_id)
+            write_result(
+                "scale_out", short=short, parameters={"processes": list(params.scale_out)},
+                results=scale_out, output_dir=output_dir,
+            )  # fmt: skip
+            for workload, outcome in results.items():
+                for region, lost in outcome["lost_purges"].items():
+                    if lost:
+                        failures.append(f"drain {workload}: {lost} purges lost in {region}")
+        elif figure == "latency":
+            results = await run_latency(settings, params, run_id=run_id, log_dir=LOG_DIR)
+            for rate, figures_at in results.items():
+                if rate.isdigit() and figures_at["this_system"]["late"]:
+                    late = figures_at["this_system"]["late"]
+                    failures.append(f"latency at {rate}/s: {late} probes never purged in time")
+        else:
+            results = await run_purge_cost(settings, params, run_id=run_id)
+        results["duration_s"] = round(time.monotonic() - started, 1)
+        path = write_result(
+            figure, short=short, parameters=dataclasses.asdict(params), results=results,
+            output_dir=output_dir,
+        )  # fmt: skip
+        print(f"  -> {path} ({results['duration_s']} s)", flush=True)
+    return failures
+
+
+async def _drain(
+    settings: InvalidatorSettings, params: DrainParams, *, run_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    results: dict[str, Any] = {}
+    scale_out: dict[str, Any] = {}
+    for workload in params.workloads:
+        outcome = await drain_workload(settings, params, workload, run_id=run_id, log_dir=LOG_DIR)
+        results[workload] = {"drains": outcome.drains, "lost_purges": outcome.lost_purges}
+        scale_out.update(outcome.scale_out)
+    one = scale_out.get("1", {}).get("events_per_s")
+    for figures in scale_out.values():
+        if one:
+            figures["ratio_to_one"] = round(figures["events_per_s"] / one, 3)
+    return results, scale_out
+
+
+async def _main(args: argparse.Namespace) -> int:
+    main_task = asyncio.current_task()
+    assert main_task is not None
+
+    def interrupt() -> None:
+        # The first signal cancels the run; later ones cannot interrupt the clean-up.
+        if not main_task.cancelling():
+            main_task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, interrupt)
+    settings = load_settings()
+    if not settings.regions:
+        raise SettingsError("INVALIDATOR_REGIONS is empty")
+    output_dir: Path = args.output_dir or (SHORT_RESULTS_DIR if args.short else RESULTS_DIR)
+    started = time.monotonic()
+    if args.soak:
+        params = SoakParams(seconds=args.soak_seconds)
+        results = await run_soak(settings, params, run_id=f"bn{uuid.uuid4().hex[:8]}",
+                                 log_dir=LOG_DIR)  # fmt: skip
+        write_result("soak", short=False, parameters=dataclasses.asdict(params),
+                     results=results, output_dir=output_dir)  # fmt: skip
+        failures: list[str] = []
+    else:
+        figures = args.figures.split(",") if args.figures else list(FIGURES)
+        unknown = set(figures) - set(FIGURES)
+        if unknown:
+            raise SettingsError(f"unknown figures {sorted(unknown)}; choose from {FIGURES}")
+        failures = await run_figures(settings, figures, short=args.short, output_dir=output_dir)
+    print(f"\nbench done in {time.monotonic() - started:.0f} s; results in {output_dir}\n")
+    print(goal_table(goal_rows(load_documents(output_dir))))
+    if not args.short and output_dir == RESULTS_DIR:
+        for path in write_report(RESULTS_DIR):
+            print(f"wrote {path}")
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    return 1 if failures else 0
+
+
+def main() -> int:
+    """Parse the options, make sure the services are there, run; the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--short", action="store_true", help="the CI sizes (about 2 minutes)")
+    parser.add_argument("--figures", help=f"comma-separated subset of {','.join(FIGURES)}")
+    parser.add_argument("--soak", action="store_true", help="only the RSS soak (full bench)")
+    parser.add_argument("--soak-seconds", type=float, default=SoakParams.seconds)
+    parser.add_argument("--output-dir", type=Path, help="where the result files go")
+    args = parser.parse_args()
+    try:
+        ensure_stack()
+        return asyncio.run(_main(args))
+    except (StackUnavailableError, SettingsError) as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
