@@ -44,7 +44,7 @@ class DrainParams:
     """What the drain figure runs."""
 
     events: int = 200_000
-    naive_events: int = 2_000
+    naive_events: int = 500
     workloads: tuple[str, ...] = WORKLOADS
     scale_out: tuple[int, ...] = (1, 2, 3)
     regions: tuple[str, ...] = ("eu", "us")

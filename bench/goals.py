@@ -88,10 +88,13 @@ def goal_rows(documents: dict[str, dict[str, Any]]) -> list[GoalRow]:
 def _peak_rss(documents: dict[str, dict[str, Any]]) -> list[float]:
     peaks: list[float] = []
     for workload in documents.get("drain", {}).get("results", {}).values():
+        if not isinstance(workload, dict):
+            continue
         for name, figures in workload.get("drains", {}).items():
             if name.startswith("invalidator") and figures.get("peak_rss_mb"):
                 peaks.append(figures["peak_rss_mb"])
-    for value in documents.get("latency", {}).get("results", {}).get("peak_rss_mb", {}).values():
+    latency = documents.get("latency", {}).get("results", {})
+    for value in latency.get("peak_rss_mb", {}).values():
         if value:
             peaks.append(value)
     for value in documents.get("soak", {}).get("results", {}).get("peak_rss_mb", {}).values():
