@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from bench.processes import BenchProcess
 from contracts import KafkaConnection
-from invalidator.offsets import committed_offsets
+from invalidator.offsets import group_state
 
-POLL_S = 0.05
+POLL_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,9 @@ class Drained:
     startup_s: float
     """From the processes' start to the first commit seen."""
     peak_rss_mb: float | None
+    members_joined: bool = True
+    """Whether every process was in the group (Stable) before the timed part began; when
+    False the whole run is timed, startup and rebalances included."""
 
     @property
     def events_per_s(self) -> float:
@@ -45,6 +49,7 @@ async def wait_drained(
     processes: Sequence[BenchProcess],
     started_at: float,
     timeout_s: float,
+    members: int = 1,
 ) -> Drained:
     """Poll `group_id`'s committed offsets until they reach `ends`; the timing.
 
@@ -55,25 +60,60 @@ async def wait_drained(
     processes: the group's processes (checked alive, RSS sampled).
     started_at: the monotonic time the processes were started.
     timeout_s: how long the drain may take; TimeoutError after that.
+    members: how many members the group must have (Stable) before the timing starts, so that
+        a scale-out figure does not time one member draining while the others join.
     """
+    # One admin client for the whole wait: offsets.committed_offsets connects anew per call,
+    # which on 2 cores took CPU from the processes being measured.
+    admin = AIOKafkaAdminClient(**kafka.client_kwargs())
+    await admin.start()
+    try:
+        return await _poll(
+            kafka, admin, group_id, starts=starts, ends=ends, processes=processes,
+            started_at=started_at, timeout_s=timeout_s, members=members,
+        )  # fmt: skip
+    finally:
+        await admin.close()
+
+
+async def _committed(admin: AIOKafkaAdminClient, group_id: str) -> dict[TopicPartition, int]:
+    offsets = await admin.list_consumer_group_offsets(group_id)
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+async def _poll(
+    kafka: KafkaConnection,
+    admin: AIOKafkaAdminClient,
+    group_id: str,
+    *,
+    starts: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int],
+    processes: Sequence[BenchProcess],
+    started_at: float,
+    timeout_s: float,
+    members: int,
+) -> Drained:
     total = sum(ends[tp] - starts[tp] for tp in ends)
     deadline = started_at + timeout_s
     first: tuple[float, int] | None = None
+    joined = members <= 1
     while True:
         for process in processes:
             process.check_running()
             process.sample_rss()
         try:
-            committed = await committed_offsets(kafka, group_id)
+            if not joined:
+                state = await group_state(kafka, group_id)
+                joined = state.state == "Stable" and len(state.members) >= members
+            committed = await _committed(admin, group_id)
         except KafkaError:
             committed = {}  # the coordinator moves or is loading: ask again
         seen_at = time.monotonic()
         done = sum(min(committed.get(tp, starts[tp]), ends[tp]) - starts[tp] for tp in ends)
-        if done > 0 and first is None:
+        if done > 0 and first is None and joined:
             first = (seen_at, done)
         if done >= total:
-            assert first is not None
-            timed_from, already = first
+            timed_from, already = first or (started_at, 0)
             if seen_at <= timed_from:  # drained at the first look: time the whole run
                 timed_from, already = started_at, 0
             peaks = [p.peak_rss_mb for p in processes if p.peak_rss_mb is not None]
@@ -81,8 +121,9 @@ async def wait_drained(
                 events=total,
                 seconds=seen_at - timed_from,
                 events_timed=total - already,
-                startup_s=first[0] - started_at,
+                startup_s=timed_from - started_at,
                 peak_rss_mb=max(peaks) if peaks else None,
+                members_joined=first is not None,
             )
         if seen_at > deadline:
             raise TimeoutError(f"{group_id} committed {done} of {total} records in {timeout_s} s")

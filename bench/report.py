@@ -31,8 +31,10 @@ ABOUT = {
         "both regions (no lost purge)."
     ),
     "scale_out": (
-        "1, 2 and 3 `invalidator run --region eu` processes in one group drain the Zipf set "
-        "of the drain figure (the orders topic has 6 partitions); ratio to one process."
+        "1, 2 and 3 `invalidator run --region eu` processes in one group (the orders topic has "
+        "6 partitions): they start first and the group is Stable with every member before "
+        "N Zipf events are produced (the join and rebalance, seconds, stay out of the figure; "
+        "the producer is several times faster than the drain); ratio to one process."
     ),
     "latency": (
         "The same paced producer (acks=all, idempotent) sends orders events at 1k and 20k/s; "

@@ -26,25 +26,28 @@ from bench.machine import RESULTS_DIR, SHORT_RESULTS_DIR, write_result
 from bench.publishing import PublishingParams, run_publishing
 from bench.purge_cost import PurgeCostParams, run_purge_cost
 from bench.report import load_documents, write_report
+from bench.scale_out import ScaleOutParams, run_scale_out
 from bench.soak import SoakParams, run_soak
 from invalidator.cli import load_settings
 from invalidator.settings import InvalidatorSettings, SettingsError
 from tests.integration.stack import StackUnavailableError, ensure_stack
 
-FIGURES = ("publishing", "drain", "latency", "purge_cost")
+FIGURES = ("publishing", "drain", "scale_out", "latency", "purge_cost")
 LOG_DIR = Path(".stack") / "bench" / "logs"
 
 SHORT = {
     "publishing": PublishingParams(
         sequential_events=1_000, batched_events=10_000, bare_events=10_000
     ),
-    "drain": DrainParams(events=20_000, naive_events=100, scale_out=(1, 2)),
+    "drain": DrainParams(events=20_000, naive_events=100),
+    "scale_out": ScaleOutParams(events=20_000, processes=(1, 2)),
     "latency": LatencyParams(seconds=5.0, settle_timeout_s=60.0),
     "purge_cost": PurgeCostParams(sizes=(10_000,), generation_purges=100),
 }
 FULL = {
     "publishing": PublishingParams(),
     "drain": DrainParams(),
+    "scale_out": ScaleOutParams(),
     "latency": LatencyParams(),
     "purge_cost": PurgeCostParams(),
 }
@@ -69,15 +72,13 @@ async def run_figures(
         if figure == "publishing":
             results = await run_publishing(settings, params, run_id=run_id)
         elif figure == "drain":
-            results, scale_out = await _drain(settings, params, run_id=run_id)
-            write_result(
-                "scale_out", short=short, parameters={"processes": list(params.scale_out)},
-                results=scale_out, output_dir=output_dir,
-            )  # fmt: skip
+            results = await _drain(settings, params, run_id=run_id)
             for workload, outcome in results.items():
                 for region, lost in outcome["lost_purges"].items():
                     if lost:
                         failures.append(f"drain {workload}: {lost} purges lost in {region}")
+        elif figure == "scale_out":
+            results = await run_scale_out(settings, params, run_id=run_id, log_dir=LOG_DIR)
         elif figure == "latency":
             results = await run_latency(settings, params, run_id=run_id, log_dir=LOG_DIR)
             for rate, figures_at in results.items():
@@ -97,18 +98,12 @@ async def run_figures(
 
 async def _drain(
     settings: InvalidatorSettings, params: DrainParams, *, run_id: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    scale_out: dict[str, Any] = {}
     for workload in params.workloads:
         outcome = await drain_workload(settings, params, workload, run_id=run_id, log_dir=LOG_DIR)
         results[workload] = {"drains": outcome.drains, "lost_purges": outcome.lost_purges}
-        scale_out.update(outcome.scale_out)
-    one = scale_out.get("1", {}).get("events_per_s")
-    for figures in scale_out.values():
-        if one:
-            figures["ratio_to_one"] = round(figures["events_per_s"] / one, 3)
-    return results, scale_out
+    return results
 
 
 async def _main(args: argparse.Namespace) -> int:
