@@ -94,6 +94,7 @@ class Invalidator:
                 fetch_timeout_ms=settings.fetch_timeout_ms,
                 retry_initial_s=settings.retry_initial_s,
                 retry_max_s=settings.retry_max_s,
+                commit_interval_s=settings.commit_interval_ms / 1000,
             ),
             stats=self.stats,
             before_commit=self._before_commit,

@@ -71,6 +71,7 @@ class LoopTuning:
     fetch_timeout_ms: int = 100
     retry_initial_s: float = 0.05
     retry_max_s: float = 5.0
+    commit_interval_s: float = 0.0
 
 
 @dataclass(eq=False)
@@ -125,7 +126,9 @@ class InvalidationLoop:
         self._tuning = tuning
         self.stats = stats or InvalidatorStats()
         self._before_commit = before_commit
-        self.committer = OffsetCommitter(self._commit_owned, name=name)
+        self.committer = OffsetCommitter(
+            self._commit_owned, name=name, interval_s=tuning.commit_interval_s
+        )
         self._stopping = asyncio.Event()
         self.paused = False
 

@@ -45,6 +45,11 @@ class InvalidatorSettings(BaseSettings):
     dead_letter_topic: str = topics.DEAD_LETTER
     batch_max_records: int = Field(default=2000, ge=1)
     fetch_timeout_ms: int = Field(default=100, ge=1)
+    commit_interval_ms: int = Field(
+        default=250,
+        ge=0,
+        description="least time between two offset commits (revoke and stop commit at once)",
+    )
     retry_initial_s: float = Field(default=0.05, gt=0)
     retry_max_s: float = Field(default=5.0, gt=0)
     stats_interval_s: float = Field(default=10.0, gt=0)

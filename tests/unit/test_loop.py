@@ -330,3 +330,24 @@ async def _until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.001)
+
+
+async def test_commits_wait_out_the_interval_and_a_flush_does_not() -> None:
+    calls: list[tuple[float, dict[TopicPartition, int]]] = []
+
+    async def commit(offsets: dict[TopicPartition, int]) -> None:
+        calls.append((time.monotonic(), dict(offsets)))
+
+    committer = OffsetCommitter(commit, name="test", interval_s=0.3)
+    committer.advance({P0: 1})
+    await _until(lambda: len(calls) == 1)
+    committer.advance({P0: 2})
+    committer.advance({P0: 3})
+    await _until(lambda: len(calls) == 2)
+    assert calls[1][1] == {P0: 3}, "the waiting commit carries the newest offset"
+    assert calls[1][0] - calls[0][0] >= 0.3
+    committer.advance({P0: 4})
+    started = time.monotonic()
+    await committer.flush()
+    assert time.monotonic() - started < 0.2, "a flush does not wait out the interval"
+    assert calls[-1][1] == {P0: 4} and committer.committed == {P0: 4}
