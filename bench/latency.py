@@ -4,8 +4,8 @@ At each rate, the same paced producer (aiokafka, acks=all, idempotent, as EventP
 Zipf-distributed orders events for a fixed time; one event in `probe_every` is a probe on a new
 company. Bare: an aiokafka consumer in this process, assigned at the log end, stamps each probe
 when it arrives (after `json.loads` of every value). This system: both regions' invalidators
-run as processes; a probe has landed when its company-orders generation key exists in every
-region, seen by polling (demo/watch.py's GenerationWatch, every millisecond, pipelined).
+run as processes; a probe has landed when its company-orders generation key was written in every
+region, as Redis reports it (keyspace notifications from every master: bench/keyspace_watch.py).
 """
 
 from __future__ import annotations
@@ -22,16 +22,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from bench.keyspace_watch import KeyspaceWatch
 from bench.machine import percentiles_ms
 from bench.orders_load import CompanyPicker, OrderRecord, bare_producer, order_record
 from bench.processes import BenchProcess, invalidator_process, running
 from contracts import KafkaConnection, topics
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS
-from demo.watch import GenerationWatch
 from invalidator.offsets import end_offsets, group_state, start_at_log_end
 from invalidator.settings import InvalidatorSettings
-from producers import connect_redis
 
 POOL_SIZE = 5_000
 PACE_S = 0.001
@@ -173,7 +172,6 @@ async def _bare_phase(
 async def _system_phase(
     settings: InvalidatorSettings,
     *,
-    watch: GenerationWatch,
     run_id: str,
     rate: int,
     params: LatencyParams,
@@ -181,23 +179,25 @@ async def _system_phase(
 ) -> dict[str, Any]:
     probes: dict[bytes, Probe] = {}
     watching: list[asyncio.Task[None]] = []
-    regions = sorted(settings.regions)
+    source_id = f"{run_id}-s{rate}"
+    watch = KeyspaceWatch(
+        {region: settings.targets(region)[0] for region in settings.regions},
+        key_pattern="{company:" + source_id + "-p*",
+    )
 
     async def watch_probe(record: OrderRecord, probe: Probe) -> None:
         key = generation_key(COMPANY_ORDERS.bind(company_id=record.company_id))
-        timeout = params.seconds + params.settle_timeout_s
-        landed = await watch.landed(key, dict.fromkeys(regions), timeout_s=timeout)
-        if landed is not None:
-            probe.seen_at = max(landed.values())
+        probe.seen_at = await watch.landed(key, timeout_s=params.seconds + params.settle_timeout_s)
 
     def on_probe(record: OrderRecord, sent_at: float) -> None:
         probe = probes[record.key] = Probe(sent_at)
         watching.append(asyncio.create_task(watch_probe(record, probe)))
 
+    await watch.start()
     producer = bare_producer(settings.kafka)
     await producer.start()
     try:
-        source = EventSource(f"{run_id}-s{rate}", probe_every=_probe_every(rate))
+        source = EventSource(source_id, probe_every=_probe_every(rate))
         sending = await send_paced(
             producer, source, rate=rate, seconds=params.seconds, on_probe=on_probe
         )
@@ -212,6 +212,7 @@ async def _system_phase(
             task.cancel()
         await asyncio.gather(*watching, return_exceptions=True)
         await producer.stop()
+        await watch.stop()
     return _summary(probes, sending)
 
 
@@ -266,29 +267,20 @@ async def run_latency(
         invalidator_process(region, group_prefix=prefix, log_dir=log_dir)
         for region in sorted(settings.regions)
     ]
-    clients = {region: connect_redis(settings.targets(region)[0]) for region in settings.regions}
-    watch = GenerationWatch(clients)
-    await watch.start()
-    try:
-        async with running(processes):
-            await _wait_for_members(settings, processes)
-            for rate in params.rates:
-                print(f"[latency] this system at {rate:,}/s for {params.seconds:.0f} s", flush=True)
-                system = await _system_phase(
-                    settings,
-                    watch=watch,
-                    run_id=run_id,
-                    rate=rate,
-                    params=params,
-                    processes=processes,
-                )
-                results[str(rate)]["this_system"] = system
-                print(f"  {system}", flush=True)
-            rss = {p.name: p.sample_rss() for p in processes}
-    finally:
-        await watch.stop()
-        for client in clients.values():
-            await client.aclose()
+    async with running(processes):
+        await _wait_for_members(settings, processes)
+        for rate in params.rates:
+            print(f"[latency] this system at {rate:,}/s for {params.seconds:.0f} s", flush=True)
+            system = await _system_phase(
+                settings,
+                run_id=run_id,
+                rate=rate,
+                params=params,
+                processes=processes,
+            )
+            results[str(rate)]["this_system"] = system
+            print(f"  {system}", flush=True)
+        rss = {p.name: p.sample_rss() for p in processes}
     for figures in results.values():
         bare, system = figures["bare"]["ms"], figures["this_system"]["ms"]
         figures["ratios"] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -112,6 +113,11 @@ class Invalidator:
             await dead_letters.start()
             running.push_async_callback(targets.close)
             await consumer.start()
+            # Everything built so far (catalogue, models, clients) lives as long as the process:
+            # out of the collector's sight, a full collection no longer walks it (pauses of
+            # tens of ms otherwise land on the purge path).
+            gc.collect()
+            gc.freeze()
             log.info(
                 "invalidator %s started: topics=%s targets=%s",
                 self.group_id,
