@@ -21,7 +21,7 @@ from contracts.catalogue import Catalogue
 from invalidator.deadletter import DeadLetters
 from invalidator.loop import BeforeCommit, InvalidationLoop, LoopTuning
 from invalidator.settings import InvalidatorSettings
-from invalidator.start_position import start_uncommitted
+from invalidator.start_position import reset_before_start, start_uncommitted
 from invalidator.stats import InvalidatorStats
 from invalidator.targets import RegionTargets
 
@@ -75,7 +75,10 @@ class Invalidator:
             group_id=self.group_id,
             client_id=f"{self.group_id}.{socket.gethostname()}.{os.getpid()}",
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # Where the fetcher starts on a partition never committed, until the start position
+            # is decided on assignment (start_position.py): a fetch in between may only return
+            # records at or after the position that will be chosen, never before it.
+            auto_offset_reset=reset_before_start(settings.start_from),
             isolation_level="read_committed",
             fetch_max_wait_ms=100,
             **settings.kafka.client_kwargs(),
@@ -151,8 +154,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("invalidator %s: revoked %d partitions", self._owner.group_id, len(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        # Partitions never committed start where INVALIDATOR_START_FROM says (issue 9, item 4).
-        await start_uncommitted(self._consumer, assigned, self._owner.settings.start_from)
+        # Partitions never committed start where INVALIDATOR_START_FROM says.
+        try:
+            await start_uncommitted(self._consumer, assigned, self._owner.settings.start_from)
+        except Exception:
+            # aiokafka would swallow the error and go on from the reset position: stop instead,
+            # so that the group's start is decided again, never by accident.
+            log.exception("invalidator %s: start position not set; stopping", self._owner.group_id)
+            self._owner.stop()
+            return
         self._loop.assigned(assigned)
         log.info(
             "invalidator %s: assigned %s",

@@ -1,6 +1,6 @@
-"""The invalidation loop: fetch a batch, decode, plan, purge everywhere, hand offsets over.
+"""The invalidation loop: fetch, decode, plan, purge everywhere, hand offsets over.
 
-It holds the loop's logic only (batching, commit placement, pause and retry, seek-back); the
+It holds the loop's logic only (batching, commit placement, pause and retry); the
 Kafka consumer, the Redis targets and the dead-letter topic come in through small protocols, so
 the logic is tested without services (`tests/unit/test_loop.py`).
 """
@@ -8,6 +8,7 @@ the logic is tested without services (`tests/unit/test_loop.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -20,7 +21,7 @@ from contracts.catalogue import Catalogue
 from contracts.decoding import Rejected
 from contracts.events import Event
 from invalidator.committer import OffsetCommitter, Offsets
-from invalidator.planner import NamespaceKeys, PurgePlan, purge_plan
+from invalidator.planner import NamespaceKeys, PurgePlan, merged_plans, purge_plan
 from invalidator.stats import InvalidatorStats
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ class RecordSource(Protocol):
     def pause(self, *partitions: TopicPartition) -> None: ...
 
     def resume(self, *partitions: TopicPartition) -> None: ...
-
-    def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
     async def commit(self, offsets: Offsets) -> None: ...
 
@@ -142,44 +141,70 @@ class InvalidationLoop:
         return self._stopping.is_set()
 
     async def run(self, *, every: Callable[[], None] | None = None, every_s: float = 10.0) -> None:
-        """Fetch and handle batches until `stop()`, then commit what was purged.
+        """Fetch and purge until `stop()`, then commit what was purged.
 
-        While one batch is purged (a task), the next is fetched, decoded and planned: the CPU
-        work overlaps the Redis round trips. Purges stay in fetch order, one batch at a time,
-        and only this method fetches (retries included), so a seek never races a fetch.
+        Fetching never waits for a purge: while one batch is purged (at most one at a time),
+        the loop goes on fetching, decoding and planning; when the purge ends, everything
+        fetched meanwhile is purged next, as one batch (up to `batch_max_records` are held, then
+        fetching waits). So the CPU work overlaps the Redis round trips, a busy moment makes
+        bigger batches that coalesce better, and a quiet one purges each event as it comes.
+        A batch whose purge fails is retried with capped exponential backoff, every partition
+        paused meanwhile and still polled (the group keeps this member); whatever was fetched
+        waits behind it, in order. Only this method fetches.
 
-        every: called every `every_s` seconds between batches (the periodic stats line).
+        every: called every `every_s` seconds (the periodic stats line).
         """
         last = time.monotonic()
-        in_flight: tuple[_Batch, asyncio.Task[bool]] | None = None
+        stopping = asyncio.create_task(self._stopping.wait())
+        fetching: asyncio.Task[Batch] | None = None
+        purging: asyncio.Task[bool] | None = None
+        current: _Batch | None = None
+        waiting: list[_Batch] = []
+        delay = self._tuning.retry_initial_s
         try:
             while not self._stopping.is_set():
-                fetched = await self._source.getmany(
-                    timeout_ms=self._tuning.fetch_timeout_ms,
-                    max_records=self._tuning.batch_max_records,
-                )
-                prepared = self.prepare(fetched) if fetched else None
-                if in_flight is not None and (prepared is not None or in_flight[1].done()):
-                    if not await self._complete(*in_flight):
-                        return  # asked to stop during a retry: the batch stays uncommitted
-                    in_flight = None
-                if prepared is not None:
-                    in_flight = (prepared, asyncio.create_task(self._attempt(prepared)))
+                held = sum(len(batch.records) for batch in waiting)
+                if fetching is None and (self.paused or held < self._tuning.batch_max_records):
+                    fetching = asyncio.create_task(
+                        self._source.getmany(
+                            timeout_ms=self._tuning.fetch_timeout_ms,
+                            max_records=self._tuning.batch_max_records,
+                        )
+                    )
+                running = {task for task in (fetching, purging) if task is not None}
+                await asyncio.wait({stopping, *running}, return_when=asyncio.FIRST_COMPLETED)
+                if fetching is not None and fetching.done():
+                    fetched, fetching = fetching.result(), None
+                    if fetched:
+                        waiting.append(self.prepare(fetched))
+                if purging is not None and current is not None and purging.done():
+                    if purging.result():
+                        purging, current = None, None
+                        delay = self._tuning.retry_initial_s
+                        self._set_paused(False)
+                    else:
+                        self._set_paused(True)
+                        self.stats.purge_retries += 1
+                        purging = asyncio.create_task(self._attempt(current, after_s=delay))
+                        delay = min(delay * 2, self._tuning.retry_max_s)
+                if current is None and waiting:
+                    current, waiting = _merged(waiting), []
+                    purging = asyncio.create_task(self._attempt(current))
                 if every is not None and time.monotonic() - last >= every_s:
                     every()
                     last = time.monotonic()
-            if in_flight is not None:
-                await self._complete(*in_flight)  # the batch in hand is finished, not retried
         finally:
+            stopping.cancel()
+            if purging is not None and not self.paused:
+                await purging  # the batch in hand is finished; one still retrying is abandoned
+            elif purging is not None:
+                purging.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purging
+            if fetching is not None:
+                await fetching  # what it brings stays uncommitted: read again by the next owner
+            self._set_paused(False)
             await self.committer.flush()
-
-    async def handle(self, batch: Batch) -> bool:
-        """Purge one batch everywhere (retrying) and hand its offsets to the committer.
-
-        Returns False when asked to stop before the batch was done (nothing of it is committed).
-        """
-        prepared = self.prepare(batch)
-        return await self._complete(prepared, asyncio.create_task(self._attempt(prepared)))
 
     def prepare(self, batch: Batch) -> _Batch:
         """Decode and plan a fetched batch (CPU only, no I/O)."""
@@ -198,9 +223,12 @@ class InvalidationLoop:
         offsets = {tp: partition[-1].offset + 1 for tp, partition in batch.items() if partition}
         return _Batch(records, plan, rejected, offsets, self._targets.names())
 
-    async def _attempt(self, batch: _Batch) -> bool:
-        """One try: the rejected records to the dead-letter topic, then the purges on every
-        target not done yet. On success the batch is counted and its offsets handed over."""
+    async def _attempt(self, batch: _Batch, *, after_s: float = 0.0) -> bool:
+        """One try, `after_s` from now: the rejected records to the dead-letter topic, then the
+        purges on every target not done yet. On success the batch is counted and its offsets
+        handed over."""
+        if after_s:
+            await asyncio.sleep(after_s)  # the retry backoff
         if batch.rejected and not batch.dead_lettered:
             if not await _succeeds(self._dead_letters.send(batch.rejected)):
                 return False
@@ -222,16 +250,6 @@ class InvalidationLoop:
         self.committer.advance(batch.offsets)
         return True
 
-    async def _complete(self, batch: _Batch, first_attempt: asyncio.Task[bool]) -> bool:
-        """Wait for the first try of `batch`; retry it (paused, with backoff) while it fails.
-
-        Returns False only when asked to stop during the retries.
-        """
-        if await first_attempt:
-            return True
-        what = "dead-letter" if not batch.dead_lettered else "purge"
-        return await self._retry(what, lambda: self._attempt(batch))
-
     async def revoked(self, partitions: Collection[TopicPartition]) -> None:
         """Commit what was purged of `partitions` before they go, then forget them."""
         await self.committer.flush(partitions)
@@ -250,49 +268,15 @@ class InvalidationLoop:
         if mine:
             await self._source.commit(mine)
 
-    async def _retry(self, what: str, attempt: Callable[[], Awaitable[bool]]) -> bool:
-        """The first try failed: retry `attempt` with capped exponential backoff, every
-        partition paused meanwhile (still polled, so the group keeps this member).
-
-        Returns False only when asked to stop first: the batch is then left uncommitted.
-        """
-        log.warning("invalidator %s: %s failing; partitions paused", self._name, what)
-        self._set_paused(True)
-        delay = self._tuning.retry_initial_s
-        try:
-            while True:
-                self.stats.purge_retries += 1
-                if not await self._idle(delay):
-                    return False
-                if await attempt():
-                    return True
-                delay = min(delay * 2, self._tuning.retry_max_s)
-        finally:
-            self._set_paused(False)
-            log.info("invalidator %s: %s recovered; partitions resumed", self._name, what)
-
-    async def _idle(self, seconds: float) -> bool:
-        """Keep polling the paused consumer (so the group keeps us) for `seconds`.
-
-        Returns False when asked to stop.
-        """
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            if self._stopping.is_set():
-                return False
-            early = await self._source.getmany(timeout_ms=max(1, int(remaining * 1000)))
-            for tp, records in early.items():
-                # A partition assigned during the outage may not be paused yet: put back
-                # whatever it returned, so nothing is skipped.
-                self._source.seek(tp, records[0].offset)
-                self._source.pause(tp)
-        return not self._stopping.is_set()
-
     def _set_paused(self, paused: bool) -> None:
+        if paused == self.paused:
+            return
         assignment = self._source.assignment()
         if paused:
+            log.warning("invalidator %s: purge failing; partitions paused", self._name)
             self._source.pause(*assignment)
         else:
+            log.info("invalidator %s: purge recovered; partitions resumed", self._name)
             self._source.resume(*assignment)
         self.paused = paused
 
@@ -304,3 +288,19 @@ async def _succeeds(operation: Awaitable[None]) -> bool:
         log.warning("operation failed: %s", error)
         return False
     return True
+
+
+def _merged(batches: list[_Batch]) -> _Batch:
+    """Consecutive batches as one (fetch order kept: later offsets win)."""
+    if len(batches) == 1:
+        return batches[0]
+    offsets: Offsets = {}
+    for batch in batches:
+        offsets.update(batch.offsets)
+    return _Batch(
+        [record for batch in batches for record in batch.records],
+        merged_plans([batch.plan for batch in batches]),
+        [rejected for batch in batches for rejected in batch.rejected],
+        offsets,
+        set().union(*(batch.pending_targets for batch in batches)),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Generic, TypeVar
@@ -73,3 +73,16 @@ def purge_plan(events: Iterable[tuple[Ref, Event]], catalogue: Catalogue) -> Pur
             group[1][key] = None
     by_namespace = tuple((namespace, tuple(found)) for namespace, found in keys.values())
     return PurgePlan(by_namespace, planned, tuple(unplannable))
+
+
+def merged_plans(plans: Sequence[PurgePlan[Ref]]) -> PurgePlan[Ref]:
+    """Plans of consecutive batches as one: each concrete namespace once."""
+    keys: dict[str, tuple[Namespace, dict[str, None]]] = {}
+    for plan in plans:
+        for namespace, found in plan.by_namespace:
+            keys.setdefault(namespace.name, (namespace, {}))[1].update(dict.fromkeys(found))
+    return PurgePlan(
+        tuple((namespace, tuple(found)) for namespace, found in keys.values()),
+        sum(plan.planned for plan in plans),
+        tuple(item for plan in plans for item in plan.unplannable),
+    )

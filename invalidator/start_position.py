@@ -44,6 +44,13 @@ def resolve_start_from(text: str, *, now: datetime | None = None) -> StartPositi
         raise ValueError(f"{text!r} is not a start position; write {START_FROM_FORMS}") from None
 
 
+def reset_before_start(start_from: str) -> Literal["earliest", "latest"]:
+    """The consumer's `auto_offset_reset` for `start_from`: the end of the log unless the start
+    is the log start. Records fetched before the start is decided are then never earlier than
+    the start (a time or the end); at worst they are fetched twice."""
+    return "earliest" if resolve_start_from(start_from) == "earliest" else "latest"
+
+
 async def start_uncommitted(
     consumer: Any, assigned: set[TopicPartition], start_from: str
 ) -> dict[TopicPartition, int]:

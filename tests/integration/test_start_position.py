@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import TopicPartition
 
@@ -79,7 +79,14 @@ async def test_a_time_starts_at_the_first_record_at_or_after_it(
     redis_clients: dict[str, RedisClient],
 ) -> None:
     skipped = await _publish(publisher)
-    since = datetime.now(UTC)
+    # Record timestamps are in milliseconds: the start is a few of them after the skipped
+    # event's, and the purged one is published once that instant has passed.
+    since = datetime.now(UTC) + timedelta(milliseconds=5)
+
+    async def since_passed() -> bool:
+        return datetime.now(UTC) > since
+
+    await wait_until(since_passed, within=5, what="the start instant to pass", interval=0.001)
     purged = await _publish(publisher)
     at_time = settings.model_copy(update={"start_from": since.isoformat()})
     bounds = await _orders_partitions(at_time)

@@ -1,4 +1,4 @@
-"""The invalidation loop without services: commit placement, overlap, pause and retry, seek-back.
+"""The invalidation loop without services: commit placement, overlap, pause and retry, order.
 
 A fake consumer, fake targets and a fake dead-letter topic stand in for Kafka and Redis; the
 loop's logic is the real one.
@@ -52,8 +52,8 @@ class FakeConsumer:
         self.most_commits_in_flight = 0
         self.commit_gate: asyncio.Event | None = None
         self.failing_commits = 0
-        self.seeks: list[tuple[TopicPartition, int]] = []
         self.fetches_during_commit = 0
+        self.per_fetch = 10_000
 
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
@@ -61,7 +61,7 @@ class FakeConsumer:
         if self.commits_in_flight:
             self.fetches_during_commit += 1
         batch: dict[TopicPartition, list[Any]] = {}
-        room = max_records or 10_000
+        room = min(max_records or 10_000, self.per_fetch)
         for tp, records in self.records.items():
             if tp in self.paused or room == 0:
                 continue
@@ -83,10 +83,6 @@ class FakeConsumer:
 
     def resume(self, *partitions: TopicPartition) -> None:
         self.paused.difference_update(partitions)
-
-    def seek(self, partition: TopicPartition, offset: int) -> None:
-        self.seeks.append((partition, offset))
-        self.position[partition] = offset
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.commits_in_flight += 1
@@ -116,14 +112,19 @@ class FakeTargets:
         self.refused_keys: set[str] = set()
         """Target a fails every purge that holds one of these keys."""
         self.purged: dict[str, set[str]] = {"a": set(), "b": set()}
+        self.successes: list[tuple[str, set[str]]] = []
         self.committed_when_purged: list[dict[TopicPartition, int]] = []
         self._consumer = consumer
+        self.gate: asyncio.Event | None = None
+        """When set up, every purge waits for it."""
 
     def names(self) -> set[str]:
         return set(self.failures)
 
     async def purge(self, by_namespace: NamespaceKeys, *, only: set[str] | None = None) -> set[str]:
         self.committed_when_purged.append(self._consumer.committed())
+        if self.gate is not None:
+            await self.gate.wait()
         failed = set()
         keys = {key for _, keys in by_namespace for key in keys}
         for name in sorted(only or self.failures):
@@ -134,6 +135,7 @@ class FakeTargets:
                 failed.add(name)
             else:
                 self.purged[name].update(keys)
+                self.successes.append((name, keys))
         return failed
 
 
@@ -212,6 +214,25 @@ async def test_fetching_does_not_wait_for_a_commit_and_one_commit_is_in_flight()
     assert consumer.commits == [{P0: 3}, {P0: 9}]
 
 
+async def test_fetching_goes_on_during_a_purge_and_what_came_meanwhile_is_purged_as_one() -> None:
+    records = {P0: [_record(P0, i) for i in range(5)]}
+    loop, consumer, targets, _ = _loop(records)
+    consumer.per_fetch = 1
+    targets.gate = asyncio.Event()
+    running = asyncio.create_task(loop.run())
+    # One record a fetch: the first is purged (and hangs), the next three are fetched meanwhile;
+    # then fetching waits, since batch_max_records (3) are held.
+    await _until(lambda: consumer.position[P0] == 4)
+    assert len(targets.committed_when_purged) == 1
+    targets.gate.set()
+    await _until(lambda: consumer.committed() == {P0: 5})
+    loop.stop()
+    await asyncio.wait_for(running, timeout=5)
+    assert len(targets.committed_when_purged) == 3, "the three held records: one purge"
+    assert {f"order:o{i}" for i in (1, 2, 3)} <= targets.successes[2][1]
+    assert loop.stats.batches == 3 and loop.stats.events == 5
+
+
 async def test_a_failing_target_pauses_retries_and_commits_nothing_until_it_purged() -> None:
     records = {P0: [_record(P0, i) for i in range(3)]}
     loop, consumer, targets, _ = _loop(records)
@@ -243,13 +264,12 @@ async def test_stop_during_a_retry_abandons_the_batch_but_commits_earlier_ones()
     assert "order:o4" in targets.purged["b"] and "order:o4" not in targets.purged["a"]
 
 
-async def test_records_fetched_while_paused_are_put_back() -> None:
+async def test_records_fetched_during_a_retry_wait_behind_the_failing_batch() -> None:
     # P1 is assigned while the loop is paused (the fake returns it: it was not paused yet).
     records = {P0: [_record(P0, i) for i in range(3)]}
     loop, consumer, targets, _ = _loop(records)
     targets.failures["a"] = 3
-    late = [_record(P1, i) for i in range(2)]
-
+    late = [_record(P1, i, company="late") for i in range(2)]
     original_pause = consumer.pause
 
     def pause_then_assign(*partitions: TopicPartition) -> None:
@@ -259,10 +279,11 @@ async def test_records_fetched_while_paused_are_put_back() -> None:
             consumer.position[P1] = 0
 
     consumer.pause = pause_then_assign  # type: ignore[method-assign]
-    await _run_until(loop, lambda: consumer.committed().get(P1) == 2)
-    assert (P1, 0) in consumer.seeks
-    assert consumer.committed() == {P0: 3, P1: 2}
-    assert {f"order:o{i}" for i in range(3)} <= targets.purged["a"]
+    await _run_until(loop, lambda: consumer.committed() == {P0: 3, P1: 2})
+    on_a = [keys for name, keys in targets.successes if name == "a"]
+    first_p0 = next(i for i, keys in enumerate(on_a) if "order:o2" in keys)
+    first_p1 = next(i for i, keys in enumerate(on_a) if "company:late:orders" in keys)
+    assert first_p0 < first_p1, "a record fetched later was purged before the failing batch"
 
 
 async def test_rejected_records_reach_the_dead_letter_topic_before_the_commit() -> None:
