@@ -136,28 +136,28 @@ return #keys
 (memory back at once). Every key is in the namespace's slot. Returns how many were unlinked."""
 
 SET_EACH_LOCAL = """#!lua flags=allow-cross-slot-keys
--- ARGV: one or more groups of (value, ttl ms, n, key 1 .. key n).
+-- ARGV: one or more groups of three: value, ttl ms, the keys joined by newlines.
 -- Returns the positions (1-based, counted over every group's keys) of the keys not set.
 local refused = {}
-local i, position = 1, 0
-while i <= #ARGV do
-  local value, ttl, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  for j = i + 3, i + 2 + n do
+local position = 0
+for i = 1, #ARGV, 3 do
+  local value, ttl = ARGV[i], ARGV[i + 1]
+  for key in string.gmatch(ARGV[i + 2], '[^\\n]+') do
     position = position + 1
-    local reply = redis.pcall('SET', ARGV[j], value, 'PX', ttl)
+    local reply = redis.pcall('SET', key, value, 'PX', ttl)
     if type(reply) == 'table' and reply.err then
       refused[#refused + 1] = position
     end
   end
-  i = i + 3 + n
 end
 return refused
 """
 """Set many keys, in groups sharing a value and a TTL, in one call: the generation tokens and
-hold-off markers of a purge on one Redis node. The keys travel as arguments, so one call may
-carry keys of many Cluster slots; Redis checks every key a script touches against the node's
-own slot table, so a key this node does not serve is refused, never written here, and its
-position comes back (see `invalidator.bulk_set`)."""
+hold-off markers of a purge on one Redis node. The keys of a group travel as one argument, joined
+by newlines (no key holds one: ids and templates exclude it), so packing a call costs the client
+one string, not one argument per key. One call may carry keys of many Cluster slots; Redis checks
+every key a script touches against the node's own slot table, so a key this node does not serve
+is refused, never written here, and its position comes back (see `invalidator.bulk_set`)."""
 
 RELEASE_FILL_LOCK = """
 -- KEYS[1] fill lock; ARGV[1] the token its holder set

@@ -117,7 +117,7 @@ async def _set_on(
     """One SET_EACH_LOCAL call (on `node` of a Cluster); returns the keys it refused."""
     arguments: list[Argument] = []
     for setting in call:
-        arguments += (setting.value, setting.ttl_ms, len(setting.keys), *setting.keys)
+        arguments += (setting.value, setting.ttl_ms, "\n".join(setting.keys))
     options = {} if node is None else {"target_nodes": node}
     try:
         positions = await client.execute_command("EVALSHA", _SHA, 0, *arguments, **options)
