@@ -177,5 +177,9 @@ class EventSchemas:
 
 def _type_and_version(headers: RecordHeaders) -> tuple[bytes | None, bytes | None]:
     """The raw type and version headers (None where missing: no typed envelope matches)."""
+    if len(headers) >= 2:  # as EventPublisher writes them: type first, version second
+        (first, event_type), (second, version) = headers[0], headers[1]
+        if first == HEADER_EVENT_TYPE and second == HEADER_SCHEMA_VERSION:
+            return event_type, version
     by_name = dict(headers)
     return by_name.get(HEADER_EVENT_TYPE), by_name.get(HEADER_SCHEMA_VERSION)

@@ -20,6 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisError, ResponseError, SlotNotCoveredError
 
 from contracts.layout import SET_EACH_LOCAL
@@ -77,16 +78,18 @@ Refused = list[tuple[str, bytes, int]]
 
 async def _set_by_node(client: RedisCluster, settings: Sequence[KeySetting]) -> tuple[int, Refused]:
     await client.initialize()  # a no-op once the slot map is loaded
+    slot_holders = client.nodes_manager.slots_cache  # slot -> [primary, replicas...]
     nodes: dict[str, ClusterNode] = {}
     per_node: dict[str, dict[tuple[bytes, int], list[str]]] = {}
     for setting in settings:
+        group = (setting.value, setting.ttl_ms)
         for key in setting.keys:
-            node = client.get_node_from_key(key)
-            if node is None:
+            holders = slot_holders.get(key_slot(key.encode()))
+            if not holders:
                 raise SlotNotCoveredError(f"no node serves the slot of {key}")
+            node = holders[0]
             nodes[node.name] = node
-            groups = per_node.setdefault(node.name, {})
-            groups.setdefault((setting.value, setting.ttl_ms), []).append(key)
+            per_node.setdefault(node.name, {}).setdefault(group, []).append(key)
     calls = [
         _set_on(client, call, node=nodes[name])
         for name, groups in per_node.items()
