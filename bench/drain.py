@@ -46,6 +46,8 @@ class DrainParams:
 
     events: int = 200_000
     naive_events: int = 500
+    naive_budget_s: float = 60.0
+    """The naive baseline is timed for at most this long (its rate is what it did by then)."""
     workloads: tuple[str, ...] = WORKLOADS
     regions: tuple[str, ...] = ("eu", "us")
     check_only: bool = False
@@ -79,6 +81,7 @@ async def _drain(
     starts: dict[TopicPartition, int],
     ends: dict[TopicPartition, int],
     timeout_s: float | None = None,
+    budget_s: float | None = None,
 ) -> Drained:
     async with running(processes):
         started_at = time.monotonic()
@@ -92,6 +95,7 @@ async def _drain(
             started_at=started_at,
             timeout_s=timeout_s or _timeout(events),
             members=len(processes),
+            budget_s=budget_s,
         )
     print(
         f"  {', '.join(p.name for p in processes)}: {drained.events_per_s:,.0f} events/s "
@@ -255,5 +259,6 @@ async def _naive(
         starts=starts,
         ends=ends,
         timeout_s=NAIVE_TIMEOUT_S,
+        budget_s=params.naive_budget_s,
     )
     return {**_as_dict(drained, limit=limit), "keyspace": keyspace}
