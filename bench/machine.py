@@ -94,3 +94,17 @@ def percentiles_ms(samples_s: list[float]) -> dict[str, float]:
         "p999": rank(0.999),
         "max": round(ordered[-1] * 1000, 3),
     }
+
+
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of every core since boot, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_busy_since(start: tuple[int, int]) -> float:
+    """The fraction of the machine's CPU time that was busy since `start` (a `cpu_times()`)."""
+    busy, total = cpu_times()
+    return round((busy - start[0]) / max(1, total - start[1]), 3)

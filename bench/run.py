@@ -40,7 +40,7 @@ SHORT = {
         sequential_events=1_000, batched_events=10_000, bare_events=10_000
     ),
     "drain": DrainParams(events=20_000, naive_events=100, naive_budget_s=10.0),
-    "scale_out": ScaleOutParams(events=20_000, processes=(1, 2)),
+    "scale_out": ScaleOutParams(events=60_000, processes=(1, 2)),
     "latency": LatencyParams(seconds=5.0, settle_timeout_s=60.0),
     "purge_cost": PurgeCostParams(sizes=(10_000,), generation_purges=100),
 }

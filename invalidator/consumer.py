@@ -81,6 +81,9 @@ class Invalidator:
             auto_offset_reset=reset_before_start(settings.start_from),
             isolation_level="read_committed",
             fetch_max_wait_ms=100,
+            # A member learns of a rebalance at its next heartbeat: aiokafka's 3 s default made
+            # every join, leave and scale-out take over 3 s; 1 s costs a request a second.
+            heartbeat_interval_ms=1000,
             **settings.kafka.client_kwargs(),
         )
         targets = RegionTargets(self.region, self._targets_config)
