@@ -25,11 +25,12 @@ from aiokafka import AIOKafkaConsumer
 from bench.keyspace_watch import KeyspaceWatch
 from bench.machine import percentiles_ms
 from bench.orders_load import CompanyPicker, OrderRecord, bare_producer, order_record
-from bench.processes import BenchProcess, invalidator_process, running
+from bench.processes import BenchProcess, region_invalidators, running
+from bench.progress import wait_stable
 from contracts import KafkaConnection, topics
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE, COMPANY_ORDERS
-from invalidator.offsets import end_offsets, group_state, start_at_log_end
+from contracts.orders import COMPANY_ORDERS
+from invalidator.offsets import end_offsets
 from invalidator.settings import InvalidatorSettings
 
 POOL_SIZE = 5_000
@@ -230,20 +231,6 @@ def _summary(probes: dict[bytes, Probe], sending: dict[str, float]) -> dict[str,
     }
 
 
-async def _wait_for_members(settings: InvalidatorSettings, processes: list[BenchProcess]) -> None:
-    deadline = time.monotonic() + JOIN_TIMEOUT_S
-    for region in sorted(settings.regions):
-        while True:
-            for process in processes:
-                process.check_running()
-            state = await group_state(settings.kafka, settings.group_id(region))
-            if state.state == "Stable" and state.active:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{settings.group_id(region)} has no stable member")
-            await asyncio.sleep(0.1)
-
-
 async def run_latency(
     settings: InvalidatorSettings, params: LatencyParams, *, run_id: str, log_dir: Path
 ) -> dict[str, Any]:
@@ -259,16 +246,12 @@ async def run_latency(
         print(f"[latency] bare aiokafka at {rate:,}/s for {params.seconds:.0f} s", flush=True)
         results[str(rate)] = {"bare": await _bare_phase(settings.kafka, run_id, rate, params)}
         print(f"  {results[str(rate)]['bare']}", flush=True)
-    prefix = f"{run_id}-lat"
-    settings = settings.model_copy(update={"group_prefix": prefix})
-    for region in sorted(settings.regions):
-        await start_at_log_end(settings.kafka, settings.group_id(region), CATALOGUE.topics())
-    processes = [
-        invalidator_process(region, group_prefix=prefix, log_dir=log_dir)
-        for region in sorted(settings.regions)
-    ]
+    settings, processes = await region_invalidators(
+        settings, prefix=f"{run_id}-lat", log_dir=log_dir
+    )
     async with running(processes):
-        await _wait_for_members(settings, processes)
+        for region in sorted(settings.regions):
+            await wait_stable(settings.kafka, settings.group_id(region), processes, members=1)
         for rate in params.rates:
             print(f"[latency] this system at {rate:,}/s for {params.seconds:.0f} s", flush=True)
             system = await _system_phase(

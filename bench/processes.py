@@ -10,6 +10,10 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from contracts.orders import CATALOGUE
+from invalidator.offsets import start_at_log_end
+from invalidator.settings import InvalidatorSettings
+
 STOP_TIMEOUT_S = 20.0
 KILL_TIMEOUT_S = 10.0
 
@@ -138,3 +142,23 @@ async def running(processes: Sequence[BenchProcess]) -> AsyncIterator[Sequence[B
     finally:
         # Shielded: a cancelled run still stops what it started.
         await asyncio.shield(asyncio.gather(*(p.stop() for p in processes)))
+
+
+async def region_invalidators(
+    settings: InvalidatorSettings, *, prefix: str, log_dir: Path
+) -> tuple[InvalidatorSettings, list[BenchProcess]]:
+    """One `invalidator run` process per region, in groups of `prefix` that start at the log end.
+
+    Returns the settings with that group prefix and the processes (not started yet).
+    settings: the endpoints.
+    prefix: the group prefix, unique to the figure and run.
+    log_dir: where the processes' logs go.
+    """
+    settings = settings.model_copy(update={"group_prefix": prefix})
+    for region in sorted(settings.regions):
+        await start_at_log_end(settings.kafka, settings.group_id(region), CATALOGUE.topics())
+    processes = [
+        invalidator_process(region, group_prefix=prefix, log_dir=log_dir)
+        for region in sorted(settings.regions)
+    ]
+    return settings, processes

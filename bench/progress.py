@@ -144,3 +144,31 @@ async def _poll(
         if seen_at > deadline:
             raise TimeoutError(f"{group_id} committed {done} of {total} records in {timeout_s} s")
         await asyncio.sleep(POLL_S)
+
+
+async def wait_stable(
+    kafka: KafkaConnection,
+    group_id: str,
+    processes: Sequence[BenchProcess],
+    *,
+    members: int,
+    timeout_s: float = 90.0,
+) -> float:
+    """Wait until `group_id` is Stable with at least `members` members; the seconds it took.
+
+    kafka: the brokers.
+    group_id: the group.
+    processes: the group's processes (checked alive meanwhile).
+    members: how many members must have joined.
+    timeout_s: TimeoutError after this long.
+    """
+    started = time.monotonic()
+    while True:
+        for process in processes:
+            process.check_running()
+        state = await group_state(kafka, group_id)
+        if state.state == "Stable" and len(state.members) >= members:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"{group_id}: {len(state.members)} of {members} joined")
+        await asyncio.sleep(0.1)

@@ -9,7 +9,6 @@ producer is several times faster than the drain, so it does not bound it (its ti
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,10 +17,10 @@ from typing import Any
 from bench.lost_purges import unlink_keys
 from bench.machine import cpu_busy_since, cpu_times
 from bench.orders_load import CompanyPicker, generation_keys, order_records, produce_all
-from bench.processes import BenchProcess, invalidator_process, running
-from bench.progress import wait_drained
+from bench.processes import invalidator_process, running
+from bench.progress import wait_drained, wait_stable
 from contracts.orders import CATALOGUE
-from invalidator.offsets import end_offsets, group_state, start_at_log_end
+from invalidator.offsets import end_offsets, start_at_log_end
 from invalidator.settings import InvalidatorSettings
 from producers import connect_redis
 
@@ -35,21 +34,6 @@ class ScaleOutParams:
 
     events: int = 600_000
     processes: tuple[int, ...] = (1, 2, 3)
-
-
-async def _wait_stable(
-    settings: InvalidatorSettings, group_id: str, processes: list[BenchProcess]
-) -> float:
-    started = time.monotonic()
-    while True:
-        for process in processes:
-            process.check_running()
-        state = await group_state(settings.kafka, group_id)
-        if state.state == "Stable" and len(state.members) >= len(processes):
-            return time.monotonic() - started
-        if time.monotonic() - started > JOIN_TIMEOUT_S:
-            raise TimeoutError(f"{group_id}: {len(state.members)} of {len(processes)} joined")
-        await asyncio.sleep(0.1)
 
 
 async def run_scale_out(
@@ -88,7 +72,9 @@ async def run_scale_out(
         async with running(processes):
             started_at = time.monotonic()
             cpu_at_start = cpu_times()
-            join_s = await _wait_stable(settings, group_id, processes)
+            join_s = await wait_stable(
+                settings.kafka, group_id, processes, members=count, timeout_s=JOIN_TIMEOUT_S
+            )
             drained = await wait_drained(
                 settings.kafka, group_id, starts=starts, ends=ends, processes=processes,
                 started_at=started_at, members=count,

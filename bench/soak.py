@@ -10,9 +10,7 @@ from typing import Any
 
 from bench.latency import EventSource, send_paced
 from bench.orders_load import OrderRecord, bare_producer
-from bench.processes import current_rss_mb, invalidator_process, running
-from contracts.orders import CATALOGUE
-from invalidator.offsets import start_at_log_end
+from bench.processes import current_rss_mb, region_invalidators, running
 from invalidator.settings import InvalidatorSettings
 
 
@@ -36,13 +34,7 @@ async def run_soak(
     log_dir: where the invalidators' logs go.
     """
     prefix = f"{run_id}-soak"
-    settings = settings.model_copy(update={"group_prefix": prefix})
-    for region in sorted(settings.regions):
-        await start_at_log_end(settings.kafka, settings.group_id(region), CATALOGUE.topics())
-    processes = [
-        invalidator_process(region, group_prefix=prefix, log_dir=log_dir)
-        for region in sorted(settings.regions)
-    ]
+    settings, processes = await region_invalidators(settings, prefix=prefix, log_dir=log_dir)
     samples: dict[str, list[tuple[float, float]]] = {p.name: [] for p in processes}
     print(f"[soak] {params.rate:,}/s for {params.seconds:.0f} s", flush=True)
 
