@@ -186,7 +186,7 @@ class _ParamSource:
 class _CompiledRule:
     """One purge rule prepared for the hot path: the keys it renders for an event."""
 
-    __slots__ = ("namespace", "rule", "sources")
+    __slots__ = ("affixes", "namespace", "rule", "sources")
 
     def __init__(self, namespace: Namespace, rule: PurgeRule, model: type[DomainEvent]) -> None:
         self.namespace = namespace
@@ -199,8 +199,20 @@ class _CompiledRule:
             checked = field is not None and holds_safe_id(field)
             sources.append(_ParamSource(param, source == "payload", attribute, checked))
         self.sources = tuple(sources)
+        # One SafeId parameter (the common case): the key is prefix + value + suffix.
+        self.affixes: tuple[str, str] | None = None
+        if len(sources) == 1 and sources[0].checked:
+            prefix, _, suffix = namespace.template.partition("{" + sources[0].param + "}")
+            self.affixes = (prefix, suffix)
 
     def keys(self, event: Event) -> list[str]:
+        if self.affixes is not None:
+            source = self.sources[0]
+            value = getattr(
+                event.payload if source.in_payload else event.envelope, source.attribute
+            )
+            if type(value) is str:
+                return [self.affixes[0] + value + self.affixes[1]]
         values: dict[str, str] = {}
         for source in self.sources:
             holder = event.payload if source.in_payload else event.envelope
