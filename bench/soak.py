@@ -63,8 +63,18 @@ async def run_soak(
         finally:
             await producer.stop()
         peaks = {p.name: p.sample_rss() for p in processes}
-    growth = {
-        name: round(points[-1][1] - points[len(points) // 10][1], 1) if len(points) > 10 else None
-        for name, points in samples.items()
-    }
+    growth = {name: rss_growth_mb(points) for name, points in samples.items()}
     return {"sent": sent, "peak_rss_mb": peaks, "rss_growth_mb": growth, "samples": samples}
+
+
+def rss_growth_mb(points: list[tuple[float, float]]) -> float | None:
+    """How much higher RSS went in the second half of the run than in the first (MB).
+
+    A leak keeps raising the high-water mark; the warm-up (allocator arenas growing to the
+    largest batch seen) raises it early and then stays: the first half absorbs it.
+    points: (seconds, RSS MB) samples in time order; None when there are too few.
+    """
+    if len(points) < 10:
+        return None
+    half = len(points) // 2
+    return round(max(v for _, v in points[half:]) - max(v for _, v in points[:half]), 1)
