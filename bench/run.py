@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import signal
 import sys
 import time
 import uuid
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.drain import DrainParams, drain_workload
+from bench.entrypoint import cancel_on_signals, settings_with_regions
 from bench.goals import goal_rows, goal_table
 from bench.latency import LatencyParams, run_latency
 from bench.machine import RESULTS_DIR, SHORT_RESULTS_DIR, write_result
@@ -28,7 +28,6 @@ from bench.purge_cost import PurgeCostParams, run_purge_cost
 from bench.report import load_documents, write_report
 from bench.scale_out import ScaleOutParams, run_scale_out
 from bench.soak import SoakParams, run_soak
-from invalidator.cli import load_settings
 from invalidator.settings import InvalidatorSettings, SettingsError
 from tests.integration.stack import StackUnavailableError, ensure_stack
 
@@ -107,19 +106,8 @@ async def _drain(
 
 
 async def _main(args: argparse.Namespace) -> int:
-    main_task = asyncio.current_task()
-    assert main_task is not None
-
-    def interrupt() -> None:
-        # The first signal cancels the run; later ones cannot interrupt the clean-up.
-        if not main_task.cancelling():
-            main_task.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(signum, interrupt)
-    settings = load_settings()
-    if not settings.regions:
-        raise SettingsError("INVALIDATOR_REGIONS is empty")
+    cancel_on_signals()
+    settings = settings_with_regions()
     output_dir: Path = args.output_dir or (SHORT_RESULTS_DIR if args.short else RESULTS_DIR)
     started = time.monotonic()
     if args.soak:

@@ -17,7 +17,6 @@ import dataclasses
 import gc
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.entrypoint import cancel_on_signals, settings_with_regions
 from bench.stale.checker import check_reads, purge_latency
 from bench.stale.pauses import GcPauses
 from bench.stale.report import (
@@ -40,7 +40,6 @@ from bench.stale.report import (
 from bench.stale.store import ItemStore
 from bench.stale.variants import BenchVariant, DeleteOnEvent, ThisSystem, TtlOnly
 from bench.stale.workload import PhaseLog, Workload, WorkloadParams
-from invalidator.cli import load_settings
 from invalidator.settings import InvalidatorSettings, SettingsError
 from tests.integration.stack import StackUnavailableError, ensure_stack
 
@@ -184,20 +183,8 @@ def _write(document: dict[str, Any], path: Path) -> None:
 
 
 async def _main(params: WorkloadParams, output: Path) -> int:
-    main_task = asyncio.current_task()
-    assert main_task is not None
-
-    def interrupt() -> None:
-        # The first signal cancels the run; later ones are ignored, so that they cannot
-        # interrupt the clean-up (stopping the invalidators and consumers) half way.
-        if not main_task.cancelling():
-            main_task.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(signum, interrupt)
-    settings = load_settings()
-    if not settings.regions:
-        raise SettingsError("INVALIDATOR_REGIONS is empty")
+    cancel_on_signals()
+    settings = settings_with_regions()
     document = await run(params, settings)
     _write(document, output)
     print()
