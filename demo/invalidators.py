@@ -43,6 +43,11 @@ class InvalidatorProcesses:
         self._log_dir = log_dir
         self.processes: dict[str, asyncio.subprocess.Process] = {}
 
+    @property
+    def settings(self) -> InvalidatorSettings:
+        """The settings the processes run with (their group prefix included)."""
+        return self._settings
+
     def log_path(self, region: str) -> Path:
         """The log file of a region's invalidator."""
         return self._log_dir / f"invalidator-{region}.log"
