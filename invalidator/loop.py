@@ -135,11 +135,6 @@ class InvalidationLoop:
         """Ask the loop to return after the batch in hand (abandoned if it is still retrying)."""
         self._stopping.set()
 
-    @property
-    def stopping(self) -> bool:
-        """Whether `stop()` was called."""
-        return self._stopping.is_set()
-
     async def run(self, *, every: Callable[[], None] | None = None, every_s: float = 10.0) -> None:
         """Fetch and purge until `stop()`, then commit what was purged.
 

@@ -19,9 +19,19 @@ NamespaceKeys = tuple[tuple[Namespace, tuple[str, ...]], ...]
 
 def grouped(namespaces: Iterable[BoundNamespace]) -> NamespaceKeys:
     """`namespaces` grouped by declaration (the form the purge engine takes), no repeats."""
+    return _grouped_keys((bound.namespace, bound.key) for bound in namespaces)
+
+
+def _grouped_keys(pairs: Iterable[tuple[Namespace, str]]) -> NamespaceKeys:
+    """(namespace, rendered key) pairs grouped by declaration, each key once, in first-seen
+    order. Keys are coalesced as plain strings: a batch of a hot company names its namespaces
+    thousands of times, and the purge engine handles a declaration's keys at once."""
     keys: dict[str, tuple[Namespace, dict[str, None]]] = {}
-    for bound in namespaces:
-        keys.setdefault(bound.namespace.name, (bound.namespace, {}))[1][bound.key] = None
+    for namespace, key in pairs:
+        group = keys.get(namespace.name)
+        if group is None:
+            group = keys[namespace.name] = (namespace, {})
+        group[1][key] = None
     return tuple((namespace, tuple(found)) for namespace, found in keys.values())
 
 
@@ -54,35 +64,28 @@ def purge_plan(events: Iterable[tuple[Ref, Event]], catalogue: Catalogue) -> Pur
         every event that could not be planned.
     catalogue: which namespaces each event type purges.
     """
-    # Coalesced as plain strings, grouped by declaration: a batch of a hot company names its
-    # namespaces thousands of times, and the purge engine handles a declaration's keys at once.
-    keys: dict[str, tuple[Namespace, dict[str, None]]] = {}
+    pairs: list[tuple[Namespace, str]] = []
     unplannable: list[tuple[Ref, str]] = []
     planned = 0
     for ref, event in events:
         try:
-            found = catalogue.purge_keys(event)
+            pairs += catalogue.purge_keys(event)
         except ContractError as error:
             unplannable.append((ref, str(error)))
             continue
         planned += 1
-        for namespace, key in found:
-            group = keys.get(namespace.name)
-            if group is None:
-                group = keys[namespace.name] = (namespace, {})
-            group[1][key] = None
-    by_namespace = tuple((namespace, tuple(found)) for namespace, found in keys.values())
-    return PurgePlan(by_namespace, planned, tuple(unplannable))
+    return PurgePlan(_grouped_keys(pairs), planned, tuple(unplannable))
 
 
 def merged_plans(plans: Sequence[PurgePlan[Ref]]) -> PurgePlan[Ref]:
     """Plans of consecutive batches as one: each concrete namespace once."""
-    keys: dict[str, tuple[Namespace, dict[str, None]]] = {}
-    for plan in plans:
-        for namespace, found in plan.by_namespace:
-            keys.setdefault(namespace.name, (namespace, {}))[1].update(dict.fromkeys(found))
     return PurgePlan(
-        tuple((namespace, tuple(found)) for namespace, found in keys.values()),
+        _grouped_keys(
+            (namespace, key)
+            for plan in plans
+            for namespace, found in plan.by_namespace
+            for key in found
+        ),
         sum(plan.planned for plan in plans),
         tuple(item for plan in plans for item in plan.unplannable),
     )
