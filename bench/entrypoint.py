@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from invalidator.cli import load_settings
 from invalidator.settings import InvalidatorSettings, SettingsError
+from tests.integration.stack import StackUnavailableError, ensure_stack
+
+EXIT_UNAVAILABLE = 2
+EXIT_INTERRUPTED = 130
 
 
 def cancel_on_signals() -> None:
@@ -33,3 +40,29 @@ def settings_with_regions() -> InvalidatorSettings:
     if not settings.regions:
         raise SettingsError("INVALIDATOR_REGIONS is empty")
     return settings
+
+
+def run_on_stack(
+    main: Callable[[], Coroutine[Any, Any, int]],
+    *,
+    prog: str,
+    cannot_run: tuple[type[Exception], ...] = (),
+) -> int:
+    """Start the local stack when no endpoints are given, run `main()`, and map its ends to
+    exit statuses: its own, 2 when the run could not be made (no stack, bad settings, or one of
+    `cannot_run`), 130 when interrupted (everything it started is stopped first).
+
+    main: makes the run's coroutine (which calls `cancel_on_signals` first).
+    prog: the command's name, for messages.
+    cannot_run: further errors that mean the run could not be made.
+    """
+    expected: tuple[type[Exception], ...] = (StackUnavailableError, SettingsError, *cannot_run)
+    try:
+        ensure_stack()
+        return asyncio.run(main())
+    except expected as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(f"{prog}: interrupted; everything it started is stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -10,7 +10,6 @@ not failed); 1 on a lost or late purge or a failed figure; 2 when the run could 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.drain import DrainParams, drain_workload
-from bench.entrypoint import cancel_on_signals, settings_with_regions
+from bench.entrypoint import cancel_on_signals, run_on_stack, settings_with_regions
 from bench.goals import goal_rows, goal_table
 from bench.latency import LatencyParams, run_latency
 from bench.machine import RESULTS_DIR, SHORT_RESULTS_DIR, write_result
@@ -29,7 +28,6 @@ from bench.report import load_documents, write_report
 from bench.scale_out import ScaleOutParams, run_scale_out
 from bench.soak import SoakParams, run_soak
 from invalidator.settings import InvalidatorSettings, SettingsError
-from tests.integration.stack import StackUnavailableError, ensure_stack
 
 FIGURES = ("publishing", "drain", "scale_out", "latency", "purge_cost")
 LOG_DIR = Path(".stack") / "bench" / "logs"
@@ -142,15 +140,7 @@ def main() -> int:
     parser.add_argument("--soak-seconds", type=float, default=SoakParams.seconds)
     parser.add_argument("--output-dir", type=Path, help="where the result files go")
     args = parser.parse_args()
-    try:
-        ensure_stack()
-        return asyncio.run(_main(args))
-    except (StackUnavailableError, SettingsError) as error:
-        print(f"bench: {error}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
-        return 130
+    return run_on_stack(lambda: _main(args), prog="bench")
 
 
 if __name__ == "__main__":

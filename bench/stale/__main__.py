@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.entrypoint import cancel_on_signals, settings_with_regions
+from bench.entrypoint import cancel_on_signals, run_on_stack, settings_with_regions
 from bench.stale.checker import check_reads, purge_latency
 from bench.stale.pauses import GcPauses
 from bench.stale.report import (
@@ -40,8 +40,7 @@ from bench.stale.report import (
 from bench.stale.store import ItemStore
 from bench.stale.variants import BenchVariant, DeleteOnEvent, ThisSystem, TtlOnly
 from bench.stale.workload import PhaseLog, Workload, WorkloadParams
-from invalidator.settings import InvalidatorSettings, SettingsError
-from tests.integration.stack import StackUnavailableError, ensure_stack
+from invalidator.settings import InvalidatorSettings
 
 RESULTS_DIR = Path("bench") / "results"
 LOG_DIR = Path(".stack") / "stale"
@@ -218,15 +217,9 @@ def main() -> int:
         LOG_DIR / "stale-short.json" if args.short else RESULTS_DIR / "stale.json"
     )
     params = WorkloadParams(reads=reads, seed=args.seed)
-    try:
-        ensure_stack()
-        return asyncio.run(_main(params, output))
-    except (StackUnavailableError, SettingsError, RuntimeError) as error:
-        print(f"bench.stale: {error}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("bench.stale: interrupted; everything it started is stopped", file=sys.stderr)
-        return 130
+    return run_on_stack(
+        lambda: _main(params, output), prog="bench.stale", cannot_run=(RuntimeError,)
+    )
 
 
 if __name__ == "__main__":
