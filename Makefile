@@ -65,3 +65,9 @@ bench-soak: $(BENCH_INSTALLED)  ## both invalidators' RSS under load for 10 minu
 	eval "$$($(STACK) up)" && $(BIN)/python -m bench --soak && $(BIN)/python -m bench.report
 bench-report: $(BENCH_INSTALLED)  ## regenerate docs/performance.md and the README table from bench/results
 	$(BIN)/python -m bench.report
+
+.PHONY: faults
+faults: $(INSTALLED)  ## the fault suite at full size (make test runs its short version) -> .faults/outcomes.jsonl
+	rm -f .faults/outcomes.jsonl
+	eval "$$($(STACK) up)" && INVALIDATOR_FAULTS=long $(BIN)/python -m pytest tests/faults $(PYTEST_ARGS) -p no:cacheprovider -ra
+	$(BIN)/python -m tests.faults.accounting

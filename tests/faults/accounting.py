@@ -1,0 +1,166 @@
+"""Per-event accounting for fault tests, and the outcome table `make faults` prints.
+
+Every fault test ends the same way: each published event id must be purged in every region
+(its namespace has a generation token) or be on the dead-letter topic; nothing else is allowed.
+`account()` says which ids are lost; `record_outcome()` appends the scenario's line
+(events, lost, dead-lettered, time to recover) to the outcomes file.
+
+Sizes: `scaled(short, long)` is the short size in `make test` and the long one in `make faults`
+(INVALIDATOR_FAULTS=long).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from contracts import KafkaConnection
+from contracts.catalogue import BoundNamespace
+from contracts.events import HEADER_EVENT_ID
+from contracts.layout import generation_key
+from invalidator.deadletter import HEADER_GROUP
+from producers import RedisClient
+
+LONG = os.environ.get("INVALIDATOR_FAULTS", "short") == "long"
+OUTCOMES = Path(os.environ.get("INVALIDATOR_FAULTS_OUTCOMES", ".faults/outcomes.jsonl"))
+
+
+def scaled(short: int, long: int) -> int:
+    """`long` under `make faults`, `short` in `make test`."""
+    return long if LONG else short
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """Where each published event ended up."""
+
+    published: int
+    purged: dict[str, int]
+    """Region -> how many published events have a generation token there."""
+    dead_lettered: int
+    lost: dict[str, list[str]]
+    """Region -> the ids neither purged there nor dead-lettered (must be empty)."""
+
+    def assert_nothing_lost(self) -> None:
+        """Fail naming a few lost ids per region."""
+        problems = {region: ids[:5] for region, ids in self.lost.items() if ids}
+        assert not problems, f"lost events (neither purged nor dead-lettered): {problems}"
+
+
+async def account(
+    published: Mapping[str, BoundNamespace],
+    regions: Mapping[str, RedisClient],
+    *,
+    dead_lettered: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Accounting:
+    """Check every published event id in every region.
+
+    published: event id -> the namespace its event purges (one whose generation key proves it).
+    regions: region -> a client of that region's Redis.
+    dead_lettered: the ids found on the dead-letter topic (`dead_lettered_ids`).
+    """
+    purged: dict[str, int] = {}
+    lost: dict[str, list[str]] = {}
+    for region, client in regions.items():
+        keys = [generation_key(namespace) for namespace in published.values()]
+        values: list[object] = []
+        for start in range(0, len(keys), 1000):
+            pipe = client.pipeline(transaction=False)
+            for key in keys[start : start + 1000]:
+                pipe.exists(key)
+            values.extend(await pipe.execute())
+        present = {event_id for event_id, value in zip(published, values, strict=True) if value}
+        purged[region] = len(present)
+        lost[region] = [e for e in published if e not in present and e not in dead_lettered]
+    return Accounting(len(published), purged, len(dead_lettered & set(published)), lost)
+
+
+async def dead_lettered_ids(
+    kafka: KafkaConnection, topic: str, *, group: str | None = None, within_s: float = 10.0
+) -> set[str]:
+    """The event ids (`event-id` header) on the dead-letter topic, of `group` when given.
+
+    Reads the whole topic up to the end it had when called.
+    """
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            await consumer.client.force_metadata_update()
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        ids: set[str] = set()
+        deadline = time.monotonic() + within_s
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"reading {topic} took over {within_s:.0f}s")
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batch.items():
+                for record in records:
+                    headers = dict(record.headers or ())
+                    mine = group is None or headers.get(HEADER_GROUP) == group.encode()
+                    if mine and HEADER_EVENT_ID in headers:
+                        ids.add(headers[HEADER_EVENT_ID].decode())
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return ids
+    finally:
+        await consumer.stop()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One line of the fault table."""
+
+    scenario: str
+    events: int
+    lost: int
+    dead_lettered: int
+    recover_s: float | None
+    """From the fault's end to every region caught up (None when not meaningful)."""
+    long: bool = LONG
+
+
+def record_outcome(outcome: Outcome) -> None:
+    """Append the scenario's line to the outcomes file (`make faults` prints them as a table)."""
+    OUTCOMES.parent.mkdir(parents=True, exist_ok=True)
+    with OUTCOMES.open("a") as file:
+        file.write(json.dumps(asdict(outcome)) + "\n")
+
+
+def table(path: Path = OUTCOMES) -> str:
+    """The outcomes file as a markdown table (last line per scenario)."""
+    latest: dict[str, dict[str, object]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        latest[str(row["scenario"])] = row
+    lines = [
+        "| scenario | events | lost | dead-lettered | time to recover |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in latest.values():
+        recover = row["recover_s"]
+        shown = "-" if recover is None else f"{float(recover):.1f} s"  # type: ignore[arg-type]
+        lines.append(
+            f"| {row['scenario']} | {row['events']} | {row['lost']} | {row['dead_lettered']}"
+            f" | {shown} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
