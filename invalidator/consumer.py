@@ -88,7 +88,10 @@ class Invalidator:
         )
         targets = RegionTargets(self.region, self._targets_config)
         dead_letters = DeadLetters(
-            settings.kafka, topic=settings.dead_letter_topic, group_id=self.group_id
+            settings.kafka,
+            topic=settings.dead_letter_topic,
+            group_id=self.group_id,
+            max_bytes=settings.dead_letter_max_bytes,
         )
         loop = self._loop = InvalidationLoop(
             consumer,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 
 from contracts.connections import KafkaConnection
 from contracts.decoding import RejectReason
@@ -17,6 +19,10 @@ HEADER_TOPIC = "dlq-topic"
 HEADER_PARTITION = "dlq-partition"
 HEADER_OFFSET = "dlq-offset"
 HEADER_GROUP = "dlq-group"
+HEADER_FORM = "dlq-form"
+HEADER_SIZE = "dlq-size"
+FORM_WHOLE = "whole"
+FORM_REFERENCE = "reference"
 HEADERS_DOC = {
     HEADER_REASON: "why: " + ", ".join(r.value for r in RejectReason) + " or unplannable",
     HEADER_DETAIL: "what was wrong, in words (at most 2000 characters)",
@@ -24,21 +30,44 @@ HEADERS_DOC = {
     HEADER_PARTITION: "its partition, as decimal text",
     HEADER_OFFSET: "its offset, as decimal text",
     HEADER_GROUP: "the consumer group that rejected it (invalidator.<region>)",
+    HEADER_FORM: f"`{FORM_WHOLE}`: the original value, key and headers follow; `{FORM_REFERENCE}`:"
+    " the record was too large to forward whole, so the value is left out (read the original"
+    " at its source position while the topic retains it)",
+    HEADER_SIZE: "the original value's size in bytes, as decimal text",
 }
 """The headers a dead letter carries besides the original record's, and what each holds."""
+
+
+REFERENCE_KEY_MAX_BYTES = 1024
+"""A reference letter keeps the original key up to this size (none beyond)."""
+REFERENCE_HEADERS_MAX_BYTES = 16 * 1024
+"""A reference letter keeps the original headers up to this total size (none beyond)."""
+
+log = logging.getLogger(__name__)
+
+Rejection = tuple[Any, str, str]
+"""(record, reason, detail): an aiokafka ConsumerRecord, why it was rejected (short, machine-
+readable, e.g. `malformed`), and what was wrong, in words."""
 
 
 class DeadLetters:
     """Publishes rejected records (value, key and headers unchanged) plus why they were rejected."""
 
-    def __init__(self, kafka: KafkaConnection, *, topic: str, group_id: str) -> None:
-        """kafka: the cluster; topic: the dead-letter topic; group_id: the rejecting group."""
+    def __init__(
+        self, kafka: KafkaConnection, *, topic: str, group_id: str, max_bytes: int = 1_000_000
+    ) -> None:
+        """kafka: the cluster; topic: the dead-letter topic; group_id: the rejecting group.
+        max_bytes: the largest dead letter sent whole (under the topic's `max.message.bytes`);
+            a larger one is sent as a reference.
+        """
         self.topic = topic
         self._group_id = group_id
         self._producer = AIOKafkaProducer(
             acks="all",
             enable_idempotence=True,
             client_id=f"{group_id}.dead-letters",
+            # Refused here, before a sequence number is spent, rather than by the broker.
+            max_request_size=max_bytes,
             **kafka.client_kwargs(),
         )
 
@@ -50,27 +79,60 @@ class DeadLetters:
         """Flush and disconnect."""
         await self._producer.stop()
 
-    async def send(self, rejected: Sequence[tuple[Any, str, str]]) -> None:
-        """Publish each (record, reason, detail) and wait until every one is acknowledged.
+    async def send(self, rejected: Sequence[Rejection]) -> None:
+        """Publish each rejected record and wait until every one is acknowledged.
 
-        record: the aiokafka ConsumerRecord that was rejected.
-        reason: a short machine-readable reason (e.g. `malformed`).
-        detail: what was wrong, in words.
+        Each goes whole (value, key and headers unchanged, plus the `dlq-*` headers). One that
+        cannot (the client's or the broker's size limit: the added headers push a record at the
+        limit over it) goes as a reference instead: its source position, reason and size,
+        without the value. So no record, however large, can hold its partition up.
+        Any other failure raises (the caller retries the batch).
         """
-        sends = []
-        for record, reason, detail in rejected:
-            headers = [
-                *(record.headers or ()),
-                (HEADER_REASON, reason.encode()),
-                (HEADER_DETAIL, detail[:2000].encode()),
-                (HEADER_TOPIC, record.topic.encode()),
-                (HEADER_PARTITION, str(record.partition).encode()),
-                (HEADER_OFFSET, str(record.offset).encode()),
-                (HEADER_GROUP, self._group_id.encode()),
-            ]
-            sends.append(
-                await self._producer.send(
-                    self.topic, value=record.value, key=record.key, headers=headers
-                )
+        pending = []
+        for rejection in rejected:
+            try:
+                pending.append((rejection, await self._send(rejection, FORM_WHOLE)))
+            except MessageSizeTooLargeError:  # refused before sending: over max_request_size
+                pending.append((rejection, await self._send(rejection, FORM_REFERENCE)))
+        results = await asyncio.gather(*(sent for _, sent in pending), return_exceptions=True)
+        references = []
+        for (rejection, _), result in zip(pending, results, strict=True):
+            if isinstance(result, MessageSizeTooLargeError):  # refused by the broker
+                references.append(await self._send(rejection, FORM_REFERENCE))
+            elif isinstance(result, BaseException):
+                raise result
+        await asyncio.gather(*references)
+
+    async def _send(self, rejection: Rejection, form: str) -> asyncio.Future[Any]:
+        record, reason, detail = rejection
+        size = len(record.value or b"")
+        value, key, headers = record.value, record.key, list(record.headers or ())
+        if form == FORM_REFERENCE:
+            log.warning(
+                "dead letter of %s[%d]@%d (%d bytes) is too large to forward whole; "
+                "sending a reference to it",
+                record.topic,
+                record.partition,
+                record.offset,
+                size,
             )
-        await asyncio.gather(*sends)
+            detail = f"{detail[:1900]} (the record, {size} bytes, is too large to forward whole)"
+            value = None
+            if key is not None and len(key) > REFERENCE_KEY_MAX_BYTES:
+                key = None
+            if sum(len(name) + len(text) for name, text in headers) > REFERENCE_HEADERS_MAX_BYTES:
+                headers = []
+        headers += [
+            (HEADER_REASON, reason.encode()),
+            (HEADER_DETAIL, detail[:2000].encode()),
+            (HEADER_TOPIC, record.topic.encode()),
+            (HEADER_PARTITION, str(record.partition).encode()),
+            (HEADER_OFFSET, str(record.offset).encode()),
+            (HEADER_GROUP, self._group_id.encode()),
+            (HEADER_FORM, form.encode()),
+            (HEADER_SIZE, str(size).encode()),
+        ]
+        sent: asyncio.Future[Any] = await self._producer.send(
+            self.topic, value=value, key=key, headers=headers
+        )
+        return sent

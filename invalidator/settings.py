@@ -43,6 +43,12 @@ class InvalidatorSettings(BaseSettings):
         description="where a group starts on a partition it never committed: " + START_FROM_FORMS,
     )
     dead_letter_topic: str = topics.DEAD_LETTER
+    dead_letter_max_bytes: int = Field(
+        default=1_000_000,
+        ge=10_000,
+        description="the largest dead letter sent whole; a larger one goes as a reference to its "
+        "source position (keep it under the dead-letter topic's max.message.bytes)",
+    )
     batch_max_records: int = Field(default=2000, ge=1)
     fetch_timeout_ms: int = Field(default=100, ge=1)
     commit_interval_ms: int = Field(

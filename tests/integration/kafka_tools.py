@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -27,3 +31,30 @@ async def ensure_topic(kafka: KafkaConnection, topic: str, *, partitions: int) -
                 await admin.create_topics([NewTopic(topic, partitions, replication_factor=1)])
     finally:
         await admin.close()
+
+
+async def records_after(
+    kafka: KafkaConnection,
+    start: dict[TopicPartition, int],
+    matching: Callable[[Any], bool],
+    *,
+    count: int,
+    within: float = 30.0,
+) -> list[Any]:
+    """The first `count` records at or after `start` for which `matching(record)` holds; fails
+    naming what was found when fewer arrive within `within` seconds."""
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        deadline = time.monotonic() + within
+        while len(found) < count and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            found += [r for records in batch.values() for r in records if matching(r)]
+    finally:
+        await consumer.stop()
+    assert len(found) >= count, f"{len(found)} of {count} matching records: {found[:3]}"
+    return found

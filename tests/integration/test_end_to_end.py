@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from contracts import topics
 from contracts.layout import generation_key
@@ -23,7 +23,7 @@ from invalidator.offsets import end_offsets
 from producers import CacheClient, EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.integration.conftest import REGIONS
-from tests.integration.kafka_tools import caught_up
+from tests.integration.kafka_tools import caught_up, records_after
 
 
 def _ids() -> tuple[str, str]:
@@ -126,7 +126,13 @@ async def test_malformed_records_go_to_the_dead_letter_topic_and_do_not_stall(
 
     await wait_until(purged_after_the_poison, within=30, what="the event after the poison")
 
-    found = await _dead_letters_with(settings, dead_letter_start, marker)
+    letters = await records_after(
+        settings.kafka,
+        dead_letter_start,
+        lambda record: record.value is not None and marker.encode() in record.value,
+        count=len(REGIONS),
+    )
+    found = [{name: text.decode() for name, text in letter.headers} for letter in letters]
     assert {h["dlq-group"] for h in found} == {settings.group_id(r) for r in REGIONS}
     assert all(h["dlq-reason"] == "malformed" for h in found)
     assert all(h["dlq-topic"] == topics.ORDERS for h in found)
@@ -189,26 +195,3 @@ def _const(value: bytes):  # type: ignore[no-untyped-def]
         return value
 
     return load
-
-
-async def _dead_letters_with(
-    settings: InvalidatorSettings, start: dict, marker: str
-) -> list[dict[str, str]]:
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **settings.kafka.client_kwargs())
-    await consumer.start()
-    found: list[dict[str, str]] = []
-    try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
-        deadline = time.monotonic() + 30
-        while len(found) < len(REGIONS) and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    if record.value and marker.encode() in record.value:
-                        found.append({k: v.decode() for k, v in record.headers})
-    finally:
-        await consumer.stop()
-    assert len(found) == len(REGIONS), f"dead letters with the marker: {found}"
-    return found
