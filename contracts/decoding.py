@@ -30,6 +30,9 @@ class RejectReason(enum.StrEnum):
     """A well-formed envelope whose event type this consumer does not know."""
     NEWER_VERSION = "newer_version"
     """A known event type at a schema version newer than this consumer knows."""
+    UPCAST_FAILED = "upcast_failed"
+    """A known older version whose `upcast()` raised: a defect in the contracts' code (fix it,
+    then redrive the dead letters)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,13 @@ class EventSchemas:
                 return Rejected(
                     RejectReason.MALFORMED,
                     f"upcasting {envelope.type} v{payload.schema_version} failed: {error}",
+                    envelope.type,
+                    envelope.schema_version,
+                )
+            except Exception as error:  # a bug in upcast(): this record only, never the loop
+                return Rejected(
+                    RejectReason.UPCAST_FAILED,
+                    f"{type(payload).__name__}.upcast() raised {type(error).__name__}: {error}",
                     envelope.type,
                     envelope.schema_version,
                 )

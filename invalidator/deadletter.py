@@ -24,7 +24,10 @@ HEADER_SIZE = "dlq-size"
 FORM_WHOLE = "whole"
 FORM_REFERENCE = "reference"
 HEADERS_DOC = {
-    HEADER_REASON: "why: " + ", ".join(r.value for r in RejectReason) + " or unplannable",
+    HEADER_REASON: "why: "
+    + ", ".join(r.value for r in RejectReason)
+    + " (decoding); unplannable (no key can be rendered from the event); decode_failed"
+    " (decoding raised); purge_refused (Redis refused a namespace the event purges: WRONGTYPE)",
     HEADER_DETAIL: "what was wrong, in words (at most 2000 characters)",
     HEADER_TOPIC: "the topic the record was read from",
     HEADER_PARTITION: "its partition, as decimal text",

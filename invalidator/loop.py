@@ -21,6 +21,7 @@ from contracts.catalogue import Catalogue
 from contracts.decoding import Rejected
 from contracts.events import Event
 from invalidator.committer import OffsetCommitter, Offsets
+from invalidator.failures import FailureKind, failure_kind
 from invalidator.planner import NamespaceKeys, PurgePlan, merged_plans, purge_plan
 from invalidator.stats import InvalidatorStats
 
@@ -53,7 +54,7 @@ class PurgeTargets(Protocol):
 
     async def purge(
         self, by_namespace: NamespaceKeys, *, only: set[str] | None = None
-    ) -> set[str]: ...
+    ) -> dict[str, Exception]: ...
 
 
 class DeadLetterSink(Protocol):
@@ -78,6 +79,8 @@ class _Batch:
     """A fetched batch, decoded and planned, and how far its purge has got."""
 
     records: list[Any]
+    events: list[tuple[Any, Event]]
+    """(record, event) of every record that decoded."""
     plan: PurgePlan[Any]
     rejected: list[tuple[Any, str, str]]
     """(record, reason, detail) of every record that goes to the dead-letter topic."""
@@ -85,7 +88,8 @@ class _Batch:
     """Partition -> the offset after the batch's last record there."""
     pending_targets: set[str]
     """The targets whose purge has not succeeded yet."""
-    dead_lettered: bool = False
+    dead_lettered: int = 0
+    """How many of `rejected` are on the dead-letter topic."""
 
 
 class InvalidationLoop:
@@ -130,6 +134,9 @@ class InvalidationLoop:
         )
         self._stopping = asyncio.Event()
         self.paused = False
+        self.failure: FailureKind | None = None
+        """Why the batch in hand is being retried (None while purges succeed)."""
+        self._last_defect = ""
 
     def stop(self) -> None:
         """Ask the loop to return after the batch in hand (abandoned if it is still retrying)."""
@@ -152,7 +159,7 @@ class InvalidationLoop:
         last = time.monotonic()
         stopping = asyncio.create_task(self._stopping.wait())
         fetching: asyncio.Task[Batch] | None = None
-        purging: asyncio.Task[bool] | None = None
+        purging: asyncio.Task[FailureKind | None] | None = None
         current: _Batch | None = None
         waiting: list[_Batch] = []
         delay = self._tuning.retry_initial_s
@@ -173,15 +180,9 @@ class InvalidationLoop:
                     if fetched:
                         waiting.append(self.prepare(fetched))
                 if purging is not None and current is not None and purging.done():
-                    if purging.result():
-                        purging, current = None, None
-                        delay = self._tuning.retry_initial_s
-                        self._set_paused(False)
-                    else:
-                        self._set_paused(True)
-                        self.stats.purge_retries += 1
-                        purging = asyncio.create_task(self._attempt(current, after_s=delay))
-                        delay = min(delay * 2, self._tuning.retry_max_s)
+                    purging, delay = self._retry_if_failed(current, purging.result(), delay)
+                    if purging is None:
+                        current = None
                 if current is None and waiting:
                     current, waiting = _merged(waiting), []
                     purging = asyncio.create_task(self._attempt(current))
@@ -201,14 +202,39 @@ class InvalidationLoop:
             self._set_paused(False)
             await self.committer.flush()
 
+    def _retry_if_failed(
+        self, batch: _Batch, failure: FailureKind | None, delay: float
+    ) -> tuple[asyncio.Task[FailureKind | None] | None, float]:
+        """After an attempt: (the retry's task or None when it succeeded, the next delay).
+        An outage is retried with capped exponential backoff; a defect every `retry_max_s`, in
+        case the operator fixes it meanwhile. Either way the partitions stay paused."""
+        self.failure = failure
+        if failure is None:
+            self._set_paused(False)
+            return None, self._tuning.retry_initial_s
+        self._set_paused(True)
+        if failure is FailureKind.OUTAGE:
+            self.stats.purge_retries += 1
+            retry = asyncio.create_task(self._attempt(batch, after_s=delay))
+            return retry, min(delay * 2, self._tuning.retry_max_s)
+        self.stats.purge_errors += 1
+        return asyncio.create_task(self._attempt(batch, after_s=self._tuning.retry_max_s)), delay
+
     def prepare(self, batch: Batch) -> _Batch:
-        """Decode and plan a fetched batch (CPU only, no I/O)."""
+        """Decode and plan a fetched batch (CPU only, no I/O). A record that fails to decode
+        or to plan, whatever the error, is rejected: it goes to the dead-letter topic, never
+        stops the loop."""
         records = [record for partition in batch.values() for record in partition]
         decode = self._catalogue.schemas.decode
         decoded: list[tuple[Any, Event]] = []
         rejected: list[tuple[Any, str, str]] = []
         for record in records:
-            outcome = decode(record.value, record.headers)
+            try:
+                outcome = decode(record.value, record.headers)
+            except Exception as error:  # a defect in decoding code (an upcast, a validator)
+                log.exception("decoding %s[%d]@%d failed", *_position(record))
+                rejected.append((record, "decode_failed", f"{type(error).__name__}: {error}"))
+                continue
             if type(outcome) is Rejected:
                 rejected.append((record, outcome.reason.value, outcome.detail))
             else:
@@ -216,24 +242,34 @@ class InvalidationLoop:
         plan = purge_plan(decoded, self._catalogue)
         rejected.extend((record, "unplannable", why) for record, why in plan.unplannable)
         offsets = {tp: partition[-1].offset + 1 for tp, partition in batch.items() if partition}
-        return _Batch(records, plan, rejected, offsets, self._targets.names())
+        return _Batch(records, decoded, plan, rejected, offsets, self._targets.names())
 
-    async def _attempt(self, batch: _Batch, *, after_s: float = 0.0) -> bool:
-        """One try, `after_s` from now: the rejected records to the dead-letter topic, then the
-        purges on every target not done yet. On success the batch is counted and its offsets
-        handed over."""
+    async def _attempt(self, batch: _Batch, *, after_s: float = 0.0) -> FailureKind | None:
+        """One try, `after_s` from now: the purges on every target not done yet, then the
+        rejected records to the dead-letter topic. On success (None) the batch is counted and
+        its offsets handed over; otherwise what kind of failure holds it."""
         if after_s:
             await asyncio.sleep(after_s)  # the retry backoff
-        if batch.rejected and not batch.dead_lettered:
-            if not await _succeeds(self._dead_letters.send(batch.rejected)):
-                return False
-            batch.dead_lettered = True
+        failure = None
         if batch.plan.by_namespace and batch.pending_targets:
-            batch.pending_targets = await self._targets.purge(
+            failures = await self._targets.purge(
                 batch.plan.by_namespace, only=batch.pending_targets
             )
-            if batch.pending_targets:
-                return False
+            batch.pending_targets = set(failures)
+            for name, error in sorted(failures.items()):
+                kind = failure_kind(error)
+                if kind is FailureKind.REFUSED and await self._isolate(batch, name, error):
+                    batch.pending_targets.discard(name)
+                    continue
+                failure = FailureKind.DEFECT if kind is FailureKind.DEFECT else failure
+                failure = failure or FailureKind.OUTAGE
+                self._log_failure(name, kind, error)
+        if batch.dead_lettered < len(batch.rejected):
+            if not await _succeeds(self._dead_letters.send(batch.rejected[batch.dead_lettered :])):
+                return failure or FailureKind.OUTAGE
+            batch.dead_lettered = len(batch.rejected)
+        if failure is not None:
+            return failure
         purged_ms = time.time() * 1000
         self.stats.lag_ms.extend(purged_ms - record.timestamp for record in batch.records)
         self.stats.batches += 1
@@ -243,7 +279,65 @@ class InvalidationLoop:
         if self._before_commit is not None:
             await self._before_commit(batch.offsets)
         self.committer.advance(batch.offsets)
+        return None
+
+    async def _isolate(self, batch: _Batch, target: str, error: Exception) -> bool:
+        """After `target` refused the batch's purge for what a key holds (WRONGTYPE), purge the
+        batch's namespaces there one at a time: the refused ones' events are rejected with the
+        reply, the rest are purged. False (nothing rejected) if anything else failed meanwhile:
+        the batch is then retried as a whole on that target."""
+        log.warning(
+            "invalidator %s: %s refused a purge (%s); purging its namespaces one at a time",
+            self._name,
+            target,
+            error,
+        )
+        singles = [(ns, key) for ns, keys in batch.plan.by_namespace for key in keys]
+        refused: dict[tuple[str, str], str] = {}
+        for start in range(0, len(singles), _ISOLATION_CONCURRENCY):
+            chunk = singles[start : start + _ISOLATION_CONCURRENCY]
+            results = await asyncio.gather(
+                *(self._targets.purge(((ns, (key,)),), only={target}) for ns, key in chunk)
+            )
+            for (ns, key), failures in zip(chunk, results, strict=True):
+                if target not in failures:
+                    continue
+                if failure_kind(failures[target]) is not FailureKind.REFUSED:
+                    return False
+                refused[(ns.name, key)] = str(failures[target])
+        already = {id(record) for record, _, _ in batch.rejected}
+        for record, event in batch.events:
+            hits = [
+                f"{target} refused the purge of {key}: {refused[(ns.name, key)]}"
+                for ns, key in self._catalogue.purge_keys(event)
+                if (ns.name, key) in refused
+            ]
+            if hits and id(record) not in already:
+                batch.rejected.append((record, "purge_refused", "; ".join(hits)))
+                already.add(id(record))
+                self.stats.purge_refused += 1
         return True
+
+    def _log_failure(self, target: str, kind: FailureKind, error: Exception) -> None:
+        if kind is FailureKind.OUTAGE:
+            log.warning("invalidator %s: purge on %s failed: %s", self._name, target, error)
+        elif _described(error) != self._last_defect:  # the traceback once per distinct error
+            self._last_defect = _described(error)
+            log.error(
+                "invalidator %s: purge on %s failed, and not for an outage: retrying every "
+                "%.0f s until fixed",
+                self._name,
+                target,
+                self._tuning.retry_max_s,
+                exc_info=error,
+            )
+        else:
+            log.error(
+                "invalidator %s: purge on %s still failing: %s",
+                self._name,
+                target,
+                _described(error),
+            )
 
     async def revoked(self, partitions: Collection[TopicPartition]) -> None:
         """Commit what was purged of `partitions` before they go, then forget them."""
@@ -276,6 +370,18 @@ class InvalidationLoop:
         self.paused = paused
 
 
+_ISOLATION_CONCURRENCY = 64
+"""Single-namespace purges in flight at once while a refused batch is isolated."""
+
+
+def _described(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _position(record: Any) -> tuple[str, int, int]:
+    return record.topic, record.partition, record.offset
+
+
 async def _succeeds(operation: Awaitable[None]) -> bool:
     try:
         await operation
@@ -294,6 +400,7 @@ def _merged(batches: list[_Batch]) -> _Batch:
         offsets.update(batch.offsets)
     return _Batch(
         [record for batch in batches for record in batch.records],
+        [event for batch in batches for event in batch.events],
         merged_plans([batch.plan for batch in batches]),
         [rejected for batch in batches for rejected in batch.rejected],
         offsets,

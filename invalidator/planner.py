@@ -44,7 +44,8 @@ class PurgePlan(Generic[Ref]):
     planned: int
     """How many events were planned (those purging nothing count too)."""
     unplannable: tuple[tuple[Ref, str], ...]
-    """(reference, reason) of events whose parameters cannot render a key."""
+    """(reference, reason) of events whose parameters cannot render a key, or whose planning
+    raised."""
 
     @cached_property
     def namespaces(self) -> tuple[BoundNamespace, ...]:
@@ -72,6 +73,9 @@ def purge_plan(events: Iterable[tuple[Ref, Event]], catalogue: Catalogue) -> Pur
             pairs += catalogue.purge_keys(event)
         except ContractError as error:
             unplannable.append((ref, str(error)))
+            continue
+        except Exception as error:  # a defect in a rule: this event only, never the loop
+            unplannable.append((ref, f"planning raised {type(error).__name__}: {error}"))
             continue
         planned += 1
     return PurgePlan(_grouped_keys(pairs), planned, tuple(unplannable))

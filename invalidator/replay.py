@@ -95,11 +95,12 @@ async def purge_planned(
     namespaces: Sequence[BoundNamespace],
     *,
     progress: Progress | None = None,
-) -> set[str]:
-    """Purge `namespaces` on every target of the region in chunks; returns the failed targets."""
-    failed: set[str] = set()
+) -> dict[str, Exception]:
+    """Purge `namespaces` on every target of the region in chunks; returns each failed target
+    with its (last) error."""
+    failed: dict[str, Exception] = {}
     for start in range(0, len(namespaces), _PURGE_CHUNK):
-        failed |= await targets.purge(grouped(namespaces[start : start + _PURGE_CHUNK]))
+        failed.update(await targets.purge(grouped(namespaces[start : start + _PURGE_CHUNK])))
         if progress is not None:
             progress("purge", min(start + _PURGE_CHUNK, len(namespaces)), len(namespaces))
     return failed

@@ -94,17 +94,14 @@ async def replay(
     finally:
         await targets.close()
     report["failed_targets"] = sorted(failed)
+    report["errors"] = {name: str(error) for name, error in sorted(failed.items())}
     emit(
         args,
         report,
         (
             f"Replayed {plan.records} records ({plan.events} events, rejected "
             f"{dict(plan.rejected) or 'none'}) as {len(namespaces)} purges in region {args.region}"
-            + (
-                f"; FAILED on {', '.join(sorted(failed))}"
-                if failed
-                else "; committed offsets untouched."
-            )
+            + (f"; FAILED on {_failures(failed)}" if failed else "; committed offsets untouched.")
         ),
     )
     return EXIT_REFUSED if failed else EXIT_OK
@@ -170,12 +167,17 @@ async def purge(
         "key": bound.key,
         "targets": [t.name for t in targets_config],
         "failed_targets": sorted(failed),
+        "errors": {name: str(error) for name, error in sorted(failed.items())},
     }
     emit(
         args,
         report,
         f"purged {bound.key} in region {args.region} on {names}"
         if not failed
-        else f"purge of {bound.key} FAILED on {', '.join(sorted(failed))}",
+        else f"purge of {bound.key} FAILED on {_failures(failed)}",
     )
     return EXIT_REFUSED if failed else EXIT_OK
+
+
+def _failures(failed: dict[str, Exception]) -> str:
+    return "; ".join(f"{name} ({error})" for name, error in sorted(failed.items()))

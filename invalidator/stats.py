@@ -27,6 +27,11 @@ class InvalidatorStats:
     namespaces_purged: int = 0
     dead_lettered: int = 0
     purge_retries: int = 0
+    """Retries of a purge that failed for an outage (Redis unreachable, loading, failing over)."""
+    purge_errors: int = 0
+    """Retries of a purge that failed for anything else (permissions, a script error, a bug)."""
+    purge_refused: int = 0
+    """Events dead-lettered because Redis refused a namespace they purge (WRONGTYPE)."""
     commit_failures: int = 0
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     """Record timestamp (when it was published) -> purged on every target of the region, ms;
@@ -48,6 +53,8 @@ class InvalidatorStats:
             "namespaces_purged": self.namespaces_purged,
             "dead_lettered": self.dead_lettered,
             "purge_retries": self.purge_retries,
+            "purge_errors": self.purge_errors,
+            "purge_refused": self.purge_refused,
             "commit_failures": self.commit_failures,
             "lag_ms_p50": percentile(samples, 0.5),
             "lag_ms_p99": percentile(samples, 0.99),

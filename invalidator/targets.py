@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
@@ -12,8 +11,6 @@ from redis.asyncio.cluster import RedisCluster
 from contracts.connections import RedisTarget
 from invalidator.planner import NamespaceKeys
 from invalidator.purge import purge_keys
-
-log = logging.getLogger(__name__)
 
 
 class RegionTargets:
@@ -36,31 +33,27 @@ class RegionTargets:
         """The names of every target."""
         return set(self._clients)
 
-    async def purge(self, by_namespace: NamespaceKeys, *, only: set[str] | None = None) -> set[str]:
+    async def purge(
+        self, by_namespace: NamespaceKeys, *, only: set[str] | None = None
+    ) -> dict[str, Exception]:
         """Purge the namespaces on every target (or on `only`) in parallel.
 
         by_namespace: each declaration with its rendered keys (`invalidator.planner.grouped`
             makes it of bound namespaces).
-        Returns the names of the targets that failed; each failure is logged once per try.
+        Returns each target that failed with its error (`invalidator.failures` says what it
+        means); logging them is the caller's.
         """
         names = sorted(self._clients if only is None else only)
         results = await asyncio.gather(
             *(purge_keys(self._clients[name], by_namespace) for name in names),
             return_exceptions=True,
         )
-        failed = set()
+        failed = {}
         for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result
-                failed.add(name)
-                log.warning(
-                    "region %s: purge of %d namespaces on %s failed: %s",
-                    self.region,
-                    sum(len(keys) for _, keys in by_namespace),
-                    name,
-                    result,
-                )
+                failed[name] = result
         return failed
 
     async def read_only_count(self, set_key: str) -> int:

@@ -153,6 +153,22 @@ def test_an_upcast_to_the_wrong_type_is_rejected_as_malformed() -> None:
     assert "not a newer things.ThingChanged" in outcome.detail
 
 
+def test_an_upcast_that_raises_anything_rejects_the_record_and_names_the_error() -> None:
+    class Buggy(ThingChangedV1):
+        def upcast(self) -> DomainEvent:
+            raise KeyError("colour")
+
+    catalogue = Catalogue(
+        [_ns("t", "thing:{id}", PurgeRule(ThingChanged, {"id": "payload.thing_id"}))],
+        events=(Buggy,),
+    )
+    envelope = EventEnvelope.wrap(Buggy(thing_id="t1"), source="s", tenant="a", aggregate_version=1)
+    for headers in ((), [(k, v.encode()) for k, v in envelope.headers().items()]):
+        outcome = catalogue.schemas.decode(envelope.to_bytes(), headers)
+        assert isinstance(outcome, Rejected) and outcome.reason is RejectReason.UPCAST_FAILED
+        assert outcome.detail == "Buggy.upcast() raised KeyError: 'colour'"
+
+
 def test_one_type_and_version_in_two_classes_is_refused_naming_both() -> None:
     class ThingChangedAgain(DomainEvent):
         event_type: ClassVar[str] = "things.ThingChanged"

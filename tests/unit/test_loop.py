@@ -11,13 +11,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from contracts.events import EventEnvelope
 from contracts.orders import CATALOGUE, OrderStatusChanged
 from invalidator.committer import OffsetCommitter
+from invalidator.failures import FailureKind
 from invalidator.loop import InvalidationLoop, LoopTuning
 from invalidator.planner import NamespaceKeys
 
@@ -105,12 +109,14 @@ class FakeConsumer:
 
 
 class FakeTargets:
-    """Two targets; `failures[name]` purges of that target fail before one succeeds."""
+    """Two targets; `failures[name]` purges of that target fail (an outage) before one
+    succeeds."""
 
     def __init__(self, consumer: FakeConsumer) -> None:
         self.failures = {"a": 0, "b": 0}
         self.refused_keys: set[str] = set()
-        """Target a fails every purge that holds one of these keys."""
+        """Target a fails every purge that holds one of these keys, with `refusal`."""
+        self.refusal: Exception = RedisConnectionError("Connection closed by server.")
         self.purged: dict[str, set[str]] = {"a": set(), "b": set()}
         self.successes: list[tuple[str, set[str]]] = []
         self.committed_when_purged: list[dict[TopicPartition, int]] = []
@@ -121,18 +127,20 @@ class FakeTargets:
     def names(self) -> set[str]:
         return set(self.failures)
 
-    async def purge(self, by_namespace: NamespaceKeys, *, only: set[str] | None = None) -> set[str]:
+    async def purge(
+        self, by_namespace: NamespaceKeys, *, only: set[str] | None = None
+    ) -> dict[str, Exception]:
         self.committed_when_purged.append(self._consumer.committed())
         if self.gate is not None:
             await self.gate.wait()
-        failed = set()
+        failed: dict[str, Exception] = {}
         keys = {key for _, keys in by_namespace for key in keys}
         for name in sorted(only or self.failures):
             if name == "a" and keys & self.refused_keys:
-                failed.add(name)
+                failed[name] = self.refusal
             elif self.failures[name]:
                 self.failures[name] -= 1
-                failed.add(name)
+                failed[name] = RedisConnectionError("Error 111 connecting to redis")
             else:
                 self.purged[name].update(keys)
                 self.successes.append((name, keys))
@@ -372,3 +380,73 @@ async def test_commits_wait_out_the_interval_and_a_flush_does_not() -> None:
     await committer.flush()
     assert time.monotonic() - started < 0.2, "a flush does not wait out the interval"
     assert calls[-1][1] == {P0: 4} and committer.committed == {P0: 4}
+
+
+async def test_a_namespace_redis_refuses_dead_letters_its_events_and_the_rest_is_purged() -> None:
+    records = {P0: [_record(P0, i) for i in range(3)]}
+    loop, consumer, targets, dead = _loop(records)
+    targets.refused_keys = {"order:o1"}
+    targets.refusal = ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+    await _run_until(loop, lambda: consumer.committed() == {P0: 3})
+    assert [(r.offset, reason) for r, reason, _ in dead.sent] == [(1, "purge_refused")]
+    assert "a refused the purge of order:o1: WRONGTYPE" in dead.sent[0][2]
+    # Every other namespace of the batch was purged on a, one at a time; b purged them all.
+    assert targets.purged["a"] == targets.purged["b"] - {"order:o1"}
+    assert loop.stats.purge_refused == 1 and loop.stats.dead_lettered == 1
+    assert loop.stats.purge_retries == loop.stats.purge_errors == 0
+
+
+async def test_a_defect_is_not_an_outage_it_is_logged_with_its_traceback_and_retried_slowly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    records = {P0: [_record(P0, i) for i in range(2)]}
+    loop, consumer, targets, _ = _loop(records)
+    targets.refused_keys = {"order:o1"}
+    targets.refusal = ResponseError("ERR user_script:1: Script attempted to access a key")
+    running = asyncio.create_task(loop.run())
+    try:
+        await _until(lambda: loop.stats.purge_errors >= 2)
+        assert loop.failure is FailureKind.DEFECT and loop.paused
+        assert loop.stats.purge_retries == 0, "a defect was counted as an outage"
+        assert consumer.committed() == {}
+        tracebacks = [r for r in caplog.records if r.exc_info is not None]
+        assert len(tracebacks) == 1, "the traceback is logged once per distinct error"
+        targets.refused_keys = set()  # the operator fixed it
+        await _until(lambda: consumer.committed() == {P0: 2})
+        assert loop.failure is None and not loop.paused
+    finally:
+        loop.stop()
+        await asyncio.wait_for(running, timeout=5)
+
+
+async def test_a_record_whose_decoding_raises_is_dead_lettered_and_the_loop_goes_on() -> None:
+    records = {P0: [_record(P0, i) for i in range(3)]}
+    loop, consumer, _, dead = _loop(records)
+    original = CATALOGUE.schemas.decode
+
+    def decode(value: bytes | None, headers: Any = ()) -> Any:
+        if value is not None and b'"o1"' in value:
+            raise KeyError("a bug in an upcast")
+        return original(value, headers)
+
+    loop._catalogue = _CatalogueWithSchemas(decode)  # type: ignore[assignment]
+    await _run_until(loop, lambda: consumer.committed() == {P0: 3})
+    assert [(r.offset, reason) for r, reason, _ in dead.sent] == [(1, "decode_failed")]
+    assert "KeyError" in dead.sent[0][2]
+
+
+class _CatalogueWithSchemas:
+    """The example catalogue with another decoder."""
+
+    def __init__(self, decode: Callable[..., Any]) -> None:
+        self.schemas = type("Schemas", (), {"decode": staticmethod(decode)})()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(CATALOGUE, name)
+
+
+async def _until(done: Callable[[], bool], *, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not done():
+        assert time.monotonic() < deadline, "the loop did not get there in time"
+        await asyncio.sleep(0.001)
