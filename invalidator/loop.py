@@ -252,18 +252,7 @@ class InvalidationLoop:
             await asyncio.sleep(after_s)  # the retry backoff
         failure = None
         if batch.plan.by_namespace and batch.pending_targets:
-            failures = await self._targets.purge(
-                batch.plan.by_namespace, only=batch.pending_targets
-            )
-            batch.pending_targets = set(failures)
-            for name, error in sorted(failures.items()):
-                kind = failure_kind(error)
-                if kind is FailureKind.REFUSED and await self._isolate(batch, name, error):
-                    batch.pending_targets.discard(name)
-                    continue
-                failure = FailureKind.DEFECT if kind is FailureKind.DEFECT else failure
-                failure = failure or FailureKind.OUTAGE
-                self._log_failure(name, kind, error)
+            failure = await self._purge_pending(batch)
         if batch.dead_lettered < len(batch.rejected):
             if not await _succeeds(self._dead_letters.send(batch.rejected[batch.dead_lettered :])):
                 return failure or FailureKind.OUTAGE
@@ -281,11 +270,33 @@ class InvalidationLoop:
         self.committer.advance(batch.offsets)
         return None
 
-    async def _isolate(self, batch: _Batch, target: str, error: Exception) -> bool:
+    async def _purge_pending(self, batch: _Batch) -> FailureKind | None:
+        """Purge the batch on its pending targets; the worst failure left, if any."""
+        failures = await self._targets.purge(batch.plan.by_namespace, only=batch.pending_targets)
+        batch.pending_targets = set(failures)
+        worst = None
+        for name, error in sorted(failures.items()):
+            kind = failure_kind(error)
+            failed = (
+                (kind, error)
+                if kind is not FailureKind.REFUSED
+                else await self._isolate(batch, name, error)
+            )
+            if failed is None:
+                batch.pending_targets.discard(name)
+                continue
+            self._log_failure(name, *failed)
+            if worst is not FailureKind.DEFECT:
+                worst = failed[0]
+        return worst
+
+    async def _isolate(
+        self, batch: _Batch, target: str, error: Exception
+    ) -> tuple[FailureKind, Exception] | None:
         """After `target` refused the batch's purge for what a key holds (WRONGTYPE), purge the
         batch's namespaces there one at a time: the refused ones' events are rejected with the
-        reply, the rest are purged. False (nothing rejected) if anything else failed meanwhile:
-        the batch is then retried as a whole on that target."""
+        reply, the rest are purged. If anything else fails meanwhile, nothing is rejected and
+        that failure is returned: the batch is retried as a whole on that target."""
         log.warning(
             "invalidator %s: %s refused a purge (%s); purging its namespaces one at a time",
             self._name,
@@ -302,8 +313,9 @@ class InvalidationLoop:
             for (ns, key), failures in zip(chunk, results, strict=True):
                 if target not in failures:
                     continue
-                if failure_kind(failures[target]) is not FailureKind.REFUSED:
-                    return False
+                kind = failure_kind(failures[target])
+                if kind is not FailureKind.REFUSED:
+                    return kind, failures[target]
                 refused[(ns.name, key)] = str(failures[target])
         already = {id(record) for record, _, _ in batch.rejected}
         for record, event in batch.events:
@@ -316,7 +328,7 @@ class InvalidationLoop:
                 batch.rejected.append((record, "purge_refused", "; ".join(hits)))
                 already.add(id(record))
                 self.stats.purge_refused += 1
-        return True
+        return None
 
     def _log_failure(self, target: str, kind: FailureKind, error: Exception) -> None:
         if kind is FailureKind.OUTAGE:
