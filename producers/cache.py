@@ -6,6 +6,10 @@ generation is still current (one Lua call), so a purge that lands in between mak
 disappear instead of leaving a stale value behind. Namespaces can ask for single-flight fills
 (one caller loads, the others wait for its value), stale serving while a fill runs, and a fill
 hold-off after each purge.
+
+When Redis fails (down, restarted, unreachable), `get_or_fill` and `fetch` still answer: a
+standalone client retries a command once on a fresh connection (the pooled ones die with a
+restart), and if Redis still fails the loader's value is served without being cached.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +25,9 @@ from typing import cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, ConnectionError, TimeoutError
 
 from contracts.catalogue import BoundNamespace, PurgeStrategy
 from contracts.connections import RedisTarget
@@ -42,14 +50,29 @@ from contracts.layout import (
 RedisClient = Redis | RedisCluster
 """A standalone or Cluster asyncio client of redis-py."""
 
+log = logging.getLogger(__name__)
+
 _WAIT_POLL_S = (0.002, 0.005, 0.01, 0.02, 0.05)
+
+_OUTAGES = (ConnectionError, TimeoutError)
+"""Redis errors that mean "unreachable right now"; `fetch` serves the loader's value on them."""
 
 
 def connect_redis(target: RedisTarget) -> RedisClient:
-    """A client for `target` (standalone or Cluster); it connects lazily."""
+    """A client for `target` (standalone or Cluster); it connects lazily.
+
+    A standalone client retries a command once, at once, on a fresh connection when its pooled
+    connection was closed (a Redis restart closes every one); a timeout is not retried, so
+    `socket_timeout_s` still bounds a call. A Cluster client has redis-py's own retries, which
+    also reload the slot map.
+    """
     if target.cluster:
         return RedisCluster.from_url(target.url, **target.client_kwargs())
-    client: Redis = Redis.from_url(target.url, **target.client_kwargs())
+    client: Redis = Redis.from_url(
+        target.url,
+        retry=Retry(NoBackoff(), retries=1, supported_errors=(ConnectionError,)),
+        **target.client_kwargs(),
+    )
     return client
 
 
@@ -79,6 +102,8 @@ class Source(enum.StrEnum):
     """Another caller's single-flight fill, waited for."""
     STALE = "stale"
     """The previous generation's entry, while another caller fills (namespaces that allow it)."""
+    UNCACHED = "uncached"
+    """Loaded from the source of truth and not cached: Redis could not be reached."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +208,27 @@ class CacheClient:
         For a single-flight namespace only one caller (across processes) loads a missing
         entry; the others wait up to `fill_wait` for its value, or get the previous
         generation's value marked stale where the namespace allows it.
+        When Redis cannot be reached (connection refused or closed, timeout), the value comes
+        from `load` and is not cached (`Source.UNCACHED`, logged); `load` is called at most once.
+        A wrong password and other Redis errors are raised.
         """
+        loader = _LoadOnce(load)
+        try:
+            return await self._fetch_cached(namespace, entry, loader)
+        except _OUTAGES as error:
+            if isinstance(error, AuthenticationError) or loader.failed:
+                raise
+            log.warning(
+                "cache %s: Redis unreachable (%s: %s); serving the loaded value uncached",
+                namespace.key,
+                type(error).__name__,
+                error,
+            )
+            return Fetched(await loader(), Source.UNCACHED)
+
+    async def _fetch_cached(
+        self, namespace: BoundNamespace, entry: str, load: _LoadOnce
+    ) -> Fetched:
         read = await self.read(namespace, entry)
         if read.value is not None:
             return Fetched(read.value, Source.HIT)
@@ -284,6 +329,25 @@ class CacheClient:
                 generation_key(namespace), fresh, nx=True, get=True, px=ttl_ms
             )
         return current if isinstance(current, bytes) else fresh
+
+
+class _LoadOnce:
+    """A caller's loader, called at most once: after an outage, `fetch` serves the value it
+    already loaded instead of loading again; a loader that raised is never called again."""
+
+    def __init__(self, load: Callable[[], Awaitable[bytes]]) -> None:
+        self._load = load
+        self._value: bytes | None = None
+        self.failed = False
+
+    async def __call__(self) -> bytes:
+        if self._value is None:
+            try:
+                self._value = await self._load()
+            except BaseException:
+                self.failed = True
+                raise
+        return self._value
 
 
 def _require_client_layout(namespace: BoundNamespace) -> None:
