@@ -18,13 +18,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from contracts import KafkaConnection
 from contracts.catalogue import BoundNamespace
 from contracts.events import HEADER_EVENT_ID
 from contracts.layout import generation_key
 from invalidator.deadletter import HEADER_GROUP
+from invalidator.offsets import partitions_of
 from producers import RedisClient
 
 LONG = os.environ.get("INVALIDATOR_FAULTS", "short") == "long"
@@ -91,14 +92,7 @@ async def dead_lettered_ids(
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            await consumer.client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
+        partitions = await partitions_of(consumer, [topic])
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

@@ -8,15 +8,14 @@ is purged in the region, none is dead-lettered, and the group ends committed at 
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-from contracts.catalogue import BoundNamespace
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE, ORDER, OrderCreated
+from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.offsets import start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
+from tests.faults.order_stream import OrderStream
 from tests.integration.kafka_tools import caught_up
 
 EVENTS = 600
@@ -30,18 +29,8 @@ async def test_members_joining_and_leaving_mid_stream_lose_no_event(
 ) -> None:
     group = settings.group_id("eu")
     await start_at_log_end(settings.kafka, group, CATALOGUE.topics())
-    run = uuid.uuid4().hex[:8]
-    published: dict[str, BoundNamespace] = {}
-
-    async def publish_all() -> None:
-        for i in range(EVENTS):
-            envelope = await publisher.publish(
-                OrderCreated(order_id=f"o-{run}-{i}", company_id=f"c-{run}", total_cents=i),
-                tenant="acme",
-                aggregate_version=1,
-            )
-            published[str(envelope.event_id)] = ORDER.bind(order_id=f"o-{run}-{i}")
-            await asyncio.sleep(PACE_S)  # pacing the stream, not synchronisation
+    stream = OrderStream(publisher, events=EVENTS, pace_s=PACE_S)
+    published = stream.published
 
     first = Invalidator(settings, region="eu", catalogue=CATALOGUE)
     second = Invalidator(settings, region="eu", catalogue=CATALOGUE)
@@ -50,15 +39,13 @@ async def test_members_joining_and_leaving_mid_stream_lose_no_event(
     publishing: asyncio.Task[None] | None = None
     try:
         await asyncio.wait_for(first.assigned.wait(), timeout=60)
-        publishing = asyncio.create_task(publish_all())
-
-        async def published_at_least(count: int) -> bool:
-            return len(published) >= count
-
-        await wait_until(lambda: published_at_least(EVENTS // 4), within=60, what="a quarter")
+        publishing = asyncio.create_task(stream.run())
+        await wait_until(
+            lambda: stream.published_at_least(EVENTS // 4), within=60, what="a quarter"
+        )
         second_run = asyncio.create_task(second.run())  # joins: partitions move to it
         await asyncio.wait_for(second.assigned.wait(), timeout=60)
-        await wait_until(lambda: published_at_least(EVENTS // 2), within=60, what="a half")
+        await wait_until(lambda: stream.published_at_least(EVENTS // 2), within=60, what="a half")
         first.stop()  # leaves: its partitions are revoked, committed, and move back
         await asyncio.wait_for(first_run, timeout=60)
         await asyncio.wait_for(publishing, timeout=120)

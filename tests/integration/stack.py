@@ -37,3 +37,28 @@ def ensure_stack() -> dict[str, str]:
         raise StackUnavailableError(f"{STACK_SCRIPT} up printed no {', '.join(missing)}")
     os.environ.update(endpoints)
     return endpoints
+
+
+def stack_dir() -> Path:
+    """Where the local stack keeps its data, logs and pid files (`STACK_DIR`, as stack.sh)."""
+    return Path(os.environ.get("STACK_DIR", REPO / ".stack"))
+
+
+def local_redis_pid(name: str) -> int:
+    """The pid of the local stack's Redis `name` (`eu`, `us-<port>`).
+
+    Fault tests that stop or freeze a server need the local stack; with endpoints given in the
+    environment they fail here, naming the file they looked for.
+    """
+    pid_file = stack_dir() / "run" / f"redis-{name}.pid"
+    if not pid_file.is_file():
+        raise StackUnavailableError(
+            f"{pid_file} not found: this test freezes or restarts the local stack's redis-{name}"
+            f" (unset {' and '.join(ENDPOINT_VARIABLES)} to let the tests start it)"
+        )
+    return int(pid_file.read_text().strip())
+
+
+def local_redis_config(name: str) -> Path:
+    """The redis.conf stack.sh started the local stack's Redis `name` with."""
+    return stack_dir() / "redis" / name / "redis.conf"
