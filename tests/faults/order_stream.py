@@ -22,15 +22,21 @@ class OrderStream:
         self.events = events
         self.pace_s = pace_s
         self.run_id = uuid.uuid4().hex[:8]
+        self.company_id = f"c-{self.run_id}"
+        """The company every order belongs to: each event purges its orders page too."""
         self.published: dict[str, BoundNamespace] = {}
         """Event id -> the namespace its event purges, in publishing order."""
+        self.writes = 0
+        """How many writes are committed: counted before each event is published, as a service
+        commits its write before publishing (the version a reader's source of truth shows)."""
 
     async def run(self) -> None:
         """Publish every event (each acknowledged before the next)."""
         for i in range(self.events):
-            order_id = f"o-{self.run_id}-{i}"
+            order_id = self.order_id(i)
+            self.writes += 1
             envelope = await self.publisher.publish(
-                OrderCreated(order_id=order_id, company_id=f"c-{self.run_id}", total_cents=i),
+                OrderCreated(order_id=order_id, company_id=self.company_id, total_cents=i),
                 tenant="acme",
                 aggregate_version=1,
             )
@@ -40,3 +46,7 @@ class OrderStream:
     async def published_at_least(self, count: int) -> bool:
         """Whether `count` events are published (a `wait_until` condition)."""
         return len(self.published) >= count
+
+    def order_id(self, index: int) -> str:
+        """The order the `index`-th event (from 0) creates."""
+        return f"o-{self.run_id}-{index}"
