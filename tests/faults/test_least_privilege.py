@@ -1,0 +1,111 @@
+"""The invalidator and CacheClient work with the least-privilege Redis users of
+`deploy/redis-acl.conf`, on a Redis whose default user is disabled, and can do nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from redis.exceptions import NoPermissionError
+
+from contracts import RedisTarget
+from contracts.layout import entry_key, generation_key
+from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
+from invalidator import Invalidator, InvalidatorSettings
+from invalidator.offsets import start_at_log_end
+from producers import CacheClient, EventPublisher, Source, connect_redis
+from tests.conftest import wait_until
+from tests.integration.redis_server import RedisServer
+from tests.integration.stack import REPO
+
+ACL_FILE = REPO / "deploy" / "redis-acl.conf"
+PASSWORDS = {"invalidator": "inv-" + uuid.uuid4().hex, "cache": "cache-" + uuid.uuid4().hex}
+ADMIN = ("admin", "admin-" + uuid.uuid4().hex)
+
+
+def acl_config() -> str:
+    """The users of deploy/redis-acl.conf with passwords, an admin, and no default user."""
+    lines = ["user default off", f"user {ADMIN[0]} on >{ADMIN[1]} ~* &* +@all"]
+    for line in ACL_FILE.read_text().splitlines():
+        if line.startswith("user "):
+            name = line.split()[1]
+            lines.append(line.replace(" on ", f" on >{PASSWORDS[name]} ", 1))
+    assert len(lines) == 2 + len(PASSWORDS), f"{ACL_FILE} lacks a user of {sorted(PASSWORDS)}"
+    return "\n".join(lines)
+
+
+def target_as(server: RedisServer, user: str) -> RedisTarget:
+    """A target on `server` logged in as one of the least-privilege users."""
+    return RedisTarget(
+        name=f"acl-{user}", url=server.url, username=user, password=SecretStr(PASSWORDS[user])
+    )
+
+
+@pytest.fixture
+async def acl_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A standalone Redis with the least-privilege users."""
+    server = RedisServer(tmp_path / "redis", config=acl_config())
+    await server.start(admin=ADMIN)
+    yield server
+    await server.stop()
+
+
+async def test_invalidator_and_cache_work_with_least_privilege_users(
+    settings: InvalidatorSettings, publisher: EventPublisher, acl_server: RedisServer
+) -> None:
+    settings = settings.model_copy(
+        update={"regions": {"eu": [target_as(acl_server, "invalidator")]}}
+    )
+    cache_client = connect_redis(target_as(acl_server, "cache"))
+    cache = CacheClient(cache_client)
+    invalidator_client = connect_redis(target_as(acl_server, "invalidator"))
+    company = f"c-{uuid.uuid4().hex[:8]}"
+    page = COMPANY_ORDERS.bind(company_id=company)
+    version = b"v1"
+
+    async def load() -> bytes:
+        return version
+
+    await start_at_log_end(settings.kafka, settings.group_id("eu"), CATALOGUE.topics())
+    invalidator = Invalidator(settings, region="eu", catalogue=CATALOGUE)
+    running = asyncio.create_task(invalidator.run())
+    try:
+        await asyncio.wait_for(invalidator.assigned.wait(), timeout=60)
+        assert (await cache.fetch(page, "page:1", load)).source is Source.LOADED
+        hit = await cache.fetch(page, "page:1", load)
+        assert (hit.value, hit.source) == (b"v1", Source.HIT)
+        generation_before = await cache_client.get(generation_key(page))
+
+        version = b"v2"
+        await publisher.publish(
+            OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
+            tenant="acme",
+            aggregate_version=1,
+        )
+
+        async def purged() -> bool:
+            return await cache_client.get(generation_key(page)) != generation_before
+
+        await wait_until(purged, within=60, what="the purge by the invalidator user")
+        fetched = await cache.fetch(page, "page:1", load)
+        assert (fetched.value, fetched.source) == (b"v2", Source.LOADED)
+        assert invalidator.stats.purge_retries == 0
+
+        with pytest.raises(NoPermissionError):
+            await invalidator_client.get(entry_key(page, "page:1"))  # cannot read values
+        for client in (invalidator_client, cache_client):
+            with pytest.raises(NoPermissionError):
+                await client.flushall()
+            with pytest.raises(NoPermissionError):
+                await client.set("not-a-cache-key", b"x")
+            with pytest.raises(NoPermissionError):
+                await client.config_get("*")
+    finally:
+        invalidator.stop()
+        await asyncio.wait_for(running, timeout=60)
+        await cache_client.aclose()
+        await invalidator_client.aclose()
