@@ -16,7 +16,7 @@ from contracts.ids import is_valid_id
 class TlsSettings(BaseModel):
     """TLS for a Kafka or Redis connection."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     ca_file: str | None = None
     cert_file: str | None = None
@@ -35,7 +35,7 @@ class TlsSettings(BaseModel):
 class KafkaConnection(BaseModel):
     """How to reach the Kafka cluster."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:19092", description="host:port[,host:port...] of the brokers"
@@ -75,7 +75,7 @@ class KafkaConnection(BaseModel):
 class RedisTarget(BaseModel):
     """One Redis deployment of a region: a standalone server or a Redis Cluster."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     name: str = Field(description="a short name for logs and metrics, e.g. eu-main")
     url: str = Field(description="redis://host:port/db or rediss:// (no password in the URL)")
@@ -98,12 +98,14 @@ class RedisTarget(BaseModel):
     @field_validator("url")
     @classmethod
     def _url_without_secret(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://")):
-            raise ValueError(f"{value!r} must start with redis:// or rediss://")
+        # Checked first, and the URL is never echoed: it may carry a password.
         if "@" in value:
             raise ValueError(
                 "put credentials in username/password, not in the URL (keeps them out of logs)"
             )
+        if not value.startswith(("redis://", "rediss://")):
+            scheme = value.partition("://")[0] if "://" in value else "no scheme"
+            raise ValueError(f"must start with redis:// or rediss:// (got {scheme!r})")
         return value
 
     def client_kwargs(self) -> dict[str, Any]:

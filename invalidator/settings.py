@@ -28,7 +28,10 @@ class InvalidatorSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="INVALIDATOR_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="INVALIDATOR_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        hide_input_in_errors=True,  # inputs may carry passwords
     )
 
     kafka: KafkaConnection = Field(default_factory=KafkaConnection)
