@@ -12,6 +12,7 @@ import argparse
 from invalidator.offsets_commands import offsets_rewind, offsets_show
 from invalidator.replay_commands import purge, replay
 from invalidator.settings import InvalidatorSettings
+from invalidator.window import add_window_options
 
 
 def _catalogue_option(parser: argparse.ArgumentParser) -> None:
@@ -48,15 +49,8 @@ def add_operator_commands(commands: argparse._SubParsersAction[argparse.Argument
         "replay", help="purge what a window of events purged, group untouched"
     )
     replay.add_argument("--region", required=True)
-    window = replay.add_mutually_exclusive_group(required=True)
-    window.add_argument("--from", dest="start", metavar="WHEN", help="a time or a duration ago")
-    window.add_argument("--from-offset", type=int, metavar="N")
-    replay.add_argument(
-        "--to", dest="end", metavar="WHEN", help="a time or a duration ago (default: now)"
-    )
-    replay.add_argument("--to-offset", type=int, metavar="N", help="stop before this offset")
+    add_window_options(replay, required=True)
     replay.add_argument("--topic", help="one topic of the catalogue (default: all)")
-    replay.add_argument("--partitions", help="e.g. 0,1,5 (default: all)")
     replay.add_argument("--dry-run", action="store_true", help="print what would be purged")
     _catalogue_option(replay)
 

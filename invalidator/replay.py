@@ -11,13 +11,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from contracts.catalogue import BoundNamespace, Catalogue
 from contracts.connections import KafkaConnection
 from contracts.decoding import Rejected
 from invalidator.planner import grouped, purge_plan
 from invalidator.targets import RegionTargets
+from invalidator.window import Window, read_window, window_size
 
 Progress = Callable[[str, int, int], None]
 """Called with (phase, done, total) as a replay reads and purges."""
@@ -38,7 +37,7 @@ class ReplayPlan:
 async def plan_window(
     kafka: KafkaConnection,
     catalogue: Catalogue,
-    window: dict[TopicPartition, tuple[int, int]],
+    window: Window,
     *,
     progress: Progress | None = None,
 ) -> ReplayPlan:
@@ -48,44 +47,22 @@ async def plan_window(
     progress: told ("read", records read, records in the window).
     """
     plan = ReplayPlan()
-    todo = {tp: bounds for tp, bounds in window.items() if bounds[1] > bounds[0]}
-    total = sum(end - start for start, end in todo.values())
-    if not todo:
-        return plan
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
-    await consumer.start()
-    try:
-        consumer.assign(list(todo))
-        for tp, (start, _) in todo.items():
-            consumer.seek(tp, start)
-        while todo:
-            batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=5000)
-            decoded = []
-            for tp, records in batch.items():
-                end = todo[tp][1]
-                for record in records:
-                    if record.offset >= end:
-                        break
-                    plan.records += 1
-                    outcome = catalogue.schemas.decode(record.value, record.headers)
-                    if isinstance(outcome, Rejected):
-                        plan.rejected[outcome.reason.value] += 1
-                    else:
-                        decoded.append((record.offset, outcome))
-            for tp in list(todo):
-                # The position, not the last record, says when a partition is done: offsets
-                # can have gaps (transaction markers, compaction).
-                if await consumer.position(tp) >= todo[tp][1]:
-                    del todo[tp]
-                    consumer.pause(tp)
-            batch_plan = purge_plan(decoded, catalogue)
-            plan.events += batch_plan.planned
-            plan.rejected["unplannable"] += len(batch_plan.unplannable)
-            plan.namespaces.update(dict.fromkeys(batch_plan.namespaces))
-            if progress is not None:
-                progress("read", plan.records, total)
-    finally:
-        await consumer.stop()
+    total = window_size(window)
+    async for records in read_window(kafka, window):
+        decoded = []
+        for record in records:
+            plan.records += 1
+            outcome = catalogue.schemas.decode(record.value, record.headers)
+            if isinstance(outcome, Rejected):
+                plan.rejected[outcome.reason.value] += 1
+            else:
+                decoded.append((record.offset, outcome))
+        batch_plan = purge_plan(decoded, catalogue)
+        plan.events += batch_plan.planned
+        plan.rejected["unplannable"] += len(batch_plan.unplannable)
+        plan.namespaces.update(dict.fromkeys(batch_plan.namespaces))
+        if progress is not None:
+            progress("read", plan.records, total)
     plan.rejected = +plan.rejected  # drop zero counts
     return plan
 

@@ -8,40 +8,25 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import TopicPartition
-
 from contracts.catalogue import BoundNamespace, Catalogue, PurgeStrategy
 from contracts.layout import index_key
 from invalidator.console import EXIT_OK, EXIT_REFUSED, ProgressBar, emit
-from invalidator.offsets import log_bounds, offsets_at
+from invalidator.offsets import log_bounds
 from invalidator.offsets_commands import select_partitions, topics_of
 from invalidator.planner import grouped
 from invalidator.replay import plan_window, purge_planned
-from invalidator.rewind import OperatorInputError, parse_partitions, parse_when
+from invalidator.rewind import OperatorInputError, parse_partitions
 from invalidator.settings import InvalidatorSettings
 from invalidator.targets import RegionTargets
+from invalidator.window import Window, window_of
 
 
 async def _window(
     args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
-) -> dict[TopicPartition, tuple[int, int]]:
+) -> Window:
     bounds = await log_bounds(settings.kafka, topics_of(catalogue, args.topic))
     partitions = select_partitions(sorted(bounds), parse_partitions(args.partitions))
-    if args.from_offset is not None:
-        starts = dict.fromkeys(partitions, args.from_offset)
-    else:
-        start = parse_when(args.start, option="--from")
-        found = await offsets_at(settings.kafka, partitions, int(start.timestamp() * 1000))
-        starts = {tp: bounds[tp][1] if o is None else o for tp, o in found.items()}
-    if args.to_offset is not None:
-        ends = dict.fromkeys(partitions, args.to_offset)
-    elif args.end is not None:
-        end = parse_when(args.end, option="--to")
-        found = await offsets_at(settings.kafka, partitions, int(end.timestamp() * 1000))
-        ends = {tp: bounds[tp][1] if o is None else o for tp, o in found.items()}
-    else:
-        ends = {tp: bounds[tp][1] for tp in partitions}
-    return {tp: (max(starts[tp], bounds[tp][0]), min(ends[tp], bounds[tp][1])) for tp in partitions}
+    return await window_of(args, settings.kafka, bounds, partitions)
 
 
 async def replay(

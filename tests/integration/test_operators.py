@@ -16,7 +16,7 @@ from contracts import Event, EventEnvelope
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings, purge_plan
-from invalidator import replay as replay_module
+from invalidator import window as window_module
 from invalidator.cli import main
 from invalidator.offsets import (
     commit_group_offsets,
@@ -234,7 +234,7 @@ async def test_replay_purges_the_live_plan_of_the_window_and_leaves_the_group_al
             commits.append(offsets)
             await super().commit(offsets)
 
-    monkeypatch.setattr(replay_module, "AIOKafkaConsumer", Watched)
+    monkeypatch.setattr(window_module, "AIOKafkaConsumer", Watched)
     status, done = await cli("replay", "--region", "eu", "--from", window_start.isoformat())
     assert status == 0 and done["namespaces"] == len(live_keys) < len(envelopes) * 3
     after = {ns: await eu.get(generation_key(ns)) for ns in live.namespaces}

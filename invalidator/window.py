@@ -1,0 +1,111 @@
+"""A window of a topic's log: the offsets an operator's --from/--to select, and reading them.
+
+`replay` (event topics) and `dead-letters` (the dead-letter topic) express positions the same
+way: a time or a duration ago (`--from`, `--to`), or an offset (`--from-offset`, `--to-offset`),
+clamped to each partition's log.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from contracts.connections import KafkaConnection
+from invalidator.offsets import offsets_at
+from invalidator.rewind import parse_when
+
+Window = dict[TopicPartition, tuple[int, int]]
+"""Per partition, the first offset to read and the offset to stop before."""
+
+
+def add_window_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """Add --from/--from-offset (one of them, when `required`) and --to/--to-offset."""
+    start = parser.add_mutually_exclusive_group(required=required)
+    start.add_argument("--from", dest="start", metavar="WHEN", help="a time or a duration ago")
+    start.add_argument("--from-offset", type=int, metavar="N")
+    parser.add_argument(
+        "--to", dest="end", metavar="WHEN", help="a time or a duration ago (default: now)"
+    )
+    parser.add_argument("--to-offset", type=int, metavar="N", help="stop before this offset")
+    parser.add_argument("--partitions", help="e.g. 0,1,5 (default: all)")
+
+
+async def window_of(
+    args: argparse.Namespace,
+    kafka: KafkaConnection,
+    bounds: dict[TopicPartition, tuple[int, int]],
+    partitions: list[TopicPartition],
+) -> Window:
+    """The window the options of `add_window_options` select on `partitions`.
+
+    args: the parsed options (no --from or --from-offset: from the log start).
+    bounds: (log start, log end) of every partition.
+    partitions: the partitions to read.
+    """
+    if args.from_offset is not None:
+        starts = dict.fromkeys(partitions, args.from_offset)
+    elif args.start is not None:
+        starts = await _offsets_at_time(kafka, args.start, "--from", bounds, partitions)
+    else:
+        starts = {tp: bounds[tp][0] for tp in partitions}
+    if args.to_offset is not None:
+        ends = dict.fromkeys(partitions, args.to_offset)
+    elif args.end is not None:
+        ends = await _offsets_at_time(kafka, args.end, "--to", bounds, partitions)
+    else:
+        ends = {tp: bounds[tp][1] for tp in partitions}
+    return {tp: (max(starts[tp], bounds[tp][0]), min(ends[tp], bounds[tp][1])) for tp in partitions}
+
+
+async def _offsets_at_time(
+    kafka: KafkaConnection,
+    when: str,
+    option: str,
+    bounds: dict[TopicPartition, tuple[int, int]],
+    partitions: list[TopicPartition],
+) -> dict[TopicPartition, int]:
+    moment = parse_when(when, option=option)
+    found = await offsets_at(kafka, partitions, int(moment.timestamp() * 1000))
+    return {tp: bounds[tp][1] if offset is None else offset for tp, offset in found.items()}
+
+
+def window_size(window: Window) -> int:
+    """How many offsets the window spans."""
+    return sum(max(0, end - start) for start, end in window.values())
+
+
+async def read_window(
+    kafka: KafkaConnection, window: Window
+) -> AsyncIterator[list[ConsumerRecord]]:
+    """Yield the records of `[start, end)` of every partition, a fetched batch at a time.
+
+    Reads outside every consumer group: no offset is committed anywhere.
+    """
+    todo = {tp: bounds for tp, bounds in window.items() if bounds[1] > bounds[0]}
+    if not todo:
+        return
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
+    await consumer.start()
+    try:
+        consumer.assign(list(todo))
+        for tp, (start, _) in todo.items():
+            consumer.seek(tp, start)
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=5000)
+            records = [
+                record
+                for tp, fetched in batch.items()
+                for record in fetched
+                if record.offset < todo[tp][1]
+            ]
+            for tp in list(todo):
+                # The position, not the last record, says when a partition is done: offsets
+                # can have gaps (transaction markers, compaction).
+                if await consumer.position(tp) >= todo[tp][1]:
+                    del todo[tp]
+                    consumer.pause(tp)
+            yield records
+    finally:
+        await consumer.stop()
