@@ -18,6 +18,7 @@ from contracts.errors import ContractError
 from invalidator.catalogue_commands import add_catalogue_commands, run_catalogue_command
 from invalidator.console import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
 from invalidator.consumer import Invalidator
+from invalidator.dead_letter_commands import add_dead_letter_commands, run_dead_letter_command
 from invalidator.offsets import UnknownTopicError
 from invalidator.operator_commands import add_operator_commands, run_operator_command
 from invalidator.rewind import OperatorInputError
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_catalogue_commands(commands)
     add_operator_commands(commands)
+    add_dead_letter_commands(commands)
     add_topics_commands(commands)
     return parser
 
@@ -89,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_catalogue_command(args, settings)
         if args.command in ("offsets", "replay", "purge"):
             return asyncio.run(run_operator_command(args, settings))
+        if args.command == "dead-letters":
+            return asyncio.run(run_dead_letter_command(args, settings))
         if args.command == "topics":
             return asyncio.run(run_topics_command(args, settings, settings.load_catalogue()))
         invalidator = Invalidator(settings, region=args.region)

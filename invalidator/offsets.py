@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
 from aiokafka.protocol.commit import OffsetFetchRequest
@@ -127,21 +127,39 @@ async def record_timestamps(
     kafka: KafkaConnection, offsets: dict[TopicPartition, int]
 ) -> dict[TopicPartition, int | None]:
     """The timestamp (ms) of the record at each offset, None where there is none to read."""
-    stamps: dict[TopicPartition, int | None] = dict.fromkeys(offsets)
-    readable = {tp: offset for tp, offset in offsets.items() if offset >= 0}
+    found = await records_at(kafka, list(offsets.items()))
+    return {
+        tp: None if (record := found.get((tp, offset))) is None else record.timestamp
+        for tp, offset in offsets.items()
+    }
+
+
+async def records_at(
+    kafka: KafkaConnection, positions: list[tuple[TopicPartition, int]]
+) -> dict[tuple[TopicPartition, int], ConsumerRecord[bytes, bytes] | None]:
+    """The record read at each (partition, offset): None past the log end or when none came.
+
+    Retention or compaction may have removed the record asked for, and another one is read
+    instead (or none): compare the record's offset with the one asked for.
+    """
+    records: dict[tuple[TopicPartition, int], ConsumerRecord[bytes, bytes] | None] = dict.fromkeys(
+        positions
+    )
+    readable = [(tp, offset) for tp, offset in positions if offset >= 0]
     if not readable:
-        return stamps
+        return records
     async with _consumer(kafka) as consumer:
-        consumer.assign(list(readable))
-        ends = await consumer.end_offsets(list(readable))
-        for tp, offset in readable.items():
+        partitions = sorted({tp for tp, _ in readable})
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp, offset in readable:
             if offset >= ends[tp]:
                 continue
             consumer.seek(tp, offset)
             batch = await consumer.getmany(tp, timeout_ms=5000, max_records=1)
-            records = batch.get(tp, [])
-            stamps[tp] = records[0].timestamp if records else None
-    return stamps
+            fetched = batch.get(tp, [])
+            records[(tp, offset)] = fetched[0] if fetched else None
+    return records
 
 
 async def _fetch_committed(admin: AIOKafkaAdminClient, group_id: str) -> dict[TopicPartition, int]:
