@@ -2,6 +2,7 @@
 
 from tests.integration.conftest import (  # noqa: F401  (fixtures)
     caches,
+    cli,
     publisher,
     redis_clients,
     settings,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from contracts import Catalogue
 from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
+from invalidator.cli import main
 from invalidator.offsets import start_at_log_end
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
 from tests.integration.stack import ensure_stack
@@ -86,3 +89,25 @@ async def invalidators(settings: InvalidatorSettings) -> AsyncIterator[dict[str,
     """Both regions' invalidators on the example catalogue."""
     async with running_invalidators(settings, CATALOGUE) as running:
         yield running
+
+
+Cli = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
+"""`invalidator <args> --json` run in-process: (exit status, the JSON it printed)."""
+
+
+@pytest.fixture
+def cli(
+    settings: InvalidatorSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Cli:
+    """Run `invalidator <args> --json` as an operator would, with this test's groups."""
+    monkeypatch.setenv("INVALIDATOR_GROUP_PREFIX", settings.group_prefix)
+
+    async def run(*args: str) -> tuple[int, dict[str, Any]]:
+        capsys.readouterr()
+        status = await asyncio.to_thread(main, [*args, "--json"])
+        out = capsys.readouterr().out
+        return status, (json.loads(out) if out.strip() else {})
+
+    return run

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,29 +25,10 @@ from invalidator.offsets import (
 )
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
-from tests.integration.conftest import running_invalidators
+from tests.integration.conftest import Cli, running_invalidators
 from tests.integration.kafka_tools import caught_up
 
-Cli = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
 REWIND_EU = ("offsets", "rewind", "--region", "eu")
-
-
-@pytest.fixture
-def cli(
-    settings: InvalidatorSettings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Cli:
-    """Run `invalidator <args> --json` as an operator would, with this test's groups."""
-    monkeypatch.setenv("INVALIDATOR_GROUP_PREFIX", settings.group_prefix)
-
-    async def run(*args: str) -> tuple[int, dict[str, Any]]:
-        capsys.readouterr()
-        status = await asyncio.to_thread(main, [*args, "--json"])
-        out = capsys.readouterr().out
-        return status, (json.loads(out) if out.strip() else {})
-
-    return run
 
 
 async def _publish(publisher: EventPublisher, run: str, count: int) -> list[EventEnvelope]:
