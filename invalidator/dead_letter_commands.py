@@ -263,6 +263,9 @@ def _redrive_row(item: _Outgoing, catalogue: Catalogue) -> dict[str, Any]:
     original = item.original
     return {
         "source": str(original.source),
+        "topic": original.source.topic,
+        "partition": original.source.partition,
+        "offset": original.source.offset,
         "reasons": original.reasons,
         "groups": original.groups,
         "form": "reference" if original.carrier.by_reference else "whole",
