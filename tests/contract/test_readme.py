@@ -1,4 +1,5 @@
-"""The README stays true to the code: every module in the layout, every setting in the table."""
+"""The README stays true to the code: every module in the layout, every setting in the table,
+the dead-letter headers as the code documents them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import fnmatch
 import re
 from pathlib import Path
 
+from invalidator.deadletter import HEADERS_DOC
 from invalidator.settings import InvalidatorSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,3 +45,10 @@ def test_make_unit_runs_every_test_that_needs_no_service() -> None:
     makefile = (REPO / "Makefile").read_text()
     unit = makefile.split("\nunit:")[1].split("\n\n")[0]
     assert "tests/unit" in unit and "tests/contract" in unit
+
+
+def test_the_dead_letter_headers_table_is_the_one_the_code_documents() -> None:
+    rows = "\n".join(f"| `{name}` | {holds} |" for name, holds in HEADERS_DOC.items())
+    expected = f"| header | holds |\n|---|---|\n{rows}"
+    shown = README.split("<!-- dead-letter-headers:begin -->\n")[1].split("\n<!--")[0]
+    assert shown == expected, f"README's dead-letter headers table should read:\n{expected}"
