@@ -3,6 +3,7 @@
 from tests.integration.conftest import (  # noqa: F401  (fixtures)
     caches,
     cli,
+    invalidators,
     publisher,
     redis_clients,
     settings,
