@@ -64,13 +64,17 @@ async def publisher(settings: InvalidatorSettings) -> AsyncIterator[EventPublish
 
 @contextlib.asynccontextmanager
 async def running_invalidators(
-    settings: InvalidatorSettings, catalogue: Catalogue
+    settings: InvalidatorSettings, catalogue: Catalogue, *, from_log_end: bool = True
 ) -> AsyncIterator[dict[str, Invalidator]]:
-    """An invalidator per region, running in this process, its group starting at the log end."""
+    """An invalidator per region, running in this process.
+
+    from_log_end: start each group at the log end (False: where the group's offsets say).
+    """
     running: dict[str, Invalidator] = {}
     tasks = []
     for region in REGIONS:
-        await start_at_log_end(settings.kafka, settings.group_id(region), catalogue.topics())
+        if from_log_end:
+            await start_at_log_end(settings.kafka, settings.group_id(region), catalogue.topics())
         invalidator = Invalidator(settings, region=region, catalogue=catalogue)
         running[region] = invalidator
         tasks.append(asyncio.create_task(invalidator.run()))
