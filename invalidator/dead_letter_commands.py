@@ -134,7 +134,7 @@ def _described(original: Original) -> dict[str, Any]:
         "reasons": original.reasons,
         "detail": letter.detail,
         "groups": original.groups,
-        "form": "reference" if letter.by_reference else "whole",
+        "form": letter.form,
         "size": size,
         "event_type": letter.event_type,
         "event_id": letter.event_id,
@@ -268,7 +268,7 @@ def _redrive_row(item: _Outgoing, catalogue: Catalogue) -> dict[str, Any]:
         "offset": original.source.offset,
         "reasons": original.reasons,
         "groups": original.groups,
-        "form": "reference" if original.carrier.by_reference else "whole",
+        "form": original.carrier.form,
         "decodes_now": None if item.gone else _decodes_now(item, catalogue),
         "note": "no longer in the source log (retention)" if item.gone else "",
     }

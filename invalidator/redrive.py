@@ -15,11 +15,15 @@ from aiokafka import ConsumerRecord
 
 from contracts.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from invalidator.deadletter import (
+    FORM_REFERENCE,
+    FORM_WHOLE,
     HEADER_DETAIL,
+    HEADER_FORM,
     HEADER_GROUP,
     HEADER_OFFSET,
     HEADER_PARTITION,
     HEADER_REASON,
+    HEADER_SIZE,
     HEADER_TOPIC,
 )
 
@@ -59,6 +63,11 @@ class DeadLetter:
     """Its own partition and offset on the dead-letter topic."""
     timestamp_ms: int
     """When it was dead-lettered."""
+
+    @property
+    def form(self) -> str:
+        """`whole` or `reference`, as the `dlq-form` header says."""
+        return FORM_REFERENCE if self.by_reference else FORM_WHOLE
 
     @property
     def event_type(self) -> str | None:
@@ -105,10 +114,8 @@ def read_dead_letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter | None:
 
 
 def _form_and_size(ours: dict[str, str]) -> tuple[bool, int | None]:
-    # The headers of a letter too large to forward whole: `dlq-form` is `whole` or `reference`
-    # (the value is not carried), `dlq-size` the original value's size as decimal text.
-    by_reference = ours.get("dlq-form") == "reference"
-    size_text = ours.get("dlq-size")
+    by_reference = ours.get(HEADER_FORM) == FORM_REFERENCE
+    size_text = ours.get(HEADER_SIZE)
     size = int(size_text) if size_text is not None and size_text.isdigit() else None
     return by_reference, size
 

@@ -62,8 +62,9 @@ def test_a_reference_letter_carries_no_value_and_says_the_original_size() -> Non
     letter = read_dead_letter(record)
     assert letter is not None
     assert (letter.by_reference, letter.size, letter.value) == (True, 1048450, None)
+    assert letter.form == "reference"
     whole = read_dead_letter(_letter(offset=3, group="g", extra=(("dlq-form", b"whole"),)))
-    assert whole is not None and not whole.by_reference
+    assert whole is not None and (whole.by_reference, whole.form) == (False, "whole")
 
 
 def test_records_without_a_source_position_are_not_dead_letters() -> None:
