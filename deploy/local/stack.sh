@@ -2,7 +2,7 @@
 # Local dev stack without Docker:
 #   kafka     Apache Kafka (real broker, KRaft combined broker+controller, single node)
 #   redis-eu  standalone Redis        (region "eu")
-#   redis-us  3-master Redis Cluster  (region "us")
+#   redis-us  Redis Cluster of 3 masters + 3 replicas  (region "us")
 #
 # Usage: deploy/local/stack.sh up|down [--purge]|status|logs [-f] [kafka|redis-eu|redis-us]|env
 # `up` is idempotent and prints the `export ...` lines on stdout (progress goes to stderr), so
@@ -46,9 +46,15 @@ POM="${SCRIPT_DIR}/pom.xml"
 for _port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT REDIS_US_PORT; do
   [[ "${!_port_var}" =~ ^[0-9]+$ ]] || { echo "stack.sh: error: ${_port_var} must be a port number, got '${!_port_var}'" >&2; exit 2; }
 done
-US_PORTS=("${REDIS_US_PORT}" "$((REDIS_US_PORT + 1))" "$((REDIS_US_PORT + 2))")
+# The us cluster: 3 masters and one replica each, on REDIS_US_PORT and the next five ports.
+US_NODES=6
+US_REPLICAS_PER_MASTER=1
+US_PORTS=()
+for (( _i = 0; _i < US_NODES; _i++ )); do US_PORTS+=("$((REDIS_US_PORT + _i))"); done
 # Redis Cluster nodes also listen on their client port + 10000 (the cluster bus).
-US_BUS_PORTS=("$((REDIS_US_PORT + 10000))" "$((REDIS_US_PORT + 10001))" "$((REDIS_US_PORT + 10002))")
+US_BUS_PORTS=()
+for _port in "${US_PORTS[@]}"; do US_BUS_PORTS+=("$((_port + 10000))"); done
+US_LAST_PORT="${US_PORTS[$((US_NODES - 1))]}"
 check_port_plan() {
   local name port seen=" " bus
   for name in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT; do
@@ -89,8 +95,9 @@ usage: $(basename "$0") <command>
   logs [-f] [kafka|redis-eu|redis-us]   tail the logs (-f: follow)
   env                print the export lines for the Python settings
 ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), REDIS_EU_PORT (16379),
-  REDIS_US_PORT (17001: the cluster uses it and the next two, and each node also listens on its
-  port + 10000 for the cluster bus, so 27001-27003 too; a second stack must avoid all of them)
+  REDIS_US_PORT (17001: the cluster of 3 masters + 3 replicas uses it and the next five, and
+  each node also listens on its port + 10000 for the cluster bus, so 27001-27006 too; a second
+  stack must avoid all of them)
 EOF
 }
 
@@ -126,7 +133,7 @@ take_lock() {
 print_env() {
   printf "export INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:%s\n" "${KAFKA_PORT}"
   printf "export INVALIDATOR_REGIONS='%s'\n" \
-    "{\"eu\":[{\"name\":\"eu-standalone\",\"url\":\"redis://127.0.0.1:${REDIS_EU_PORT}/0\",\"cluster\":false}],\"us\":[{\"name\":\"us-cluster\",\"url\":\"redis://127.0.0.1:${REDIS_US_PORT}\",\"cluster\":true}]}"
+    "{\"eu\":[{\"name\":\"eu-standalone\",\"url\":\"redis://127.0.0.1:${REDIS_EU_PORT}/0\",\"cluster\":false}],\"us\":[{\"name\":\"us-cluster\",\"url\":\"redis://127.0.0.1:${REDIS_US_PORT}\",\"cluster\":true,\"min_replicas_acked\":1,\"replicas_timeout_ms\":1000}]}"
 }
 
 # ---------------------------------------------------------------------------- kafka
@@ -397,12 +404,12 @@ EOF
 # A us node that is not running yet needs its bus port (client port + 10000) free.
 check_bus_ports_free() {
   local i
-  for i in 0 1 2; do
+  for i in "${!US_PORTS[@]}"; do
     if redis_ping "${US_PORTS[$i]}" && redis_is_ours "${US_PORTS[$i]}" "us-${US_PORTS[$i]}"; then
       continue
     fi
     if port_open "${US_BUS_PORTS[$i]}"; then
-      echo "stack.sh: error: redis-us node ${US_PORTS[$i]} needs its cluster bus port ${US_BUS_PORTS[$i]} (client port + 10000), which another process uses; set REDIS_US_PORT so that neither it, the next two ports, nor each + 10000 is taken" >&2
+      echo "stack.sh: error: redis-us node ${US_PORTS[$i]} needs its cluster bus port ${US_BUS_PORTS[$i]} (client port + 10000), which another process uses; set REDIS_US_PORT so that neither it, the next five ports, nor each + 10000 is taken" >&2
       exit 2
     fi
   done
@@ -418,26 +425,63 @@ cluster_known_nodes() {
   rcli "$1" cluster info | tr -d '\r' | awk -F: '$1 == "cluster_known_nodes" { print $2 }'
 }
 
+# Role summary of a us node: "master <connected replicas>" or "replica <link status>".
+us_node_role() {
+  rcli "$1" info replication | tr -d '\r' | awk -F: '
+    $1 == "role" { role = ($2 == "slave") ? "replica" : $2 }
+    $1 == "connected_slaves" { replicas = $2 }
+    $1 == "master_link_status" { link = $2 }
+    END { if (role == "master") print "master", replicas; else if (role != "") print role, link }'
+}
+
+# True when every us node is cluster_state:ok, each master has its replica(s) connected and
+# each replica's link to its master is up (WAIT on a master then counts its replica).
+us_cluster_complete() {
+  local port role masters=0 replicas=0
+  for port in "${US_PORTS[@]}"; do
+    cluster_ok "${port}" || return 1
+    role="$(us_node_role "${port}")"
+    case "${role}" in
+      "master ${US_REPLICAS_PER_MASTER}") masters=$((masters + 1)) ;;
+      "replica up") replicas=$((replicas + 1)) ;;
+      *) return 1 ;;
+    esac
+  done
+  (( masters * (US_REPLICAS_PER_MASTER + 1) == US_NODES && replicas + masters == US_NODES ))
+}
+
+# A us cluster created by an older stack.sh (3 masters, no replicas) is recreated from scratch:
+# its nodes.conf would keep the old membership. The cache data is disposable.
+reset_outdated_us_cluster() {
+  local conf members port
+  conf="$(redis_dir "us-${REDIS_US_PORT}")/nodes.conf"
+  [[ -f "${conf}" ]] || return 0
+  members="$(grep -cv '^vars ' "${conf}" || true)"
+  (( members == US_NODES )) && return 0
+  log "redis-us: ${conf} knows ${members} nodes, not ${US_NODES}: recreating the cluster"
+  for port in "${US_PORTS[@]}"; do
+    stop_redis "us-${port}" "${port}"
+    rm -rf "$(redis_dir "us-${port}")"
+  done
+}
+
 ensure_us_cluster() {
-  local port all_ok=1 deadline addrs=() log_file
+  local port deadline addrs=() log_file
   log_file="$(redis_log "us-${REDIS_US_PORT}")"
-  for port in "${US_PORTS[@]}"; do cluster_ok "${port}" || all_ok=0; done
-  if (( all_ok )); then log "redis-us cluster ok"; return 0; fi
+  if us_cluster_complete; then log "redis-us cluster ok"; return 0; fi
   # Nodes that already know each other (nodes.conf kept across restarts) converge on their
   # own; only a never-joined first node means the cluster has to be created.
   if [[ "$(cluster_known_nodes "${REDIS_US_PORT}")" == "1" ]]; then
     for port in "${US_PORTS[@]}"; do addrs+=("127.0.0.1:${port}"); done
-    log "creating redis-us cluster ${addrs[*]}"
-    redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
-      >>"${log_file}" 2>&1 || die "redis-cli --cluster create failed; see ${log_file}"
+    log "creating redis-us cluster ${addrs[*]} (3 masters + 3 replicas)"
+    redis-cli --cluster create "${addrs[@]}" --cluster-replicas "${US_REPLICAS_PER_MASTER}" \
+      --cluster-yes >>"${log_file}" 2>&1 || die "redis-cli --cluster create failed; see ${log_file}"
   fi
   deadline=$(( $(now) + REDIS_TIMEOUT ))
-  for port in "${US_PORTS[@]}"; do
-    until cluster_ok "${port}"; do
-      (( $(now) < deadline )) \
-        || die "redis-us node ${port} not cluster_state:ok within ${REDIS_TIMEOUT}s; see $(redis_log "us-${port}")"
-      sleep 0.2
-    done
+  until us_cluster_complete; do
+    (( $(now) < deadline )) \
+      || die "redis-us: not every node cluster_state:ok with each master's replica linked within ${REDIS_TIMEOUT}s; see ${LOG_DIR}/redis-us-*.log"
+    sleep 0.2
   done
   log "redis-us cluster ok"
 }
@@ -475,6 +519,7 @@ cmd_up() {
   # Kafka first: its JVM warms up in the background while Redis starts.
   start_kafka
   start_redis eu "${REDIS_EU_PORT}" no
+  reset_outdated_us_cluster
   for port in "${US_PORTS[@]}"; do start_redis "us-${port}" "${port}" yes; done
   ensure_us_cluster
   wait_kafka
@@ -527,11 +572,16 @@ cmd_status() {
     rc=1
   fi
   for port in "${US_PORTS[@]}"; do cluster_ok "${port}" || bad+=("${port}"); done
-  if (( ${#bad[@]} == 0 )); then
-    printf 'redis-us  up   127.0.0.1:%s-%s cluster_state:ok\n' "${US_PORTS[0]}" "${US_PORTS[2]}"
-  else
+  if (( ${#bad[@]} )); then
     printf 'redis-us  down 127.0.0.1:%s-%s (not ok: %s; logs: %s/redis-us-*.log)\n' \
-      "${US_PORTS[0]}" "${US_PORTS[2]}" "${bad[*]}" "${LOG_DIR}"
+      "${US_PORTS[0]}" "${US_LAST_PORT}" "${bad[*]}" "${LOG_DIR}"
+    rc=1
+  elif us_cluster_complete; then
+    printf 'redis-us  up   127.0.0.1:%s-%s cluster_state:ok, 3 masters + 3 replicas linked\n' \
+      "${US_PORTS[0]}" "${US_LAST_PORT}"
+  else
+    printf 'redis-us  DEGRADED 127.0.0.1:%s-%s cluster_state:ok, but a master lacks its replica\n' \
+      "${US_PORTS[0]}" "${US_LAST_PORT}"
     rc=1
   fi
   return "${rc}"

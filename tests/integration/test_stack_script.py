@@ -37,7 +37,7 @@ def test_a_bus_port_in_use_stops_up_before_anything_starts(tmp_path: Path) -> No
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         bus = taken.getsockname()[1]
-        with socket.socket() as free:  # three free client ports below it are very likely
+        with socket.socket() as free:  # six free client ports below it are very likely
             free.bind(("127.0.0.1", 0))
             spare = free.getsockname()[1]
         ports = {
