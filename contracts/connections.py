@@ -8,7 +8,7 @@ from __future__ import annotations
 import ssl
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from contracts.ids import is_valid_id
 
@@ -87,6 +87,18 @@ class RedisTarget(BaseModel):
     max_connections: int = Field(
         default=128, ge=1, description="connection pool size (per master for a Cluster)"
     )
+    min_replicas_acked: int = Field(
+        default=0,
+        ge=0,
+        description="replicas each master must have acknowledged a purge's writes to (WAIT)"
+        " before the purge counts as done; 0: the master's reply is enough",
+    )
+    replicas_timeout_ms: int = Field(
+        default=1000,
+        ge=1,
+        description="how long a purge waits for those replicas; fewer in time is a transient"
+        " failure, retried with backoff",
+    )
 
     @field_validator("name")
     @classmethod
@@ -107,6 +119,15 @@ class RedisTarget(BaseModel):
             scheme = value.partition("://")[0] if "://" in value else "no scheme"
             raise ValueError(f"must start with redis:// or rediss:// (got {scheme!r})")
         return value
+
+    @model_validator(mode="after")
+    def _wait_within_socket_timeout(self) -> RedisTarget:
+        if self.min_replicas_acked and self.replicas_timeout_ms >= self.socket_timeout_s * 1000:
+            raise ValueError(
+                f"replicas_timeout_ms={self.replicas_timeout_ms} must be below socket_timeout_s"
+                f" ({self.socket_timeout_s} s): a WAIT would otherwise end as a socket timeout"
+            )
+        return self
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for redis-py's `from_url` (standalone or Cluster)."""

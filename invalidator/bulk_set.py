@@ -7,6 +7,10 @@ key a script touches against the node's own slot table, so a key the node does n
 client's slot map is stale, or the slot is migrating and the key already left) is refused,
 never written on the wrong node; refused keys are set again by plain SETs that follow MOVED and
 ASK redirects. `tests/faults/test_reshard.py` proves it under a live reshard.
+
+With a `ReplicaAck`, each call is followed by WAIT on its own connection
+(`invalidator.replication`), and keys set through redirects are set again that way on the
+node that now serves them.
 """
 
 from __future__ import annotations
@@ -21,9 +25,16 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError, RedisError, ResponseError, SlotNotCoveredError
+from redis.exceptions import (
+    NoScriptError,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from contracts.layout import SET_EACH_LOCAL
+from invalidator.replication import ReplicaAck, ReplicasNotReachedError, execute_acknowledged
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +53,29 @@ class KeySetting:
     keys: Sequence[str]
 
 
-async def set_keys(client: Redis | RedisCluster, settings: Sequence[KeySetting]) -> int:
+async def set_keys(
+    client: Redis | RedisCluster,
+    settings: Sequence[KeySetting],
+    *,
+    ack: ReplicaAck | None = None,
+) -> int:
     """SET every key of every setting; returns how many calls went to Redis.
 
     client: a standalone or Cluster client.
     settings: the keys, grouped by value and time-to-live.
+    ack: replicas that must have every key before this returns (None: the master's reply).
     Raises a RedisError when a key could not be set (the purge is then retried whole).
     """
     if not isinstance(client, RedisCluster):
         calls = _calls(settings)
-        refused = await _gather([_set_on(client, call) for call in calls])
+        refused = await _gather([_set_on(client, call, ack=ack) for call in calls])
         if refused:
             raise ResponseError(f"SET refused for {len(refused)} keys, e.g. {refused[0][0]}")
         return len(calls)
     try:
-        calls_made, refused = await _set_by_node(client, settings)
+        calls_made, refused = await _set_by_node(client, settings, ack)
+    except ReplicasNotReachedError:
+        raise
     except RedisError as error:
         # The slot map may be stale (a failover, a reshard, a node gone): the pipeline below
         # refreshes it while it follows redirects.
@@ -70,13 +89,26 @@ async def set_keys(client: Redis | RedisCluster, settings: Sequence[KeySetting])
             pipeline.execute_command("SET", key, value, "PX", ttl_ms)
         await pipeline.execute()
         calls_made += 1
+        if ack is not None:
+            # A redirected SET was not followed by WAIT: set the keys again, acknowledged, on
+            # the nodes the refreshed slot map names.
+            again = [KeySetting(value, ttl_ms, [key]) for key, value, ttl_ms in refused]
+            more_calls, still_refused = await _set_by_node(client, again, ack)
+            calls_made += more_calls
+            if still_refused:
+                raise TryAgainError(
+                    f"{len(still_refused)} keys moved again while being acknowledged,"
+                    f" e.g. {still_refused[0][0]}"
+                )
     return calls_made
 
 
 Refused = list[tuple[str, bytes, int]]
 
 
-async def _set_by_node(client: RedisCluster, settings: Sequence[KeySetting]) -> tuple[int, Refused]:
+async def _set_by_node(
+    client: RedisCluster, settings: Sequence[KeySetting], ack: ReplicaAck | None
+) -> tuple[int, Refused]:
     await client.initialize()  # a no-op once the slot map is loaded
     slot_holders = client.nodes_manager.slots_cache  # slot -> [primary, replicas...]
     nodes: dict[str, ClusterNode] = {}
@@ -91,7 +123,7 @@ async def _set_by_node(client: RedisCluster, settings: Sequence[KeySetting]) -> 
             nodes[node.name] = node
             per_node.setdefault(node.name, {}).setdefault(group, []).append(key)
     calls = [
-        _set_on(client, call, node=nodes[name])
+        _set_on(client, call, node=nodes[name], ack=ack)
         for name, groups in per_node.items()
         for call in _calls([KeySetting(v, ttl, keys) for (v, ttl), keys in groups.items()])
     ]
@@ -115,18 +147,35 @@ def _calls(settings: Sequence[KeySetting]) -> list[list[KeySetting]]:
 
 
 async def _set_on(
-    client: Redis | RedisCluster, call: list[KeySetting], *, node: ClusterNode | None = None
+    client: Redis | RedisCluster,
+    call: list[KeySetting],
+    *,
+    node: ClusterNode | None = None,
+    ack: ReplicaAck | None = None,
 ) -> Refused:
     """One SET_EACH_LOCAL call (on `node` of a Cluster); returns the keys it refused."""
     arguments: list[Argument] = []
     for setting in call:
         arguments += (setting.value, setting.ttl_ms, "\n".join(setting.keys))
-    options = {} if node is None else {"target_nodes": node}
     try:
-        positions = await client.execute_command("EVALSHA", _SHA, 0, *arguments, **options)
+        positions = await _script(client, ("EVALSHA", _SHA, 0, *arguments), node, ack)
     except NoScriptError:
-        positions = await client.execute_command("EVAL", SET_EACH_LOCAL, 0, *arguments, **options)
+        positions = await _script(client, ("EVAL", SET_EACH_LOCAL, 0, *arguments), node, ack)
     return [_key_at(call, int(position)) for position in positions]
+
+
+async def _script(
+    client: Redis | RedisCluster,
+    command: tuple[Argument, ...],
+    node: ClusterNode | None,
+    ack: ReplicaAck | None,
+) -> Any:
+    """The script call's reply; with `ack`, once its writes reached the replicas."""
+    if ack is not None:
+        (reply,) = await execute_acknowledged(client, [command], ack, node=node)
+        return reply
+    options = {} if node is None else {"target_nodes": node}
+    return await client.execute_command(*command, **options)
 
 
 def _key_at(call: list[KeySetting], position: int) -> tuple[str, bytes, int]:

@@ -9,11 +9,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio.cluster import RedisCluster
 
 from contracts.catalogue import BoundNamespace, PurgeStrategy
 from contracts.layout import (
@@ -27,6 +26,7 @@ from contracts.layout import (
 )
 from invalidator.bulk_set import KeySetting, set_keys
 from invalidator.planner import NamespaceKeys, grouped
+from invalidator.replication import Command, ReplicaAck, execute_keyed_acknowledged
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,24 @@ def escape_glob(text: str) -> str:
 
 
 async def purge_namespaces(
-    client: Redis | RedisCluster, namespaces: Sequence[BoundNamespace]
+    client: Redis | RedisCluster,
+    namespaces: Sequence[BoundNamespace],
+    *,
+    ack: ReplicaAck | None = None,
 ) -> PurgeCost:
     """Purge concrete namespaces on one Redis target (see `purge_keys`)."""
-    return await purge_keys(client, grouped(namespaces))
+    return await purge_keys(client, grouped(namespaces), ack=ack)
 
 
-async def purge_keys(client: Redis | RedisCluster, by_namespace: NamespaceKeys) -> PurgeCost:
+async def purge_keys(
+    client: Redis | RedisCluster, by_namespace: NamespaceKeys, *, ack: ReplicaAck | None = None
+) -> PurgeCost:
     """Purge every namespace on one Redis target, each by its namespace's strategy.
 
     client: the target's client (standalone or Cluster).
     by_namespace: each declaration with its rendered keys, already coalesced.
+    ack: replicas that must have acknowledged every write before this returns
+        (`invalidator.replication`; None: the master's reply is enough).
 
     `generation`: one new token per namespace, O(1), no scan; the tokens (and hold-off markers)
     go out as one script call per node carrying many keys. `index`: a new token and the indexed
@@ -92,34 +99,51 @@ async def purge_keys(client: Redis | RedisCluster, by_namespace: NamespaceKeys) 
             markers.extend(hold_off_key(BoundNamespace(ns, key)) for key in keys)
     if settings:
         cost.commands += await set_keys(
-            client, [KeySetting(value, ttl_ms, keys) for (value, ttl_ms), keys in settings.items()]
+            client,
+            [KeySetting(value, ttl_ms, keys) for (value, ttl_ms), keys in settings.items()],
+            ack=ack,
         )
     for start in range(0, len(one_by_one), _PIPELINE_CHUNK):
-        pipeline = client.pipeline(transaction=False)
-        for namespace in one_by_one[start : start + _PIPELINE_CHUNK]:
-            _queue(pipeline, namespace, token)
-        results = await pipeline.execute()
+        chunk = [
+            _command(namespace, token) for namespace in one_by_one[start : start + _PIPELINE_CHUNK]
+        ]
+        results = await _execute(client, chunk, ack)
         cost.commands += len(results)
         cost.keys_unlinked += sum(int(result) for result in results)
     for namespace in scans:
-        await _scan_purge(client, namespace, cost)
+        await _scan_purge(client, namespace, cost, ack)
     return cost
 
 
-def _queue(pipeline: Pipeline | ClusterPipeline, namespace: BoundNamespace, token: bytes) -> None:
-    """Queue the one command of an `index` or `exact` namespace; its reply counts unlinked keys."""
+def _command(namespace: BoundNamespace, token: bytes) -> tuple[str, Command]:
+    """The one command of an `index` or `exact` namespace, with the key that routes it.
+
+    Its reply counts the keys it unlinked.
+    """
     if namespace.namespace.strategy is PurgeStrategy.INDEX:
         ttl_ms = int(generation_ttl(namespace.namespace).total_seconds() * 1000)
-        pipeline.eval(
-            PURGE_WITH_INDEX, 2, generation_key(namespace), index_key(namespace), token, ttl_ms
-        )
-    else:  # EXACT
+        gen_key = generation_key(namespace)
+        return gen_key, ("EVAL", PURGE_WITH_INDEX, 2, gen_key, index_key(namespace), token, ttl_ms)
+    return namespace.key, ("UNLINK", namespace.key)  # EXACT
+
+
+async def _execute(
+    client: Redis | RedisCluster,
+    commands: Sequence[tuple[str | bytes, Command]],
+    ack: ReplicaAck | None,
+) -> list[Any]:
+    """Run keyed commands in one pipeline (following redirects), or acknowledged by replicas."""
+    if ack is not None:
+        return await execute_keyed_acknowledged(client, commands, ack)
+    pipeline = client.pipeline(transaction=False)
+    for _, command in commands:
         # execute_command: a Cluster pipeline's unlink() is a multi-key helper, not a queue.
-        pipeline.execute_command("UNLINK", namespace.key)
+        pipeline.execute_command(*command)
+    return list(await pipeline.execute())
 
 
 async def _scan_purge(
-    client: Redis | RedisCluster, namespace: BoundNamespace, cost: PurgeCost
+    client: Redis | RedisCluster, namespace: BoundNamespace, cost: PurgeCost, ack: ReplicaAck | None
 ) -> None:
     pattern = escape_glob(namespace.key) + ":*"
     started = time.perf_counter()
@@ -128,7 +152,8 @@ async def _scan_purge(
         cost.scan_calls,
         cost.keys_unlinked,
     )
-    cost.keys_unlinked += int(await client.unlink(namespace.key))
+    (unlinked,) = await _execute(client, [(namespace.key, ("UNLINK", namespace.key))], ack)
+    cost.keys_unlinked += int(unlinked)
     cost.commands += 1
     masters = client.get_primaries() if isinstance(client, RedisCluster) else [None]
     for master in masters:
@@ -146,10 +171,8 @@ async def _scan_purge(
             # Keys of one SCAN page may sit in many slots: unlink them one by one in a
             # pipeline (multi-key UNLINK across slots is refused by a Cluster).
             if found:
-                pipeline = client.pipeline(transaction=False)
-                for key in found:
-                    pipeline.execute_command("UNLINK", key)
-                cost.keys_unlinked += sum(int(n) for n in await pipeline.execute())
+                unlinks = [(key, ("UNLINK", key)) for key in found]
+                cost.keys_unlinked += sum(int(n) for n in await _execute(client, unlinks, ack))
                 cost.commands += len(found)
             if int(cursor) == 0:
                 break
