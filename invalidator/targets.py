@@ -11,6 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 from contracts.connections import RedisTarget
 from invalidator.planner import NamespaceKeys
 from invalidator.purge import purge_keys
+from invalidator.replication import ReplicaAck
 
 
 class RegionTargets:
@@ -28,6 +29,7 @@ class RegionTargets:
             )
             for target in self.targets
         }
+        self._acks = {target.name: ReplicaAck.of(target) for target in self.targets}
 
     def names(self) -> set[str]:
         """The names of every target."""
@@ -45,7 +47,10 @@ class RegionTargets:
         """
         names = sorted(self._clients if only is None else only)
         results = await asyncio.gather(
-            *(purge_keys(self._clients[name], by_namespace) for name in names),
+            *(
+                purge_keys(self._clients[name], by_namespace, ack=self._acks[name])
+                for name in names
+            ),
             return_exceptions=True,
         )
         failed = {}
