@@ -90,3 +90,9 @@ async def replicated_and_ok(host: str, port: int, *, masters: int = 3) -> bool:
     except RedisError:
         return False
     return True
+
+
+async def node_config_file(node: Node) -> str:
+    """The configuration file the node was started with (INFO server), to start it again."""
+    info = await _info(node.host, node.port, "server")
+    return str(info["config_file"])
