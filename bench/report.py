@@ -12,7 +12,7 @@ from typing import Any
 from bench.goals import goal_rows, goal_table
 from bench.machine import RESULTS_DIR
 
-FIGURE_NAMES = ("drain", "scale_out", "latency", "purge_cost", "publishing", "soak")
+FIGURE_NAMES = ("drain", "scale_out", "latency", "purge_cost", "replica_ack", "publishing", "soak")
 DOC = Path("docs") / "performance.md"
 CHARTS = Path("docs") / "performance"
 README = Path("README.md")
@@ -53,6 +53,12 @@ ABOUT = {
         "`purge_namespaces` purges one namespace at a time by the generation, index (100 "
         "indexed entries) and scan strategies. Ratio to one raw `SET` round trip."
     ),
+    "replica_ack": (
+        "On the `us` Cluster (3 masters, one replica each), generation purges with and without "
+        "`min_replicas_acked=1` (a WAIT on each master's connection that wrote), alternating "
+        "round by round in one run: one namespace per purge, and batches of 2,000. Ratio: with "
+        "WAIT to without, for the p50 latency and for namespaces purged per second."
+    ),
     "publishing": (
         "`EventPublisher.publish` awaited one after the other, `publish_many` in batches of "
         "1,000, and a bare aiokafka producer (same settings, pre-serialised, send + gather)."
@@ -80,14 +86,7 @@ def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
     results = document["results"]
     figure, axes = plt.subplots(figsize=(7, 3.5))
     if name == "drain":
-        labels, values = [], []
-        for workload in ("zipf", "uniform"):
-            for variant, figures in results.get(workload, {}).get("drains", {}).items():
-                labels.append(f"{workload}\n{variant}")
-                values.append(figures["events_per_s"])
-        axes.bar(labels, values)
-        axes.set_ylabel("events/s")
-        axes.tick_params(axis="x", labelsize=7)
+        _drain_chart(axes, results)
     elif name == "scale_out":
         counts = sorted(results, key=lambda k: int(k) if k.isdigit() else 0)
         counts = [c for c in counts if c.isdigit()]
@@ -124,6 +123,8 @@ def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
         axes.set_xlabel("entries in Redis")
         axes.set_ylabel("ms per purge (p50)")
         axes.legend(fontsize=7)
+    elif name == "replica_ack":
+        _replica_ack_chart(axes, results)
     elif name == "publishing":
         names = [n for n in ("publish", "publish_many", "bare") if n in results]
         axes.bar(names, [results[n]["events_per_s"] for n in names])
@@ -143,6 +144,33 @@ def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return True
+
+
+def _drain_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Bars: events/s per workload and consumer."""
+    labels, values = [], []
+    for workload in ("zipf", "uniform"):
+        for variant, figures in results.get(workload, {}).get("drains", {}).items():
+            labels.append(f"{workload}\n{variant}")
+            values.append(figures["events_per_s"])
+    axes.bar(labels, values)
+    axes.set_ylabel("events/s")
+    axes.tick_params(axis="x", labelsize=7)
+
+
+def _replica_ack_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Bars: p50 ms per purge without and with WAIT, one namespace and a batch."""
+    kinds = ["single", "batch"]
+    for offset, variant in ((-0.2, "without"), (0.2, "with_wait")):
+        axes.bar(
+            [k + offset for k in range(len(kinds))],
+            [results[kind][variant]["p50_ms"] for kind in kinds],
+            width=0.4,
+            label=variant,
+        )
+    axes.set_xticks(range(len(kinds)), kinds)
+    axes.set_ylabel("ms per purge (p50)")
+    axes.legend(fontsize=7)
 
 
 def _section(name: str, document: dict[str, Any]) -> str:

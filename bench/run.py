@@ -24,12 +24,13 @@ from bench.latency import LatencyParams, run_latency
 from bench.machine import RESULTS_DIR, SHORT_RESULTS_DIR, write_result
 from bench.publishing import PublishingParams, run_publishing
 from bench.purge_cost import PurgeCostParams, run_purge_cost
+from bench.replica_ack import ReplicaAckParams, run_replica_ack
 from bench.report import load_documents, write_report
 from bench.scale_out import ScaleOutParams, run_scale_out
 from bench.soak import SoakParams, run_soak
 from invalidator.settings import InvalidatorSettings, SettingsError
 
-FIGURES = ("publishing", "drain", "scale_out", "latency", "purge_cost")
+FIGURES = ("publishing", "drain", "scale_out", "latency", "purge_cost", "replica_ack")
 LOG_DIR = Path(".stack") / "bench" / "logs"
 
 SHORT = {
@@ -40,6 +41,7 @@ SHORT = {
     "scale_out": ScaleOutParams(events=60_000, processes=(1, 2)),
     "latency": LatencyParams(seconds=5.0, settle_timeout_s=60.0),
     "purge_cost": PurgeCostParams(sizes=(10_000,), generation_purges=100),
+    "replica_ack": ReplicaAckParams(single_purges=300, batches=10, rounds=5),
 }
 FULL = {
     "publishing": PublishingParams(),
@@ -47,6 +49,7 @@ FULL = {
     "scale_out": ScaleOutParams(),
     "latency": LatencyParams(),
     "purge_cost": PurgeCostParams(),
+    "replica_ack": ReplicaAckParams(),
 }
 
 
@@ -82,8 +85,10 @@ async def run_figures(
                 if rate.isdigit() and figures_at["this_system"]["late"]:
                     late = figures_at["this_system"]["late"]
                     failures.append(f"latency at {rate}/s: {late} probes never purged in time")
-        else:
+        elif figure == "purge_cost":
             results = await run_purge_cost(settings, params, run_id=run_id)
+        else:
+            results = await run_replica_ack(settings, params, run_id=run_id)
         results["duration_s"] = round(time.monotonic() - started, 1)
         path = write_result(
             figure, short=short, parameters=dataclasses.asdict(params), results=results,
