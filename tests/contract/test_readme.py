@@ -7,6 +7,7 @@ import fnmatch
 import re
 from pathlib import Path
 
+from contracts import RedisTarget
 from invalidator.deadletter import HEADERS_DOC
 from invalidator.settings import InvalidatorSettings
 
@@ -33,6 +34,11 @@ def test_the_settings_table_names_every_setting() -> None:
         if f"INVALIDATOR_{name.upper()}" not in README
     ]
     assert missing == []
+
+
+def test_the_settings_table_names_every_redis_target_option() -> None:
+    row = next(line for line in README.splitlines() if line.startswith("| a target's keys"))
+    assert [name for name in RedisTarget.model_fields if f"`{name}`" not in row] == []
 
 
 def test_the_readme_points_only_inside_the_repository() -> None:
