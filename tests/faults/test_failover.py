@@ -106,7 +106,6 @@ async def _clog_replication(client: RedisClient, master: Node) -> str:
     """Write a value larger than the socket buffers to `master`: while its replica is stopped,
     everything the master writes afterwards stays in the master's own memory, unreplicated."""
     assert isinstance(client, RedisCluster)
-    await client.initialize()
     key = next(
         key
         for key in (f"failover-backlog-{i}" for i in range(10_000))
@@ -130,6 +129,7 @@ async def _fail_over(
     master_pid, replica_pid = await node_pid(master), await node_pid(replica)
     config_file = await node_config_file(master)
     before = invalidator.stats.events
+    await client.initialize()  # now: the seed node may be the replica about to be stopped
     os.kill(replica_pid, signal.SIGSTOP)
     try:
         await _clog_replication(client, master)
