@@ -113,7 +113,8 @@ class EventPublisher:
         """
         self.source = source
         self.broker = KafkaBroker(
-            kafka.bootstrap_servers,
+            # A list: FastStream passes a string on as the only server, commas and all.
+            [server.strip() for server in kafka.bootstrap_servers.split(",")],
             security=broker_security(kafka),
             acks="all",
             enable_idempotence=True,

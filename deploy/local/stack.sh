@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Local dev stack without Docker:
-#   kafka     Apache Kafka (real broker, KRaft combined broker+controller, single node)
+#   kafka     Apache Kafka (real broker, KRaft combined broker+controller nodes: one by default,
+#             three with `up --brokers 3`)
 #   redis-eu  standalone Redis        (region "eu")
 #   redis-us  Redis Cluster of 3 masters + 3 replicas  (region "us")
 #
-# Usage: deploy/local/stack.sh up|down [--purge]|status|logs [-f] [kafka|redis-eu|redis-us]|env
+# Usage: deploy/local/stack.sh up [--brokers N] [--kafka-only]|down [--purge]|status|logs [-f]
+#        [kafka|redis-eu|redis-us]|env
 # `up` is idempotent and prints the `export ...` lines on stdout (progress goes to stderr), so
 #   eval "$(deploy/local/stack.sh up)"
 # works. See deploy/local/README.md.
@@ -19,26 +21,28 @@ KAFKA_VERSION="${KAFKA_VERSION:-4.1.0}"
 KAFKA_PORT="${KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
+KAFKA_BROKERS="${KAFKA_BROKERS:-}"   # empty: what the running stack has (run/kafka.brokers), else 1
 REDIS_EU_PORT="${REDIS_EU_PORT:-16379}"
 REDIS_US_PORT="${REDIS_US_PORT:-17001}"
 
 KAFKA_START_TIMEOUT=90   # seconds until the broker must answer
 COORDINATOR_TIMEOUT=90   # seconds until a consumer group coordinator must answer
 KAFKA_STOP_TIMEOUT=60    # seconds between SIGTERM and SIGKILL
+# A cluster stopping as a whole: the last controller standing waits for a quorum that is gone
+# (its broker part has shut down cleanly by then), so it gets less time before SIGKILL.
+KAFKA_CLUSTER_STOP_TIMEOUT=15
 REDIS_TIMEOUT=20         # seconds for PING / cluster_state:ok
 
-LIBS_DIR="${STACK_DIR}/kafka-libs/${KAFKA_VERSION}"
+KAFKA_LIBS_DIR="${KAFKA_LIBS_DIR:-${STACK_DIR}/kafka-libs}"
+LIBS_DIR="${KAFKA_LIBS_DIR}/${KAFKA_VERSION}"
 KAFKA_DIR="${STACK_DIR}/kafka"
-KAFKA_DATA_DIR="${KAFKA_DIR}/data"
-KAFKA_CONFIG="${KAFKA_DIR}/server.properties"
 KAFKA_ADMIN_CONFIG="${KAFKA_DIR}/admin.properties"
 REDIS_DIR="${STACK_DIR}/redis"
 LOG_DIR="${STACK_DIR}/logs"
 RUN_DIR="${STACK_DIR}/run"
-KAFKA_LOG="${LOG_DIR}/kafka.log"
 KAFKA_TOOLS_LOG="${LOG_DIR}/kafka-tools.log"
 MAVEN_LOG="${LOG_DIR}/maven.log"
-KAFKA_PID_FILE="${RUN_DIR}/kafka.pid"
+KAFKA_BROKERS_FILE="${RUN_DIR}/kafka.brokers"
 TOPICS_FILE="${SCRIPT_DIR}/topics.txt"
 LOG4J_CONFIG="${SCRIPT_DIR}/log4j2.yaml"
 POM="${SCRIPT_DIR}/pom.xml"
@@ -88,13 +92,19 @@ die() { printf 'stack.sh: error: %s\n' "$*" >&2; exit 1; }
 usage() {
   cat >&2 <<EOF
 usage: $(basename "$0") <command>
-  up                 start whatever is not running yet, create topics, wait for a group
-                     coordinator, print env
+  up [--brokers N] [--kafka-only]
+                     start whatever is not running yet, create topics, wait for a group
+                     coordinator, print env. --brokers 3: a 3-node KRaft cluster (each node
+                     broker+controller; replication factor 3 for every topic, __consumer_offsets
+                     and transaction state included; min.insync.replicas=2); data under
+                     \$STACK_DIR/kafka-3/. --kafka-only: no Redis (env then names the Redis
+                     ports all the same)
   down [--purge]     stop everything (--purge also deletes data and logs, keeps the jar cache)
   status             one line per service; exit 0 only if all answer
   logs [-f] [kafka|redis-eu|redis-us]   tail the logs (-f: follow)
   env                print the export lines for the Python settings
-ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), REDIS_EU_PORT (16379),
+ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n of N (n = 1..N)
+  listens on KAFKA_PORT + 2(n-1) and KAFKA_CONTROLLER_PORT + 2(n-1); REDIS_EU_PORT (16379),
   REDIS_US_PORT (17001: the cluster of 3 masters + 3 replicas uses it and the next five, and
   each node also listens on its port + 10000 for the cluster bus, so 27001-27006 too; a second
   stack must avoid all of them)
@@ -131,7 +141,7 @@ take_lock() {
 }
 
 print_env() {
-  printf "export INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:%s\n" "${KAFKA_PORT}"
+  printf "export INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=%s\n" "$(kafka_bootstrap)"
   printf "export INVALIDATOR_REGIONS='%s'\n" \
     "{\"eu\":[{\"name\":\"eu-standalone\",\"url\":\"redis://127.0.0.1:${REDIS_EU_PORT}/0\",\"cluster\":false}],\"us\":[{\"name\":\"us-cluster\",\"url\":\"redis://127.0.0.1:${REDIS_US_PORT}\",\"cluster\":true,\"min_replicas_acked\":1,\"replicas_timeout_ms\":1000}]}"
 }
@@ -172,31 +182,76 @@ kafka_tool() {
     -cp "${LIBS_DIR}/*" "$@"
 }
 
+# How many Kafka nodes: --brokers / KAFKA_BROKERS, else what the stack was started with, else 1.
+resolve_brokers() {
+  if [[ -z "${KAFKA_BROKERS}" ]]; then
+    KAFKA_BROKERS="$(read_pid "${KAFKA_BROKERS_FILE}")"
+    KAFKA_BROKERS="${KAFKA_BROKERS:-1}"
+  fi
+  [[ "${KAFKA_BROKERS}" =~ ^[1-9]$ ]] || die "--brokers / KAFKA_BROKERS must be 1-9, got '${KAFKA_BROKERS}'"
+}
+
+# Node n's ports, files and directories. One node keeps the paths of a single-broker stack.
+kafka_nodes() { seq 1 "${KAFKA_BROKERS}"; }
+kafka_node_port() { printf '%s\n' "$(( KAFKA_PORT + 2 * ($1 - 1) ))"; }
+kafka_node_controller_port() { printf '%s\n' "$(( KAFKA_CONTROLLER_PORT + 2 * ($1 - 1) ))"; }
+kafka_node_dir() {
+  if (( KAFKA_BROKERS == 1 )); then printf '%s\n' "${KAFKA_DIR}"
+  else printf '%s/kafka-%s/node-%s\n' "${STACK_DIR}" "${KAFKA_BROKERS}" "$1"; fi
+}
+kafka_node_config() { printf '%s/server.properties\n' "$(kafka_node_dir "$1")"; }
+kafka_node_data() { printf '%s/data\n' "$(kafka_node_dir "$1")"; }
+kafka_node_pid_file() {
+  if (( KAFKA_BROKERS == 1 )); then printf '%s/kafka.pid\n' "${RUN_DIR}"
+  else printf '%s/kafka-%s.pid\n' "${RUN_DIR}" "$1"; fi
+}
+kafka_node_log() {
+  if (( KAFKA_BROKERS == 1 )); then printf '%s/kafka.log\n' "${LOG_DIR}"
+  else printf '%s/kafka-%s.log\n' "${LOG_DIR}" "$1"; fi
+}
+kafka_bootstrap() {
+  local node servers=()
+  for node in $(kafka_nodes); do servers+=("127.0.0.1:$(kafka_node_port "${node}")"); done
+  (IFS=,; printf '%s\n' "${servers[*]}")
+}
+# Replication of every topic: 3 copies (2 in sync to accept a write) once there are 3 nodes.
+kafka_replication() { if (( KAFKA_BROKERS >= 3 )); then echo 3; else echo 1; fi; }
+kafka_min_isr() { if (( KAFKA_BROKERS >= 3 )); then echo 2; else echo 1; fi; }
+
 topics_cmd() {
   kafka_tool org.apache.kafka.tools.TopicCommand \
-    --bootstrap-server "127.0.0.1:${KAFKA_PORT}" --command-config "${KAFKA_ADMIN_CONFIG}" "$@"
+    --bootstrap-server "$(kafka_bootstrap)" --command-config "${KAFKA_ADMIN_CONFIG}" "$@"
 }
 
 write_kafka_config() {
-  cat >"${KAFKA_CONFIG}" <<EOF
+  local node="$1" voters=() other rf isr
+  for other in $(kafka_nodes); do
+    voters+=("${other}@127.0.0.1:$(kafka_node_controller_port "${other}")")
+  done
+  rf="$(kafka_replication)"
+  isr="$(kafka_min_isr)"
+  mkdir -p "$(kafka_node_dir "${node}")"
+  cat >"$(kafka_node_config "${node}")" <<EOF
 # Generated by deploy/local/stack.sh; rewritten on every start.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:${KAFKA_CONTROLLER_PORT}
-listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT}
+node.id=${node}
+controller.quorum.voters=$(IFS=,; echo "${voters[*]}")
+listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "${node}"),CONTROLLER://127.0.0.1:$(kafka_node_controller_port "${node}")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "${node}")
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-log.dirs=${KAFKA_DATA_DIR}
+log.dirs=$(kafka_node_data "${node}")
 num.partitions=6
 auto.create.topics.enable=false
-offsets.topic.replication.factor=1
+default.replication.factor=${rf}
+min.insync.replicas=${isr}
+offsets.topic.replication.factor=${rf}
 offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=${rf}
+transaction.state.log.min.isr=${isr}
+share.coordinator.state.topic.replication.factor=${rf}
+share.coordinator.state.topic.min.isr=${isr}
 group.initial.rebalance.delay.ms=0
 EOF
   # Client settings for the CLI tools: fail fast instead of retrying for a minute.
@@ -208,65 +263,96 @@ EOF
 
 kafka_pid() {
   local pid
-  pid="$(read_pid "${KAFKA_PID_FILE}")"
+  pid="$(read_pid "$(kafka_node_pid_file "$1")")"
   # Guard against pid reuse: the process must be our broker.
-  if pid_alive "${pid}" && [[ "$(ps -ww -o args= -p "${pid}" 2>/dev/null)" == *"${KAFKA_CONFIG}"* ]]; then
+  if pid_alive "${pid}" && [[ "$(ps -ww -o args= -p "${pid}" 2>/dev/null)" == *"$(kafka_node_config "$1")"* ]]; then
     printf '%s\n' "${pid}"
   fi
 }
 
+# Every node of a cluster is formatted with the same cluster id (kept beside the node dirs).
 format_kafka_storage() {
-  [[ -f "${KAFKA_DATA_DIR}/meta.properties" ]] && return 0
-  local cluster_id
-  cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid 2>>"${KAFKA_TOOLS_LOG}")" \
-    || die "Kafka StorageTool random-uuid failed; see ${KAFKA_TOOLS_LOG}"
-  log "formatting Kafka storage (cluster id ${cluster_id})"
-  mkdir -p "${KAFKA_DATA_DIR}"
-  kafka_tool kafka.tools.StorageTool format -t "${cluster_id}" -c "${KAFKA_CONFIG}" \
+  local node="$1" cluster_id id_file
+  [[ -f "$(kafka_node_data "${node}")/meta.properties" ]] && return 0
+  id_file="${STACK_DIR}/kafka-${KAFKA_BROKERS}/cluster.id"
+  if (( KAFKA_BROKERS > 1 )) && [[ -s "${id_file}" ]]; then
+    cluster_id="$(<"${id_file}")"
+  else
+    cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid 2>>"${KAFKA_TOOLS_LOG}")" \
+      || die "Kafka StorageTool random-uuid failed; see ${KAFKA_TOOLS_LOG}"
+    if (( KAFKA_BROKERS > 1 )); then printf '%s\n' "${cluster_id}" >"${id_file}"; fi
+  fi
+  log "formatting Kafka storage of node ${node} (cluster id ${cluster_id})"
+  mkdir -p "$(kafka_node_data "${node}")"
+  kafka_tool kafka.tools.StorageTool format -t "${cluster_id}" -c "$(kafka_node_config "${node}")" \
     >>"${KAFKA_TOOLS_LOG}" 2>&1 \
     || die "Kafka storage format failed; see ${KAFKA_TOOLS_LOG}"
 }
 
-start_kafka() {
-  local pid
-  pid="$(kafka_pid)"
+start_kafka_node() {
+  local node="$1" pid port log_file pid_file
+  log_file="$(kafka_node_log "${node}")"
+  pid_file="$(kafka_node_pid_file "${node}")"
+  pid="$(kafka_pid "${node}")"
   if [[ -n "${pid}" ]]; then
-    log "kafka already running (pid ${pid})"
+    log "kafka node ${node} already running (pid ${pid})"
     return 0
   fi
-  rm -f "${KAFKA_PID_FILE}"
-  local port
-  for port in "${KAFKA_PORT}" "${KAFKA_CONTROLLER_PORT}"; do
+  rm -f "${pid_file}"
+  for port in "$(kafka_node_port "${node}")" "$(kafka_node_controller_port "${node}")"; do
     port_open "${port}" && die "kafka: port ${port} is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
   done
-  require_java
-  ensure_kafka_libs
-  write_kafka_config
-  format_kafka_storage
-  log "starting kafka ${KAFKA_VERSION} on 127.0.0.1:${KAFKA_PORT} (log: ${KAFKA_LOG})"
-  printf '===== %s stack.sh: starting kafka %s =====\n' "$(date '+%F %T')" "${KAFKA_VERSION}" >>"${KAFKA_LOG}"
+  write_kafka_config "${node}"
+  format_kafka_storage "${node}"
+  log "starting kafka ${KAFKA_VERSION} node ${node} on 127.0.0.1:$(kafka_node_port "${node}") (log: ${log_file})"
+  printf '===== %s stack.sh: starting kafka %s =====\n' "$(date '+%F %T')" "${KAFKA_VERSION}" >>"${log_file}"
   # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
   nohup java ${KAFKA_HEAP_OPTS} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
     -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="${LOG4J_CONFIG}" \
-    -Dkafka.log.file="${KAFKA_LOG}" -Dkafka.log.level=INFO -Dkafka.logs.dir="${LOG_DIR}" \
-    -cp "${LIBS_DIR}/*" kafka.Kafka "${KAFKA_CONFIG}" \
-    </dev/null >>"${KAFKA_LOG}" 2>&1 9>&- &
-  echo $! >"${KAFKA_PID_FILE}"
+    -Dkafka.log.file="${log_file}" -Dkafka.log.level=INFO -Dkafka.logs.dir="${LOG_DIR}" \
+    -cp "${LIBS_DIR}/*" kafka.Kafka "$(kafka_node_config "${node}")" \
+    </dev/null >>"${log_file}" 2>&1 9>&- &
+  echo $! >"${pid_file}"
 }
 
-# Wait until the broker answers a metadata request; leaves the topic list in KAFKA_TOPICS.
+start_kafka() {
+  local node running
+  running="$(read_pid "${KAFKA_BROKERS_FILE}")"
+  if [[ -n "${running}" && "${running}" != "${KAFKA_BROKERS}" ]]; then
+    for node in $(KAFKA_BROKERS="${running}"; kafka_nodes); do
+      [[ -z "$(KAFKA_BROKERS="${running}"; kafka_pid "${node}")" ]] \
+        || die "kafka runs ${running} node(s) here; stop it (down) before starting ${KAFKA_BROKERS}"
+    done
+  fi
+  require_java
+  ensure_kafka_libs
+  for node in $(kafka_nodes); do start_kafka_node "${node}"; done
+  echo "${KAFKA_BROKERS}" >"${KAFKA_BROKERS_FILE}"
+}
+
+# Brokers that answer a metadata request (one "(id: n ...)" line each).
+kafka_brokers_answering() {
+  kafka_tool org.apache.kafka.tools.BrokerApiVersionsCommand \
+    --bootstrap-server "$(kafka_bootstrap)" --command-config "${KAFKA_ADMIN_CONFIG}" \
+    2>>"${KAFKA_TOOLS_LOG}" | grep -c '(id: ' || true
+}
+
+# Wait until every node answers; leaves the topic list in KAFKA_TOPICS.
 KAFKA_TOPICS=""
 wait_kafka() {
-  local deadline=$(( $(now) + KAFKA_START_TIMEOUT )) pid
+  local deadline=$(( $(now) + KAFKA_START_TIMEOUT )) node
   while :; do
-    pid="$(read_pid "${KAFKA_PID_FILE}")"
-    pid_alive "${pid}" || die "kafka exited during startup; see ${KAFKA_LOG}"
-    if port_open "${KAFKA_PORT}" && KAFKA_TOPICS="$(topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")"; then
+    for node in $(kafka_nodes); do
+      pid_alive "$(read_pid "$(kafka_node_pid_file "${node}")")" \
+        || die "kafka node ${node} exited during startup; see $(kafka_node_log "${node}")"
+    done
+    if port_open "${KAFKA_PORT}" && KAFKA_TOPICS="$(topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")" \
+        && { (( KAFKA_BROKERS == 1 )) || (( $(kafka_brokers_answering) == KAFKA_BROKERS )); }; then
       return 0
     fi
-    (( $(now) < deadline )) || die "kafka did not answer on 127.0.0.1:${KAFKA_PORT} within ${KAFKA_START_TIMEOUT}s; see ${KAFKA_LOG}"
+    (( $(now) < deadline )) || die "kafka (${KAFKA_BROKERS} node(s)) did not answer on $(kafka_bootstrap) within ${KAFKA_START_TIMEOUT}s; see ${LOG_DIR}/kafka*.log"
     sleep 0.5
   done
 }
@@ -280,9 +366,9 @@ ensure_topics() {
   local name parts pids=() names=() i failed=()
   while read -r name parts; do
     grep -qxF "${name}" <<<"${KAFKA_TOPICS}" && continue
-    log "creating topic ${name} (${parts} partitions)"
+    log "creating topic ${name} (${parts} partitions, replication factor $(kafka_replication))"
     topics_cmd --create --if-not-exists --topic "${name}" --partitions "${parts}" \
-      --replication-factor 1 >>"${KAFKA_TOOLS_LOG}" 2>&1 &
+      --replication-factor "$(kafka_replication)" >>"${KAFKA_TOOLS_LOG}" 2>&1 &
     pids+=("$!")
     names+=("${name}")
   done < <(read_topics)
@@ -302,34 +388,42 @@ wait_group_coordinator() {
   local deadline=$(( $(now) + COORDINATOR_TIMEOUT )) out
   while :; do
     out="$(kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
-      --bootstrap-server "127.0.0.1:${KAFKA_PORT}" --command-config "${KAFKA_ADMIN_CONFIG}" \
+      --bootstrap-server "$(kafka_bootstrap)" --command-config "${KAFKA_ADMIN_CONFIG}" \
       --describe --group stack.sh-coordinator-probe 2>&1)" || true
     if grep -qE 'GroupIdNotFoundException|does not exist' <<<"${out}"; then
       return 0
     fi
     printf '%s\n' "${out}" >>"${KAFKA_TOOLS_LOG}"
     (( $(now) < deadline )) \
-      || die "no consumer group coordinator answered within ${COORDINATOR_TIMEOUT}s; see ${KAFKA_TOOLS_LOG} and ${KAFKA_LOG}"
+      || die "no consumer group coordinator answered within ${COORDINATOR_TIMEOUT}s; see ${KAFKA_TOOLS_LOG} and ${LOG_DIR}/kafka*.log"
     log "waiting for a group coordinator (__consumer_offsets)"
     sleep 1
   done
 }
 
+# SIGTERM to every node at once (a cluster shuts down in parallel), SIGKILL after the timeout.
 stop_kafka() {
-  local pid deadline
-  pid="$(kafka_pid)"
-  if [[ -n "${pid}" ]]; then
-    log "stopping kafka (pid ${pid})"
-    kill -TERM "${pid}" 2>/dev/null || true
-    deadline=$(( $(now) + KAFKA_STOP_TIMEOUT ))
+  local node pid pids=() deadline timeout="${KAFKA_STOP_TIMEOUT}"
+  (( KAFKA_BROKERS == 1 )) || timeout="${KAFKA_CLUSTER_STOP_TIMEOUT}"
+  for node in $(kafka_nodes); do
+    pid="$(kafka_pid "${node}")"
+    if [[ -n "${pid}" ]]; then
+      log "stopping kafka node ${node} (pid ${pid})"
+      kill -TERM "${pid}" 2>/dev/null || true
+      pids+=("${pid}")
+    fi
+  done
+  deadline=$(( $(now) + timeout ))
+  for pid in "${pids[@]}"; do
     while pid_alive "${pid}" && (( $(now) < deadline )); do sleep 0.2; done
     if pid_alive "${pid}"; then
-      log "kafka did not stop within ${KAFKA_STOP_TIMEOUT}s, sending SIGKILL (see ${KAFKA_LOG})"
+      log "kafka pid ${pid} did not stop within ${timeout}s, sending SIGKILL (see ${LOG_DIR}/kafka*.log)"
       kill -KILL "${pid}" 2>/dev/null || true
       while pid_alive "${pid}"; do sleep 0.1; done
     fi
-  fi
-  rm -f "${KAFKA_PID_FILE}"
+  done
+  for node in $(kafka_nodes); do rm -f "$(kafka_node_pid_file "${node}")"; done
+  rm -f "${KAFKA_BROKERS_FILE}"
 }
 
 # ---------------------------------------------------------------------------- redis
@@ -510,18 +604,30 @@ stop_redis() {
 # ---------------------------------------------------------------------------- commands
 
 cmd_up() {
-  local t0 port
+  local t0 port kafka_only=0
+  while (( $# )); do
+    case "$1" in
+      --brokers) [[ $# -ge 2 ]] || { usage; exit 2; }; KAFKA_BROKERS="$2"; shift 2 ;;
+      --kafka-only) kafka_only=1; shift ;;
+      *) usage; exit 2 ;;
+    esac
+  done
+  resolve_brokers
   t0="$(now)"
   take_lock
   [[ -f "${TOPICS_FILE}" ]] || die "topics file ${TOPICS_FILE} not found"
-  require_redis
-  check_bus_ports_free
+  if (( ! kafka_only )); then
+    require_redis
+    check_bus_ports_free
+  fi
   # Kafka first: its JVM warms up in the background while Redis starts.
   start_kafka
-  start_redis eu "${REDIS_EU_PORT}" no
-  reset_outdated_us_cluster
-  for port in "${US_PORTS[@]}"; do start_redis "us-${port}" "${port}" yes; done
-  ensure_us_cluster
+  if (( ! kafka_only )); then
+    start_redis eu "${REDIS_EU_PORT}" no
+    reset_outdated_us_cluster
+    for port in "${US_PORTS[@]}"; do start_redis "us-${port}" "${port}" yes; done
+    ensure_us_cluster
+  fi
   wait_kafka
   ensure_topics
   wait_group_coordinator
@@ -542,27 +648,34 @@ cmd_down() {
   for port in "${US_PORTS[@]}"; do stop_redis "us-${port}" "${port}"; done
   if (( purge )); then
     log "purging data and logs under ${STACK_DIR} (keeping ${STACK_DIR}/kafka-libs)"
-    rm -rf "${KAFKA_DIR}" "${REDIS_DIR}" "${LOG_DIR}"
+    rm -rf "${KAFKA_DIR}" "${STACK_DIR}"/kafka-[0-9]* "${REDIS_DIR}" "${LOG_DIR}"
   fi
   log "stack down"
 }
 
 cmd_status() {
-  local rc=0 pid topics name missing=() port bad=()
-  pid="$(kafka_pid)"
-  if [[ -n "${pid}" ]] && port_open "${KAFKA_PORT}" && kafka_libs_present \
-      && topics="$(topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")"; then
+  local rc=0 pid topics name missing=() port bad=() node
+  for node in $(kafka_nodes); do
+    pid="$(kafka_pid "${node}")"
+    if [[ -n "${pid}" ]] && port_open "$(kafka_node_port "${node}")"; then
+      printf 'kafka     up   127.0.0.1:%s node %s pid %s\n' "$(kafka_node_port "${node}")" "${node}" "${pid}"
+    else
+      printf 'kafka     down 127.0.0.1:%s node %s (log: %s)\n' "$(kafka_node_port "${node}")" "${node}" "$(kafka_node_log "${node}")"
+      rc=1
+    fi
+  done
+  if kafka_libs_present && topics="$(topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")"; then
     while read -r name _; do
       grep -qxF "${name}" <<<"${topics}" || missing+=("${name}")
     done < <(read_topics)
     if (( ${#missing[@]} )); then
-      printf 'kafka     DEGRADED 127.0.0.1:%s pid %s, missing topics: %s\n' "${KAFKA_PORT}" "${pid}" "${missing[*]}"
+      printf 'kafka     DEGRADED, missing topics: %s\n' "${missing[*]}"
       rc=1
     else
-      printf 'kafka     up   127.0.0.1:%s pid %s, topics ok\n' "${KAFKA_PORT}" "${pid}"
+      printf 'kafka     topics ok\n'
     fi
   else
-    printf 'kafka     down 127.0.0.1:%s (log: %s)\n' "${KAFKA_PORT}" "${KAFKA_LOG}"
+    printf 'kafka     no answer from %s\n' "$(kafka_bootstrap)"
     rc=1
   fi
   if redis_ping "${REDIS_EU_PORT}"; then
@@ -588,7 +701,7 @@ cmd_status() {
 }
 
 cmd_logs() {
-  local follow=() files=() arg port svc=""
+  local follow=() files=() arg port node svc=""
   for arg in "$@"; do
     case "${arg}" in
       -f|--follow) follow=(-F) ;;
@@ -596,7 +709,9 @@ cmd_logs() {
       *) usage; exit 2 ;;
     esac
   done
-  if [[ -z "${svc}" || "${svc}" == kafka ]]; then files+=("${KAFKA_LOG}"); fi
+  if [[ -z "${svc}" || "${svc}" == kafka ]]; then
+    for node in $(kafka_nodes); do files+=("$(kafka_node_log "${node}")"); done
+  fi
   if [[ -z "${svc}" || "${svc}" == redis-eu ]]; then files+=("$(redis_log eu)"); fi
   if [[ -z "${svc}" || "${svc}" == redis-us ]]; then
     for port in "${US_PORTS[@]}"; do files+=("$(redis_log "us-${port}")"); done
@@ -614,11 +729,11 @@ main() {
   local cmd="${1:-}"
   [[ $# -gt 0 ]] && shift
   case "${cmd}" in
-    up) cmd_up ;;
-    down) cmd_down "$@" ;;
-    status) cmd_status ;;
-    logs) cmd_logs "$@" ;;
-    env) print_env ;;
+    up) cmd_up "$@" ;;
+    down) resolve_brokers; cmd_down "$@" ;;
+    status) resolve_brokers; cmd_status ;;
+    logs) resolve_brokers; cmd_logs "$@" ;;
+    env) resolve_brokers; print_env ;;
     -h|--help|help) usage ;;
     *) usage; exit 2 ;;
   esac

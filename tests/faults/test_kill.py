@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,20 +13,8 @@ from invalidator import InvalidatorSettings
 from invalidator.offsets import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
+from tests.faults.processes import exited, spawn, spawn_invalidator
 from tests.integration.kafka_tools import caught_up
-from tests.integration.stack import REPO
-
-
-def _spawn(args: list[str], settings: InvalidatorSettings, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "INVALIDATOR_GROUP_PREFIX": settings.group_prefix, "PYTHONPATH": str(REPO)}
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, *args], env=env, stdout=output, stderr=output, cwd=REPO
-        )
-
-
-async def _exited(process: subprocess.Popen[bytes]) -> bool:
-    return process.poll() is not None
 
 
 async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
@@ -42,7 +27,7 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
     start = await start_at_log_end(settings.kafka, group, CATALOGUE.topics())
     marker = tmp_path / "purged.json"
     log = tmp_path / "invalidator.log"
-    held = _spawn(["tests/faults/hold_before_commit.py", "eu", str(marker)], settings, log)
+    held = spawn(["tests/faults/hold_before_commit.py", "eu", str(marker)], settings, log)
     try:
         await wait_until(
             _exists(marker.with_suffix(".assigned")), within=60, what=f"assignment ({log})"
@@ -67,7 +52,7 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
         purged_before_kill = {e for e, generation in at_kill.items() if generation is not None}
         assert purged_before_kill, "the held batch purged nothing"
         held.send_signal(signal.SIGKILL)
-        await wait_until(lambda: _exited(held), within=30, what="the killed invalidator to exit")
+        await wait_until(lambda: exited(held), within=30, what="the killed invalidator to exit")
     finally:
         if held.poll() is None:
             held.kill()
@@ -77,7 +62,7 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
         "the killed invalidator committed past what it had not finished"
     )
 
-    restarted = _spawn(["-m", "invalidator", "run", "--region", "eu"], settings, log)
+    restarted = spawn_invalidator(settings, "eu", log)
     try:
         await wait_until(
             lambda: caught_up(settings.kafka, group, CATALOGUE.topics()),
@@ -94,7 +79,7 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
         not_repurged = [e for e in purged_before_kill if after[e] == at_kill[e]]
         assert not_repurged == [], f"purged before the kill but not again: {not_repurged[:5]}"
         restarted.send_signal(signal.SIGTERM)
-        await wait_until(lambda: _exited(restarted), within=30, what="a graceful stop on SIGTERM")
+        await wait_until(lambda: exited(restarted), within=30, what="a graceful stop on SIGTERM")
         assert restarted.returncode == 0, log.read_text()[-3000:]
     finally:
         if restarted.poll() is None:

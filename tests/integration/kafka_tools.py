@@ -58,3 +58,11 @@ async def records_after(
         await consumer.stop()
     assert len(found) >= count, f"{len(found)} of {count} matching records: {found[:3]}"
     return found
+
+
+async def all_caught_up(kafka: KafkaConnection, group_ids: list[str], topics: list[str]) -> bool:
+    """Whether every group of `group_ids` committed the log end of every partition of `topics`."""
+    for group_id in group_ids:
+        if not await caught_up(kafka, group_id, topics):
+            return False
+    return True

@@ -20,8 +20,27 @@ def ensure_stack() -> dict[str, str]:
     """Endpoints as environment variables: the given ones, or those of a started local stack."""
     if all(os.environ.get(name) for name in ENDPOINT_VARIABLES):
         return {name: os.environ[name] for name in ENDPOINT_VARIABLES}
+    endpoints = start_local_stack()
+    os.environ.update(endpoints)
+    return endpoints
+
+
+def start_local_stack(
+    *options: str, env: dict[str, str] | None = None, timeout_s: float = 600
+) -> dict[str, str]:
+    """Run `stack.sh up` (it starts what is not running) and return the endpoints it prints.
+
+    options: arguments after `up` (e.g. `--brokers`, `3`).
+    env: variables over this process's environment (STACK_DIR, ports).
+    timeout_s: how long `up` may take.
+    """
     result = subprocess.run(
-        ["bash", str(STACK_SCRIPT), "up"], capture_output=True, text=True, timeout=600, check=False
+        ["bash", str(STACK_SCRIPT), "up", *options],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     if result.returncode != 0:
         raise StackUnavailableError(
@@ -35,7 +54,6 @@ def ensure_stack() -> dict[str, str]:
     missing = [name for name in ENDPOINT_VARIABLES if not endpoints.get(name)]
     if missing:
         raise StackUnavailableError(f"{STACK_SCRIPT} up printed no {', '.join(missing)}")
-    os.environ.update(endpoints)
     return endpoints
 
 

@@ -1,0 +1,73 @@
+"""Invalidator processes for fault tests: spawning them, signalling them, waiting for their exit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from invalidator import InvalidatorSettings
+from tests.conftest import wait_until
+from tests.integration.stack import REPO
+
+
+def spawn(
+    args: list[str],
+    settings: InvalidatorSettings,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Run `python <args>` from the repository with the settings' group prefix and broker.
+
+    args: the interpreter's arguments (a script path, or `-m invalidator ...`).
+    settings: its group prefix and bootstrap servers are passed on.
+    log: stdout and stderr are appended here.
+    env: further environment variables (e.g. INVALIDATOR_STATS_FILE).
+    """
+    variables = {
+        **os.environ,
+        "INVALIDATOR_GROUP_PREFIX": settings.group_prefix,
+        "INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "PYTHONPATH": str(REPO),
+        **(env or {}),
+    }
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, *args], env=variables, stdout=output, stderr=output, cwd=REPO
+        )
+
+
+def spawn_invalidator(
+    settings: InvalidatorSettings,
+    region: str,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`python -m invalidator run --region <region>` as a process of its own (see `spawn`)."""
+    return spawn(["-m", "invalidator", "run", "--region", region], settings, log, env=env)
+
+
+async def exited(process: subprocess.Popen[bytes]) -> bool:
+    """Whether `process` has exited (a condition for `wait_until`)."""
+    return process.poll() is not None
+
+
+async def stop_process(
+    process: subprocess.Popen[bytes], signum: signal.Signals, *, within: float, what: str
+) -> int:
+    """Send `signum` and wait up to `within` seconds for the exit; its status."""
+    process.send_signal(signum)
+    await wait_until(lambda: exited(process), within=within, what=what, interval=0.05)
+    return process.wait()
+
+
+def kill_if_running(*processes: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL whichever of `processes` still runs and reap it (test teardown)."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()

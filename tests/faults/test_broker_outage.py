@@ -1,0 +1,60 @@
+"""The broker stopped (SIGTERM) and restarted, or frozen (SIGSTOP), while a service publishes and
+both regions' invalidators drain: every event is purged in both regions, none lost.
+
+`EventPublisher.publish` raises when the brokers do not acknowledge; a service publishes the same
+envelope (same event id) again, and so does this test's publisher: an event counts as published
+once acknowledged. Time to recover: from the fault's end (the restarted broker answers its group
+coordinator requests; the frozen one is resumed) to both groups committed at the log end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from invalidator import InvalidatorSettings
+from producers import EventPublisher, RedisClient
+from tests.conftest import wait_until
+from tests.faults.accounting import scaled
+from tests.faults.broker import broker_pid, broker_restored_afterwards, process_gone, stack_dir
+from tests.faults.outage import drain_through
+from tests.integration.stack import start_local_stack
+
+FROZEN_S = scaled(5, 15)
+
+
+async def test_broker_stopped_and_restarted_while_publishing_loses_nothing(
+    settings: InvalidatorSettings,
+    publisher: EventPublisher,
+    redis_clients: dict[str, RedisClient],
+) -> None:
+    async def stop_and_restart() -> None:
+        pid = broker_pid(stack_dir())
+        os.kill(pid, signal.SIGTERM)
+        await wait_until(lambda: process_gone(pid), within=90, what="the broker to shut down")
+        await asyncio.to_thread(start_local_stack)
+
+    async with broker_restored_afterwards():
+        await drain_through(
+            "broker stopped and restarted", stop_and_restart, settings, publisher, redis_clients
+        )
+
+
+async def test_broker_frozen_while_publishing_loses_nothing(
+    settings: InvalidatorSettings,
+    publisher: EventPublisher,
+    redis_clients: dict[str, RedisClient],
+) -> None:
+    async def freeze() -> None:
+        pid = broker_pid(stack_dir())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(FROZEN_S)  # the fault's duration, not a synchronisation
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    async with broker_restored_afterwards():
+        await drain_through(
+            f"broker frozen {FROZEN_S} s", freeze, settings, publisher, redis_clients
+        )
