@@ -3,22 +3,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
 
 from contracts import RedisTarget
 from contracts.layout import entry_key, generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
-from invalidator import Invalidator, InvalidatorSettings
-from invalidator.offsets import start_at_log_end
+from invalidator import InvalidatorSettings
+from invalidator.offsets import committed_offsets
 from producers import CacheClient, EventPublisher, Source, connect_redis
 from tests.conftest import wait_until
+from tests.integration.conftest import running_invalidators
+from tests.integration.kafka_tools import caught_up
 from tests.integration.redis_server import RedisServer
 from tests.integration.stack import REPO
 
@@ -54,12 +56,29 @@ async def acl_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
     await server.stop()
 
 
+def eu_only_as_invalidator(
+    settings: InvalidatorSettings, server: RedisServer
+) -> InvalidatorSettings:
+    """`settings` with one region, eu, on `server` as the invalidator user; defects retried
+    every second (instead of every retry_max_s) so that a fixed ACL shows soon."""
+    return settings.model_copy(
+        update={"regions": {"eu": [target_as(server, "invalidator")]}, "retry_max_s": 1.0}
+    )
+
+
+async def publish_order(publisher: EventPublisher, company: str) -> None:
+    """One OrderCreated of `company` (it purges the company's orders namespace)."""
+    await publisher.publish(
+        OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
+        tenant="acme",
+        aggregate_version=1,
+    )
+
+
 async def test_invalidator_and_cache_work_with_least_privilege_users(
     settings: InvalidatorSettings, publisher: EventPublisher, acl_server: RedisServer
 ) -> None:
-    settings = settings.model_copy(
-        update={"regions": {"eu": [target_as(acl_server, "invalidator")]}}
-    )
+    settings = eu_only_as_invalidator(settings, acl_server)
     cache_client = connect_redis(target_as(acl_server, "cache"))
     cache = CacheClient(cache_client)
     invalidator_client = connect_redis(target_as(acl_server, "invalidator"))
@@ -70,30 +89,24 @@ async def test_invalidator_and_cache_work_with_least_privilege_users(
     async def load() -> bytes:
         return version
 
-    await start_at_log_end(settings.kafka, settings.group_id("eu"), CATALOGUE.topics())
-    invalidator = Invalidator(settings, region="eu", catalogue=CATALOGUE)
-    running = asyncio.create_task(invalidator.run())
     try:
-        await asyncio.wait_for(invalidator.assigned.wait(), timeout=60)
-        assert (await cache.fetch(page, "page:1", load)).source is Source.LOADED
-        hit = await cache.fetch(page, "page:1", load)
-        assert (hit.value, hit.source) == (b"v1", Source.HIT)
-        generation_before = await cache_client.get(generation_key(page))
+        async with running_invalidators(settings, CATALOGUE, regions=("eu",)) as running:
+            assert (await cache.fetch(page, "page:1", load)).source is Source.LOADED
+            hit = await cache.fetch(page, "page:1", load)
+            assert (hit.value, hit.source) == (b"v1", Source.HIT)
+            generation_before = await cache_client.get(generation_key(page))
 
-        version = b"v2"
-        await publisher.publish(
-            OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
-            tenant="acme",
-            aggregate_version=1,
-        )
+            version = b"v2"
+            await publish_order(publisher, company)
 
-        async def purged() -> bool:
-            return await cache_client.get(generation_key(page)) != generation_before
+            async def purged() -> bool:
+                return await cache_client.get(generation_key(page)) != generation_before
 
-        await wait_until(purged, within=60, what="the purge by the invalidator user")
-        fetched = await cache.fetch(page, "page:1", load)
-        assert (fetched.value, fetched.source) == (b"v2", Source.LOADED)
-        assert invalidator.stats.purge_retries == 0
+            await wait_until(purged, within=60, what="the purge by the invalidator user")
+            fetched = await cache.fetch(page, "page:1", load)
+            assert (fetched.value, fetched.source) == (b"v2", Source.LOADED)
+            stats = running["eu"].stats
+            assert (stats.purge_retries, stats.purge_errors) == (0, 0)
 
         with pytest.raises(NoPermissionError):
             await invalidator_client.get(entry_key(page, "page:1"))  # cannot read values
@@ -105,7 +118,46 @@ async def test_invalidator_and_cache_work_with_least_privilege_users(
             with pytest.raises(NoPermissionError):
                 await client.config_get("*")
     finally:
-        invalidator.stop()
-        await asyncio.wait_for(running, timeout=60)
         await cache_client.aclose()
         await invalidator_client.aclose()
+
+
+async def test_a_missing_permission_is_a_defect_and_heals_when_the_acl_is_fixed(
+    settings: InvalidatorSettings, publisher: EventPublisher, acl_server: RedisServer
+) -> None:
+    """Without the scripts its purges run, the invalidator counts purge_errors (not outage
+    retries), commits nothing, and purges as soon as the ACL is fixed, without a restart."""
+    settings = eu_only_as_invalidator(settings, acl_server)
+    group = settings.group_id("eu")
+    admin = Redis(port=acl_server.port, username=ADMIN[0], password=ADMIN[1])
+    company = f"c-{uuid.uuid4().hex[:8]}"
+    page = COMPANY_ORDERS.bind(company_id=company)
+    try:
+        async with running_invalidators(settings, CATALOGUE, regions=("eu",)) as running:
+            stats = running["eu"].stats
+            committed_before = await committed_offsets(settings.kafka, group)
+            await admin.acl_setuser("invalidator", enabled=True, commands=["-eval", "-evalsha"])
+            await publish_order(publisher, company)
+
+            async def reported() -> bool:
+                return stats.purge_errors >= 2
+
+            await wait_until(reported, within=60, what="purge_errors while EVAL is denied")
+            assert stats.purge_retries == 0, "a missing permission was taken for an outage"
+            assert not await admin.exists(generation_key(page))
+            assert await committed_offsets(settings.kafka, group) == committed_before, (
+                "offsets were committed while the purge was denied"
+            )
+
+            await admin.acl_setuser("invalidator", enabled=True, commands=["+eval", "+evalsha"])
+
+            async def healed() -> bool:
+                topics = CATALOGUE.topics()
+                return bool(await admin.exists(generation_key(page))) and await caught_up(
+                    settings.kafka, group, topics
+                )
+
+            await wait_until(healed, within=60, what="the purge and commit once EVAL is allowed")
+            assert stats.purge_retries == 0
+    finally:
+        await admin.aclose()

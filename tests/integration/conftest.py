@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -64,15 +64,19 @@ async def publisher(settings: InvalidatorSettings) -> AsyncIterator[EventPublish
 
 @contextlib.asynccontextmanager
 async def running_invalidators(
-    settings: InvalidatorSettings, catalogue: Catalogue, *, from_log_end: bool = True
+    settings: InvalidatorSettings,
+    catalogue: Catalogue,
+    *,
+    from_log_end: bool = True,
+    regions: Sequence[str] = REGIONS,
 ) -> AsyncIterator[dict[str, Invalidator]]:
-    """An invalidator per region, running in this process.
+    """An invalidator per region of `regions`, running in this process.
 
     from_log_end: start each group at the log end (False: where the group's offsets say).
     """
     running: dict[str, Invalidator] = {}
     tasks = []
-    for region in REGIONS:
+    for region in regions:
         if from_log_end:
             await start_at_log_end(settings.kafka, settings.group_id(region), catalogue.topics())
         invalidator = Invalidator(settings, region=region, catalogue=catalogue)
