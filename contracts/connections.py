@@ -49,10 +49,18 @@ class KafkaConnection(BaseModel):
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers_have_ports(cls, value: str) -> str:
-        for server in value.split(","):
+        # The value is never echoed: a mistaken one may carry credentials.
+        for position, server in enumerate(value.split(","), start=1):
+            if "@" in server:
+                raise ValueError(
+                    "put credentials in sasl_username/sasl_password, not in the servers "
+                    "(keeps them out of logs)"
+                )
             host, _, port = server.strip().rpartition(":")
             if not host or not port.isdigit():
-                raise ValueError(f"{server!r} is not host:port; write e.g. 127.0.0.1:9092")
+                raise ValueError(
+                    f"server {position} of the list is not host:port; write e.g. 127.0.0.1:9092"
+                )
         return value
 
     def client_kwargs(self) -> dict[str, Any]:

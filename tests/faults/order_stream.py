@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 from contracts.catalogue import BoundNamespace
+from contracts.events import EventEnvelope
 from contracts.orders import ORDER, OrderCreated
 from producers import EventPublisher
 
@@ -50,3 +51,13 @@ class OrderStream:
     def order_id(self, index: int) -> str:
         """The order the `index`-th event (from 0) creates."""
         return f"o-{self.run_id}-{index}"
+
+
+async def publish_company_order(publisher: EventPublisher, company_id: str) -> EventEnvelope:
+    """Publish one OrderCreated of `company_id` (it purges the company's orders namespace);
+    returns its envelope."""
+    return await publisher.publish(
+        OrderCreated(order_id=f"o-{company_id}", company_id=company_id, total_cents=1),
+        tenant="acme",
+        aggregate_version=1,
+    )

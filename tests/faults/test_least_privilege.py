@@ -14,11 +14,12 @@ from redis.exceptions import NoPermissionError
 
 from contracts import RedisTarget
 from contracts.layout import entry_key, generation_key
-from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
+from contracts.orders import CATALOGUE, COMPANY_ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.offsets import committed_offsets
 from producers import CacheClient, EventPublisher, Source, connect_redis
 from tests.conftest import wait_until
+from tests.faults.order_stream import publish_company_order
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
 from tests.integration.redis_server import RedisServer
@@ -66,15 +67,6 @@ def eu_only_as_invalidator(
     )
 
 
-async def publish_order(publisher: EventPublisher, company: str) -> None:
-    """One OrderCreated of `company` (it purges the company's orders namespace)."""
-    await publisher.publish(
-        OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
-        tenant="acme",
-        aggregate_version=1,
-    )
-
-
 async def test_invalidator_and_cache_work_with_least_privilege_users(
     settings: InvalidatorSettings, publisher: EventPublisher, acl_server: RedisServer
 ) -> None:
@@ -97,7 +89,7 @@ async def test_invalidator_and_cache_work_with_least_privilege_users(
             generation_before = await cache_client.get(generation_key(page))
 
             version = b"v2"
-            await publish_order(publisher, company)
+            await publish_company_order(publisher, company)
 
             async def purged() -> bool:
                 return await cache_client.get(generation_key(page)) != generation_before
@@ -137,7 +129,7 @@ async def test_a_missing_permission_is_a_defect_and_heals_when_the_acl_is_fixed(
             stats = running["eu"].stats
             committed_before = await committed_offsets(settings.kafka, group)
             await admin.acl_setuser("invalidator", enabled=True, commands=["-eval", "-evalsha"])
-            await publish_order(publisher, company)
+            await publish_company_order(publisher, company)
 
             async def reported() -> bool:
                 return stats.purge_errors >= 2

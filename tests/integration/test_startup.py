@@ -6,10 +6,7 @@ import argparse
 import asyncio
 import gc
 import json
-import os
-import socket
 import subprocess
-import sys
 import uuid
 from typing import Any, ClassVar
 
@@ -17,26 +14,13 @@ from contracts import Catalogue, DomainEvent, Namespace, PurgeRule, SafeId
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.console import EXIT_INPUT, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
 from invalidator.topics_commands import run_topics_command
+from tests.integration.cli import run_cli
 from tests.integration.missing_topic_catalogue import TOPIC as MISSING_TOPIC
-from tests.integration.stack import REPO
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.integration.redis_server import free_port
 
 
 def _invalidator(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invalidator", *args],
-        env={**os.environ, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    return run_cli(*args, env=env)
 
 
 def test_a_missing_topic_stops_start_up_with_one_message(stack_env: dict[str, str]) -> None:
@@ -60,7 +44,7 @@ def test_an_unreachable_broker_is_exit_3_without_a_traceback(stack_env: dict[str
         "run",
         "--region",
         "eu",
-        INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{_closed_port()}",
+        INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
     )
     assert result.returncode == EXIT_UNAVAILABLE, result.stderr
     assert "a service cannot be reached" in result.stderr
@@ -72,7 +56,7 @@ async def test_a_failed_start_closes_every_kafka_client(settings: InvalidatorSet
     unreachable = settings.model_copy(
         update={
             "kafka": settings.kafka.model_copy(
-                update={"bootstrap_servers": f"127.0.0.1:{_closed_port()}"}
+                update={"bootstrap_servers": f"127.0.0.1:{free_port()}"}
             )
         }
     )
