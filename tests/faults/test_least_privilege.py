@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import shlex
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
@@ -15,10 +19,14 @@ from redis.exceptions import NoPermissionError
 from contracts import RedisTarget
 from contracts.layout import entry_key, generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS
+from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
-from invalidator.offsets import committed_offsets
+from invalidator.offsets import committed_offsets, end_offsets
 from producers import CacheClient, EventPublisher, Source, connect_redis
 from tests.conftest import wait_until
+from tests.faults.accounting import Outcome, account, record_outcome
+from tests.faults.kafka_server import ADMIN as KAFKA_ADMIN
+from tests.faults.kafka_server import SaslKafkaServer
 from tests.faults.order_stream import publish_company_order
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
@@ -153,3 +161,81 @@ async def test_a_missing_permission_is_a_defect_and_heals_when_the_acl_is_fixed(
             assert stats.purge_retries == 0
     finally:
         await admin.aclose()
+
+
+KAFKA_ACL_FILE = REPO / "deploy" / "kafka-acls.conf"
+KAFKA_USERS = {"invalidator": "inv-" + uuid.uuid4().hex, "publisher": "pub-" + uuid.uuid4().hex}
+
+
+def kafka_acl_calls() -> list[list[str]]:
+    """The kafka-acls.sh arguments of deploy/kafka-acls.conf, one list per call."""
+    lines = KAFKA_ACL_FILE.read_text().splitlines()
+    return [shlex.split(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+@pytest.fixture
+async def acl_kafka(tmp_path: Path) -> AsyncIterator[SaslKafkaServer]:
+    """A broker enforcing ACLs, with the users and ACLs of deploy/kafka-acls.conf and the
+    catalogue's topics and the dead-letter topic."""
+    server = SaslKafkaServer(tmp_path / "kafka", users=KAFKA_USERS)
+    try:
+        await server.start(topics={topic: 3 for topic in [*CATALOGUE.topics(), DEAD_LETTER]})
+        bootstrap = ["--bootstrap-server", f"127.0.0.1:{server.port}"]
+        admin_config = ["--command-config", str(server.admin_properties())]
+        acls = "org.apache.kafka.tools.AclCommand"
+        await asyncio.gather(
+            *(server.run_tool(acls, *bootstrap, *admin_config, *call) for call in kafka_acl_calls())
+        )
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_invalidator_works_with_least_privilege_kafka_acls(
+    settings: InvalidatorSettings, acl_kafka: SaslKafkaServer, acl_server: RedisServer
+) -> None:
+    as_invalidator = acl_kafka.connection("invalidator")
+    as_admin = acl_kafka.connection(KAFKA_ADMIN)
+    settings = eu_only_as_invalidator(settings, acl_server).model_copy(
+        update={"kafka": as_invalidator, "group_prefix": "invalidator"}
+    )
+    group = settings.group_id("eu")
+    company = f"c-{uuid.uuid4().hex[:8]}"
+    page = COMPANY_ORDERS.bind(company_id=company)
+    redis_admin = Redis(port=acl_server.port, username=ADMIN[0], password=ADMIN[1])
+    try:
+        async with (
+            EventPublisher(acl_kafka.connection("publisher"), source="orders-api") as publisher,
+            running_invalidators(settings, CATALOGUE, regions=("eu",)) as running,
+        ):
+            published = await publish_company_order(publisher, company)
+            await publisher.broker.publish(b"not an event", topic=ORDERS, key=b"k")
+            stats = running["eu"].stats
+
+            async def purged_and_dead_lettered() -> bool:
+                done = stats.dead_lettered >= 1 and bool(
+                    await redis_admin.exists(generation_key(page))
+                )
+                return done and await caught_up(as_admin, group, CATALOGUE.topics())
+
+            await wait_until(purged_and_dead_lettered, within=60, what="purge and dead letter")
+            assert (stats.purge_retries, stats.purge_errors, stats.dead_lettered) == (0, 0, 1)
+            accounting = await account({str(published.event_id): page}, {"eu": redis_admin})
+            accounting.assert_nothing_lost()
+            dead_letters = await end_offsets(as_admin, [DEAD_LETTER])
+            assert sum(dead_letters.values()) == 1
+
+            producer = AIOKafkaProducer(**as_invalidator.client_kwargs())
+            await producer.start()
+            try:
+                with pytest.raises(TopicAuthorizationFailedError):
+                    await producer.send_and_wait(ORDERS, b"x", key=b"k")
+            finally:
+                await producer.stop()
+            with pytest.raises(GroupAuthorizationFailedError):
+                await committed_offsets(as_invalidator, "other.eu")
+        record_outcome(
+            Outcome("least privilege: Kafka ACLs", 2, lost=0, dead_lettered=1, recover_s=None)
+        )
+    finally:
+        await redis_admin.aclose()
