@@ -1,5 +1,6 @@
 """The README stays true to the code: every module in the layout, every setting in the table,
-the dead-letter headers as the code documents them."""
+the dead-letter headers as the code documents them, every Kafka ACL call of
+deploy/kafka-acls.conf."""
 
 from __future__ import annotations
 
@@ -58,3 +59,10 @@ def test_the_dead_letter_headers_table_is_the_one_the_code_documents() -> None:
     expected = f"| header | holds |\n|---|---|\n{rows}"
     shown = README.split("<!-- dead-letter-headers:begin -->\n")[1].split("\n<!--")[0]
     assert shown == expected, f"README's dead-letter headers table should read:\n{expected}"
+
+
+def test_the_readme_quotes_every_kafka_acl_call() -> None:
+    lines = (REPO / "deploy" / "kafka-acls.conf").read_text().splitlines()
+    calls = [line for line in lines if line.strip() and not line.startswith("#")]
+    missing = [call for call in calls if f"admin.properties {call}\n" not in README]
+    assert calls and missing == [], f"README's Least privilege lacks kafka-acls.sh ... {missing}"
