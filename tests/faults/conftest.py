@@ -1,5 +1,19 @@
-"""Fault tests use the integration fixtures (real broker, real Redis)."""
+"""Fault tests use the integration fixtures (real broker, real Redis), and a broker of their own
+that enforces Kafka ACLs."""
 
+from __future__ import annotations
+
+import asyncio
+import shlex
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from contracts.orders import CATALOGUE
+from contracts.topics import DEAD_LETTER
+from tests.faults.kafka_server import SaslKafkaServer
 from tests.integration.conftest import (  # noqa: F401  (fixtures)
     caches,
     cli,
@@ -9,3 +23,31 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures)
     settings,
     stack_env,
 )
+from tests.integration.stack import REPO
+
+KAFKA_ACL_FILE = REPO / "deploy" / "kafka-acls.conf"
+KAFKA_USERS = {"invalidator": "inv-" + uuid.uuid4().hex, "publisher": "pub-" + uuid.uuid4().hex}
+
+
+def kafka_acl_calls() -> list[list[str]]:
+    """The kafka-acls.sh arguments of deploy/kafka-acls.conf, one list per call."""
+    lines = KAFKA_ACL_FILE.read_text().splitlines()
+    return [shlex.split(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+@pytest.fixture
+async def acl_kafka(tmp_path: Path) -> AsyncIterator[SaslKafkaServer]:
+    """A broker enforcing ACLs, with the users and ACLs of deploy/kafka-acls.conf and the
+    catalogue's topics and the dead-letter topic."""
+    server = SaslKafkaServer(tmp_path / "kafka", users=KAFKA_USERS)
+    try:
+        await server.start(topics={topic: 3 for topic in [*CATALOGUE.topics(), DEAD_LETTER]})
+        bootstrap = ["--bootstrap-server", f"127.0.0.1:{server.port}"]
+        admin_config = ["--command-config", str(server.admin_properties())]
+        acls = "org.apache.kafka.tools.AclCommand"
+        await asyncio.gather(
+            *(server.run_tool(acls, *bootstrap, *admin_config, *call) for call in kafka_acl_calls())
+        )
+        yield server
+    finally:
+        await server.stop()

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import shlex
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -161,34 +159,6 @@ async def test_a_missing_permission_is_a_defect_and_heals_when_the_acl_is_fixed(
             assert stats.purge_retries == 0
     finally:
         await admin.aclose()
-
-
-KAFKA_ACL_FILE = REPO / "deploy" / "kafka-acls.conf"
-KAFKA_USERS = {"invalidator": "inv-" + uuid.uuid4().hex, "publisher": "pub-" + uuid.uuid4().hex}
-
-
-def kafka_acl_calls() -> list[list[str]]:
-    """The kafka-acls.sh arguments of deploy/kafka-acls.conf, one list per call."""
-    lines = KAFKA_ACL_FILE.read_text().splitlines()
-    return [shlex.split(line) for line in lines if line.strip() and not line.startswith("#")]
-
-
-@pytest.fixture
-async def acl_kafka(tmp_path: Path) -> AsyncIterator[SaslKafkaServer]:
-    """A broker enforcing ACLs, with the users and ACLs of deploy/kafka-acls.conf and the
-    catalogue's topics and the dead-letter topic."""
-    server = SaslKafkaServer(tmp_path / "kafka", users=KAFKA_USERS)
-    try:
-        await server.start(topics={topic: 3 for topic in [*CATALOGUE.topics(), DEAD_LETTER]})
-        bootstrap = ["--bootstrap-server", f"127.0.0.1:{server.port}"]
-        admin_config = ["--command-config", str(server.admin_properties())]
-        acls = "org.apache.kafka.tools.AclCommand"
-        await asyncio.gather(
-            *(server.run_tool(acls, *bootstrap, *admin_config, *call) for call in kafka_acl_calls())
-        )
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_invalidator_works_with_least_privilege_kafka_acls(

@@ -10,7 +10,7 @@ import json
 import signal
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -26,6 +26,7 @@ from invalidator.offsets import start_at_log_end
 from producers import EventPublisher
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome
+from tests.faults.kafka_server import SaslKafkaServer
 from tests.faults.order_stream import publish_company_order
 from tests.integration.cli import run_cli, spawn_cli
 from tests.integration.redis_server import RedisServer, free_port
@@ -49,12 +50,12 @@ def disguises(secret: str) -> set[str]:
     return forms
 
 
-def assert_no_secret(outputs: Mapping[str, str]) -> None:
+def assert_no_secret(outputs: Mapping[str, str], secrets: Iterable[str] = SECRETS) -> None:
     """Fail naming each output (label -> text) that holds a secret in any disguise."""
     leaks = [
         f"{label}: {form!r}"
         for label, text in outputs.items()
-        for secret in SECRETS
+        for secret in secrets
         for form in disguises(secret)
         if form in text
     ]
@@ -67,14 +68,15 @@ def regions_json(server: RedisServer, password: str) -> str:
     return json.dumps({"eu": [target]})
 
 
-def sasl_env(bootstrap_servers: str) -> dict[str, str]:
-    """Kafka settings with SASL PLAIN credentials, to `bootstrap_servers`."""
+def sasl_env(bootstrap_servers: str, password: str = KAFKA_PASSWORD) -> dict[str, str]:
+    """Kafka settings with SASL PLAIN credentials (KAFKA_USER, `password`), to
+    `bootstrap_servers`."""
     return {
         "INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS": bootstrap_servers,
         "INVALIDATOR_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
         "INVALIDATOR_KAFKA__SASL_MECHANISM": "PLAIN",
         "INVALIDATOR_KAFKA__SASL_USERNAME": KAFKA_USER,
-        "INVALIDATOR_KAFKA__SASL_PASSWORD": KAFKA_PASSWORD,
+        "INVALIDATOR_KAFKA__SASL_PASSWORD": password,
     }
 
 
@@ -274,3 +276,54 @@ async def test_failures_show_no_password(
 
     outputs["run, wrong Redis password"] = await run_until(wrong, log, purge_fails())
     assert_no_secret(outputs)
+
+
+async def test_a_sasl_login_shows_no_password(
+    settings: InvalidatorSettings,
+    acl_kafka: SaslKafkaServer,
+    auth_server: RedisServer,
+    auth_client: Redis,
+    tmp_path: Path,
+) -> None:
+    """On a broker with SASL PLAIN users and ACLs: a working run and operator commands, and a
+    wrong Kafka password (KAFKA_PASSWORD is not the broker's)."""
+    stats = tmp_path / "stats.json"
+    password = acl_kafka.passwords[KAFKA_USER]
+    env = {
+        **base_env(settings, auth_server, stats),
+        **sasl_env(f"127.0.0.1:{acl_kafka.port}", password),
+        "INVALIDATOR_GROUP_PREFIX": "invalidator",  # the prefix its ACL allows
+    }
+    company = f"c-{uuid.uuid4().hex[:8]}"
+    page = COMPANY_ORDERS.bind(company_id=company)
+
+    async def publish_and_wait_purged() -> None:
+        async def purged() -> bool:
+            return bool(await auth_client.exists(generation_key(page)))
+
+        async with EventPublisher(acl_kafka.connection("publisher"), source="orders-api") as pub:
+            await publish_company_order(pub, company)
+        await wait_until(purged, within=60, what="the purge by the SASL-authenticated invalidator")
+
+    outputs = {
+        "run with SASL": await run_until(env, tmp_path / "run.log", publish_and_wait_purged()),
+        "stats file": stats.read_text(),
+    }
+    wrong = {**env, **sasl_env(f"127.0.0.1:{acl_kafka.port}", KAFKA_PASSWORD)}
+    results = await run_all(
+        {
+            "offsets show with SASL": (["offsets", "show", "--json"], env),
+            "topics check with SASL": (["topics", "check", "--json"], env),
+            "topics check, wrong SASL password": (["topics", "check", "--json"], wrong),
+            "run, wrong SASL password": (["run", "--region", "eu"], wrong),
+        }
+    )
+    statuses = {label: result.returncode for label, result in results.items()}
+    assert statuses == {
+        "offsets show with SASL": EXIT_OK,
+        "topics check with SASL": EXIT_OK,
+        "topics check, wrong SASL password": EXIT_UNAVAILABLE,
+        "run, wrong SASL password": EXIT_UNAVAILABLE,
+    }, outputs_of(results)
+    outputs.update(outputs_of(results))
+    assert_no_secret(outputs, [*SECRETS, *acl_kafka.passwords.values()])
