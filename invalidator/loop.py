@@ -199,7 +199,14 @@ class InvalidationLoop:
                     await purging
             if fetching is not None:
                 await fetching  # what it brings stays uncommitted: read again by the next owner
-            self._set_paused(False)
+            if self.paused:
+                log.warning(
+                    "invalidator %s: stopped while a purge was failing; its batch stays "
+                    "uncommitted, for the partitions' next owner",
+                    self._name,
+                )
+                self._source.resume(*self._source.assignment())
+                self.paused = False
             await self.committer.flush()
 
     def _retry_if_failed(

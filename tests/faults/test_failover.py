@@ -32,7 +32,7 @@ from invalidator.offsets import start_at_log_end
 from producers import EventPublisher, RedisClient, connect_redis
 from producers.publisher import EventToPublish
 from tests.conftest import wait_until
-from tests.faults.accounting import Outcome, account, record_outcome, scaled
+from tests.faults.accounting import LONG, Outcome, account, record_outcome, scaled
 from tests.integration.kafka_tools import caught_up
 from tests.integration.us_cluster import (
     Node,
@@ -167,7 +167,13 @@ async def _fail_over(
     return killed
 
 
-@pytest.mark.parametrize("min_replicas_acked", [1, 0], ids=["acknowledged", "unacknowledged"])
+# Without the option, losing a purge takes a kill inside the unreplicated window, which a busy
+# machine can miss: that run is a measurement of `make faults`, not a check of `make test`.
+CASES = [("acknowledged", 1), *([("unacknowledged", 0)] if LONG else [])]
+"""(id, min_replicas_acked) of each run."""
+
+
+@pytest.mark.parametrize("min_replicas_acked", [n for _, n in CASES], ids=[i for i, _ in CASES])
 async def test_master_killed_mid_drain(
     min_replicas_acked: int, settings: InvalidatorSettings, publisher: EventPublisher
 ) -> None:
