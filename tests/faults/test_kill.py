@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from invalidator import InvalidatorSettings
 from invalidator.offsets import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
+from tests.faults.accounting import Outcome, record_outcome
 from tests.faults.processes import exited, spawn, spawn_invalidator
 from tests.integration.kafka_tools import caught_up
 
@@ -63,6 +65,7 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
     )
 
     restarted = spawn_invalidator(settings, "eu", log)
+    restarted_at = time.monotonic()
     try:
         await wait_until(
             lambda: caught_up(settings.kafka, group, CATALOGUE.topics()),
@@ -70,11 +73,15 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
             what=f"the restarted invalidator to catch up ({log})",
             interval=0.2,
         )
+        recover_s = time.monotonic() - restarted_at
         after = {
             event_id: await eu.get(generation_key(namespace))
             for event_id, namespace in events.items()
         }
         lost = [event_id for event_id, generation in after.items() if generation is None]
+        record_outcome(
+            Outcome("SIGKILL between purge and commit", len(events), len(lost), 0, recover_s)
+        )
         assert lost == [], f"events never purged: {lost[:5]}"
         not_repurged = [e for e in purged_before_kill if after[e] == at_kill[e]]
         assert not_repurged == [], f"purged before the kill but not again: {not_repurged[:5]}"

@@ -15,6 +15,7 @@ from invalidator import Invalidator, InvalidatorSettings
 from invalidator.offsets import start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
+from tests.faults.accounting import Outcome, record_outcome
 from tests.faults.order_stream import OrderStream
 from tests.integration.kafka_tools import caught_up
 
@@ -70,6 +71,7 @@ async def test_members_joining_and_leaving_mid_stream_lose_no_event(
         if await eu.get(generation_key(namespace)) is None
     ]
     assert len(published) == EVENTS
+    record_outcome(Outcome("members join and leave mid-stream", EVENTS, len(lost), 0, None))
     assert lost == [], f"{len(lost)} events never purged, e.g. {lost[:3]}"
     assert first.stats.dead_lettered == second.stats.dead_lettered == 0
     assert first.stats.events > 0 and second.stats.events > 0, "one member purged everything"
