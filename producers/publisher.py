@@ -199,7 +199,7 @@ class EventPublisher:
         when any record is not acknowledged, every other send is still awaited and
         PublishBatchError names the failed envelopes (and the acknowledged ones).
         """
-        outgoing = [_envelope_and_topic(item, source=self.source) for item in batch]
+        outgoing = [envelope_and_topic(item, source=self.source) for item in batch]
         pending: list[tuple[EventEnvelope, Any]] = []
         failed: list[tuple[EventEnvelope, BaseException]] = []
         for envelope, topic in outgoing:
@@ -235,9 +235,11 @@ class EventPublisher:
         return acknowledged
 
 
-def _envelope_and_topic(
+def envelope_and_topic(
     item: EventToPublish | EnvelopeToPublish, *, source: str
 ) -> tuple[EventEnvelope, str]:
+    """The envelope of a batch item (wrapped now for an event, as `publish` does) and its
+    topic: what `publish_many` sends and what the outbox stores."""
     if isinstance(item, EnvelopeToPublish):
         return item.envelope, item.topic
     envelope = EventEnvelope.wrap(

@@ -1,0 +1,27 @@
+"""The transactional outbox: events written in the service's own transaction, then relayed.
+
+    async with session.begin():
+        session.add(order)                                  # the change
+        await add_event(session, OrderStatusChanged(...), source="orders-api",
+                        tenant="acme", aggregate_version=order.version)
+
+The event commits with the change or not at all; `outbox relay` publishes it (at least once,
+in id order per aggregate) and marks it. Needs the `outbox` extra (SQLAlchemy 2, asyncpg,
+aiosqlite).
+"""
+
+from producers.outbox.relay import OutboxRelay, RelayStats
+from producers.outbox.settings import RelaySettings
+from producers.outbox.table import OUTBOX_TABLE, create_outbox_table, ddl
+from producers.outbox.writer import add_event, add_events
+
+__all__ = [
+    "OUTBOX_TABLE",
+    "OutboxRelay",
+    "RelaySettings",
+    "RelayStats",
+    "add_event",
+    "add_events",
+    "create_outbox_table",
+    "ddl",
+]

@@ -1,0 +1,273 @@
+"""The relay: publishes the outbox's pending rows to Kafka, in id order, and marks them.
+
+At least once: a row is marked published only after Kafka acknowledged it, so a relay killed
+between the two publishes the row again on restart (the same event id; the invalidator's purges
+are idempotent). Several relays may run on PostgreSQL: each claims rows with
+`FOR UPDATE SKIP LOCKED`, and leaves a key's rows alone while another relay holds an earlier row
+of that key, so the events of one aggregate go out in id order. On SQLite run one relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contracts.connections import KafkaConnection
+from producers.outbox.table import OUTBOX_TABLE
+from producers.outbox.writer import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+_T = OUTBOX_TABLE.c
+_CLEANUP_EVERY_S = 10.0
+
+
+@dataclass
+class RelayStats:
+    """What one relay did since it started."""
+
+    published: int = 0
+    batches: int = 0
+    publish_failures: int = 0
+    deleted: int = 0
+    oldest_unpublished_age_s: float = 0.0
+    """How old the oldest row not yet published was at the last look (0 when none)."""
+    delay_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    """Row written -> acknowledged by Kafka, ms; the latest samples."""
+
+    def as_dict(self) -> dict[str, float]:
+        """The counters and the delay percentiles, for a log line or a stats file."""
+        samples = sorted(self.delay_ms)
+
+        def at(fraction: float) -> float:
+            return samples[min(len(samples) - 1, int(fraction * len(samples)))] if samples else 0.0
+
+        return {
+            "published": self.published,
+            "batches": self.batches,
+            "publish_failures": self.publish_failures,
+            "deleted": self.deleted,
+            "oldest_unpublished_age_s": round(self.oldest_unpublished_age_s, 3),
+            "delay_ms_p50": round(at(0.5), 2),
+            "delay_ms_p99": round(at(0.99), 2),
+        }
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows with an idempotent `acks=all` producer, a batch at a time
+    (one flush per batch), and marks them published in the same transaction that claimed them.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        kafka: KafkaConnection,
+        *,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.2,
+        retention_s: float = 3600.0,
+        client_id: str = "outbox-relay",
+    ) -> None:
+        """engine: the service's database (PostgreSQL or SQLite, async driver).
+        kafka: the brokers.
+        batch_size: the most rows published per batch.
+        poll_interval_s: how long to wait for new rows before looking again (on PostgreSQL a
+            commit with new rows wakes the relay at once; this is the fallback).
+        retention_s: how long published rows are kept before they are deleted.
+        client_id: the Kafka client id.
+        """
+        self._engine = engine
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._retention = timedelta(seconds=retention_s)
+        self._producer = AIOKafkaProducer(
+            acks="all",
+            enable_idempotence=True,
+            client_id=client_id,
+            # A row's record is as large as the broker allows; the broker refuses larger ones.
+            max_request_size=1_048_576,
+            **kafka.client_kwargs(),
+        )
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._postgresql = engine.dialect.name == "postgresql"
+        self.stats = RelayStats()
+
+    async def start(self) -> None:
+        """Connect to Kafka."""
+        await self._producer.start()
+
+    async def stop_producer(self) -> None:
+        """Flush and disconnect from Kafka."""
+        await self._producer.stop()
+
+    def stop(self) -> None:
+        """Ask `run` to return after the batch in hand."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until `stop()`: a batch at a time, at once while rows are pending, else on a
+        notification (PostgreSQL) or every `poll_interval_s`. A failed publish is retried after
+        a back-off; its rows stay pending meanwhile."""
+        async with contextlib.AsyncExitStack() as running:
+            if self._postgresql:
+                await running.enter_async_context(self._listening())
+            last_cleanup = 0.0
+            backoff = self._poll_interval_s
+            while not self._stopping.is_set():
+                self._wake.clear()
+                try:
+                    published = await self.relay_once()
+                    backoff = self._poll_interval_s
+                except Exception as error:
+                    self.stats.publish_failures += 1
+                    log.warning("outbox relay: batch failed, retry in %.1f s: %s", backoff, error)
+                    await self._wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if time.monotonic() - last_cleanup >= _CLEANUP_EVERY_S:
+                    await self.cleanup()
+                    last_cleanup = time.monotonic()
+                if published < self._batch_size:
+                    await self._wait(self._poll_interval_s)
+
+    async def relay_once(self) -> int:
+        """Claim up to `batch_size` pending rows, publish them, mark them; how many."""
+        async with self._engine.begin() as connection:
+            rows = await self._claim(connection)
+            if not rows:
+                self.stats.oldest_unpublished_age_s = 0.0
+                return 0
+            acknowledged = await self._publish(rows)
+            if acknowledged:
+                await connection.execute(
+                    update(OUTBOX_TABLE)
+                    .where(_T.id.in_([row.id for row in acknowledged]))
+                    .values(published_at=datetime.now(UTC))
+                )
+        now = datetime.now(UTC)
+        self.stats.published += len(acknowledged)
+        self.stats.batches += 1
+        self.stats.delay_ms.extend(
+            (now - _aware(row.created_at)).total_seconds() * 1000 for row in acknowledged
+        )
+        self.stats.oldest_unpublished_age_s = (now - _aware(rows[0].created_at)).total_seconds()
+        if len(acknowledged) < len(rows):
+            raise RuntimeError(f"{len(rows) - len(acknowledged)} rows were not acknowledged")
+        return len(acknowledged)
+
+    async def cleanup(self) -> int:
+        """Delete rows published longer than the retention ago; how many."""
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                delete(OUTBOX_TABLE).where(_T.published_at < datetime.now(UTC) - self._retention)
+            )
+        deleted = int(result.rowcount or 0)
+        self.stats.deleted += deleted
+        return deleted
+
+    async def pending(self) -> tuple[int, float]:
+        """(rows not yet published, age in seconds of the oldest of them; 0 when none)."""
+        async with self._engine.connect() as connection:
+            count, oldest = (
+                await connection.execute(
+                    select(func.count(), func.min(_T.created_at)).where(_T.published_at.is_(None))
+                )
+            ).one()
+        age = 0.0 if oldest is None else (datetime.now(UTC) - _aware(oldest)).total_seconds()
+        return int(count), age
+
+    async def _claim(self, connection: AsyncConnection) -> list[Row[Any]]:
+        """The next pending rows in id order, locked (PostgreSQL; others' locked rows skipped),
+        without the rows of a key whose earlier row another relay holds."""
+        claimed = list(
+            (
+                await connection.execute(
+                    select(_T.id, _T.topic, _T.partition_key, _T.headers, _T.value, _T.created_at)
+                    .where(_T.published_at.is_(None))
+                    .order_by(_T.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+        )
+        if not self._postgresql or not claimed:
+            return claimed
+        ours = [row.id for row in claimed]
+        elsewhere = await connection.execute(
+            select(_T.partition_key, func.min(_T.id))
+            .where(
+                _T.published_at.is_(None),
+                _T.partition_key.in_({row.partition_key for row in claimed}),
+                _T.id.not_in(ours),
+            )
+            .group_by(_T.partition_key)
+        )
+        first_elsewhere: dict[bytes, int] = {key: first for key, first in elsewhere.all()}
+        # Rows of a key after one another relay holds would overtake it: left for later.
+        return [
+            row for row in claimed if row.id < first_elsewhere.get(row.partition_key, row.id + 1)
+        ]
+
+    async def _publish(self, rows: Sequence[Row[Any]]) -> list[Row[Any]]:
+        """Send every row, then wait once; the rows acknowledged, up to each key's first
+        failure (a later row of that key must not be marked while an earlier one is not)."""
+        sends = []
+        for row in rows:
+            headers = [(name, value.encode()) for name, value in row.headers.items()]
+            sends.append(
+                await self._producer.send(
+                    row.topic, value=row.value, key=row.partition_key, headers=headers
+                )
+            )
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        failed_keys: set[bytes] = set()
+        acknowledged = []
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException) or row.partition_key in failed_keys:
+                failed_keys.add(row.partition_key)
+                if isinstance(result, BaseException):
+                    log.warning("outbox relay: row %d not acknowledged: %s", row.id, result)
+            else:
+                acknowledged.append(row)
+        return acknowledged
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    @contextlib.asynccontextmanager
+    async def _listening(self) -> Any:
+        """LISTEN on the outbox channel for as long as the relay runs (a dedicated connection
+        of the engine's pool, raw asyncpg)."""
+        async with self._engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+
+            def notified(*_: object) -> None:
+                self._wake.set()
+
+            await driver.add_listener(NOTIFY_CHANNEL, notified)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(Exception):
+                    await driver.remove_listener(NOTIFY_CHANNEL, notified)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes: they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

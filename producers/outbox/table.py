@@ -1,0 +1,76 @@
+"""The outbox table: one row per event, written in the service's own transaction.
+
+A row holds exactly what goes to Kafka (topic, key, headers, the envelope's bytes), so the relay
+publishes it without decoding anything, and the event id is fixed when the row is written: a
+row published twice is the same event twice, which consumers deduplicate or (the invalidator)
+purge idempotently.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+TABLE_NAME = "event_outbox"
+
+metadata = MetaData()
+
+OUTBOX_TABLE = Table(
+    TABLE_NAME,
+    metadata,
+    # SQLite makes an INTEGER PRIMARY KEY the rowid (increasing); PostgreSQL a bigserial.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("topic", String(249), nullable=False),
+    Column("partition_key", LargeBinary, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+)
+"""id orders the rows (the relay publishes in id order); published_at is set once Kafka
+acknowledged the row; published rows are deleted after the relay's retention."""
+
+Index(
+    f"ix_{TABLE_NAME}_pending",
+    OUTBOX_TABLE.c.id,
+    postgresql_where=OUTBOX_TABLE.c.published_at.is_(None),
+    sqlite_where=OUTBOX_TABLE.c.published_at.is_(None),
+)
+Index(f"ix_{TABLE_NAME}_published_at", OUTBOX_TABLE.c.published_at)
+
+DIALECTS = {
+    "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
+    "sqlite": sqlite.dialect(),
+}
+
+
+async def create_outbox_table(engine: AsyncEngine) -> None:
+    """Create the table and its indexes unless they exist (idempotent)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+
+
+def ddl(dialect: str) -> str:
+    """The CREATE statements of the table for `dialect` (`postgresql` or `sqlite`), for a
+    migration tool of the service's choice."""
+    compiled = DIALECTS[dialect]
+    statements = [str(CreateTable(OUTBOX_TABLE).compile(dialect=compiled)).strip()]
+    statements += [
+        str(CreateIndex(index).compile(dialect=compiled)).strip()
+        for index in sorted(OUTBOX_TABLE.indexes, key=lambda index: str(index.name))
+    ]
+    return ";\n\n".join(statements) + ";\n"

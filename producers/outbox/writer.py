@@ -1,0 +1,81 @@
+"""Adding events to the outbox inside the service's own transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from contracts.events import DomainEvent, EventEnvelope, TraceContext
+from producers.outbox.table import OUTBOX_TABLE, TABLE_NAME
+from producers.publisher import EnvelopeToPublish, EventToPublish, envelope_and_topic
+
+NOTIFY_CHANNEL = TABLE_NAME
+"""The PostgreSQL channel a write notifies (delivered at commit) and the relay listens on."""
+
+
+async def add_events(
+    session: AsyncSession | AsyncConnection,
+    batch: Iterable[EventToPublish | EnvelopeToPublish],
+    *,
+    source: str,
+) -> list[EventEnvelope]:
+    """Insert one outbox row per item in the caller's transaction (no commit here); the
+    envelopes, in order.
+
+    session: the service's SQLAlchemy session or connection, inside the transaction that makes
+        the change: the rows commit with it or not at all.
+    batch: the same items as `EventPublisher.publish_many` takes: events (wrapped here, their
+        ids fixed now) or envelopes built earlier with their topic.
+    source: this service's name, written into every envelope wrapped here.
+    """
+    now = datetime.now(UTC)
+    outgoing = [envelope_and_topic(item, source=source) for item in batch]
+    if not outgoing:
+        return []
+    rows = [
+        {
+            "event_id": str(envelope.event_id),
+            "topic": topic,
+            "partition_key": envelope.partition_key(),
+            "headers": envelope.headers(),
+            "value": envelope.to_bytes(),
+            "created_at": now,
+        }
+        for envelope, topic in outgoing
+    ]
+    await session.execute(insert(OUTBOX_TABLE), rows)
+    if _dialect(session) == "postgresql":
+        # Delivered at commit, never for a rolled-back transaction: wakes the relays at once.
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    return [envelope for envelope, _ in outgoing]
+
+
+async def add_event(
+    session: AsyncSession | AsyncConnection,
+    event: DomainEvent,
+    *,
+    source: str,
+    tenant: str,
+    aggregate_version: int,
+    trace: TraceContext | None = None,
+) -> EventEnvelope:
+    """Add one event as `EventPublisher.publish` would publish it; its envelope (whose id
+    consumers will see).
+
+    session: as for `add_events`.
+    source: this service's name.
+    tenant: the tenant the write belongs to.
+    aggregate_version: the aggregate's version after this change.
+    trace: the W3C trace context of the write.
+    """
+    item = EventToPublish(event, tenant=tenant, aggregate_version=aggregate_version, trace=trace)
+    (envelope,) = await add_events(session, [item], source=source)
+    return envelope
+
+
+def _dialect(session: AsyncSession | AsyncConnection) -> str:
+    bind = session.bind if isinstance(session, AsyncSession) else session.engine
+    return bind.dialect.name
