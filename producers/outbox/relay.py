@@ -144,7 +144,8 @@ class OutboxRelay:
                     await self._wait(self._poll_interval_s)
 
     async def relay_once(self) -> int:
-        """Claim up to `batch_size` pending rows, publish them, mark them; how many."""
+        """Claim up to `batch_size` pending rows, publish them, mark those acknowledged; how
+        many. Raises when none was (Kafka away): the rows stay pending."""
         async with self._engine.begin() as connection:
             rows = await self._claim(connection)
             if not rows:
@@ -164,8 +165,11 @@ class OutboxRelay:
             (now - _aware(row.created_at)).total_seconds() * 1000 for row in acknowledged
         )
         self.stats.oldest_unpublished_age_s = (now - _aware(rows[0].created_at)).total_seconds()
+        if not acknowledged:
+            raise RuntimeError(f"none of {len(rows)} rows was acknowledged")
         if len(acknowledged) < len(rows):
-            raise RuntimeError(f"{len(rows) - len(acknowledged)} rows were not acknowledged")
+            # The rest goes on; those rows, and their keys' later ones, are tried again next.
+            self.stats.publish_failures += 1
         return len(acknowledged)
 
     async def cleanup(self) -> int:
