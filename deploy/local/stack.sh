@@ -4,9 +4,10 @@
 #             three with `up --brokers 3`)
 #   redis-eu  standalone Redis        (region "eu")
 #   redis-us  Redis Cluster of 3 masters + 3 replicas  (region "us")
+#   postgres  PostgreSQL (Debian's packages), database "outbox" for the transactional outbox
 #
 # Usage: deploy/local/stack.sh up [--brokers N] [--kafka-only]|down [--purge]|status|logs [-f]
-#        [kafka|redis-eu|redis-us]|env
+#        [kafka|redis-eu|redis-us|postgres]|env
 # `up` is idempotent and prints the `export ...` lines on stdout (progress goes to stderr), so
 #   eval "$(deploy/local/stack.sh up)"
 # works. See deploy/local/README.md.
@@ -24,6 +25,9 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
 KAFKA_BROKERS="${KAFKA_BROKERS:-}"   # empty: what the running stack has (run/kafka.brokers), else 1
 REDIS_EU_PORT="${REDIS_EU_PORT:-16379}"
 REDIS_US_PORT="${REDIS_US_PORT:-17001}"
+POSTGRES_PORT="${POSTGRES_PORT:-15432}"
+POSTGRES_BINDIR="${POSTGRES_BINDIR:-}"   # empty: found (pg_config --bindir, /usr/lib/postgresql/*/bin)
+POSTGRES_OS_USER="${POSTGRES_OS_USER:-postgres}"   # runs the server when stack.sh runs as root
 
 KAFKA_START_TIMEOUT=90   # seconds until the broker must answer
 COORDINATOR_TIMEOUT=90   # seconds until a consumer group coordinator must answer
@@ -32,12 +36,17 @@ KAFKA_STOP_TIMEOUT=60    # seconds between SIGTERM and SIGKILL
 # (its broker part has shut down cleanly by then), so it gets less time before SIGKILL.
 KAFKA_CLUSTER_STOP_TIMEOUT=15
 REDIS_TIMEOUT=20         # seconds for PING / cluster_state:ok
+POSTGRES_TIMEOUT=30      # seconds until PostgreSQL accepts connections
+POSTGRES_STOP_TIMEOUT=30 # seconds for a fast shutdown before SIGKILL
 
 KAFKA_LIBS_DIR="${KAFKA_LIBS_DIR:-${STACK_DIR}/kafka-libs}"
 LIBS_DIR="${KAFKA_LIBS_DIR}/${KAFKA_VERSION}"
 KAFKA_DIR="${STACK_DIR}/kafka"
 KAFKA_ADMIN_CONFIG="${KAFKA_DIR}/admin.properties"
 REDIS_DIR="${STACK_DIR}/redis"
+POSTGRES_DIR="${STACK_DIR}/postgres"
+POSTGRES_DATA="${POSTGRES_DIR}/data"
+POSTGRES_DATABASE=outbox
 LOG_DIR="${STACK_DIR}/logs"
 RUN_DIR="${STACK_DIR}/run"
 KAFKA_TOOLS_LOG="${LOG_DIR}/kafka-tools.log"
@@ -47,7 +56,7 @@ TOPICS_FILE="${SCRIPT_DIR}/topics.txt"
 LOG4J_CONFIG="${SCRIPT_DIR}/log4j2.yaml"
 POM="${SCRIPT_DIR}/pom.xml"
 
-for _port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT REDIS_US_PORT; do
+for _port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT REDIS_US_PORT POSTGRES_PORT; do
   [[ "${!_port_var}" =~ ^[0-9]+$ ]] || { echo "stack.sh: error: ${_port_var} must be a port number, got '${!_port_var}'" >&2; exit 2; }
 done
 # The us cluster: 3 masters and one replica each, on REDIS_US_PORT and the next five ports.
@@ -61,7 +70,7 @@ for _port in "${US_PORTS[@]}"; do US_BUS_PORTS+=("$((_port + 10000))"); done
 US_LAST_PORT="${US_PORTS[$((US_NODES - 1))]}"
 check_port_plan() {
   local name port seen=" " bus
-  for name in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT; do
+  for name in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT POSTGRES_PORT; do
     port="${!name}"
     [[ "${seen}" != *" ${port} "* ]] || { echo "stack.sh: error: ${name}=${port} is used twice" >&2; exit 2; }
     seen+="${port} "
@@ -97,17 +106,17 @@ usage: $(basename "$0") <command>
                      coordinator, print env. --brokers 3: a 3-node KRaft cluster (each node
                      broker+controller; replication factor 3 for every topic, __consumer_offsets
                      and transaction state included; min.insync.replicas=2); data under
-                     \$STACK_DIR/kafka-3/. --kafka-only: no Redis (env then names the Redis
-                     ports all the same)
+                     \$STACK_DIR/kafka-3/. --kafka-only: no Redis, no PostgreSQL (env then
+                     names their ports all the same)
   down [--purge]     stop everything (--purge also deletes data and logs, keeps the jar cache)
   status             one line per service; exit 0 only if all answer
-  logs [-f] [kafka|redis-eu|redis-us]   tail the logs (-f: follow)
-  env                print the export lines for the Python settings
+  logs [-f] [kafka|redis-eu|redis-us|postgres]   tail the logs (-f: follow)
+  env                print the export lines for the Python settings and the outbox database
 ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n of N (n = 1..N)
   listens on KAFKA_PORT + 2(n-1) and KAFKA_CONTROLLER_PORT + 2(n-1); REDIS_EU_PORT (16379),
   REDIS_US_PORT (17001: the cluster of 3 masters + 3 replicas uses it and the next five, and
   each node also listens on its port + 10000 for the cluster bus, so 27001-27006 too; a second
-  stack must avoid all of them)
+  stack must avoid all of them), POSTGRES_PORT (15432)
 EOF
 }
 
@@ -131,7 +140,7 @@ rcli() { local port="$1"; shift; timeout 5 redis-cli -h 127.0.0.1 -p "${port}" "
 
 redis_ping() { [[ "$(rcli "$1" ping)" == "PONG" ]]; }
 
-ensure_dirs() { mkdir -p "${LOG_DIR}" "${RUN_DIR}" "${KAFKA_DIR}" "${REDIS_DIR}"; }
+ensure_dirs() { mkdir -p "${LOG_DIR}" "${RUN_DIR}" "${KAFKA_DIR}" "${REDIS_DIR}" "${POSTGRES_DIR}"; }
 
 # Serialise up/down so two concurrent invocations cannot start two stacks.
 take_lock() {
@@ -144,6 +153,8 @@ print_env() {
   printf "export INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=%s\n" "$(kafka_bootstrap)"
   printf "export INVALIDATOR_REGIONS='%s'\n" \
     "{\"eu\":[{\"name\":\"eu-standalone\",\"url\":\"redis://127.0.0.1:${REDIS_EU_PORT}/0\",\"cluster\":false}],\"us\":[{\"name\":\"us-cluster\",\"url\":\"redis://127.0.0.1:${REDIS_US_PORT}\",\"cluster\":true,\"min_replicas_acked\":1,\"replicas_timeout_ms\":1000}]}"
+  printf "export OUTBOX_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:%s/%s\n" \
+    "${POSTGRES_PORT}" "${POSTGRES_DATABASE}"
 }
 
 # ---------------------------------------------------------------------------- kafka
@@ -601,6 +612,149 @@ stop_redis() {
   rm -f "${pid_file}"
 }
 
+# ---------------------------------------------------------------------------- postgres
+
+# A server of its own (initdb + pg_ctl on $STACK_DIR/postgres/data), never Debian's system
+# cluster. It listens on 127.0.0.1 only, without a Unix socket, and trusts every connection from
+# there (superuser "postgres", no password): fine for a dev stack, not for anything shared.
+POSTGRES_LOG="${LOG_DIR}/postgres.log"
+
+pg_bindir_has_server() { [[ -x "$1/initdb" && -x "$1/pg_ctl" && -x "$1/postgres" && -x "$1/psql" ]]; }
+
+# POSTGRES_BINDIR, else pg_config's bindir, else the newest /usr/lib/postgresql/<version>/bin
+# (pg_config may come from libpq-dev, whose bindir need not hold a server).
+find_postgres_bindir() {
+  local dir
+  if [[ -n "${POSTGRES_BINDIR}" ]]; then
+    pg_bindir_has_server "${POSTGRES_BINDIR}" \
+      || die "POSTGRES_BINDIR=${POSTGRES_BINDIR} lacks initdb, pg_ctl, postgres or psql"
+    return 0
+  fi
+  dir="$(pg_config --bindir 2>/dev/null || true)"
+  if [[ -n "${dir}" ]] && pg_bindir_has_server "${dir}"; then POSTGRES_BINDIR="${dir}"; return 0; fi
+  while read -r dir; do
+    if pg_bindir_has_server "${dir}"; then POSTGRES_BINDIR="${dir}"; return 0; fi
+  done < <(compgen -G '/usr/lib/postgresql/*/bin' | sort -rV)
+  return 1
+}
+
+require_postgres() {
+  find_postgres_bindir && return 0
+  if [[ "$(id -u)" != "0" ]] || ! command -v apt-get >/dev/null; then
+    die "PostgreSQL server binaries not found (initdb, pg_ctl under /usr/lib/postgresql/*/bin); install the postgresql package or set POSTGRES_BINDIR"
+  fi
+  log "installing postgresql with apt-get"
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; } \
+    >"${LOG_DIR}/apt.log" 2>&1 || die "apt-get install postgresql failed; see ${LOG_DIR}/apt.log"
+  find_postgres_bindir || die "postgresql installed, but no initdb/pg_ctl under /usr/lib/postgresql/*/bin"
+}
+
+# Run a server tool as the owner of the data: initdb and pg_ctl refuse to run as root.
+pg_as() {
+  if [[ "$(id -u)" == "0" ]]; then
+    (cd / && runuser -u "${POSTGRES_OS_USER}" -- "$@")
+  else
+    "$@"
+  fi
+}
+
+# psql against database $1 on the stack's server, one unaligned value per row.
+pg_sql() {
+  PGCONNECT_TIMEOUT=5 timeout 10 "${POSTGRES_BINDIR}/psql" -h 127.0.0.1 -p "${POSTGRES_PORT}" \
+    -U postgres -d "$1" -X -q -t -A -v ON_ERROR_STOP=1 -c "$2"
+}
+
+# The postmaster's pid if it runs on our data dir (postmaster.pid, guarded against pid reuse).
+postgres_pid() {
+  local pid
+  [[ -f "${POSTGRES_DATA}/postmaster.pid" ]] || return 0
+  pid="$(head -n 1 "${POSTGRES_DATA}/postmaster.pid" | tr -dc '0-9')"
+  if pid_alive "${pid}" && [[ "$(ps -ww -o args= -p "${pid}" 2>/dev/null)" == *"${POSTGRES_DATA}"* ]]; then
+    printf '%s\n' "${pid}"
+  fi
+}
+
+# As root, the server's user must own its directory and log and reach them.
+prepare_postgres_dirs() {
+  mkdir -p "${POSTGRES_DIR}"
+  touch "${POSTGRES_LOG}"
+  [[ "$(id -u)" == "0" ]] || return 0
+  id "${POSTGRES_OS_USER}" >/dev/null 2>&1 \
+    || die "stack.sh runs as root and PostgreSQL refuses to: user ${POSTGRES_OS_USER} (POSTGRES_OS_USER) to run it as does not exist"
+  chown "${POSTGRES_OS_USER}:" "${POSTGRES_DIR}" "${POSTGRES_LOG}"
+  pg_as test -w "${POSTGRES_DIR}" \
+    || die "user ${POSTGRES_OS_USER} cannot reach ${POSTGRES_DIR} (a parent directory is closed to it); choose another STACK_DIR"
+}
+
+# initdb into a scratch dir, moved into place once complete (an interrupted initdb leaves no
+# half-made data dir behind).
+init_postgres_data() {
+  local tmp="${POSTGRES_DATA}.init"
+  [[ -f "${POSTGRES_DATA}/PG_VERSION" ]] && return 0
+  rm -rf "${tmp}"
+  log "initialising postgres data in ${POSTGRES_DATA}"
+  # --no-sync: initdb skips its final fsync (a disposable dev database; the server itself syncs).
+  pg_as "${POSTGRES_BINDIR}/initdb" -D "${tmp}" -U postgres -E UTF8 --no-locale --auth=trust \
+    --no-sync >>"${POSTGRES_LOG}" 2>&1 || die "initdb failed; see ${POSTGRES_LOG}"
+  cat >"${tmp}/pg_hba.conf" <<'HBA'
+# Written by deploy/local/stack.sh. A dev stack: trust, and only from 127.0.0.1 (the server
+# listens nowhere else and has no Unix socket).
+host  all  all  127.0.0.1/32  trust
+HBA
+  mv "${tmp}" "${POSTGRES_DATA}"
+}
+
+# Starts the server without waiting (wait_postgres does, once Redis is up).
+start_postgres() {
+  local pid
+  pid="$(postgres_pid)"
+  if [[ -n "${pid}" ]]; then
+    log "postgres already running (pid ${pid})"
+    return 0
+  fi
+  port_open "${POSTGRES_PORT}" \
+    && die "postgres: port ${POSTGRES_PORT} is already in use by another process (set POSTGRES_PORT)"
+  prepare_postgres_dirs
+  init_postgres_data
+  # Not our running server: a pid file left by a killed one could name a live, unrelated pid.
+  rm -f "${POSTGRES_DATA}/postmaster.pid"
+  log "starting postgres $("${POSTGRES_BINDIR}/postgres" --version | awk '{ print $3 }') on 127.0.0.1:${POSTGRES_PORT} (log: ${POSTGRES_LOG})"
+  pg_as "${POSTGRES_BINDIR}/pg_ctl" start --no-wait -D "${POSTGRES_DATA}" -l "${POSTGRES_LOG}" \
+    -o "-c listen_addresses=127.0.0.1 -c port=${POSTGRES_PORT} -c unix_socket_directories=''" \
+    </dev/null >>"${POSTGRES_LOG}" 2>&1 9>&- || die "pg_ctl start failed; see ${POSTGRES_LOG}"
+}
+
+# Wait until the server answers, then create the outbox database if it is missing.
+wait_postgres() {
+  local deadline=$(( $(now) + POSTGRES_TIMEOUT ))
+  until [[ "$(pg_sql postgres 'SELECT 1' 2>/dev/null)" == 1 ]]; do
+    (( $(now) < deadline )) \
+      || die "postgres did not answer on 127.0.0.1:${POSTGRES_PORT} within ${POSTGRES_TIMEOUT}s; see ${POSTGRES_LOG}"
+    sleep 0.1
+  done
+  if [[ "$(pg_sql postgres "SELECT 1 FROM pg_database WHERE datname = '${POSTGRES_DATABASE}'")" != 1 ]]; then
+    log "creating database ${POSTGRES_DATABASE}"
+    pg_sql postgres "CREATE DATABASE ${POSTGRES_DATABASE}" 2>>"${POSTGRES_LOG}" \
+      || die "creating database ${POSTGRES_DATABASE} failed; see ${POSTGRES_LOG}"
+  fi
+}
+
+# SIGINT is PostgreSQL's fast shutdown (sessions are cut, the data is checkpointed).
+stop_postgres() {
+  local pid deadline
+  pid="$(postgres_pid)"
+  [[ -n "${pid}" ]] || return 0
+  log "stopping postgres (pid ${pid})"
+  kill -INT "${pid}" 2>/dev/null || true
+  deadline=$(( $(now) + POSTGRES_STOP_TIMEOUT ))
+  while pid_alive "${pid}" && (( $(now) < deadline )); do sleep 0.1; done
+  if pid_alive "${pid}"; then
+    log "postgres pid ${pid} did not stop within ${POSTGRES_STOP_TIMEOUT}s, sending SIGKILL (see ${POSTGRES_LOG})"
+    kill -KILL "${pid}" 2>/dev/null || true
+    while pid_alive "${pid}"; do sleep 0.1; done
+  fi
+}
+
 # ---------------------------------------------------------------------------- commands
 
 cmd_up() {
@@ -618,15 +772,18 @@ cmd_up() {
   [[ -f "${TOPICS_FILE}" ]] || die "topics file ${TOPICS_FILE} not found"
   if (( ! kafka_only )); then
     require_redis
+    require_postgres
     check_bus_ports_free
   fi
-  # Kafka first: its JVM warms up in the background while Redis starts.
+  # Kafka first: its JVM warms up in the background while PostgreSQL and Redis start.
   start_kafka
   if (( ! kafka_only )); then
+    start_postgres
     start_redis eu "${REDIS_EU_PORT}" no
     reset_outdated_us_cluster
     for port in "${US_PORTS[@]}"; do start_redis "us-${port}" "${port}" yes; done
     ensure_us_cluster
+    wait_postgres
   fi
   wait_kafka
   ensure_topics
@@ -646,9 +803,10 @@ cmd_down() {
   stop_kafka
   stop_redis eu "${REDIS_EU_PORT}"
   for port in "${US_PORTS[@]}"; do stop_redis "us-${port}" "${port}"; done
+  stop_postgres
   if (( purge )); then
     log "purging data and logs under ${STACK_DIR} (keeping ${STACK_DIR}/kafka-libs)"
-    rm -rf "${KAFKA_DIR}" "${STACK_DIR}"/kafka-[0-9]* "${REDIS_DIR}" "${LOG_DIR}"
+    rm -rf "${KAFKA_DIR}" "${STACK_DIR}"/kafka-[0-9]* "${REDIS_DIR}" "${POSTGRES_DIR}" "${LOG_DIR}"
   fi
   log "stack down"
 }
@@ -697,6 +855,17 @@ cmd_status() {
       "${US_PORTS[0]}" "${US_LAST_PORT}"
     rc=1
   fi
+  if ! find_postgres_bindir; then
+    printf 'postgres  down 127.0.0.1:%s (no PostgreSQL server binaries found)\n' "${POSTGRES_PORT}"
+    rc=1
+  elif [[ "$(pg_sql "${POSTGRES_DATABASE}" 'SELECT 1' 2>/dev/null)" == 1 ]]; then
+    printf 'postgres  up   127.0.0.1:%s database %s pid %s\n' \
+      "${POSTGRES_PORT}" "${POSTGRES_DATABASE}" "$(postgres_pid)"
+  else
+    printf 'postgres  down 127.0.0.1:%s database %s (log: %s)\n' \
+      "${POSTGRES_PORT}" "${POSTGRES_DATABASE}" "${POSTGRES_LOG}"
+    rc=1
+  fi
   return "${rc}"
 }
 
@@ -705,7 +874,7 @@ cmd_logs() {
   for arg in "$@"; do
     case "${arg}" in
       -f|--follow) follow=(-F) ;;
-      kafka|redis-eu|redis-us) svc="${arg}" ;;
+      kafka|redis-eu|redis-us|postgres) svc="${arg}" ;;
       *) usage; exit 2 ;;
     esac
   done
@@ -716,6 +885,7 @@ cmd_logs() {
   if [[ -z "${svc}" || "${svc}" == redis-us ]]; then
     for port in "${US_PORTS[@]}"; do files+=("$(redis_log "us-${port}")"); done
   fi
+  if [[ -z "${svc}" || "${svc}" == postgres ]]; then files+=("${POSTGRES_LOG}"); fi
   if (( ${#follow[@]} == 0 )); then
     local f existing=()
     for f in "${files[@]}"; do [[ -f "${f}" ]] && existing+=("${f}"); done
