@@ -10,7 +10,7 @@ from typing import Any
 
 from invalidator.cli import load_settings
 from invalidator.settings import InvalidatorSettings, SettingsError
-from tests.integration.stack import StackUnavailableError, ensure_stack
+from tests.integration.stack import INVALIDATOR_ENDPOINTS, StackUnavailableError, ensure_stack
 
 EXIT_UNAVAILABLE = 2
 EXIT_INTERRUPTED = 130
@@ -58,7 +58,7 @@ def run_on_stack(
     """
     expected: tuple[type[Exception], ...] = (StackUnavailableError, SettingsError, *cannot_run)
     try:
-        ensure_stack()
+        ensure_stack(INVALIDATOR_ENDPOINTS)
         return asyncio.run(main())
     except expected as error:
         print(f"{prog}: {error}", file=sys.stderr)

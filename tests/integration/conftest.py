@@ -1,4 +1,5 @@
-"""Integration fixtures: the real broker and both regions' Redis, invalidators per test."""
+"""Integration fixtures: the real broker, both regions' Redis and the outbox's databases,
+invalidators per test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from invalidator import Invalidator, InvalidatorSettings
 from invalidator.cli import main
 from invalidator.offsets import start_at_log_end
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
+from tests.integration.databases import DATABASES, scratch_postgres_database, sqlite_url
 from tests.integration.stack import ensure_stack
 
 REGIONS = ("eu", "us")
@@ -32,6 +35,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack_env() -> dict[str, str]:
     """The endpoints (starts the local stack when none are given; fails if it cannot)."""
     return ensure_stack()
+
+
+@pytest.fixture(params=DATABASES)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, stack_env: dict[str, str]
+) -> AsyncIterator[str]:
+    """The SQLAlchemy async URL of an empty database of this test alone; a test that takes it
+    runs once per database (ids `[sqlite]` and `[postgresql]`).
+
+    sqlite: `sqlite+aiosqlite:///<tmp_path>/outbox.db`, a file of this test.
+    postgresql: `postgresql+asyncpg://...`, a database `outbox_test_<random>` created on the
+        server of `OUTBOX_DATABASE_URL` (the local stack's unless given) and dropped after the
+        test, whatever sessions are still open on it.
+    """
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path / "outbox.db")
+        return
+    async with scratch_postgres_database(stack_env["OUTBOX_DATABASE_URL"]) as url:
+        yield url
 
 
 @pytest.fixture

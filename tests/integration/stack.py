@@ -5,22 +5,30 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_SCRIPT = REPO / "deploy" / "local" / "stack.sh"
-ENDPOINT_VARIABLES = ("INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS", "INVALIDATOR_REGIONS")
+INVALIDATOR_ENDPOINTS = ("INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS", "INVALIDATOR_REGIONS")
+"""Kafka and every region's Redis, as the invalidator's settings name them."""
+ENDPOINT_VARIABLES = (*INVALIDATOR_ENDPOINTS, "OUTBOX_DATABASE_URL")
+"""Every endpoint the integration tests read: those and the outbox's PostgreSQL database."""
 
 
 class StackUnavailableError(RuntimeError):
     """A service the integration tests need cannot be had; the tests fail, never skip."""
 
 
-def ensure_stack() -> dict[str, str]:
-    """Endpoints as environment variables: the given ones, or those of a started local stack."""
-    if all(os.environ.get(name) for name in ENDPOINT_VARIABLES):
-        return {name: os.environ[name] for name in ENDPOINT_VARIABLES}
-    endpoints = start_local_stack()
+def ensure_stack(variables: Sequence[str] = ENDPOINT_VARIABLES) -> dict[str, str]:
+    """The endpoints `variables` name, from the environment; when one is missing, the local
+    stack is started and supplies it (set in os.environ too). A variable given always wins.
+    """
+    given = {name: os.environ[name] for name in variables if os.environ.get(name)}
+    if len(given) == len(variables):
+        return given
+    started = start_local_stack()
+    endpoints = {name: given.get(name) or started[name] for name in variables}
     os.environ.update(endpoints)
     return endpoints
 
@@ -72,7 +80,7 @@ def local_redis_pid(name: str) -> int:
     if not pid_file.is_file():
         raise StackUnavailableError(
             f"{pid_file} not found: this test freezes or restarts the local stack's redis-{name}"
-            f" (unset {' and '.join(ENDPOINT_VARIABLES)} to let the tests start it)"
+            f" (unset {', '.join(ENDPOINT_VARIABLES)} to let the tests start it)"
         )
     return int(pid_file.read_text().strip())
 

@@ -1,4 +1,5 @@
-"""deploy/local/stack.sh refuses, before starting anything, ports the cluster bus would hit."""
+"""deploy/local/stack.sh refuses, before starting anything, ports the cluster bus would hit,
+and runs PostgreSQL with the outbox database like its other services."""
 
 from __future__ import annotations
 
@@ -7,17 +8,25 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.integration.stack import STACK_SCRIPT
+import asyncpg
+import pytest
+
+from tests.integration.stack import STACK_SCRIPT, stack_dir, start_local_stack
+
+POSTGRES_PORT = int(os.environ.get("POSTGRES_PORT", "15432"))
 
 
-def _stack(command: str, tmp_path: Path, **ports: int) -> subprocess.CompletedProcess[str]:
+def _stack(
+    *command: str, tmp_path: Path | None = None, **ports: int
+) -> subprocess.CompletedProcess[str]:
+    """Run stack.sh `command`: on a stack under tmp_path, or on the local stack when None."""
     env = {
         **os.environ,
-        "STACK_DIR": str(tmp_path / "stack"),
+        **({"STACK_DIR": str(tmp_path / "stack")} if tmp_path else {}),
         **{name: str(port) for name, port in ports.items()},
     }
     return subprocess.run(
-        ["bash", str(STACK_SCRIPT), command],
+        ["bash", str(STACK_SCRIPT), *command],
         env=env,
         capture_output=True,
         text=True,
@@ -27,7 +36,7 @@ def _stack(command: str, tmp_path: Path, **ports: int) -> subprocess.CompletedPr
 
 
 def test_a_bus_port_that_is_another_services_port_is_refused(tmp_path: Path) -> None:
-    result = _stack("env", tmp_path, REDIS_US_PORT=27001, REDIS_EU_PORT=37002)
+    result = _stack("env", tmp_path=tmp_path, REDIS_US_PORT=27001, REDIS_EU_PORT=37002)
     assert result.returncode == 2
     assert "cluster bus port 37002 (client port + 10000)" in result.stderr
 
@@ -47,10 +56,62 @@ def test_a_bus_port_in_use_stops_up_before_anything_starts(tmp_path: Path) -> No
             "REDIS_EU_PORT": spare + 2,
         }
         try:
-            result = _stack("up", tmp_path, **ports)
+            result = _stack("up", tmp_path=tmp_path, **ports)
         finally:
-            _stack("down", tmp_path, **ports)  # should there be anything to stop
+            _stack("down", tmp_path=tmp_path, **ports)  # should there be anything to stop
     assert result.returncode == 2, result.stderr
     assert f"cluster bus port {bus} (client port + 10000)" in result.stderr
     assert "starting" not in result.stderr
     assert not (tmp_path / "stack" / "kafka" / "server.properties").exists()
+
+
+def test_a_postgres_port_that_is_another_services_port_is_refused(tmp_path: Path) -> None:
+    result = _stack("env", tmp_path=tmp_path, REDIS_EU_PORT=37432, POSTGRES_PORT=37432)
+    assert result.returncode == 2
+    assert "POSTGRES_PORT=37432 is used twice" in result.stderr
+
+
+def test_env_names_the_outbox_database_on_postgres_port(tmp_path: Path) -> None:
+    result = _stack("env", tmp_path=tmp_path, POSTGRES_PORT=37433)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "export OUTBOX_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:37433/outbox\n"
+        in result.stdout
+    )
+
+
+@pytest.fixture(scope="module")
+def local_stack() -> dict[str, str]:
+    """The endpoints `stack.sh up` prints for the local stack (started if need be)."""
+    return start_local_stack()
+
+
+def test_up_prints_the_outbox_database_url(local_stack: dict[str, str]) -> None:
+    assert local_stack["OUTBOX_DATABASE_URL"] == (
+        f"postgresql+asyncpg://postgres@127.0.0.1:{POSTGRES_PORT}/outbox"
+    )
+
+
+def test_status_has_a_line_for_postgres(local_stack: dict[str, str]) -> None:
+    lines = _stack("status").stdout.splitlines()
+    postgres = [line for line in lines if line.startswith("postgres ")]
+    assert len(postgres) == 1, lines
+    assert postgres[0].startswith(f"postgres  up   127.0.0.1:{POSTGRES_PORT} database outbox pid ")
+
+
+def test_logs_postgres_shows_the_server_log(local_stack: dict[str, str]) -> None:
+    result = _stack("logs", "postgres")
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout.splitlines()
+    logged = (stack_dir() / "logs" / "postgres.log").read_text().splitlines()
+    assert shown and set(shown) <= set(logged)
+
+
+async def test_the_outbox_database_answers_through_asyncpg(local_stack: dict[str, str]) -> None:
+    dsn = local_stack["OUTBOX_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://", 1)
+    connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        assert await connection.fetchval("SELECT 1") == 1
+        assert await connection.fetchval("SELECT current_database()") == "outbox"
+    finally:
+        await connection.close()
