@@ -674,7 +674,8 @@ postgres_pid() {
   fi
 }
 
-# As root, the server's user must own its directory and log and reach them.
+# As root, the server's user must own its directory and log and reach them; checked before
+# anything starts.
 prepare_postgres_dirs() {
   mkdir -p "${POSTGRES_DIR}"
   touch "${POSTGRES_LOG}"
@@ -714,7 +715,6 @@ start_postgres() {
   fi
   port_open "${POSTGRES_PORT}" \
     && die "postgres: port ${POSTGRES_PORT} is already in use by another process (set POSTGRES_PORT)"
-  prepare_postgres_dirs
   init_postgres_data
   # Not our running server: a pid file left by a killed one could name a live, unrelated pid.
   rm -f "${POSTGRES_DATA}/postmaster.pid"
@@ -774,6 +774,7 @@ cmd_up() {
     require_redis
     require_postgres
     check_bus_ports_free
+    prepare_postgres_dirs
   fi
   # Kafka first: its JVM warms up in the background while PostgreSQL and Redis start.
   start_kafka
