@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
@@ -33,11 +32,6 @@ ORDERS = Table(
     Column("version", Integer, nullable=False),
 )
 """The service's own table: the change the events describe."""
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
 
 
 @pytest.fixture
