@@ -144,3 +144,69 @@ async def test_published_rows_are_deleted_after_the_retention(
         assert (await connection.execute(select(func.count()).select_from(OUTBOX_TABLE))).one()[
             0
         ] == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_two_relays_on_postgresql_share_the_rows_and_keep_each_aggregates_order(
+    engine: AsyncEngine, settings: InvalidatorSettings
+) -> None:
+    start = await end_offsets(settings.kafka, [topics.ORDERS])
+    run = uuid.uuid4().hex[:8]
+    orders = [f"o-{run}-{i}" for i in range(30)]
+    committed: dict[str, list[str]] = {order_id: [] for order_id in orders}
+    for version in range(1, 11):
+        for order_id in orders:
+            committed[order_id].append(await _write(engine, order_id, version))
+    relays = [OutboxRelay(engine, settings.kafka, batch_size=7) for _ in range(2)]
+    for relay in relays:
+        await relay.start()
+    try:
+
+        async def drain(relay: OutboxRelay) -> None:
+            while await relay.relay_once():
+                pass
+
+        await asyncio.gather(*(drain(relay) for relay in relays))
+        assert await relays[0].pending() == (0, 0.0)
+    finally:
+        for relay in relays:
+            await relay.stop_producer()
+    assert all(relay.stats.published > 0 for relay in relays), "one relay did everything"
+    assert sum(relay.stats.published for relay in relays) == 300, "a row published twice"
+    published = await records_after(
+        settings.kafka,
+        start,
+        lambda record: record.key is not None and f"-{run}-".encode() in record.key,
+        count=300,
+    )
+    for order_id in orders:
+        key = f"order:{order_id}".encode()
+        in_log = [
+            dict(r.headers)["event-id"].decode()
+            for r in sorted(published, key=lambda r: r.offset)
+            if r.key == key
+        ]
+        assert in_log == committed[order_id], f"{order_id}: overtaken across relays"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_commit_wakes_a_waiting_relay_on_postgresql_without_polling(
+    engine: AsyncEngine, settings: InvalidatorSettings
+) -> None:
+    relay = OutboxRelay(engine, settings.kafka, poll_interval_s=60.0)
+    await relay.start()
+    running = asyncio.create_task(relay.run())
+    try:
+        # The first row may be found by the relay's first look; after it, the relay waits 60 s
+        # unless the second commit's notification wakes it.
+        for expected in (1, 2):
+            await _write(engine, f"o-{uuid.uuid4().hex[:8]}", 1)
+
+            async def relayed(expected: int = expected) -> bool:
+                return relay.stats.published == expected
+
+            await wait_until(relayed, within=5, what=f"row {expected} relayed within 5 s")
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, timeout=10)
+        await relay.stop_producer()
