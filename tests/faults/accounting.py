@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from aiokafka import AIOKafkaConsumer
 
 from contracts import KafkaConnection
 from contracts.catalogue import BoundNamespace
 from contracts.events import HEADER_EVENT_ID
 from contracts.layout import generation_key
 from invalidator.deadletter import HEADER_GROUP
-from invalidator.offsets import partitions_of
+from invalidator.offsets import log_bounds
 from producers import RedisClient
+from tests.integration.kafka_tools import records_to_end
 
 LONG = os.environ.get("INVALIDATOR_FAULTS", "short") == "long"
 OUTCOMES = Path(os.environ.get("INVALIDATOR_FAULTS_OUTCOMES", ".faults/outcomes.jsonl"))
@@ -89,31 +87,14 @@ async def dead_lettered_ids(
 
     Reads the whole topic up to the end it had when called.
     """
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
-    await consumer.start()
-    try:
-        partitions = await partitions_of(consumer, [topic])
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        ids: set[str] = set()
-        deadline = time.monotonic() + within_s
-        remaining = {tp for tp in partitions if ends[tp] > 0}
-        while remaining:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"reading {topic} took over {within_s:.0f}s")
-            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
-            for tp, records in batch.items():
-                for record in records:
-                    headers = dict(record.headers or ())
-                    mine = group is None or headers.get(HEADER_GROUP) == group.encode()
-                    if mine and HEADER_EVENT_ID in headers:
-                        ids.add(headers[HEADER_EVENT_ID].decode())
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-        return ids
-    finally:
-        await consumer.stop()
+    starts = {tp: start for tp, (start, _) in (await log_bounds(kafka, [topic])).items()}
+    ids: set[str] = set()
+    for record in await records_to_end(kafka, starts, within_s=within_s):
+        headers = dict(record.headers or ())
+        mine = group is None or headers.get(HEADER_GROUP) == group.encode()
+        if mine and HEADER_EVENT_ID in headers:
+            ids.add(headers[HEADER_EVENT_ID].decode())
+    return ids
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Invalidator processes for fault tests: spawning them, signalling them, waiting for their exit."""
+"""Processes for fault tests (invalidators, a write service, a relay): spawning them, signalling
+them, waiting for their exit or their marker file."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from invalidator import InvalidatorSettings
@@ -49,6 +51,15 @@ def spawn_invalidator(
 ) -> subprocess.Popen[bytes]:
     """`python -m invalidator run --region <region>` as a process of its own (see `spawn`)."""
     return spawn(["-m", "invalidator", "run", "--region", region], settings, log, env=env)
+
+
+def file_exists(path: Path) -> Callable[[], Awaitable[bool]]:
+    """A condition for `wait_until`: whether `path` exists (a marker a process writes)."""
+
+    async def check() -> bool:
+        return path.exists()
+
+    return check
 
 
 async def exited(process: subprocess.Popen[bytes]) -> bool:

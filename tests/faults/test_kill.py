@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 import uuid
@@ -15,7 +14,7 @@ from invalidator.offsets import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, record_outcome
-from tests.faults.processes import exited, spawn, spawn_invalidator
+from tests.faults.processes import exited, file_exists, spawn, spawn_invalidator
 from tests.integration.kafka_tools import caught_up
 
 
@@ -32,7 +31,7 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
     held = spawn(["tests/faults/hold_before_commit.py", "eu", str(marker)], settings, log)
     try:
         await wait_until(
-            _exists(marker.with_suffix(".assigned")), within=60, what=f"assignment ({log})"
+            file_exists(marker.with_suffix(".assigned")), within=60, what=f"assignment ({log})"
         )
         run = uuid.uuid4().hex[:8]
         events = {
@@ -45,7 +44,7 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
             ).event_id: ORDER.bind(order_id=f"o-{run}-{i}")
             for i in range(300)
         }
-        await wait_until(_exists(marker), within=60, what=f"the first purge ({log})")
+        await wait_until(file_exists(marker), within=60, what=f"the first purge ({log})")
         eu = redis_clients["eu"]
         at_kill = {
             event_id: await eu.get(generation_key(namespace))
@@ -91,11 +90,3 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
     finally:
         if restarted.poll() is None:
             restarted.kill()
-
-
-def _exists(path: Path):  # type: ignore[no-untyped-def]
-    async def check() -> bool:
-        await asyncio.sleep(0)
-        return path.exists()
-
-    return check

@@ -1,4 +1,4 @@
-"""Kafka helpers for integration tests: waiting for catch-up, creating a topic."""
+"""Kafka helpers for integration tests: waiting for catch-up, creating a topic, reading records."""
 
 from __future__ import annotations
 
@@ -57,6 +57,34 @@ async def records_after(
     finally:
         await consumer.stop()
     assert len(found) >= count, f"{len(found)} of {count} matching records: {found[:3]}"
+    return found
+
+
+async def records_to_end(
+    kafka: KafkaConnection, start: dict[TopicPartition, int], *, within_s: float = 30.0
+) -> list[Any]:
+    """Every record from `start` up to the log end each partition had when called; fails when
+    reading them takes longer than `within_s` seconds."""
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        ends = await consumer.end_offsets(list(start))
+        remaining = {tp for tp, offset in start.items() if ends[tp] > offset}
+        deadline = time.monotonic() + within_s
+        while remaining:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"reading {sorted(remaining)} took over {within_s:.0f}s")
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, records in batch.items():
+                found += [r for r in records if r.offset < ends[tp]]
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
     return found
 
 
