@@ -13,6 +13,7 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from tests.conftest import wait_until
 from tests.integration.stack import REPO, start_local_stack
 
 
@@ -45,6 +46,14 @@ async def process_gone(pid: int) -> bool:
     except OSError:
         return True
     return state == "Z"
+
+
+async def stop_broker() -> None:
+    """SIGTERM the local stack's broker and wait until it has shut down (`stack.sh up` starts it
+    again)."""
+    pid = broker_pid(stack_dir())
+    os.kill(pid, signal.SIGTERM)
+    await wait_until(lambda: process_gone(pid), within=90, what="the broker to shut down")
 
 
 @contextlib.asynccontextmanager

@@ -15,9 +15,8 @@ import signal
 
 from invalidator import InvalidatorSettings
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
 from tests.faults.accounting import scaled
-from tests.faults.broker import broker_pid, broker_restored_afterwards, process_gone, stack_dir
+from tests.faults.broker import broker_pid, broker_restored_afterwards, stack_dir, stop_broker
 from tests.faults.outage import drain_through
 from tests.integration.stack import start_local_stack
 
@@ -30,9 +29,7 @@ async def test_broker_stopped_and_restarted_while_publishing_loses_nothing(
     redis_clients: dict[str, RedisClient],
 ) -> None:
     async def stop_and_restart() -> None:
-        pid = broker_pid(stack_dir())
-        os.kill(pid, signal.SIGTERM)
-        await wait_until(lambda: process_gone(pid), within=90, what="the broker to shut down")
+        await stop_broker()
         await asyncio.to_thread(start_local_stack)
 
     async with broker_restored_afterwards():

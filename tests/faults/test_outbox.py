@@ -1,0 +1,304 @@
+"""The transactional outbox under faults, per event id, on SQLite and PostgreSQL: a service
+SIGKILLed right after its commit, the relay SIGKILLed between publish and mark, the broker down
+while writes continue. After recovery every committed write's event was published and purged in
+every region; a rolled-back transaction publishes nothing.
+
+A committed write is a row of the service's own table (`outbox_orders.ORDERS`), read back after
+the fault: its event must be purged in both regions (`accounting.account`). Time to recover:
+from the fault's end (the relay started, restarted or the broker back) to every event purged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from contracts import KafkaConnection
+from contracts.catalogue import BoundNamespace
+from contracts.events import HEADER_EVENT_ID
+from contracts.orders import CATALOGUE
+from contracts.topics import ORDERS
+from invalidator import InvalidatorSettings
+from invalidator.offsets import end_offsets
+from producers import RedisClient
+from producers.outbox import OUTBOX_TABLE, OutboxRelay
+from tests.conftest import wait_until
+from tests.faults.accounting import Outcome, account, record_outcome, scaled
+from tests.faults.broker import broker_restored_afterwards, stop_broker
+from tests.faults.outbox_orders import committed_orders, create_tables, write_order
+from tests.faults.processes import (
+    exited,
+    file_exists,
+    kill_if_running,
+    spawn,
+    stop_process,
+)
+from tests.integration.conftest import running_invalidators
+from tests.integration.kafka_tools import records_to_end
+from tests.integration.stack import start_local_stack
+
+RECOVER_WITHIN_S = 180
+RELAY_POLL_S = 0.05
+WRITES = scaled(200, 2000)
+"""Committed writes before a fault (and, where writes continue, again after it)."""
+OUTAGE_S = scaled(5, 15)
+HELD_BATCH = 100
+"""The batch size of the relay killed between publish and mark."""
+WRITE_PAUSE_S = 0.005
+"""Between two writes of a service writing through a fault: paces it at most ~200 writes/s."""
+
+
+@pytest.fixture
+async def outbox_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test's database, with the outbox table and the service's own."""
+    engine = create_async_engine(database_url)
+    await create_tables(engine)
+    yield engine
+    await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running_relay(engine: AsyncEngine, kafka: KafkaConnection) -> AsyncIterator[OutboxRelay]:
+    """An outbox relay running in this process until the block ends."""
+    relay = OutboxRelay(engine, kafka, poll_interval_s=RELAY_POLL_S)
+    running = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, timeout=60)
+
+
+async def settle_and_account(
+    scenario: str,
+    published: Mapping[str, BoundNamespace],
+    redis_clients: dict[str, RedisClient],
+    *,
+    fault_ended: float,
+) -> None:
+    """Wait until every event of `published` is purged in every region (or the deadline),
+    record the outcome, then fail naming the ids that are not.
+
+    published: event id -> the namespace its event purges (the committed writes).
+    fault_ended: monotonic time the fault ended (time to recover is counted from it).
+    """
+
+    async def purged_everywhere() -> bool:
+        return not any((await account(published, redis_clients)).lost.values())
+
+    recover_s: float | None = None
+    with contextlib.suppress(AssertionError):  # the accounting below names what is missing
+        await wait_until(
+            purged_everywhere, within=RECOVER_WITHIN_S, what="every event purged", interval=0.2
+        )
+        recover_s = time.monotonic() - fault_ended
+    accounting = await account(published, redis_clients)
+    record_outcome(
+        Outcome(
+            scenario=scenario,
+            events=accounting.published,
+            lost=len({e for ids in accounting.lost.values() for e in ids}),
+            dead_lettered=accounting.dead_lettered,
+            recover_s=recover_s,
+        )
+    )
+    accounting.assert_nothing_lost()
+
+
+def _event_ids(records: list[object]) -> list[str]:
+    return [
+        headers[HEADER_EVENT_ID].decode()
+        for record in records
+        if HEADER_EVENT_ID in (headers := dict(record.headers or ()))  # type: ignore[attr-defined]
+    ]
+
+
+def _backend(database_url: str) -> str:
+    return database_url.split("+", 1)[0].split(":", 1)[0]
+
+
+async def test_service_sigkilled_right_after_its_commit_loses_no_event(
+    database_url: str,
+    outbox_engine: AsyncEngine,
+    settings: InvalidatorSettings,
+    redis_clients: dict[str, RedisClient],
+    tmp_path: Path,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    marker = tmp_path / "committed"
+    log = tmp_path / "service.log"
+    args = ["tests/faults/outbox_service.py", database_url, run, str(WRITES), str(marker)]
+    service = spawn(args, settings, log)
+    try:
+        await wait_until(file_exists(marker), within=120, what=f"the service's commits ({log})")
+        service.send_signal(signal.SIGKILL)
+        await wait_until(lambda: exited(service), within=30, what="the killed service to exit")
+    finally:
+        kill_if_running(service)
+
+    published = await committed_orders(outbox_engine, run)
+    assert len(published) == WRITES, f"{len(published)} of {WRITES} commits in the database"
+    async with (
+        running_invalidators(settings, CATALOGUE),
+        running_relay(outbox_engine, settings.kafka),
+    ):
+        await settle_and_account(
+            f"outbox: service SIGKILLed after commit ({_backend(database_url)})",
+            published,
+            redis_clients,
+            fault_ended=time.monotonic(),
+        )
+
+
+async def test_relay_sigkilled_between_publish_and_mark_publishes_again(
+    database_url: str,
+    outbox_engine: AsyncEngine,
+    settings: InvalidatorSettings,
+    redis_clients: dict[str, RedisClient],
+    tmp_path: Path,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    async with outbox_engine.begin() as connection:
+        for n in range(WRITES):
+            await write_order(connection, run, n)
+    published = await committed_orders(outbox_engine, run)
+    start = await end_offsets(settings.kafka, [ORDERS])
+    marker = tmp_path / "flushed"
+    log = tmp_path / "relay.log"
+    relay_env = {
+        "OUTBOX_DATABASE_URL": database_url,
+        "OUTBOX_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "OUTBOX_BATCH_SIZE": str(HELD_BATCH),
+        "OUTBOX_POLL_INTERVAL_S": str(RELAY_POLL_S),
+    }
+    held = spawn(["tests/faults/hold_before_mark.py", str(marker)], settings, log, env=relay_env)
+    try:
+        await wait_until(file_exists(marker), within=120, what=f"the first flush ({log})")
+        held.send_signal(signal.SIGKILL)
+        await wait_until(lambda: exited(held), within=30, what="the killed relay to exit")
+    finally:
+        kill_if_running(held)
+
+    flushed = set(_event_ids(await records_to_end(settings.kafka, start))) & set(published)
+    assert flushed, "the held relay published none of the run's events before the kill"
+    async with outbox_engine.connect() as connection:
+        marked = {
+            event_id
+            for (event_id,) in await connection.execute(
+                select(OUTBOX_TABLE.c.event_id).where(OUTBOX_TABLE.c.published_at.is_not(None))
+            )
+        }
+    assert not flushed & {str(e) for e in marked}, "rows were marked before the relay was killed"
+
+    # The invalidators start at the log end, after the first publication: only the restarted
+    # relay's publication can purge the flushed batch.
+    async with running_invalidators(settings, CATALOGUE):
+        restarted = spawn(["-m", "producers.outbox", "relay"], settings, log, env=relay_env)
+        try:
+            await settle_and_account(
+                f"outbox: relay SIGKILLed between publish and mark ({_backend(database_url)})",
+                published,
+                redis_clients,
+                fault_ended=time.monotonic(),
+            )
+            status = await stop_process(
+                restarted, signal.SIGTERM, within=60, what="the relay to stop on SIGTERM"
+            )
+            assert status == 0, log.read_text()[-3000:]
+        finally:
+            kill_if_running(restarted)
+    on_topic = _event_ids(await records_to_end(settings.kafka, start))
+    once = [e for e in flushed if on_topic.count(e) < 2]
+    assert not once, f"published once only, although the relay was killed before the mark: {once}"
+
+
+async def test_broker_down_while_writes_continue_loses_no_event(
+    database_url: str,
+    outbox_engine: AsyncEngine,
+    settings: InvalidatorSettings,
+    redis_clients: dict[str, RedisClient],
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    written = 0
+    stop_writing = asyncio.Event()
+
+    async def write_stream() -> None:
+        nonlocal written
+        while not stop_writing.is_set():
+            async with outbox_engine.begin() as connection:
+                await write_order(connection, run, written)
+            written += 1
+            await asyncio.sleep(WRITE_PAUSE_S)  # pacing, not a synchronisation
+
+    async def written_at_least(count: int) -> bool:
+        return written >= count
+
+    async with (
+        broker_restored_afterwards(),
+        running_invalidators(settings, CATALOGUE),
+        running_relay(outbox_engine, settings.kafka),
+    ):
+        writing = asyncio.create_task(write_stream())
+        try:
+            await wait_until(lambda: written_at_least(WRITES), within=120, what="writes")
+            await stop_broker()
+            at_stop = written
+            await asyncio.sleep(OUTAGE_S)  # the outage's duration, not a synchronisation
+            during_outage = written - at_stop
+            await asyncio.to_thread(start_local_stack)
+            fault_ended = time.monotonic()
+            resume_at = written + WRITES
+            await wait_until(lambda: written_at_least(resume_at), within=120, what="writes after")
+        finally:
+            stop_writing.set()
+            await asyncio.wait_for(writing, timeout=60)
+        assert during_outage > 0, "no write committed while the broker was down"
+        published = await committed_orders(outbox_engine, run)
+        await settle_and_account(
+            f"outbox: broker down {OUTAGE_S} s while writing ({_backend(database_url)})",
+            published,
+            redis_clients,
+            fault_ended=fault_ended,
+        )
+
+
+async def test_a_rolled_back_transaction_publishes_nothing(
+    database_url: str, outbox_engine: AsyncEngine, settings: InvalidatorSettings
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    start = await end_offsets(settings.kafka, [ORDERS])
+    async with outbox_engine.connect() as connection:
+        transaction = await connection.begin()
+        rolled_back = await write_order(connection, run, 0)
+        await transaction.rollback()
+    async with outbox_engine.begin() as connection:
+        committed = await write_order(connection, run, 1)
+
+    seen: list[str] = []
+
+    async def committed_published() -> bool:
+        seen[:] = _event_ids(await records_to_end(settings.kafka, start))
+        return str(committed.event_id) in seen
+
+    async with running_relay(outbox_engine, settings.kafka):
+        await wait_until(committed_published, within=60, what="the committed write's event")
+    assert str(rolled_back.event_id) not in seen, "the rolled-back write's event was published"
+    assert set(await committed_orders(outbox_engine, run)) == {str(committed.event_id)}
+    record_outcome(
+        Outcome(
+            scenario=f"outbox: rolled-back write ({_backend(database_url)})",
+            events=1,
+            lost=0,
+            dead_lettered=0,
+            recover_s=None,
+        )
+    )
