@@ -1,5 +1,5 @@
-"""A real outbox relay that, after its first published batch, says so and hangs before marking
-its rows published.
+"""A real outbox relay that, once Kafka acknowledged its first batch, says so and hangs before
+marking the rows published.
 
 `python tests/faults/hold_before_mark.py <marker>`, with the relay's settings in the environment
 (`OUTBOX_*`, as `outbox relay` reads them). The fault tests SIGKILL it there: the batch is on the
@@ -10,20 +10,38 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from producers.outbox.__main__ import relay_from_env
+from sqlalchemy import Row
+
+from producers.outbox import OutboxRelay, RelaySettings
+from producers.outbox.cli import engine_of
+
+
+class HeldRelay(OutboxRelay):
+    """Touches `marker` after its first acknowledged batch, then never returns to mark it."""
+
+    marker: Path
+
+    async def _publish(self, rows: Sequence[Row[Any]]) -> list[Row[Any]]:
+        acknowledged = await super()._publish(rows)
+        self.marker.touch()
+        await asyncio.Event().wait()
+        return acknowledged
 
 
 async def _main(marker: Path) -> None:
-    relay = relay_from_env()
-
-    async def hold(*_: Any, **__: Any) -> None:
-        marker.touch()
-        await asyncio.Event().wait()
-
-    relay._mark_published = hold  # type: ignore[method-assign]
+    settings = RelaySettings()
+    relay = HeldRelay(
+        engine_of(settings),
+        settings.kafka,
+        batch_size=settings.batch_size,
+        poll_interval_s=settings.poll_interval_s,
+    )
+    relay.marker = marker
+    await relay.start()
     await relay.run()
 
 

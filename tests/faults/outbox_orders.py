@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from contracts import EventEnvelope
 from contracts.catalogue import BoundNamespace
 from contracts.orders import ORDER, OrderStatusChanged
-from producers.outbox import add_events, create_outbox_table
+from producers.outbox import add_event, create_outbox_table
 
 SOURCE = "orders-outbox-fault"
 ORDERS = Table(
@@ -46,7 +46,8 @@ async def write_order(connection: AsyncConnection, run: str, n: int) -> EventEnv
     n: the write's number in the run.
     """
     order = order_id(run, n)
-    envelope = EventEnvelope.wrap(
+    envelope = await add_event(
+        connection,
         OrderStatusChanged(
             order_id=order, company_id=f"c-{run}-{n % 100}", old_status="placed", new_status="paid"
         ),
@@ -57,7 +58,6 @@ async def write_order(connection: AsyncConnection, run: str, n: int) -> EventEnv
     await connection.execute(
         ORDERS.insert().values(order_id=order, run=run, event_id=str(envelope.event_id))
     )
-    await add_events(connection, [envelope])
     return envelope
 
 

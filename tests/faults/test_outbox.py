@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -37,7 +38,6 @@ from tests.faults.broker import broker_restored_afterwards, stop_broker
 from tests.faults.outbox_orders import committed_orders, create_tables, write_order
 from tests.faults.processes import (
     exited,
-    file_exists,
     kill_if_running,
     spawn,
     stop_process,
@@ -70,12 +70,14 @@ async def outbox_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def running_relay(engine: AsyncEngine, kafka: KafkaConnection) -> AsyncIterator[OutboxRelay]:
     """An outbox relay running in this process until the block ends."""
     relay = OutboxRelay(engine, kafka, poll_interval_s=RELAY_POLL_S)
+    await relay.start()
     running = asyncio.create_task(relay.run())
     try:
         yield relay
     finally:
         relay.stop()
         await asyncio.wait_for(running, timeout=60)
+        await relay.stop_producer()
 
 
 async def settle_and_account(
@@ -122,6 +124,10 @@ def _event_ids(records: list[object]) -> list[str]:
     ]
 
 
+async def _marked_or_exited(marker: Path, process: subprocess.Popen[bytes]) -> bool:
+    return marker.exists() or await exited(process)
+
+
 def _backend(database_url: str) -> str:
     return database_url.split("+", 1)[0].split(":", 1)[0]
 
@@ -139,7 +145,10 @@ async def test_service_sigkilled_right_after_its_commit_loses_no_event(
     args = ["tests/faults/outbox_service.py", database_url, run, str(WRITES), str(marker)]
     service = spawn(args, settings, log)
     try:
-        await wait_until(file_exists(marker), within=120, what=f"the service's commits ({log})")
+        await wait_until(
+            lambda: _marked_or_exited(marker, service), within=120, what=f"the commits ({log})"
+        )
+        assert marker.exists(), f"the service exited: {log.read_text()[-3000:]}"
         service.send_signal(signal.SIGKILL)
         await wait_until(lambda: exited(service), within=30, what="the killed service to exit")
     finally:
@@ -182,7 +191,10 @@ async def test_relay_sigkilled_between_publish_and_mark_publishes_again(
     }
     held = spawn(["tests/faults/hold_before_mark.py", str(marker)], settings, log, env=relay_env)
     try:
-        await wait_until(file_exists(marker), within=120, what=f"the first flush ({log})")
+        await wait_until(
+            lambda: _marked_or_exited(marker, held), within=120, what=f"the first batch ({log})"
+        )
+        assert marker.exists(), f"the relay exited: {log.read_text()[-3000:]}"
         held.send_signal(signal.SIGKILL)
         await wait_until(lambda: exited(held), within=30, what="the killed relay to exit")
     finally:
@@ -197,12 +209,12 @@ async def test_relay_sigkilled_between_publish_and_mark_publishes_again(
                 select(OUTBOX_TABLE.c.event_id).where(OUTBOX_TABLE.c.published_at.is_not(None))
             )
         }
-    assert not flushed & {str(e) for e in marked}, "rows were marked before the relay was killed"
+    assert not flushed & marked, "rows were marked before the relay was killed"
 
     # The invalidators start at the log end, after the first publication: only the restarted
     # relay's publication can purge the flushed batch.
     async with running_invalidators(settings, CATALOGUE):
-        restarted = spawn(["-m", "producers.outbox", "relay"], settings, log, env=relay_env)
+        restarted = spawn(["-m", "producers.outbox.cli", "relay"], settings, log, env=relay_env)
         try:
             await settle_and_account(
                 f"outbox: relay SIGKILLed between publish and mark ({_backend(database_url)})",
