@@ -17,6 +17,7 @@ from tests.faults.kafka_server import SaslKafkaServer
 from tests.integration.conftest import (  # noqa: F401  (fixtures)
     caches,
     cli,
+    database_url,
     invalidators,
     publisher,
     redis_clients,
