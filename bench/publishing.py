@@ -62,12 +62,12 @@ async def run_publishing(
             await publisher.publish(
                 item.event, tenant=item.tenant, aggregate_version=item.aggregate_version
             )
-        results["publish"] = _rate(len(events), time.perf_counter() - started)
+        results["publish"] = rate(len(events), time.perf_counter() - started)
         events = _events(f"{run_id}-many", params.batched_events)
         started = time.perf_counter()
         for start in range(0, len(events), params.batch):
             await publisher.publish_many(events[start : start + params.batch])
-        results["publish_many"] = _rate(len(events), time.perf_counter() - started)
+        results["publish_many"] = rate(len(events), time.perf_counter() - started)
     records = order_records(
         CompanyPicker("zipf", run_id=f"{run_id}-bare"), params.bare_events,
         run_id=f"{run_id}-bare", tag="p",
@@ -80,7 +80,7 @@ async def run_publishing(
             await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records
         ]
         await asyncio.gather(*confirmations)
-        results["bare"] = _rate(len(records), time.perf_counter() - started)
+        results["bare"] = rate(len(records), time.perf_counter() - started)
     finally:
         await producer.stop()
     for name in ("publish", "publish_many"):
@@ -95,5 +95,6 @@ async def run_publishing(
     return results
 
 
-def _rate(events: int, seconds: float) -> dict[str, Any]:
+def rate(events: int, seconds: float) -> dict[str, Any]:
+    """Events, seconds and events/s, as every throughput figure reports them."""
     return {"events": events, "seconds": round(seconds, 3), "events_per_s": round(events / seconds)}

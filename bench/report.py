@@ -12,7 +12,16 @@ from typing import Any
 from bench.goals import goal_rows, goal_table
 from bench.machine import RESULTS_DIR
 
-FIGURE_NAMES = ("drain", "scale_out", "latency", "purge_cost", "replica_ack", "publishing", "soak")
+FIGURE_NAMES = (
+    "drain",
+    "scale_out",
+    "latency",
+    "purge_cost",
+    "replica_ack",
+    "publishing",
+    "outbox",
+    "soak",
+)
 DOC = Path("docs") / "performance.md"
 CHARTS = Path("docs") / "performance"
 README = Path("README.md")
@@ -62,6 +71,14 @@ ABOUT = {
     "publishing": (
         "`EventPublisher.publish` awaited one after the other, `publish_many` in batches of "
         "1,000, and a bare aiokafka producer (same settings, pre-serialised, send + gather)."
+    ),
+    "outbox": (
+        "A service transaction (one order row inserted) with and without its event's outbox row "
+        "(`add_event`), alternating round by round, on SQLite (a file) and on the stack's "
+        "PostgreSQL: p50/p99 ms and the ratio. The relay: N rows written, then "
+        "`OutboxRelay.relay_once` timed until none is pending (one flush per batch of 500, "
+        "marked in the claiming transaction), against a bare aiokafka producer (acks=all, "
+        "idempotent) sending N pre-serialised records, one gather per 500, in the same run."
     ),
     "soak": "Both invalidators under a steady 2k events/s for 10 minutes; RSS sampled.",
 }
@@ -129,6 +146,8 @@ def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
         names = [n for n in ("publish", "publish_many", "bare") if n in results]
         axes.bar(names, [results[n]["events_per_s"] for n in names])
         axes.set_ylabel("events/s")
+    elif name == "outbox":
+        _outbox_chart(axes, results)
     elif name == "soak":
         for process, points in results.get("samples", {}).items():
             axes.plot([p[0] for p in points], [p[1] for p in points], label=process)
@@ -171,6 +190,17 @@ def _replica_ack_chart(axes: Any, results: dict[str, Any]) -> None:
     axes.set_xticks(range(len(kinds)), kinds)
     axes.set_ylabel("ms per purge (p50)")
     axes.legend(fontsize=7)
+
+
+def _outbox_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Bars: events/s of the relay on each database and of the bare producer."""
+    names = [n for n in ("sqlite", "postgresql") if n in results]
+    axes.bar(
+        [f"relay {n}" for n in names] + ["bare producer"],
+        [results[n]["relay"]["events_per_s"] for n in names]
+        + [results["bare_producer"]["events_per_s"]],
+    )
+    axes.set_ylabel("events/s")
 
 
 def _section(name: str, document: dict[str, Any]) -> str:

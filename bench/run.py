@@ -1,6 +1,7 @@
 """`python -m bench`: every performance figure against its limit, in one run, on the real stack.
 
-Figures: publishing, drain (with the naive baseline), scale-out, latency, purge cost; the soak
+Figures: publishing, drain (with the naive baseline), scale-out, latency, purge cost, replica
+acknowledgement, the outbox (write latency and relay rate); the soak
 alone with --soak. Short (--short, CI): small sizes, results in .stack/bench/results. Full:
 bench/results, then docs/performance.md, the charts and the README table are regenerated.
 Exit status 0 when the run completed with no lost purge (ratios below their goals are reported,
@@ -22,6 +23,7 @@ from bench.entrypoint import cancel_on_signals, run_on_stack, settings_with_regi
 from bench.goals import goal_rows, goal_table
 from bench.latency import LatencyParams, run_latency
 from bench.machine import RESULTS_DIR, SHORT_RESULTS_DIR, write_result
+from bench.outbox import OutboxParams, run_outbox
 from bench.publishing import PublishingParams, run_publishing
 from bench.purge_cost import PurgeCostParams, run_purge_cost
 from bench.replica_ack import ReplicaAckParams, run_replica_ack
@@ -30,7 +32,7 @@ from bench.scale_out import ScaleOutParams, run_scale_out
 from bench.soak import SoakParams, run_soak
 from invalidator.settings import InvalidatorSettings, SettingsError
 
-FIGURES = ("publishing", "drain", "scale_out", "latency", "purge_cost", "replica_ack")
+FIGURES = ("publishing", "drain", "scale_out", "latency", "purge_cost", "replica_ack", "outbox")
 LOG_DIR = Path(".stack") / "bench" / "logs"
 
 SHORT = {
@@ -42,6 +44,7 @@ SHORT = {
     "latency": LatencyParams(seconds=5.0, settle_timeout_s=60.0),
     "purge_cost": PurgeCostParams(sizes=(10_000,), generation_purges=100),
     "replica_ack": ReplicaAckParams(single_purges=300, batches=10, rounds=5),
+    "outbox": OutboxParams(writes=500, rounds=5, relay_events=5_000),
 }
 FULL = {
     "publishing": PublishingParams(),
@@ -50,6 +53,7 @@ FULL = {
     "latency": LatencyParams(),
     "purge_cost": PurgeCostParams(),
     "replica_ack": ReplicaAckParams(),
+    "outbox": OutboxParams(),
 }
 
 
@@ -87,8 +91,10 @@ async def run_figures(
                     failures.append(f"latency at {rate}/s: {late} probes never purged in time")
         elif figure == "purge_cost":
             results = await run_purge_cost(settings, params, run_id=run_id)
-        else:
+        elif figure == "replica_ack":
             results = await run_replica_ack(settings, params, run_id=run_id)
+        else:
+            results = await run_outbox(settings, params, run_id=run_id)
         results["duration_s"] = round(time.monotonic() - started, 1)
         path = write_result(
             figure, short=short, parameters=dataclasses.asdict(params), results=results,

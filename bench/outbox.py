@@ -1,0 +1,199 @@
+"""The outbox figure: what the transactional outbox costs a write, and how fast its relay drains.
+
+Write latency: a service transaction (one order row inserted) with and without its event's
+outbox row (`add_event`), alternating round by round, on SQLite (a file) and on PostgreSQL
+(`OUTBOX_DATABASE_URL`, the stack's). Relay: N rows written through `add_events`, then timed
+from the first `relay_once` to none pending; the limit is a bare aiokafka producer (acks=all,
+idempotent) sending N pre-serialised orders records, one gather per batch of the relay's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, MetaData, String, Table
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bench.orders_load import CompanyPicker, bare_producer, order_records
+from bench.publishing import rate
+from contracts.orders import OrderStatusChanged
+from invalidator.settings import InvalidatorSettings
+from invalidator.stats import percentile
+from producers import EventToPublish
+from producers.outbox import OutboxRelay, add_event, add_events, create_outbox_table
+
+SOURCE = "bench-outbox"
+SQLITE_FILE = Path(".stack") / "bench" / "outbox.db"
+_ORDERS = Table(
+    "bench_outbox_orders",
+    MetaData(),
+    Column("order_id", String(80), primary_key=True),
+    Column("status", String(16), nullable=False),
+)
+_ROW_CHUNK = 1_000
+
+
+@dataclass(frozen=True)
+class OutboxParams:
+    """What the outbox figure runs."""
+
+    writes: int = 5_000
+    """Service transactions per variant and database."""
+    rounds: int = 10
+    """The writes are split into rounds, alternating with and without the outbox row."""
+    relay_events: int = 50_000
+    batch_size: int = 500
+    databases: tuple[str, ...] = ("sqlite", "postgresql")
+
+
+def database_url(database: str) -> str:
+    """The SQLAlchemy URL the figure uses for `database` (`sqlite` or `postgresql`)."""
+    if database == "sqlite":
+        return f"sqlite+aiosqlite:///{SQLITE_FILE.resolve()}"
+    url = os.environ.get("OUTBOX_DATABASE_URL")
+    if not url:
+        raise RuntimeError("OUTBOX_DATABASE_URL is not set: run it through `make bench`")
+    return url
+
+
+async def run_outbox(
+    settings: InvalidatorSettings, params: OutboxParams, *, run_id: str
+) -> dict[str, Any]:
+    """Measure write latency per database and the relay against the bare producer.
+
+    settings: the brokers.
+    params: the sizes.
+    run_id: unique to the run (ids).
+    """
+    results: dict[str, Any] = {}
+    SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    SQLITE_FILE.unlink(missing_ok=True)
+    for database in params.databases:
+        engine = create_async_engine(database_url(database))
+        try:
+            await create_outbox_table(engine)
+            async with engine.begin() as connection:
+                await connection.run_sync(_ORDERS.metadata.create_all)
+            writes = await _write_latency(engine, params, run_id=f"{run_id}-{database}")
+            relay = await _relay_rate(engine, settings, params, run_id=f"{run_id}-{database}")
+            results[database] = {"write": writes, "relay": relay}
+        finally:
+            await engine.dispose()
+    bare = await _bare_rate(settings, params, run_id=run_id)
+    results["bare_producer"] = bare
+    for database in params.databases:
+        relay = results[database]["relay"]
+        relay["ratio_to_bare"] = round(relay["events_per_s"] / bare["events_per_s"], 3)
+        write = results[database]["write"]
+        print(
+            f"[outbox] {database}: write p50 {write['without']['p50_ms']} -> "
+            f"{write['with_outbox']['p50_ms']} ms ({write['p50_ratio']}x) | relay "
+            f"{relay['events_per_s']:,}/s vs bare {bare['events_per_s']:,}/s",
+            flush=True,
+        )
+    return results
+
+
+async def _write_latency(
+    engine: AsyncEngine, params: OutboxParams, *, run_id: str
+) -> dict[str, Any]:
+    samples: dict[str, list[float]] = {"without": [], "with_outbox": []}
+    per_round = max(1, params.writes // params.rounds)
+    n = 0
+    for _ in range(params.rounds):
+        for variant, values in samples.items():
+            for _ in range(per_round):
+                order_id = f"{run_id}-o{n}"
+                n += 1
+                started = time.perf_counter()
+                async with engine.begin() as connection:
+                    await connection.execute(
+                        _ORDERS.insert().values(order_id=order_id, status="paid")
+                    )
+                    if variant == "with_outbox":
+                        await add_event(
+                            connection, _event(order_id, run_id), source=SOURCE,
+                            tenant="bench", aggregate_version=1,
+                        )  # fmt: skip
+                values.append((time.perf_counter() - started) * 1000)
+    figures = {
+        variant: {
+            "transactions": len(values),
+            "p50_ms": round(percentile(values, 0.5), 3),
+            "p99_ms": round(percentile(values, 0.99), 3),
+        }
+        for variant, values in samples.items()
+    }
+    without, with_outbox = figures["without"], figures["with_outbox"]
+    return {
+        **figures,
+        "p50_ratio": round(with_outbox["p50_ms"] / without["p50_ms"], 3),
+        "p99_ratio": round(with_outbox["p99_ms"] / without["p99_ms"], 3),
+    }
+
+
+async def _relay_rate(
+    engine: AsyncEngine, settings: InvalidatorSettings, params: OutboxParams, *, run_id: str
+) -> dict[str, Any]:
+    relay = OutboxRelay(engine, settings.kafka, batch_size=params.batch_size)
+    await relay.start()
+    try:
+        while await relay.relay_once():  # rows left by the write latency runs, not timed
+            pass
+        companies = CompanyPicker("zipf", run_id=f"{run_id}-relay").pick(params.relay_events)
+        for first in range(0, params.relay_events, _ROW_CHUNK):
+            async with engine.begin() as connection:
+                await add_events(
+                    connection,
+                    [
+                        EventToPublish(
+                            _event(f"{run_id}-r{n}", companies[n]),
+                            tenant="bench",
+                            aggregate_version=1,
+                        )
+                        for n in range(first, min(first + _ROW_CHUNK, params.relay_events))
+                    ],
+                    source=SOURCE,
+                )
+        published = 0
+        started = time.perf_counter()
+        while batch := await relay.relay_once():
+            published += batch
+        seconds = time.perf_counter() - started
+    finally:
+        await relay.stop_producer()
+    return rate(published, seconds) | {"batch_size": params.batch_size}
+
+
+async def _bare_rate(
+    settings: InvalidatorSettings, params: OutboxParams, *, run_id: str
+) -> dict[str, Any]:
+    records = order_records(
+        CompanyPicker("zipf", run_id=f"{run_id}-obare"), params.relay_events,
+        run_id=f"{run_id}-obare", tag="p",
+    )  # fmt: skip
+    producer = bare_producer(settings.kafka)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        for first in range(0, len(records), params.batch_size):
+            confirmations = [
+                await producer.send(r.topic, r.value, key=r.key, headers=r.headers)
+                for r in records[first : first + params.batch_size]
+            ]
+            await asyncio.gather(*confirmations)
+        seconds = time.perf_counter() - started
+    finally:
+        await producer.stop()
+    return rate(len(records), seconds) | {"batch_size": params.batch_size}
+
+
+def _event(order_id: str, company_id: str) -> OrderStatusChanged:
+    return OrderStatusChanged(
+        order_id=order_id, company_id=company_id, old_status="placed", new_status="paid"
+    )
