@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -51,6 +52,15 @@ Index(
     sqlite_where=OUTBOX_TABLE.c.published_at.is_(None),
 )
 Index(f"ix_{TABLE_NAME}_published_at", OUTBOX_TABLE.c.published_at)
+Index(
+    f"ix_{TABLE_NAME}_pending_key",
+    OUTBOX_TABLE.c.partition_key,
+    OUTBOX_TABLE.c.id,
+    postgresql_where=OUTBOX_TABLE.c.published_at.is_(None),
+).ddl_if(dialect="postgresql")  # also when the table itself is created
+POSTGRESQL_ONLY = {f"ix_{TABLE_NAME}_pending_key"}
+"""Indexes only PostgreSQL gets: several relays side by side look up a key's earliest pending
+row (SQLite runs one relay)."""
 
 DIALECTS = {
     "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
@@ -59,9 +69,24 @@ DIALECTS = {
 
 
 async def create_outbox_table(engine: AsyncEngine) -> None:
-    """Create the table and its indexes unless they exist (idempotent)."""
+    """Create the table and its indexes unless they exist (idempotent; on a table of an older
+    version it adds the indexes it lacks)."""
+
+    def create(connection: Connection) -> None:
+        OUTBOX_TABLE.create(connection, checkfirst=True)
+        for index in _indexes(connection.dialect.name):
+            index.create(connection, checkfirst=True)
+
     async with engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
+        await connection.run_sync(create)
+
+
+def _indexes(dialect: str) -> list[Index]:
+    return [
+        index
+        for index in sorted(OUTBOX_TABLE.indexes, key=lambda index: str(index.name))
+        if dialect == "postgresql" or index.name not in POSTGRESQL_ONLY
+    ]
 
 
 def ddl(dialect: str) -> str:
@@ -70,7 +95,6 @@ def ddl(dialect: str) -> str:
     compiled = DIALECTS[dialect]
     statements = [str(CreateTable(OUTBOX_TABLE).compile(dialect=compiled)).strip()]
     statements += [
-        str(CreateIndex(index).compile(dialect=compiled)).strip()
-        for index in sorted(OUTBOX_TABLE.indexes, key=lambda index: str(index.name))
+        str(CreateIndex(index).compile(dialect=compiled)).strip() for index in _indexes(dialect)
     ]
     return ";\n\n".join(statements) + ";\n"
