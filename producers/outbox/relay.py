@@ -210,6 +210,13 @@ class OutboxRelay:
         if not self._postgresql or not claimed:
             return claimed
         ours = [row.id for row in claimed]
+        # No pending row before our last was skipped (the usual case, and always with one
+        # relay): no earlier row of any of our keys is held elsewhere.
+        pending_up_to_ours = await connection.scalar(
+            select(func.count()).where(_T.published_at.is_(None), _T.id <= ours[-1])
+        )
+        if pending_up_to_ours == len(ours):
+            return claimed
         elsewhere = await connection.execute(
             select(_T.partition_key, func.min(_T.id))
             .where(
