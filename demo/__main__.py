@@ -1,7 +1,8 @@
 """`python -m demo`: both invalidators, the orders service under load, and a live summary.
 
-Readers and writers run against the real stack. A read is stale when it returns a page older
-than a write whose purge had already been seen in that region before the read started.
+Readers and writers run against the real stack. Writers commit each change with its event's
+outbox row; a relay publishes the rows. A read is stale when it returns a page older than a
+write whose purge had already been seen in that region before the read started.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts.layout import generation_key
+from demo.database import DATABASES, fresh_engine
 from demo.invalidators import InvalidatorProcesses
+from demo.relay import RunningRelay
 from demo.service import OrdersService
 from demo.store import OrdersStore, page_version
 from demo.watch import GenerationWatch
@@ -26,7 +29,7 @@ from invalidator.cli import load_settings
 from invalidator.offsets import group_lag
 from invalidator.settings import InvalidatorSettings, SettingsError
 from invalidator.stats import percentile
-from producers import CacheClient, EventPublisher, RedisClient, connect_redis
+from producers import CacheClient, RedisClient, connect_redis
 
 RUN_DIR = Path(".stack") / "demo"
 PURGE_GIVE_UP_S = 30.0
@@ -51,13 +54,16 @@ class Tally:
 class Demo:
     """The workload: writers change order statuses, readers read order list pages."""
 
-    def __init__(self, args: argparse.Namespace, settings: InvalidatorSettings) -> None:
+    def __init__(
+        self, args: argparse.Namespace, settings: InvalidatorSettings, store: OrdersStore
+    ) -> None:
         self.args = args
         self.settings = settings
         self.regions = sorted(settings.regions)
         self.tally = Tally()
         self.stop = asyncio.Event()
-        self.store = OrdersStore(companies=args.companies, orders_per_company=20)
+        self.store = store
+        self.relay = RunningRelay(store.engine, settings.kafka)
         self.clients: dict[str, RedisClient] = {
             r: connect_redis(settings.targets(r)[0]) for r in self.regions
         }
@@ -84,6 +90,7 @@ class Demo:
                     r: (await service.caches[r].read(namespace, "page:1")).generation
                     for r in self.regions
                 }
+                # From before the transaction: e2e includes the commit and the relay's hop.
                 started = time.monotonic()
                 change, _ = await service.advance_status(
                     random.choice(self.store.order_ids[company])
@@ -123,9 +130,9 @@ class Demo:
         purges = " ".join(f"{r} {n:.0f}" for r, n in self.purges().items())
         t = self.tally
         return (
-            f"[{elapsed:5.1f}s] events {t.writes} ({t.writes / max(elapsed, 1e-9):.0f}/s) | "
+            f"[{elapsed:5.1f}s] writes {t.writes} ({t.writes / max(elapsed, 1e-9):.0f}/s) | "
             f"purges {purges} | e2e p50 {percentile(t.latency_ms, 0.5):.1f} ms "
-            f"p99 {percentile(t.latency_ms, 0.99):.1f} ms | reads {t.reads} "
+            f"p99 {percentile(t.latency_ms, 0.99):.1f} ms | {self.relay.line()} | reads {t.reads} "
             f"hit {100 * t.hits / max(t.reads, 1):.0f}% | stale {t.stale}"
         )
 
@@ -141,8 +148,9 @@ class Demo:
         self.purged_before = {r: _stats(r).get("namespaces_purged", 0.0) for r in self.regions}
         caches = {r: CacheClient(client) for r, client in self.clients.items()}
         await self.watch.start()
-        async with EventPublisher(self.settings.kafka, source="orders-demo") as publisher:
-            service = OrdersService(self.store, publisher, caches)
+        await self.relay.start()
+        try:
+            service = OrdersService(self.store, caches)
             write_period = self.args.writers / self.args.write_rate
             read_period = self.args.readers / self.args.read_rate
             tasks = [
@@ -161,10 +169,13 @@ class Demo:
                     while not self.stop.is_set():
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self.stop.wait(), timeout=1.0)
+                        self.relay.check_running()
                         print(self.line(time.monotonic() - started), flush=True)
             self.stop.set()
             await asyncio.gather(*tasks)
             elapsed = time.monotonic() - started
+        finally:
+            await self.relay.stop()
         await self.watch.stop()
         for client in [*self.clients.values(), *self.watch_clients.values()]:
             await client.aclose()
@@ -238,32 +249,43 @@ async def _main(args: argparse.Namespace) -> int:
     await invalidators.start()
     for region in sorted(invalidators.processes):
         print(f"invalidator {region}: log {invalidators.log_path(region)}")
-    demo = Demo(args, settings)
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, demo.stop.set)
-    loop.add_signal_handler(signal.SIGTERM, demo.stop.set)
+    engine = await fresh_engine(args.database, RUN_DIR)
     try:
-        if not await _caught_up(invalidators.settings, invalidators, demo.stop):
-            return 130
-        print(f"running the orders service for {args.seconds:.0f} s (Ctrl-C stops early)")
-        elapsed = await demo.run()
+        store = OrdersStore(engine, companies=args.companies, orders_per_company=20)
+        await store.create()
+        demo = Demo(args, settings, store)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, demo.stop.set)
+        loop.add_signal_handler(signal.SIGTERM, demo.stop.set)
+        try:
+            if not await _caught_up(invalidators.settings, invalidators, demo.stop):
+                return 130
+            print(
+                f"running the orders service on {args.database} for {args.seconds:.0f} s "
+                "(Ctrl-C stops early)"
+            )
+            elapsed = await demo.run()
+        finally:
+            await invalidators.stop()  # each writes its final stats file as it stops
     finally:
-        await invalidators.stop()  # each writes its final stats file as it stops
+        await engine.dispose()
     return _report(demo, elapsed)
 
 
 def _report(demo: Demo, elapsed: float) -> int:
     t = demo.tally
     summary = {
+        "database": demo.args.database,
         "seconds": round(elapsed, 1),
-        "events_published": t.writes,
-        "events_per_s": round(t.writes / elapsed, 1),
+        "writes_committed": t.writes,
+        "writes_per_s": round(t.writes / elapsed, 1),
         "purges_per_region": demo.purges(),
         "e2e_latency_ms": {
             "p50": round(percentile(t.latency_ms, 0.5), 2),
             "p99": round(percentile(t.latency_ms, 0.99), 2),
             "max": round(max(t.latency_ms, default=0.0), 2),
         },
+        "relay": demo.relay.summary(),
         "purges_unconfirmed": t.unconfirmed,
         "reads": t.reads,
         "hit_ratio": round(t.hits / max(t.reads, 1), 3),
@@ -284,6 +306,13 @@ def main() -> int:
     """Parse the options and run the demo; the exit status is 0 only with no stale read."""
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to run (default 20)")
+    parser.add_argument(
+        "--database",
+        choices=DATABASES,
+        default="sqlite",
+        help="the orders service's database: a SQLite file in .stack/demo (default) or the "
+        "stack's PostgreSQL (OUTBOX_DATABASE_URL, schema orders_demo)",
+    )
     parser.add_argument("--companies", type=int, default=200)
     parser.add_argument("--writers", type=int, default=4, help="concurrent writers (default 4)")
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""The example orders service: list pages cached per region, an event published on every write."""
+"""The example orders service: list pages cached per region, every write through the outbox."""
 
 from __future__ import annotations
 
@@ -6,24 +6,20 @@ from contracts.catalogue import BoundNamespace
 from contracts.events import EventEnvelope
 from contracts.orders import COMPANY_ORDERS, OrderStatusChanged
 from demo.store import OrdersStore, StatusChange
-from producers import CacheClient, EventPublisher
+from producers import CacheClient
+from producers.outbox import add_event
 
 PAGE = "page:1"
+SOURCE = "orders-demo"
 
 
 class OrdersService:
-    """What a real write service does with this system: read through the cache, publish on write.
+    """What a real write service does with this system: read through the cache; write the change
+    and its event in one transaction (the transactional outbox), for the relay to publish."""
 
-    It publishes right after its database commit; a crash in between would lose the event,
-    which a transactional outbox closes (not part of the demo).
-    """
-
-    def __init__(
-        self, store: OrdersStore, publisher: EventPublisher, caches: dict[str, CacheClient]
-    ) -> None:
-        """store: the source of truth; publisher: the event publisher; caches: per region."""
+    def __init__(self, store: OrdersStore, caches: dict[str, CacheClient]) -> None:
+        """store: the source of truth (its database holds the outbox table); caches: per region."""
         self.store = store
-        self.publisher = publisher
         self.caches = caches
 
     @staticmethod
@@ -38,21 +34,25 @@ class OrdersService:
         read = await cache.read(namespace, PAGE)
         if read.value is not None:
             return read.value, True
-        page = self.store.order_page(company_id)
+        page = await self.store.order_page(company_id)
         await cache.store(namespace, PAGE, page, generation=read.generation)
         return page, False
 
     async def advance_status(self, order_id: str) -> tuple[StatusChange, EventEnvelope]:
-        """Commit a status change, then publish its event."""
-        change = self.store.advance_status(order_id)
-        envelope = await self.publisher.publish(
-            OrderStatusChanged(
-                order_id=change.order_id,
-                company_id=change.company_id,
-                old_status=change.old_status,
-                new_status=change.new_status,
-            ),
-            tenant="demo",
-            aggregate_version=change.company_version,
-        )
+        """Commit a status change and its event's outbox row together; nothing is published
+        here (the relay does)."""
+        async with self.store.engine.begin() as connection:
+            change = await self.store.advance_status(connection, order_id)
+            envelope = await add_event(
+                connection,
+                OrderStatusChanged(
+                    order_id=change.order_id,
+                    company_id=change.company_id,
+                    old_status=change.old_status,
+                    new_status=change.new_status,
+                ),
+                source=SOURCE,
+                tenant="demo",
+                aggregate_version=change.company_version,
+            )
         return change, envelope

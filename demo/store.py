@@ -1,20 +1,43 @@
-"""The orders service's source of truth: a real SQLite database (in memory)."""
+"""The orders service's source of truth: companies and their orders in the demo's database."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import cast
 
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 from contracts.orders import OrderStatus
+from producers.outbox import create_outbox_table
 
 STATUS_CYCLE: tuple[OrderStatus, ...] = ("placed", "paid", "shipped", "delivered")
+
+metadata = MetaData()
+
+COMPANIES = Table(
+    "companies",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+"""A company's data version: bumped by every write to one of its orders."""
+
+ORDERS = Table(
+    "orders",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("company_id", String(16), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("total_cents", Integer, nullable=False),
+)
 
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
-    """A committed status change: what the event needs, and the company's new data version."""
+    """A status change made in a transaction: what the event needs, and the company's new data
+    version."""
 
     order_id: str
     company_id: str
@@ -26,68 +49,83 @@ class StatusChange:
 class OrdersStore:
     """Companies with orders; every write bumps the company's version in the same transaction."""
 
-    def __init__(self, *, companies: int, orders_per_company: int) -> None:
-        """companies, orders_per_company: the size of the seeded data set."""
-        self._db = sqlite3.connect(":memory:", isolation_level=None)
-        self._db.executescript(
-            """
-            CREATE TABLE companies (id TEXT PRIMARY KEY, version INTEGER NOT NULL);
-            CREATE TABLE orders (
-                id TEXT PRIMARY KEY, company_id TEXT NOT NULL, status TEXT NOT NULL,
-                total_cents INTEGER NOT NULL
-            );
-            CREATE INDEX orders_by_company ON orders (company_id);
-            """
-        )
+    def __init__(self, engine: AsyncEngine, *, companies: int, orders_per_company: int) -> None:
+        """engine: the demo's database (empty; `create` makes and seeds the tables).
+        companies, orders_per_company: the size of the seeded data set.
+        """
+        self.engine = engine
         self.company_ids = [f"c{n:04d}" for n in range(companies)]
         self.order_ids = {
             company: [f"{company}-o{n:03d}" for n in range(orders_per_company)]
             for company in self.company_ids
         }
-        with self._db:
-            self._db.executemany(
-                "INSERT INTO companies VALUES (?, 0)", [(c,) for c in self.company_ids]
+
+    async def create(self) -> None:
+        """Create the outbox table and the store's own, and seed the orders (all `placed`)."""
+        await create_outbox_table(self.engine)
+        async with self.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+            await connection.execute(
+                insert(COMPANIES), [{"id": c, "version": 0} for c in self.company_ids]
             )
-            self._db.executemany(
-                "INSERT INTO orders VALUES (?, ?, 'placed', ?)",
+            await connection.execute(
+                insert(ORDERS),
                 [
-                    (order, company, 1000 + n)
+                    {
+                        "id": order,
+                        "company_id": company,
+                        "status": "placed",
+                        "total_cents": 1000 + n,
+                    }
                     for company, orders in self.order_ids.items()
                     for n, order in enumerate(orders)
                 ],
             )
 
-    def order_page(self, company_id: str) -> bytes:
+    async def order_page(self, company_id: str) -> bytes:
         """The cached read model: a company's order list with the company's data version."""
-        version = self._db.execute(
-            "SELECT version FROM companies WHERE id = ?", (company_id,)
-        ).fetchone()[0]
-        rows = self._db.execute(
-            "SELECT id, status, total_cents FROM orders WHERE company_id = ? ORDER BY id",
-            (company_id,),
-        ).fetchall()
-        return json.dumps({"version": version, "orders": rows}).encode()
+        # One statement, so the version and the rows come from one snapshot.
+        async with self.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(COMPANIES.c.version, ORDERS.c.id, ORDERS.c.status, ORDERS.c.total_cents)
+                    .join(ORDERS, ORDERS.c.company_id == COMPANIES.c.id)
+                    .where(COMPANIES.c.id == company_id)
+                    .order_by(ORDERS.c.id)
+                )
+            ).all()
+        version = rows[0].version if rows else 0
+        orders = [[row.id, row.status, row.total_cents] for row in rows]
+        return json.dumps({"version": version, "orders": orders}).encode()
 
-    def advance_status(self, order_id: str) -> StatusChange:
-        """Move an order to its next status and bump its company's version, atomically."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            company_id, stored = self._db.execute(
-                "SELECT company_id, status FROM orders WHERE id = ?", (order_id,)
-            ).fetchone()
-            old = cast(OrderStatus, stored)
-            new = STATUS_CYCLE[(STATUS_CYCLE.index(old) + 1) % len(STATUS_CYCLE)]
-            self._db.execute("UPDATE orders SET status = ? WHERE id = ?", (new, order_id))
-            self._db.execute(
-                "UPDATE companies SET version = version + 1 WHERE id = ?", (company_id,)
+    async def advance_status(self, connection: AsyncConnection, order_id: str) -> StatusChange:
+        """Move an order to its next status and bump its company's version, in the caller's
+        transaction (no commit here).
+
+        connection: in a transaction the caller commits or rolls back.
+        order_id: the order to advance.
+        """
+        # The company's version first: its row lock (its write lock on SQLite) keeps any other
+        # write of the company out until this transaction ends, so the status read below holds.
+        company_id, version = (
+            await connection.execute(
+                update(COMPANIES)
+                .where(
+                    COMPANIES.c.id
+                    == select(ORDERS.c.company_id).where(ORDERS.c.id == order_id).scalar_subquery()
+                )
+                .values(version=COMPANIES.c.version + 1)
+                .returning(COMPANIES.c.id, COMPANIES.c.version)
             )
-            version = self._db.execute(
-                "SELECT version FROM companies WHERE id = ?", (company_id,)
-            ).fetchone()[0]
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        ).one()
+        old = cast(
+            OrderStatus,
+            (
+                await connection.execute(select(ORDERS.c.status).where(ORDERS.c.id == order_id))
+            ).scalar_one(),
+        )
+        new = STATUS_CYCLE[(STATUS_CYCLE.index(old) + 1) % len(STATUS_CYCLE)]
+        await connection.execute(update(ORDERS).where(ORDERS.c.id == order_id).values(status=new))
         return StatusChange(order_id, company_id, old, new, version)
 
 

@@ -1,0 +1,81 @@
+"""The demo's database, empty at every start: a SQLite file of its own, or a schema of its own in
+the stack's PostgreSQL (`OUTBOX_DATABASE_URL`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic_settings
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from invalidator.settings import SettingsError
+from producers.outbox import RelaySettings
+
+DATABASES = ("sqlite", "postgresql")
+POSTGRES_SCHEMA = "orders_demo"
+"""The demo's tables (its outbox table included) live here, apart from anything else in the
+database: a rerun drops it whole, and no other writer's outbox rows reach the demo's relay."""
+POSTGRES_POOL_SIZE = 16
+"""Writers, readers filling misses, the relay (one connection held for LISTEN) and its lag
+sampler, without opening a connection per transaction."""
+
+
+async def fresh_engine(database: str, run_dir: Path) -> AsyncEngine:
+    """An engine on an empty demo database.
+
+    database: `sqlite` (the file `orders.db` in `run_dir`, deleted first) or `postgresql` (the
+        schema `orders_demo` of `OUTBOX_DATABASE_URL`'s database, dropped and created again).
+    run_dir: the demo's working directory.
+    """
+    if database == "sqlite":
+        return await _fresh_sqlite(run_dir / "orders.db")
+    return await _fresh_postgres()
+
+
+async def _fresh_sqlite(path: Path) -> AsyncEngine:
+    # One connection for everything: SQLite takes one writer at a time, and contending
+    # connections wait in its busy handler's sleeps (tens of ms); the pool queues them instead.
+    engine = create_async_engine(_removed(path), pool_size=1, max_overflow=0)
+    async with engine.connect() as connection:
+        # Write-ahead logging: readers filling cache misses never hold up a commit (the file
+        # keeps the mode).
+        await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    return engine
+
+
+def _removed(path: Path) -> str:
+    """Delete the SQLite file at `path` (and its write-ahead log); its URL."""
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    return f"sqlite+aiosqlite:///{path.resolve()}"
+
+
+async def _fresh_postgres() -> AsyncEngine:
+    try:
+        settings = RelaySettings()
+    except (ValidationError, pydantic_settings.SettingsError) as error:
+        raise SettingsError(
+            "--database postgresql needs OUTBOX_DATABASE_URL (and OUTBOX_DATABASE_PASSWORD if the "
+            f"server wants one); run `make demo` (it starts the stack): {_reason(error)}"
+        ) from None
+    url = make_url(settings.database_url)
+    if settings.database_password is not None:
+        url = url.set(password=settings.database_password.get_secret_value())
+    engine = create_async_engine(
+        url,
+        pool_size=POSTGRES_POOL_SIZE,
+        execution_options={"schema_translate_map": {None: POSTGRES_SCHEMA}},
+    )
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMA} CASCADE")
+        await connection.exec_driver_sql(f"CREATE SCHEMA {POSTGRES_SCHEMA}")
+    return engine
+
+
+def _reason(error: ValidationError | pydantic_settings.SettingsError) -> str:
+    """What is wrong, without the value (a mistaken URL may carry a password)."""
+    if isinstance(error, ValidationError):
+        return "; ".join(str(item["msg"]) for item in error.errors())
+    return str(error)
