@@ -39,8 +39,8 @@ async def _fresh_sqlite(path: Path) -> AsyncEngine:
     # connections wait in its busy handler's sleeps (tens of ms); the pool queues them instead.
     engine = create_async_engine(_removed(path), pool_size=1, max_overflow=0)
     async with engine.connect() as connection:
-        # Write-ahead logging: readers filling cache misses never hold up a commit (the file
-        # keeps the mode).
+        # Write-ahead logging: a commit appends to the log and syncs it once, where a rollback
+        # journal syncs the journal and the database (the file keeps the mode).
         await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
     return engine
 

@@ -1,10 +1,12 @@
 """The demo's outbox relay, a task in the demo process, and its lag as the summary reports it.
 
 In the process rather than an `outbox relay` subprocess: the demo's default database is a SQLite
-file, which takes one relay, best on the writers' own engine (one connection pool, so the relay's
-marking and the writers' commits queue in the pool instead of contending for the file's lock
-across processes); and the lag is read from the relay's own stats, not from a file rewritten
-every interval. Its code is the same `OutboxRelay` that `outbox relay` runs.
+file, which takes one writer at a time. On the writers' own engine (one connection, see
+`demo.database`) the relay's claims and marks queue with the writers' transactions; a relay on a
+connection of its own (another engine, or another process) contends for the file's write lock
+and waits in SQLite's busy handler, which made the writers' transactions slower, not faster.
+The lag is read from the relay's own stats, not from a file rewritten every interval. Its code
+is the same `OutboxRelay` that `outbox relay` runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from contracts.connections import KafkaConnection
 from invalidator.stats import percentile
 from producers.outbox import OutboxRelay
 
-POLL_S = 0.02
+POLL_S = 0.01
 """SQLite has no notification: the relay looks for new rows this often (on PostgreSQL a commit
 wakes it at once and this is only the fallback). It bounds the time a row waits unseen."""
 SAMPLE_S = 0.1
@@ -60,8 +62,8 @@ class RunningRelay:
         """The relay's part of the demo's per-second line."""
         delays = self.delay_ms()
         return (
-            f"relay p50 {percentile(delays, 0.5):.1f} ms p99 {percentile(delays, 0.99):.1f} ms "
-            f"oldest {1000 * self.oldest_unpublished_max_s:.0f} ms"
+            f"relay delay p50 {percentile(delays, 0.5):.1f} ms p99 {percentile(delays, 0.99):.1f} "
+            f"ms, oldest unpublished max {1000 * self.oldest_unpublished_max_s:.0f} ms"
         )
 
     def summary(self) -> dict[str, object]:

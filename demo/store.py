@@ -6,13 +6,14 @@ import json
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.orders import OrderStatus
 from producers.outbox import create_outbox_table
 
 STATUS_CYCLE: tuple[OrderStatus, ...] = ("placed", "paid", "shipped", "delivered")
+NEXT_STATUS = dict(zip(STATUS_CYCLE, STATUS_CYCLE[1:] + STATUS_CYCLE[:1], strict=True))
 
 metadata = MetaData()
 
@@ -105,27 +106,26 @@ class OrdersStore:
         connection: in a transaction the caller commits or rolls back.
         order_id: the order to advance.
         """
-        # The company's version first: its row lock (its write lock on SQLite) keeps any other
-        # write of the company out until this transaction ends, so the status read below holds.
-        company_id, version = (
+        # One statement reads and moves the status (the order's row lock, its write lock on
+        # SQLite, holds off any other write of it until this transaction ends).
+        company_id, stored = (
             await connection.execute(
-                update(COMPANIES)
-                .where(
-                    COMPANIES.c.id
-                    == select(ORDERS.c.company_id).where(ORDERS.c.id == order_id).scalar_subquery()
-                )
-                .values(version=COMPANIES.c.version + 1)
-                .returning(COMPANIES.c.id, COMPANIES.c.version)
+                update(ORDERS)
+                .where(ORDERS.c.id == order_id)
+                .values(status=case(NEXT_STATUS, value=ORDERS.c.status))
+                .returning(ORDERS.c.company_id, ORDERS.c.status)
             )
         ).one()
-        old = cast(
-            OrderStatus,
-            (
-                await connection.execute(select(ORDERS.c.status).where(ORDERS.c.id == order_id))
-            ).scalar_one(),
-        )
-        new = STATUS_CYCLE[(STATUS_CYCLE.index(old) + 1) % len(STATUS_CYCLE)]
-        await connection.execute(update(ORDERS).where(ORDERS.c.id == order_id).values(status=new))
+        new = cast(OrderStatus, stored)
+        old = STATUS_CYCLE[STATUS_CYCLE.index(new) - 1]
+        version = (
+            await connection.execute(
+                update(COMPANIES)
+                .where(COMPANIES.c.id == company_id)
+                .values(version=COMPANIES.c.version + 1)
+                .returning(COMPANIES.c.version)
+            )
+        ).scalar_one()
         return StatusChange(order_id, company_id, old, new, version)
 
 
