@@ -54,8 +54,8 @@ class RunningRelay:
                 raise RuntimeError(f"the outbox relay's {task.get_name()} task ended: {error!r}")
 
     def delay_ms(self) -> list[float]:
-        """Row written -> acknowledged by Kafka, ms, per published row (the relay keeps the
-        latest 10,000)."""
+        """Per published row, ms: from its creation in the writer's transaction to its mark,
+        after Kafka's acknowledgement (the relay keeps the latest 10,000)."""
         return list(self.relay.stats.delay_ms)
 
     def line(self) -> str:
