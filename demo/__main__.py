@@ -240,35 +240,40 @@ async def _main(args: argparse.Namespace) -> int:
     if not settings.regions:
         raise SettingsError("INVALIDATOR_REGIONS is empty; run `make demo` (it starts the stack)")
     RUN_DIR.mkdir(parents=True, exist_ok=True)
+    engine = await fresh_engine(args.database, RUN_DIR)
+    try:
+        store = OrdersStore(engine, companies=args.companies, orders_per_company=20)
+        await store.create()
+        return await _run(args, settings, store)
+    finally:
+        await engine.dispose()
+
+
+async def _run(args: argparse.Namespace, settings: InvalidatorSettings, store: OrdersStore) -> int:
+    """Start the invalidators, wait for them to catch up, run the workload; the exit status."""
     # Groups of the demo's own, started at the log end: a demo shows live purges, and its own
     # writes of earlier runs were all purged before those runs ended. Replaying what tests and
     # benchmarks published on a dev stack (millions of events) would only delay it.
     invalidators = InvalidatorProcesses(
         settings, log_dir=RUN_DIR, group_prefix=DEMO_GROUP_PREFIX, start_at_log_end=True
     )
-    await invalidators.start()
-    for region in sorted(invalidators.processes):
-        print(f"invalidator {region}: log {invalidators.log_path(region)}")
-    engine = await fresh_engine(args.database, RUN_DIR)
+    demo = Demo(args, settings, store)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, demo.stop.set)
+    loop.add_signal_handler(signal.SIGTERM, demo.stop.set)
     try:
-        store = OrdersStore(engine, companies=args.companies, orders_per_company=20)
-        await store.create()
-        demo = Demo(args, settings, store)
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, demo.stop.set)
-        loop.add_signal_handler(signal.SIGTERM, demo.stop.set)
-        try:
-            if not await _caught_up(invalidators.settings, invalidators, demo.stop):
-                return 130
-            print(
-                f"running the orders service on {args.database} for {args.seconds:.0f} s "
-                "(Ctrl-C stops early)"
-            )
-            elapsed = await demo.run()
-        finally:
-            await invalidators.stop()  # each writes its final stats file as it stops
+        await invalidators.start()
+        for region in sorted(invalidators.processes):
+            print(f"invalidator {region}: log {invalidators.log_path(region)}")
+        if not await _caught_up(invalidators.settings, invalidators, demo.stop):
+            return 130
+        print(
+            f"running the orders service on {args.database} for {args.seconds:.0f} s "
+            "(Ctrl-C stops early)"
+        )
+        elapsed = await demo.run()
     finally:
-        await engine.dispose()
+        await invalidators.stop()  # each writes its final stats file as it stops
     return _report(demo, elapsed)
 
 

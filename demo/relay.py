@@ -12,7 +12,6 @@ is the same `OutboxRelay` that `outbox relay` runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -85,13 +84,13 @@ class RunningRelay:
         """Stop sampling, let the relay finish the batch in hand, flush and disconnect."""
         relaying, sampling = self._tasks
         sampling.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampling
         self.relay.stop()
         try:
             await asyncio.wait_for(relaying, timeout=STOP_TIMEOUT_S)
         finally:
             await self.relay.stop_producer()
+            # Cancelled here, or ended earlier with an error `check_running` reported.
+            await asyncio.gather(sampling, return_exceptions=True)
 
     async def _sample(self) -> None:
         while True:
