@@ -24,8 +24,6 @@ def _requirements() -> list[Requirement]:
 
 def test_every_requirement_has_an_upper_bound() -> None:
     requirements = _requirements()
-    unbounded = [
-        str(r) for r in requirements if not any(s.operator in UPPER for s in r.specifier)
-    ]
+    unbounded = [str(r) for r in requirements if not any(s.operator in UPPER for s in r.specifier)]
     assert len(requirements) > 10
     assert unbounded == []
