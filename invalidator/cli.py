@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from contracts.errors import ContractError
+from contracts.logs import LOG_FORMATS, configure_logging, set_log_context
 from invalidator.catalogue_commands import add_catalogue_commands, run_catalogue_command
 from invalidator.console import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
 from invalidator.consumer import Invalidator
@@ -32,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="invalidator", description="Event-driven cache invalidation over Kafka."
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text", help="text (default) or json lines"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="consume events and purge one region's Redis")
     run.add_argument("--region", required=True, help="a region of INVALIDATOR_REGIONS")
@@ -79,10 +83,8 @@ async def _run(invalidator: Invalidator) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `invalidator` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        args.log_level, args.log_format, "%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
@@ -95,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_dead_letter_command(args, settings))
         if args.command == "topics":
             return asyncio.run(run_topics_command(args, settings, settings.load_catalogue()))
+        set_log_context({"region": args.region, "group": settings.group_id(args.region)})
         invalidator = Invalidator(settings, region=args.region)
         asyncio.run(_run(invalidator))
     except (SettingsError, ContractError, OperatorInputError, UnknownTopicError) as error:

@@ -118,6 +118,7 @@ class DeadLetters:
                 record.partition,
                 record.offset,
                 size,
+                extra={"offsets": {f"{record.topic}[{record.partition}]": record.offset}},
             )
             detail = f"{detail[:1900]} (the record, {size} bytes, is too large to forward whole)"
             value = None

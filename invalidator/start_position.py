@@ -82,6 +82,7 @@ async def start_uncommitted(
         ",".join(f"{tp.topic}[{tp.partition}]" for tp in fresh),
         ",".join(str(chosen[tp]) for tp in fresh),
         start_from,
+        extra={"offsets": {f"{tp.topic}[{tp.partition}]": chosen[tp] for tp in fresh}},
     )
     return chosen
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from contracts.logs import LOG_FORMATS, configure_logging
 from producers.outbox.relay import OutboxRelay
 from producers.outbox.settings import RelaySettings
 from producers.outbox.table import DIALECTS, create_outbox_table, ddl
@@ -30,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="outbox", description="The transactional outbox's relay and table."
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text", help="text (default) or json lines"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("relay", help="publish pending rows to Kafka until SIGTERM")
     commands.add_parser("init", help="create the outbox table in OUTBOX_DATABASE_URL")
@@ -41,8 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `outbox` console script; the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    configure_logging(
+        args.log_level, args.log_format, "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.command == "ddl":
         print(ddl(args.dialect), end="")

@@ -1,0 +1,83 @@
+"""Log output of the `invalidator` and `outbox` commands: text (the default) or JSON lines.
+
+A JSON line holds time, level, logger, message, the exception text when there is one, the
+process's context (e.g. region and group, set once at start) and the fields a log call passes as
+`extra={...}` (partitions, offsets). A record's `args` are never dumped: they only reach the
+output through the formatted message, as in the text format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Literal
+
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+
+# The attributes every LogRecord has: anything else on a record came from `extra` or a filter.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, exception (its
+    traceback, when the record has one), and the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON (values that JSON lacks are written as their str)."""
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        for name, value in vars(record).items():
+            if name not in _RECORD_ATTRIBUTES and name not in line:
+                line[name] = value
+        return json.dumps(line, default=str)
+
+
+class ProcessContext(logging.Filter):
+    """Adds the same fields (e.g. region and group) to every record that passes the handler."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Stamp the fields on `record` (those a log call passed itself win); never drops it."""
+        for name, value in self.fields.items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+_CONTEXT = ProcessContext()
+
+
+def configure_logging(level: str, log_format: LogFormat, text_format: str) -> None:
+    """Log to stderr at `level` (a name: DEBUG, INFO...), as JSON lines or as `text_format`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_CONTEXT)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(text_format))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+def set_log_context(fields: Mapping[str, str]) -> None:
+    """Fields every later log line of this process carries (in the JSON format)."""
+    _CONTEXT.fields.update(fields)
