@@ -1,0 +1,50 @@
+"""`invalidator --log-format json run` as a process: every line it writes is a JSON object
+carrying its region and group; the partitions it was assigned and where it starts on them."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+from invalidator import InvalidatorSettings
+from tests.conftest import wait_until
+from tests.faults.processes import kill_if_running, stop_process
+from tests.integration.cli import spawn_cli
+
+_PARTITION = re.compile(r"[\w.-]+\[\d+\]")
+
+
+def _lines(log: Path) -> list[dict[str, Any]]:
+    """Every line of `log` parsed as JSON (fails on a line that is not)."""
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+async def test_every_line_is_json_with_region_group_and_partitions(
+    settings: InvalidatorSettings, tmp_path: Path
+) -> None:
+    log = tmp_path / "run.log"
+    env = {"INVALIDATOR_GROUP_PREFIX": settings.group_prefix, "INVALIDATOR_START_FROM": "latest"}
+    process = spawn_cli("--log-format", "json", "run", "--region", "eu", env=env, output=log)
+    try:
+
+        async def assigned() -> bool:
+            return ": assigned " in log.read_text()
+
+        await wait_until(assigned, within=90, what=f"the assigned line in {log}")
+        status = await stop_process(process, signal.SIGTERM, within=60, what="the exit")
+    finally:
+        kill_if_running(process)
+    assert status == 0, log.read_text()[-3000:]
+    lines = _lines(log)
+    group = settings.group_id("eu")
+    assert all(line["region"] == "eu" and line["group"] == group for line in lines), lines
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines), lines
+    (assignment,) = [line for line in lines if ": assigned " in line["message"]]
+    partitions = set(_PARTITION.findall(assignment["message"]))
+    assert partitions, assignment
+    (start,) = [line for line in lines if line["message"].startswith("never committed on ")]
+    assert set(start["offsets"]) == partitions, start
+    assert any(line["message"].endswith(" stopped") for line in lines), lines
