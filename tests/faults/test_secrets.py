@@ -104,10 +104,18 @@ def outputs_of(results: Mapping[str, subprocess.CompletedProcess[str]]) -> dict[
     return outputs
 
 
-async def run_until(env: dict[str, str], output: Path, meanwhile: Coroutine[Any, Any, None]) -> str:
-    """Run `invalidator run --region eu` at DEBUG while `meanwhile` runs, then SIGTERM it;
-    returns all it wrote. Fails if it exits before, or does not stop within 60 s."""
-    process = spawn_cli("--log-level", "DEBUG", "run", "--region", "eu", env=env, output=output)
+async def run_until(
+    env: dict[str, str],
+    output: Path,
+    meanwhile: Coroutine[Any, Any, None],
+    *,
+    log_format: str = "text",
+) -> str:
+    """Run `invalidator run --region eu` at DEBUG, its logs in `log_format`, while `meanwhile`
+    runs, then SIGTERM it; returns all it wrote. Fails if it exits before, or does not stop
+    within 60 s."""
+    options = ("--log-level", "DEBUG", "--log-format", log_format)
+    process = spawn_cli(*options, "run", "--region", "eu", env=env, output=output)
     waiting = asyncio.create_task(meanwhile)
     exited = asyncio.create_task(asyncio.to_thread(process.wait))
     try:
@@ -285,8 +293,8 @@ async def test_a_sasl_login_shows_no_password(
     auth_client: Redis,
     tmp_path: Path,
 ) -> None:
-    """On a broker with SASL PLAIN users and ACLs: a working run and operator commands, and a
-    wrong Kafka password (KAFKA_PASSWORD is not the broker's)."""
+    """On a broker with SASL PLAIN users and ACLs: a working run (its logs as JSON lines) and
+    operator commands, and a wrong Kafka password (KAFKA_PASSWORD is not the broker's)."""
     stats = tmp_path / "stats.json"
     password = acl_kafka.passwords[KAFKA_USER]
     env = {
@@ -305,10 +313,14 @@ async def test_a_sasl_login_shows_no_password(
             await publish_company_order(pub, company)
         await wait_until(purged, within=60, what="the purge by the SASL-authenticated invalidator")
 
+    run_log = tmp_path / "run.log"
     outputs = {
-        "run with SASL": await run_until(env, tmp_path / "run.log", publish_and_wait_purged()),
+        "run with SASL, JSON logs": await run_until(
+            env, run_log, publish_and_wait_purged(), log_format="json"
+        ),
         "stats file": stats.read_text(),
     }
+    assert all(json.loads(line)["region"] == "eu" for line in run_log.read_text().splitlines())
     wrong = {**env, **sasl_env(f"127.0.0.1:{acl_kafka.port}", KAFKA_PASSWORD)}
     results = await run_all(
         {
