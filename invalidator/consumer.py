@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import socket
+import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -125,7 +126,6 @@ class Invalidator:
             running.push_async_callback(dead_letters.stop)
             await dead_letters.start()
             running.push_async_callback(targets.close)
-            await consumer.start()
             if settings.metrics_port is not None:
                 metrics = InvalidatorMetrics(
                     region=self.region,
@@ -146,6 +146,7 @@ class Invalidator:
                 self.metrics_address = await endpoints.start(
                     settings.metrics_host, settings.metrics_port
                 )
+            await consumer.start()
             # Everything built so far (catalogue, models, clients) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it (pauses of
             # tens of ms otherwise land on the purge path).
@@ -181,6 +182,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._loop.revoked(revoked)
+        self._owner.stats.forget(revoked)
         log.info("invalidator %s: revoked %d partitions", self._owner.group_id, len(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -194,6 +196,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self._owner.stop()
             return
         self._loop.assigned(assigned)
+        self._owner.stats.starting(
+            {tp: await self._consumer.position(tp) for tp in assigned}, time.time() * 1000
+        )
         log.info(
             "invalidator %s: assigned %s",
             self._owner.group_id,

@@ -78,8 +78,9 @@ class InvalidatorMetrics(Collector):
 
     def refresh_lag(self) -> None:
         """Read the lag of every assigned partition: records between the log end and the last
-        purged record (or 0 when nothing was fetched there yet), and seconds since the last
-        purged record was published (0 when caught up)."""
+        purged record (0 until a fetch there told the log end), and seconds since the last
+        purged record was published, or since the partition was assigned when none was purged
+        there yet (0 when caught up)."""
         now_ms = time.time() * 1000
         lag: dict[TopicPartition, tuple[int, float]] = {}
         for tp in self._consumer.assignment():

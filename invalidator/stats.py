@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,21 @@ class InvalidatorStats:
     dead_lettered_by_reason: Counter[str] = field(default_factory=Counter)
     purged_to: dict[TopicPartition, int] = field(default_factory=dict)
     """Partition -> the offset after its last record purged everywhere."""
-    purged_at_ms: dict[TopicPartition, int] = field(default_factory=dict)
-    """Partition -> the timestamp of its last record purged everywhere."""
+    purged_at_ms: dict[TopicPartition, float] = field(default_factory=dict)
+    """Partition -> the timestamp of its last record purged everywhere (when it was assigned,
+    until a record is purged there)."""
+
+    def starting(self, positions: dict[TopicPartition, int], now_ms: float) -> None:
+        """Partitions just assigned, at these positions (nothing after them is purged yet)."""
+        self.purged_to.update(positions)
+        for tp in positions:
+            self.purged_at_ms[tp] = now_ms
+
+    def forget(self, partitions: Collection[TopicPartition]) -> None:
+        """Partitions revoked: their positions are another member's now."""
+        for tp in partitions:
+            self.purged_to.pop(tp, None)
+            self.purged_at_ms.pop(tp, None)
 
     def purged(
         self,
