@@ -14,12 +14,15 @@ import gc
 import logging
 import os
 import socket
+import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from contracts.catalogue import Catalogue
 from invalidator.deadletter import DeadLetters
+from invalidator.endpoints import Endpoints
 from invalidator.loop import BeforeCommit, InvalidationLoop, LoopTuning
+from invalidator.metrics import InvalidatorMetrics
 from invalidator.settings import InvalidatorSettings
 from invalidator.start_position import reset_before_start, start_uncommitted
 from invalidator.stats import InvalidatorStats
@@ -60,6 +63,8 @@ class Invalidator:
         self._before_commit = before_commit
         self._stop_requested = False
         self._loop: InvalidationLoop | None = None
+        self.metrics_address: tuple[str, int] | None = None
+        """Where /metrics, /healthz and /readyz are served, once running (metrics_port set)."""
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand (or abandon it, uncommitted, while it is
@@ -121,6 +126,26 @@ class Invalidator:
             running.push_async_callback(dead_letters.stop)
             await dead_letters.start()
             running.push_async_callback(targets.close)
+            if settings.metrics_port is not None:
+                metrics = InvalidatorMetrics(
+                    region=self.region,
+                    group=self.group_id,
+                    stats=self.stats,
+                    loop=loop,
+                    targets=targets.names(),
+                    consumer=consumer,
+                )
+                loop.observer = metrics
+                endpoints = Endpoints(
+                    metrics,
+                    loop,
+                    assigned=lambda: bool(consumer.assignment()),
+                    max_paused_s=settings.ready_max_paused_s,
+                )
+                running.push_async_callback(endpoints.stop)
+                self.metrics_address = await endpoints.start(
+                    settings.metrics_host, settings.metrics_port
+                )
             await consumer.start()
             # Everything built so far (catalogue, models, clients) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it (pauses of
@@ -157,6 +182,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._loop.revoked(revoked)
+        self._owner.stats.forget(revoked)
         log.info("invalidator %s: revoked %d partitions", self._owner.group_id, len(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -170,6 +196,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self._owner.stop()
             return
         self._loop.assigned(assigned)
+        self._owner.stats.starting(
+            {tp: await self._consumer.position(tp) for tp in assigned}, time.time() * 1000
+        )
         log.info(
             "invalidator %s: assigned %s",
             self._owner.group_id,

@@ -31,6 +31,14 @@ Batch = dict[TopicPartition, list[Any]]
 BeforeCommit = Callable[[Offsets], Awaitable[None]]
 
 
+class BatchObserver(Protocol):
+    """Told of every batch purged everywhere (the metrics' histograms)."""
+
+    def batch_purged(self, duration_s: float, oldest_age_s: float) -> None:
+        """duration_s: the successful purge attempt's time; oldest_age_s: how long ago the
+        batch's oldest record was published."""
+
+
 class RecordSource(Protocol):
     """What the loop needs of a Kafka consumer (aiokafka's `AIOKafkaConsumer` has it)."""
 
@@ -86,6 +94,10 @@ class _Batch:
     """(record, reason, detail) of every record that goes to the dead-letter topic."""
     offsets: Offsets
     """Partition -> the offset after the batch's last record there."""
+    newest_ms: dict[TopicPartition, int]
+    """Partition -> the timestamp of the batch's last record there."""
+    oldest_ms: float
+    """The timestamp of the batch's oldest record (each partition's first)."""
     pending_targets: set[str]
     """The targets whose purge has not succeeded yet."""
     dead_lettered: int = 0
@@ -129,11 +141,20 @@ class InvalidationLoop:
         self._tuning = tuning
         self.stats = stats or InvalidatorStats()
         self._before_commit = before_commit
+        self.observer: BatchObserver | None = None
+        """Told of each batch purged everywhere (the metrics, when served)."""
         self.committer = OffsetCommitter(
             self._commit_owned, name=name, interval_s=tuning.commit_interval_s
         )
         self._stopping = asyncio.Event()
         self.paused = False
+        self.paused_since: float | None = None
+        """time.monotonic() when the partitions were paused (None while not paused)."""
+        self.running = False
+        """True while `run` is fetching."""
+        self.iterated_at = time.monotonic()
+        """time.monotonic() at the loop's latest iteration (it iterates at least every fetch
+        timeout while it runs)."""
         self.failure: FailureKind | None = None
         """Why the batch in hand is being retried (None while purges succeed)."""
         self._last_defect = ""
@@ -163,8 +184,10 @@ class InvalidationLoop:
         current: _Batch | None = None
         waiting: list[_Batch] = []
         delay = self._tuning.retry_initial_s
+        self.running = True
         try:
             while not self._stopping.is_set():
+                self.iterated_at = time.monotonic()
                 held = sum(len(batch.records) for batch in waiting)
                 if fetching is None and (self.paused or held < self._tuning.batch_max_records):
                     fetching = asyncio.create_task(
@@ -190,6 +213,7 @@ class InvalidationLoop:
                     every()
                     last = time.monotonic()
         finally:
+            self.running = False
             stopping.cancel()
             if purging is not None and not self.paused:
                 await purging  # the batch in hand is finished; one still retrying is abandoned
@@ -207,6 +231,7 @@ class InvalidationLoop:
                 )
                 self._source.resume(*self._source.assignment())
                 self.paused = False
+                self.paused_since = None
             await self.committer.flush()
 
     def _retry_if_failed(
@@ -249,7 +274,14 @@ class InvalidationLoop:
         plan = purge_plan(decoded, self._catalogue)
         rejected.extend((record, "unplannable", why) for record, why in plan.unplannable)
         offsets = {tp: partition[-1].offset + 1 for tp, partition in batch.items() if partition}
-        return _Batch(records, decoded, plan, rejected, offsets, self._targets.names())
+        newest = {tp: partition[-1].timestamp for tp, partition in batch.items() if partition}
+        oldest = min(
+            (partition[0].timestamp for partition in batch.values() if partition),
+            default=time.time() * 1000,
+        )
+        return _Batch(
+            records, decoded, plan, rejected, offsets, newest, oldest, self._targets.names()
+        )
 
     async def _attempt(self, batch: _Batch, *, after_s: float = 0.0) -> FailureKind | None:
         """One try, `after_s` from now: the purges on every target not done yet, then the
@@ -258,6 +290,7 @@ class InvalidationLoop:
         if after_s:
             await asyncio.sleep(after_s)  # the retry backoff
         failure = None
+        started = time.monotonic()
         if batch.plan.by_namespace and batch.pending_targets:
             failure = await self._purge_pending(batch)
         if batch.dead_lettered < len(batch.rejected):
@@ -272,6 +305,10 @@ class InvalidationLoop:
         self.stats.events += len(batch.records)
         self.stats.namespaces_purged += batch.plan.size
         self.stats.dead_lettered += len(batch.rejected)
+        self.stats.purged(batch.plan.by_namespace, batch.rejected, batch.offsets, batch.newest_ms)
+        if self.observer is not None:
+            age_s = (purged_ms - batch.oldest_ms) / 1000
+            self.observer.batch_purged(time.monotonic() - started, age_s)
         if self._before_commit is not None:
             await self._before_commit(batch.offsets)
         self.committer.advance(batch.offsets)
@@ -383,9 +420,11 @@ class InvalidationLoop:
         if paused:
             log.warning("invalidator %s: purge failing; partitions paused", self._name)
             self._source.pause(*assignment)
+            self.paused_since = time.monotonic()
         else:
             log.info("invalidator %s: purge recovered; partitions resumed", self._name)
             self._source.resume(*assignment)
+            self.paused_since = None
         self.paused = paused
 
 
@@ -415,13 +454,17 @@ def _merged(batches: list[_Batch]) -> _Batch:
     if len(batches) == 1:
         return batches[0]
     offsets: Offsets = {}
+    newest: dict[TopicPartition, int] = {}
     for batch in batches:
         offsets.update(batch.offsets)
+        newest.update(batch.newest_ms)
     return _Batch(
         [record for batch in batches for record in batch.records],
         [event for batch in batches for event in batch.events],
         merged_plans([batch.plan for batch in batches]),
         [rejected for batch in batches for rejected in batch.rejected],
         offsets,
+        newest,
+        min(batch.oldest_ms for batch in batches),
         set().union(*(batch.pending_targets for batch in batches)),
     )

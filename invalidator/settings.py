@@ -65,6 +65,17 @@ class InvalidatorSettings(BaseSettings):
     stats_file: Path | None = Field(
         default=None, description="where to write the stats as JSON every stats_interval_s"
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="serve /metrics, /healthz and /readyz on this port (off unless set; 0 picks "
+        "a free port)",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="the address metrics_port binds")
+    ready_max_paused_s: float = Field(
+        default=30.0, gt=0, description="/readyz fails once the partitions are paused this long"
+    )
 
     @field_validator("regions")
     @classmethod

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from invalidator.planner import NamespaceKeys
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -36,6 +42,42 @@ class InvalidatorStats:
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     """Record timestamp (when it was published) -> purged on every target of the region, ms;
     the latest samples."""
+    purged_by_strategy: Counter[str] = field(default_factory=Counter)
+    """Namespaces purged on every target, per purge strategy."""
+    dead_lettered_by_reason: Counter[str] = field(default_factory=Counter)
+    purged_to: dict[TopicPartition, int] = field(default_factory=dict)
+    """Partition -> the offset after its last record purged everywhere."""
+    purged_at_ms: dict[TopicPartition, float] = field(default_factory=dict)
+    """Partition -> the timestamp of its last record purged everywhere (when it was assigned,
+    until a record is purged there)."""
+
+    def starting(self, positions: dict[TopicPartition, int], now_ms: float) -> None:
+        """Partitions just assigned, at these positions (nothing after them is purged yet)."""
+        self.purged_to.update(positions)
+        for tp in positions:
+            self.purged_at_ms[tp] = now_ms
+
+    def forget(self, partitions: Collection[TopicPartition]) -> None:
+        """Partitions revoked: their positions are another member's now."""
+        for tp in partitions:
+            self.purged_to.pop(tp, None)
+            self.purged_at_ms.pop(tp, None)
+
+    def purged(
+        self,
+        by_namespace: NamespaceKeys,
+        rejected: Sequence[tuple[Any, str, str]],
+        offsets: dict[TopicPartition, int],
+        newest_ms: dict[TopicPartition, int],
+    ) -> None:
+        """Count a batch purged everywhere (per namespace and per rejected record, never per
+        record)."""
+        for namespace, keys in by_namespace:
+            self.purged_by_strategy[namespace.strategy.value] += len(keys)
+        for _, reason, _ in rejected:
+            self.dead_lettered_by_reason[reason] += 1
+        self.purged_to.update(offsets)
+        self.purged_at_ms.update(newest_ms)
 
     def summary(self) -> str:
         """One log line."""

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import urlparse
+
+from contracts import RedisTarget
+from invalidator import InvalidatorSettings
 
 
 class TcpProxy:
@@ -56,3 +60,24 @@ class TcpProxy:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()
+
+
+async def region_through_proxy(
+    settings: InvalidatorSettings, region: str
+) -> tuple[TcpProxy, InvalidatorSettings]:
+    """A started proxy in front of `region`'s first Redis target, and settings whose `region`
+    purges through it (socket timeout 0.5 s, retries backing off from 0.05 s to 0.5 s)."""
+    upstream = urlparse(settings.targets(region)[0].url)
+    proxy = TcpProxy(upstream.hostname or "127.0.0.1", upstream.port or 6379)
+    await proxy.start()
+    proxied = RedisTarget(
+        name=f"{region}-via-proxy", url=f"redis://127.0.0.1:{proxy.port}/0", socket_timeout_s=0.5
+    )
+    proxied_settings = settings.model_copy(
+        update={
+            "regions": {**settings.regions, region: [proxied]},
+            "retry_initial_s": 0.05,
+            "retry_max_s": 0.5,
+        }
+    )
+    return proxy, proxied_settings

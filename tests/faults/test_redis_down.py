@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from urllib.parse import urlparse
 
-from contracts import RedisTarget
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
@@ -15,7 +13,7 @@ from invalidator.offsets import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, record_outcome
-from tests.faults.proxy import TcpProxy
+from tests.faults.proxy import region_through_proxy
 from tests.integration.kafka_tools import caught_up
 
 
@@ -24,20 +22,7 @@ async def test_eu_redis_cut_off_lags_alone_and_catches_up(
     publisher: EventPublisher,
     redis_clients: dict[str, RedisClient],
 ) -> None:
-    eu_target = settings.targets("eu")[0]
-    upstream = urlparse(eu_target.url)
-    proxy = TcpProxy(upstream.hostname or "127.0.0.1", upstream.port or 6379)
-    await proxy.start()
-    proxied = RedisTarget(
-        name="eu-via-proxy", url=f"redis://127.0.0.1:{proxy.port}/0", socket_timeout_s=0.5
-    )
-    settings = settings.model_copy(
-        update={
-            "regions": {**settings.regions, "eu": [proxied]},
-            "retry_initial_s": 0.05,
-            "retry_max_s": 0.5,
-        }
-    )
+    proxy, settings = await region_through_proxy(settings, "eu")
     topics = CATALOGUE.topics()
     invalidators = {}
     tasks = []
