@@ -183,7 +183,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._loop.revoked(revoked)
         self._owner.stats.forget(revoked)
-        log.info("invalidator %s: revoked %d partitions", self._owner.group_id, len(revoked))
+        log.info(
+            "invalidator %s: revoked %d partitions",
+            self._owner.group_id,
+            len(revoked),
+            extra={"partitions": _named(revoked)},
+        )
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Partitions never committed start where INVALIDATOR_START_FROM says.
@@ -199,9 +204,16 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner.stats.starting(
             {tp: await self._consumer.position(tp) for tp in assigned}, time.time() * 1000
         )
+        named = _named(assigned)
         log.info(
             "invalidator %s: assigned %s",
             self._owner.group_id,
-            ",".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "nothing",
+            ",".join(named) or "nothing",
+            extra={"partitions": named},
         )
         self._owner.assigned.set()
+
+
+def _named(partitions: set[TopicPartition]) -> list[str]:
+    """`topic[partition]` of each, sorted: the form of log lines and their `partitions` field."""
+    return [f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)]

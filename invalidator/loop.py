@@ -264,7 +264,11 @@ class InvalidationLoop:
             try:
                 outcome = decode(record.value, record.headers)
             except Exception as error:  # a defect in decoding code (an upcast, a validator)
-                log.exception("decoding %s[%d]@%d failed", *_position(record))
+                log.exception(
+                    "decoding %s[%d]@%d failed",
+                    *_position(record),
+                    extra={"offsets": {f"{record.topic}[{record.partition}]": record.offset}},
+                )
                 rejected.append((record, "decode_failed", f"{type(error).__name__}: {error}"))
                 continue
             if type(outcome) is Rejected:

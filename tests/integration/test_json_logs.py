@@ -45,8 +45,8 @@ async def test_every_line_is_json_with_region_group_and_partitions(
     assert all(line["region"] == "eu" and line["group"] == group for line in lines), lines
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines), lines
     (assignment,) = [line for line in lines if ": assigned " in line["message"]]
-    partitions = set(_PARTITION.findall(assignment["message"]))
-    assert partitions, assignment
+    partitions = set(assignment["partitions"])
+    assert partitions == set(_PARTITION.findall(assignment["message"])) != set(), assignment
     (start,) = [line for line in lines if line["message"].startswith("never committed on ")]
     assert set(start["offsets"]) == partitions, start
     assert any(line["message"].endswith(" stopped") for line in lines), lines
