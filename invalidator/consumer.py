@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from contracts.catalogue import Catalogue
 from invalidator.deadletter import DeadLetters
 from invalidator.endpoints import Endpoints
-from invalidator.loop import BeforeCommit, InvalidationLoop, LoopTuning
+from invalidator.loop import BatchTracer, BeforeCommit, InvalidationLoop, LoopTuning
 from invalidator.metrics import InvalidatorMetrics
 from invalidator.settings import InvalidatorSettings
 from invalidator.start_position import reset_before_start, start_uncommitted
@@ -114,6 +114,7 @@ class Invalidator:
             stats=self.stats,
             before_commit=self._before_commit,
         )
+        loop.tracer = _batch_spans(region=self.region, group=self.group_id)
         if self._stop_requested:
             loop.stop()
         consumer.subscribe(
@@ -217,3 +218,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 def _named(partitions: set[TopicPartition]) -> list[str]:
     """`topic[partition]` of each, sorted: the form of log lines and their `partitions` field."""
     return [f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)]
+
+
+def _batch_spans(*, region: str, group: str) -> BatchTracer | None:
+    """The batch spans when OpenTelemetry is installed (the `otel` extra); None otherwise."""
+    try:
+        from invalidator.tracing import BatchSpans  # noqa: PLC0415
+    except ImportError:
+        return None
+    return BatchSpans(region=region, group=group)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +37,23 @@ class BatchObserver(Protocol):
     def batch_purged(self, duration_s: float, oldest_age_s: float) -> None:
         """duration_s: the successful purge attempt's time; oldest_age_s: how long ago the
         batch's oldest record was published."""
+
+
+class BatchTracer(Protocol):
+    """Told of every batch purged everywhere, with its events (the trace spans)."""
+
+    def batch_purged(
+        self,
+        events: Iterable[Event],
+        *,
+        started_ns: int,
+        records: int,
+        namespaces: int,
+        dead_lettered: int,
+    ) -> None:
+        """events: the batch's decoded events, in fetch order; started_ns: when the successful
+        purge attempt started (time.time_ns()); records: the batch's records; namespaces: the
+        namespaces purged; dead_lettered: the records sent to the dead-letter topic."""
 
 
 class RecordSource(Protocol):
@@ -143,6 +160,8 @@ class InvalidationLoop:
         self._before_commit = before_commit
         self.observer: BatchObserver | None = None
         """Told of each batch purged everywhere (the metrics, when served)."""
+        self.tracer: BatchTracer | None = None
+        """Told of each batch purged everywhere (the trace spans, with OpenTelemetry)."""
         self.committer = OffsetCommitter(
             self._commit_owned, name=name, interval_s=tuning.commit_interval_s
         )
@@ -295,6 +314,7 @@ class InvalidationLoop:
             await asyncio.sleep(after_s)  # the retry backoff
         failure = None
         started = time.monotonic()
+        started_ns = time.time_ns()
         if batch.plan.by_namespace and batch.pending_targets:
             failure = await self._purge_pending(batch)
         if batch.dead_lettered < len(batch.rejected):
@@ -313,6 +333,14 @@ class InvalidationLoop:
         if self.observer is not None:
             age_s = (purged_ms - batch.oldest_ms) / 1000
             self.observer.batch_purged(time.monotonic() - started, age_s)
+        if self.tracer is not None:
+            self.tracer.batch_purged(
+                (event for _, event in batch.events),
+                started_ns=started_ns,
+                records=len(batch.records),
+                namespaces=batch.plan.size,
+                dead_lettered=len(batch.rejected),
+            )
         if self._before_commit is not None:
             await self._before_commit(batch.offsets)
         self.committer.advance(batch.offsets)

@@ -20,6 +20,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from contracts.connections import KafkaConnection
 from contracts.events import DomainEvent, EventEnvelope, TraceContext
+from producers.trace_context import current_trace
 
 _MAX_NAMED_FAILURES = 5
 
@@ -55,7 +56,7 @@ class EventToPublish:
     occurred_at: datetime | None = None
     """When the change happened; now when omitted."""
     trace: TraceContext | None = None
-    """The W3C trace context of the write."""
+    """The W3C trace context of the write; the current OpenTelemetry span's when omitted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,8 @@ class EventPublisher:
         aggregate_version: the aggregate's version after this change.
         event_id: a fixed id (e.g. from an outbox row) so that a retry is deduplicated.
         occurred_at: when the change happened; now when omitted.
-        trace: the W3C trace context of the write.
+        trace: the W3C trace context of the write; the current OpenTelemetry span's when
+            omitted and OpenTelemetry is installed.
         """
         envelope = EventEnvelope.wrap(
             event,
@@ -170,7 +172,7 @@ class EventPublisher:
             aggregate_version=aggregate_version,
             event_id=event_id,
             occurred_at=occurred_at,
-            trace=trace,
+            trace=trace or current_trace(),
         )
         await self.publish_envelope(envelope, topic=event.topic)
         return envelope
@@ -249,6 +251,6 @@ def envelope_and_topic(
         aggregate_version=item.aggregate_version,
         event_id=item.event_id,
         occurred_at=item.occurred_at,
-        trace=item.trace,
+        trace=item.trace or current_trace(),
     )
     return envelope, item.event.topic

@@ -69,7 +69,8 @@ async def add_event(
     source: this service's name.
     tenant: the tenant the write belongs to.
     aggregate_version: the aggregate's version after this change.
-    trace: the W3C trace context of the write.
+    trace: the W3C trace context of the write; the current OpenTelemetry span's when omitted
+        and OpenTelemetry is installed.
     """
     item = EventToPublish(event, tenant=tenant, aggregate_version=aggregate_version, trace=trace)
     (envelope,) = await add_events(session, [item], source=source)
