@@ -18,7 +18,7 @@ from aiokafka.structs import ConsumerRecord
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from contracts.events import EventEnvelope
+from contracts.events import EventEnvelope, TraceContext
 from contracts.orders import CATALOGUE, OrderStatusChanged
 from invalidator.committer import OffsetCommitter
 from invalidator.failures import FailureKind
@@ -31,12 +31,19 @@ FAST = LoopTuning(batch_max_records=3, fetch_timeout_ms=5, retry_initial_s=0.001
 
 
 def _record(
-    tp: TopicPartition, offset: int, *, company: str = "c1", value: bytes | None = None
+    tp: TopicPartition,
+    offset: int,
+    *,
+    company: str = "c1",
+    value: bytes | None = None,
+    trace: TraceContext | None = None,
 ) -> Any:
     event = OrderStatusChanged(
         order_id=f"o{offset}", company_id=company, old_status="placed", new_status="paid"
     )
-    envelope = EventEnvelope.wrap(event, source="test", tenant="t", aggregate_version=1)
+    envelope = EventEnvelope.wrap(
+        event, source="test", tenant="t", aggregate_version=1, trace=trace
+    )
     headers = [(name, text.encode()) for name, text in envelope.headers().items()]
     body = envelope.to_bytes() if value is None else value
     return ConsumerRecord(
