@@ -114,7 +114,7 @@ class Invalidator:
             stats=self.stats,
             before_commit=self._before_commit,
         )
-        loop.tracer = _batch_spans(region=self.region, group=self.group_id)
+        loop.tracer = batch_spans_if_installed(region=self.region, group=self.group_id)
         if self._stop_requested:
             loop.stop()
         consumer.subscribe(
@@ -220,7 +220,7 @@ def _named(partitions: set[TopicPartition]) -> list[str]:
     return [f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)]
 
 
-def _batch_spans(*, region: str, group: str) -> BatchTracer | None:
+def batch_spans_if_installed(*, region: str, group: str) -> BatchTracer | None:
     """The batch spans when OpenTelemetry is installed (the `otel` extra); None otherwise."""
     try:
         from invalidator.tracing import BatchSpans  # noqa: PLC0415

@@ -8,6 +8,7 @@ TestKafkaBroker and the loop through the fakes of `test_loop`.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -20,8 +21,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from contracts import Event, KafkaConnection
 from contracts.events import EventEnvelope, TraceContext
 from contracts.orders import CATALOGUE, OrderCancelled
+from invalidator.consumer import batch_spans_if_installed
 from invalidator.tracing import MAX_LINKS, SPAN_NAME, BatchSpans
-from producers import EventPublisher, EventToPublish
+from producers import EventPublisher, EventToPublish, trace_context
 from producers.publisher import envelope_and_topic
 from producers.trace_context import current_trace
 from tests.unit.test_loop import P0, P1, _loop, _record, _run_until
@@ -158,3 +160,20 @@ def test_links_are_bounded_to_the_first_events_and_untraced_events_have_none(
 
     (span,) = _batch_spans(spans)
     assert [link.context.trace_id for link in span.links] == list(range(1, MAX_LINKS + 1))
+
+
+def test_without_opentelemetry_envelopes_carry_no_context_and_no_spans_are_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    installed = [name for name in sys.modules if name.split(".")[0] == "opentelemetry"]
+    with trace.get_tracer("test").start_as_current_span("write"):
+        assert current_trace() is not None
+        with monkeypatch.context() as patch:
+            for name in [*installed, "invalidator.tracing"]:
+                patch.setitem(sys.modules, name, None)  # importing it raises ImportError
+            trace_context._injector.cache_clear()
+            try:
+                assert current_trace() is None
+                assert batch_spans_if_installed(region="eu", group="g") is None
+            finally:
+                trace_context._injector.cache_clear()
