@@ -46,6 +46,15 @@ class Accounting:
     lost: dict[str, list[str]]
     """Region -> the ids neither purged there nor dead-lettered (must be empty)."""
 
+    @property
+    def lost_events(self) -> int:
+        """How many events are lost in at least one region (each counted once)."""
+        return len({event_id for ids in self.lost.values() for event_id in ids})
+
+    def outcome(self, scenario: str, recover_s: float | None) -> Outcome:
+        """The scenario's line of the fault table, from this accounting."""
+        return Outcome(scenario, self.published, self.lost_events, self.dead_lettered, recover_s)
+
     def assert_nothing_lost(self) -> None:
         """Fail naming a few lost ids per region."""
         problems = {region: ids[:5] for region, ids in self.lost.items() if ids}

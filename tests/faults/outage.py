@@ -10,7 +10,7 @@ from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
-from tests.faults.accounting import Outcome, account, dead_lettered_ids, record_outcome, scaled
+from tests.faults.accounting import account, dead_lettered_ids, record_outcome, scaled
 from tests.faults.workload import Published, publish_until_acknowledged
 from tests.integration.conftest import REGIONS, running_invalidators
 from tests.integration.kafka_tools import all_caught_up
@@ -72,14 +72,6 @@ async def drain_through(
 
     dead = await dead_lettered_ids(settings.kafka, settings.dead_letter_topic, within_s=60)
     accounting = await account(published.namespaces, redis_clients, dead_lettered=dead)
-    record_outcome(
-        Outcome(
-            scenario=scenario,
-            events=accounting.published,
-            lost=len({e for ids in accounting.lost.values() for e in ids}),
-            dead_lettered=accounting.dead_lettered,
-            recover_s=recover_s,
-        )
-    )
+    record_outcome(accounting.outcome(scenario, recover_s))
     accounting.assert_nothing_lost()
     assert accounting.dead_lettered == 0, "valid events were dead-lettered"

@@ -14,7 +14,14 @@ from invalidator.offsets import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, record_outcome
-from tests.faults.processes import exited, file_exists, spawn, spawn_invalidator
+from tests.faults.processes import (
+    exited,
+    file_exists,
+    kill_if_running,
+    spawn,
+    spawn_invalidator,
+    stop_process,
+)
 from tests.integration.kafka_tools import caught_up
 
 
@@ -52,11 +59,9 @@ async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(
         }
         purged_before_kill = {e for e, generation in at_kill.items() if generation is not None}
         assert purged_before_kill, "the held batch purged nothing"
-        held.send_signal(signal.SIGKILL)
-        await wait_until(lambda: exited(held), within=30, what="the killed invalidator to exit")
+        await stop_process(held, signal.SIGKILL, within=30, what="the killed invalidator to exit")
     finally:
-        if held.poll() is None:
-            held.kill()
+        kill_if_running(held)
 
     committed = await committed_offsets(settings.kafka, group)
     assert all(committed.get(tp, -1) == offset for tp, offset in start.items()), (

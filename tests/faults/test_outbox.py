@@ -104,15 +104,7 @@ async def settle_and_account(
         )
         recover_s = time.monotonic() - fault_ended
     accounting = await account(published, redis_clients)
-    record_outcome(
-        Outcome(
-            scenario=scenario,
-            events=accounting.published,
-            lost=len({e for ids in accounting.lost.values() for e in ids}),
-            dead_lettered=accounting.dead_lettered,
-            recover_s=recover_s,
-        )
-    )
+    record_outcome(accounting.outcome(scenario, recover_s))
     accounting.assert_nothing_lost()
 
 
@@ -124,8 +116,18 @@ def _event_ids(records: list[object]) -> list[str]:
     ]
 
 
-async def _marked_or_exited(marker: Path, process: subprocess.Popen[bytes]) -> bool:
-    return marker.exists() or await exited(process)
+async def _sigkill_once_marked(
+    process: subprocess.Popen[bytes], marker: Path, log: Path, *, what: str
+) -> None:
+    """Wait until `process` writes `marker` (failing, with its log, if it exits first), then
+    SIGKILL it there."""
+
+    async def marked_or_exited() -> bool:
+        return marker.exists() or await exited(process)
+
+    await wait_until(marked_or_exited, within=120, what=f"{what} ({log})")
+    assert marker.exists(), f"the process exited before {what}: {log.read_text()[-3000:]}"
+    await stop_process(process, signal.SIGKILL, within=30, what=f"the SIGKILL after {what}")
 
 
 def _backend(database_url: str) -> str:
@@ -145,12 +147,7 @@ async def test_service_sigkilled_right_after_its_commit_loses_no_event(
     args = ["tests/faults/outbox_service.py", database_url, run, str(WRITES), str(marker)]
     service = spawn(args, settings, log)
     try:
-        await wait_until(
-            lambda: _marked_or_exited(marker, service), within=120, what=f"the commits ({log})"
-        )
-        assert marker.exists(), f"the service exited: {log.read_text()[-3000:]}"
-        service.send_signal(signal.SIGKILL)
-        await wait_until(lambda: exited(service), within=30, what="the killed service to exit")
+        await _sigkill_once_marked(service, marker, log, what="the commits")
     finally:
         kill_if_running(service)
 
@@ -191,12 +188,7 @@ async def test_relay_sigkilled_between_publish_and_mark_publishes_again(
     }
     held = spawn(["tests/faults/hold_before_mark.py", str(marker)], settings, log, env=relay_env)
     try:
-        await wait_until(
-            lambda: _marked_or_exited(marker, held), within=120, what=f"the first batch ({log})"
-        )
-        assert marker.exists(), f"the relay exited: {log.read_text()[-3000:]}"
-        held.send_signal(signal.SIGKILL)
-        await wait_until(lambda: exited(held), within=30, what="the killed relay to exit")
+        await _sigkill_once_marked(held, marker, log, what="the first batch")
     finally:
         kill_if_running(held)
 

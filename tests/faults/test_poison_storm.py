@@ -74,12 +74,11 @@ async def test_a_poison_storm_dead_letters_every_malformed_record_and_purges_eve
         assert not ids & set(valid), f"{group} dead-lettered valid events"
     dead_in_every_group = set.intersection(*by_group.values()) & set(poison)
     accounting = await account(valid, redis_clients)
-    lost = sum(len(ids) for ids in accounting.lost.values())
     record_outcome(
         Outcome(
             scenario="poison storm",
             events=len(valid) + len(poison),
-            lost=lost,
+            lost=accounting.lost_events,
             dead_lettered=len(dead_in_every_group),
             recover_s=drained - published,
         )

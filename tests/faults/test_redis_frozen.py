@@ -14,7 +14,7 @@ from invalidator import InvalidatorSettings
 from invalidator.offsets import committed_offsets
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
-from tests.faults.accounting import Outcome, account, dead_lettered_ids, record_outcome, scaled
+from tests.faults.accounting import account, dead_lettered_ids, record_outcome, scaled
 from tests.faults.order_stream import OrderStream
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
@@ -107,14 +107,6 @@ async def test_eu_redis_frozen_pauses_eu_alone_and_it_catches_up(
 
     dead = await dead_lettered_ids(settings.kafka, settings.dead_letter_topic, group=group_eu)
     accounting = await account(stream.published, redis_clients, dead_lettered=dead)
-    record_outcome(
-        Outcome(
-            scenario="redis eu frozen (SIGSTOP)",
-            events=accounting.published,
-            lost=sum(len(ids) for ids in accounting.lost.values()),
-            dead_lettered=accounting.dead_lettered,
-            recover_s=recover_s,
-        )
-    )
+    record_outcome(accounting.outcome("redis eu frozen (SIGSTOP)", recover_s))
     accounting.assert_nothing_lost()
     assert accounting.published == EVENTS

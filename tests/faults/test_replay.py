@@ -198,12 +198,11 @@ async def test_a_window_delivered_twice_and_out_of_order_leaves_no_stale_read(
 
     stale = workload.stale_reads()
     accounting = await account(workload.published, redis_clients)
-    lost = sum(len(ids) for ids in accounting.lost.values())
     record_outcome(
         Outcome(
             scenario="window delivered twice, out of order",
             events=len(workload.published),
-            lost=lost,
+            lost=accounting.lost_events,
             dead_lettered=0,
             recover_s=recovered,
         )
