@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bench.orders_load import CompanyPicker, bare_producer, order_records
 from bench.publishing import rate
 from contracts.orders import OrderStatusChanged
+from contracts.percentiles import percentile
 from invalidator.settings import InvalidatorSettings
-from invalidator.stats import percentile
 from producers import EventToPublish
 from producers.outbox import OutboxRelay, add_event, add_events, create_outbox_table
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts.layout import generation_key
+from contracts.percentiles import percentile
 from demo.database import DATABASES, fresh_engine
 from demo.invalidators import InvalidatorProcesses
 from demo.relay import RunningRelay
@@ -28,7 +29,6 @@ from demo.watch import GenerationWatch
 from invalidator.cli import load_settings
 from invalidator.offsets import group_lag
 from invalidator.settings import InvalidatorSettings, SettingsError
-from invalidator.stats import percentile
 from producers import CacheClient, RedisClient, connect_redis
 
 RUN_DIR = Path(".stack") / "demo"

@@ -16,7 +16,7 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.connections import KafkaConnection
-from invalidator.stats import percentile
+from contracts.percentiles import percentile
 from producers.outbox import OutboxRelay
 
 POLL_S = 0.01

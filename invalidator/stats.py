@@ -12,16 +12,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from contracts.percentiles import percentile
 from invalidator.planner import NamespaceKeys
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of `samples` (0.0 when empty); fraction in [0, 1]."""
-    if not samples:
-        return 0.0
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
-    return ordered[index]
 
 
 @dataclass

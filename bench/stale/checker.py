@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bench.stale.workload import PurgeLanding, Read, Write
-from invalidator.stats import percentile
+from contracts.percentiles import percentile
 
 
 @dataclass

@@ -24,6 +24,7 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.connections import KafkaConnection
+from contracts.percentiles import percentile
 from producers.outbox.table import OUTBOX_TABLE
 from producers.outbox.writer import NOTIFY_CHANNEL
 
@@ -48,19 +49,15 @@ class RelayStats:
 
     def as_dict(self) -> dict[str, float]:
         """The counters and the delay percentiles, for a log line or a stats file."""
-        samples = sorted(self.delay_ms)
-
-        def at(fraction: float) -> float:
-            return samples[min(len(samples) - 1, int(fraction * len(samples)))] if samples else 0.0
-
+        samples = list(self.delay_ms)
         return {
             "published": self.published,
             "batches": self.batches,
             "publish_failures": self.publish_failures,
             "deleted": self.deleted,
             "oldest_unpublished_age_s": round(self.oldest_unpublished_age_s, 3),
-            "delay_ms_p50": round(at(0.5), 2),
-            "delay_ms_p99": round(at(0.99), 2),
+            "delay_ms_p50": round(percentile(samples, 0.5), 2),
+            "delay_ms_p99": round(percentile(samples, 0.99), 2),
         }
 
 
