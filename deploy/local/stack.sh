@@ -7,7 +7,7 @@
 #   postgres  PostgreSQL (Debian's packages), database "outbox" for the transactional outbox
 #
 # Usage: deploy/local/stack.sh up [--brokers N] [--kafka-only]|down [--purge]|status|logs [-f]
-#        [kafka|redis-eu|redis-us|postgres]|env
+#        [kafka|redis-eu|redis-us|postgres]|env|libs
 # `up` is idempotent and prints the `export ...` lines on stdout (progress goes to stderr), so
 #   eval "$(deploy/local/stack.sh up)"
 # works. See deploy/local/README.md.
@@ -112,6 +112,7 @@ usage: $(basename "$0") <command>
   status             one line per service; exit 0 only if all answer
   logs [-f] [kafka|redis-eu|redis-us|postgres]   tail the logs (-f: follow)
   env                print the export lines for the Python settings and the outbox database
+  libs               fetch the Kafka jars into the cache (once) and print their directory
 ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n of N (n = 1..N)
   listens on KAFKA_PORT + 2(n-1) and KAFKA_CONTROLLER_PORT + 2(n-1); REDIS_EU_PORT (16379),
   REDIS_US_PORT (17001: the cluster of 3 masters + 3 replicas uses it and the next five, and
@@ -905,6 +906,7 @@ main() {
     status) resolve_brokers; cmd_status ;;
     logs) resolve_brokers; cmd_logs "$@" ;;
     env) resolve_brokers; print_env ;;
+    libs) mkdir -p "${LOG_DIR}"; ensure_kafka_libs; printf '%s\n' "${LIBS_DIR}" ;;
     -h|--help|help) usage ;;
     *) usage; exit 2 ;;
   esac
