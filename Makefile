@@ -71,3 +71,7 @@ faults: $(INSTALLED)  ## the fault suite at full size (make test runs its short 
 	rm -f .faults/outcomes.jsonl
 	eval "$$($(STACK) up)" && INVALIDATOR_FAULTS=long $(BIN)/python -m pytest tests/faults $(PYTEST_ARGS) -p no:cacheprovider -ra
 	$(BIN)/python -m tests.faults.accounting
+
+.PHONY: containers-check
+containers-check: $(INSTALLED)  ## local images, then tests on containers, docker-compose.yml, deploy/Dockerfile (podman; not part of test)
+	PYTHON_BIN=$(CURDIR)/$(BIN)/python bash deploy/containers/check.sh $(CHECK_STEPS)

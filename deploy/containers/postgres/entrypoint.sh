@@ -59,7 +59,11 @@ without a password (not for anything shared)"
   fi
   for script in /docker-entrypoint-initdb.d/*; do
     case "${script}" in
-      *.sh) echo "running ${script}"; if [[ -x "${script}" ]]; then "${script}"; else . "${script}"; fi ;;
+      *.sh)
+        echo "running ${script}"
+        # shellcheck source=/dev/null  # the user's init scripts
+        if [[ -x "${script}" ]]; then "${script}"; else . "${script}"; fi
+        ;;
       *.sql) echo "running ${script}"; psql_admin --dbname "${POSTGRES_DB}" -f "${script}" ;;
       *.sql.gz) echo "running ${script}"; gunzip -c "${script}" | psql_admin --dbname "${POSTGRES_DB}" ;;
       *) [[ ! -e "${script}" ]] || echo "ignoring ${script}" ;;

@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# The container checks (`make containers-check`), on a machine with podman and no image
+# registry. First the local images are built (deploy/containers/build-images.sh; kept when up to
+# date), then the steps run in order, each printing one PASS/FAIL line with its duration:
+#
+#   smoke       each local image answers: Kafka starts from KAFKA_* variables and
+#               kafka-topics.sh --list works, redis PING, postgres pg_isready and a psql query,
+#               python3 -V
+#   tests       the integration tests on containers: INVALIDATOR_TEST_STACK=containers pytest
+#               tests/integration, with the local images and podman's Docker API (DOCKER_HOST,
+#               TESTCONTAINERS_*; deploy/containers/podman-service.sh)
+#   compose     docker-compose.yml end to end with podman-compose: up with the local images on
+#               host ports 29xxx, both invalidators joined, one event purges its namespaces in
+#               eu (standalone) and us (the Cluster), checked from inside the compose network by
+#               deploy/containers/compose_check.py; always torn down (containers, volumes,
+#               network), failed or not
+#   dockerfile  deploy/Dockerfile built FROM the local python image, `invalidator --help` runs
+#               in it, as a user other than root
+#
+# Usage: deploy/containers/check.sh [smoke|tests|compose|dockerfile ...]   (default: all)
+# Exit status 0 only when every step passed. Environment: PYTHON_BIN (<repo>/.venv/bin/python,
+# for the tests step), COMPOSE_PROJECT (invalidator-check), the compose host ports
+# KAFKA_HOST_PORT (29092), REDIS_EU_HOST_PORT (29379), REDIS_US_{1..6}_HOST_PORT (29001-29006),
+# POSTGRES_HOST_PORT (29432), and CONTAINERS_STATE_DIR (<repo>/.containers: logs under check/).
+# The podman service is stopped at the end if this script started it. Run as root.
+set -uo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "${SCRIPT_DIR}/../.." && pwd)"
+STATE_DIR="${CONTAINERS_STATE_DIR:-${REPO_ROOT}/.containers}"
+[[ "${STATE_DIR}" == /* ]] || STATE_DIR="${PWD}/${STATE_DIR}"
+export CONTAINERS_STATE_DIR="${STATE_DIR}"
+LOG_DIR="${STATE_DIR}/check"
+PYTHON_BIN="${PYTHON_BIN:-${REPO_ROOT}/.venv/bin/python}"
+COMPOSE_PROJECT="${COMPOSE_PROJECT:-invalidator-check}"
+ALL_STEPS=(smoke tests compose dockerfile)
+SMOKE_TIMEOUT_S=90      # seconds for a smoke-checked service to answer
+COMPOSE_RUN_TIMEOUT_S=180  # seconds for the one-shot services to finish and the invalidators to run
+DOCKERFILE_IMAGE=localhost/invalidator:containers-check
+
+export KAFKA_HOST_PORT="${KAFKA_HOST_PORT:-29092}"
+export REDIS_EU_HOST_PORT="${REDIS_EU_HOST_PORT:-29379}"
+export POSTGRES_HOST_PORT="${POSTGRES_HOST_PORT:-29432}"
+for _n in 1 2 3 4 5 6; do
+  _var="REDIS_US_${_n}_HOST_PORT"
+  export "${_var}=${!_var:-2900${_n}}"
+done
+
+set -a
+# shellcheck disable=SC1091  # KEY=VALUE lines, nothing to follow
+. "${SCRIPT_DIR}/local-images.env"
+set +a
+
+log() { printf '[check] %s\n' "$*" >&2; }
+
+usage() {
+  sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+}
+
+# Poll "$@" until it succeeds; 1 after $1 seconds.
+wait_for() {
+  local timeout_s="$1" deadline
+  shift
+  deadline=$(( $(date +%s) + timeout_s ))
+  until "$@"; do
+    (( $(date +%s) < deadline )) || return 1
+    sleep 0.5
+  done
+}
+
+# ------------------------------------------------------------------------------------ smoke
+
+# Containers this script starts carry this label, so they are found and removed whatever happens.
+SMOKE_LABEL="org.invalidator.check=smoke-$$"
+
+remove_smoke_containers() {
+  podman ps -aq --filter "label=${SMOKE_LABEL}" | xargs -r podman rm -f -v >/dev/null 2>&1 || true
+}
+
+smoke_kafka() {
+  local name="invalidator-check-kafka-$$"
+  podman run -d --name "${name}" --label "${SMOKE_LABEL}" \
+    -e CLUSTER_ID=4n1UGRFLQDiKp134L_wQiQ -e KAFKA_NODE_ID=1 \
+    -e KAFKA_PROCESS_ROLES=broker,controller -e KAFKA_CONTROLLER_QUORUM_VOTERS=1@localhost:9093 \
+    -e KAFKA_LISTENERS=PLAINTEXT://:9092,CONTROLLER://:9093 \
+    -e KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://localhost:9092 \
+    -e KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT \
+    -e KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER -e KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR=1 \
+    -e KAFKA_HEAP_OPTS='-Xms128m -Xmx512m' "${KAFKA_IMAGE}" >/dev/null || return 1
+  if ! wait_for "${SMOKE_TIMEOUT_S}" podman exec "${name}" /opt/kafka/bin/kafka-topics.sh \
+      --bootstrap-server localhost:9092 --list >/dev/null 2>&1; then
+    log "kafka: kafka-topics.sh --list did not answer within ${SMOKE_TIMEOUT_S}s; its log:"
+    podman logs --tail 30 "${name}" >&2
+    return 1
+  fi
+  podman exec "${name}" grep -qx 'node.id=1' /opt/kafka/config/server.properties \
+    || { log "kafka: KAFKA_NODE_ID did not become node.id=1"; return 1; }
+  echo "kafka: broker started from KAFKA_* variables; kafka-topics.sh --list answers"
+}
+
+smoke_redis() {
+  local name="invalidator-check-redis-$$"
+  podman run -d --name "${name}" --label "${SMOKE_LABEL}" "${REDIS_IMAGE}" \
+    redis-server --port 16379 --save '' >/dev/null || return 1
+  wait_for "${SMOKE_TIMEOUT_S}" sh -c "[ \"\$(podman exec '${name}' redis-cli -p 16379 ping 2>/dev/null)\" = PONG ]" \
+    || { log "redis: no PONG within ${SMOKE_TIMEOUT_S}s"; podman logs --tail 20 "${name}" >&2; return 1; }
+  echo "redis: PING answered PONG"
+}
+
+smoke_postgres() {
+  local name="invalidator-check-postgres-$$" answer
+  podman run -d --name "${name}" --label "${SMOKE_LABEL}" -e POSTGRES_USER=postgres \
+    -e POSTGRES_DB=outbox -e POSTGRES_HOST_AUTH_METHOD=trust "${POSTGRES_IMAGE}" >/dev/null || return 1
+  wait_for "${SMOKE_TIMEOUT_S}" podman exec "${name}" pg_isready -h 127.0.0.1 -U postgres -d outbox >/dev/null \
+    || { log "postgres: pg_isready failed for ${SMOKE_TIMEOUT_S}s"; podman logs --tail 20 "${name}" >&2; return 1; }
+  answer="$(podman exec "${name}" psql -h 127.0.0.1 -U postgres -d outbox -Atc 'SELECT current_database()')"
+  [[ "${answer}" == outbox ]] || { log "postgres: psql answered '${answer}', not outbox"; return 1; }
+  echo "postgres: pg_isready ok; psql connects to database outbox"
+}
+
+smoke_python() {
+  local version
+  version="$(podman run --rm "${PYTHON_IMAGE}" python3 -V)" || return 1
+  [[ "${version}" == "Python 3.11."* ]] || { log "python: python3 -V said '${version}'"; return 1; }
+  echo "python: ${version}"
+}
+
+step_smoke() {
+  local failed=0 check
+  for check in smoke_kafka smoke_redis smoke_postgres smoke_python; do
+    "${check}" || failed=1
+  done
+  remove_smoke_containers
+  return "${failed}"
+}
+
+# ------------------------------------------------------------------------------------ tests
+
+step_tests() {
+  [[ -x "${PYTHON_BIN}" ]] || { log "${PYTHON_BIN} not found (make setup, or set PYTHON_BIN)"; return 1; }
+  (
+    eval "$(bash "${SCRIPT_DIR}/podman-service.sh" start)" || exit 1
+    cd "${REPO_ROOT}" && INVALIDATOR_TEST_STACK=containers "${PYTHON_BIN}" -m pytest tests/integration
+  )
+}
+
+# ------------------------------------------------------------------------------------ compose
+
+compose() {
+  (cd "${REPO_ROOT}" && podman-compose -p "${COMPOSE_PROJECT}" "$@")
+}
+
+compose_container() { printf '%s_%s_1\n' "${COMPOSE_PROJECT}" "$1"; }
+
+container_state() { podman inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$1" 2>/dev/null; }
+
+# The one-shot services exited 0 and both invalidators are running.
+compose_started() {
+  local service state
+  for service in topic-init redis-init; do
+    state="$(container_state "$(compose_container "${service}")")"
+    [[ "${state}" == "exited 0" ]] || return 1
+  done
+  for service in invalidator-eu invalidator-us; do
+    state="$(container_state "$(compose_container "${service}")")"
+    [[ "${state}" == running* ]] || return 1
+  done
+}
+
+compose_diagnostics() {
+  local id
+  log "compose state and the last log lines of each container:"
+  podman ps -a --filter "label=io.podman.compose.project=${COMPOSE_PROJECT}" \
+    --format '{{.Names}} {{.Status}}' >&2
+  for id in $(podman ps -aq --filter "label=io.podman.compose.project=${COMPOSE_PROJECT}"); do
+    printf -- '--- %s\n' "$(podman inspect -f '{{.Name}}' "${id}")" >&2
+    podman logs --tail 15 "${id}" >&2 2>&1
+  done
+}
+
+# podman-compose 1.0.3's down removes containers without their anonymous volumes (the images
+# declare some) and leaves the network: everything labelled with the project goes here.
+compose_teardown() {
+  local label="label=io.podman.compose.project=${COMPOSE_PROJECT}"
+  log "tearing down compose project ${COMPOSE_PROJECT} (log: ${LOG_DIR}/compose-down.log)"
+  {
+    podman ps -aq --filter "${label}" | xargs -r podman rm -f -v
+    compose down -v
+    podman volume ls -q --filter "${label}" | xargs -r podman volume rm -f
+    podman network ls -q --filter "${label}" | xargs -r podman network rm -f
+  } >"${LOG_DIR}/compose-down.log" 2>&1
+  [[ -z "$(podman ps -aq --filter "${label}")" ]]
+}
+
+step_compose() {
+  local status=0
+  command -v podman-compose >/dev/null || { log "podman-compose not found (apt-get install podman-compose)"; return 1; }
+  compose_teardown || return 1
+  log "building and starting compose project ${COMPOSE_PROJECT} (log: ${LOG_DIR}/compose-up.log)"
+  if ! { compose build && compose up -d; } >"${LOG_DIR}/compose-up.log" 2>&1; then
+    log "podman-compose build/up failed; see ${LOG_DIR}/compose-up.log"
+    status=1
+  elif ! wait_for "${COMPOSE_RUN_TIMEOUT_S}" compose_started; then
+    log "topic-init and redis-init did not both exit 0, or an invalidator was not running, within ${COMPOSE_RUN_TIMEOUT_S}s"
+    status=1
+  else
+    echo "compose: topic-init and redis-init done, invalidator-eu and invalidator-us running"
+    # The check runs as a one-off container of the invalidator service (its settings and
+    # network); podman-compose run gives it standard input, from which python reads the script.
+    # podman-compose 1.0.3 does not pass the container's exit status on: it is read from the
+    # container, removed afterwards by the teardown.
+    compose run --name "${COMPOSE_PROJECT}_check" --no-deps -T --entrypoint python invalidator-us - \
+      <"${SCRIPT_DIR}/compose_check.py" 2>>"${LOG_DIR}/compose-up.log" \
+      | grep -v -e '^\[' -e '^podman ' -e '^using podman' -e '^exit code:'
+    status="$(podman inspect -f '{{.State.ExitCode}}' "${COMPOSE_PROJECT}_check" 2>/dev/null || echo 1)"
+  fi
+  (( status == 0 )) || compose_diagnostics
+  compose_teardown || { log "compose teardown left containers behind"; status=1; }
+  return "${status}"
+}
+
+# ------------------------------------------------------------------------------------ dockerfile
+
+step_dockerfile() {
+  local help user
+  log "podman build -f deploy/Dockerfile FROM ${PYTHON_IMAGE} (log: ${LOG_DIR}/dockerfile.log)"
+  (cd "${REPO_ROOT}" && podman build --build-arg "PYTHON_IMAGE=${PYTHON_IMAGE}" \
+    -f deploy/Dockerfile -t "${DOCKERFILE_IMAGE}" .) >"${LOG_DIR}/dockerfile.log" 2>&1 \
+    || { log "the build failed; see ${LOG_DIR}/dockerfile.log"; return 1; }
+  help="$(podman run --rm "${DOCKERFILE_IMAGE}" --help)" || { log "invalidator --help failed"; return 1; }
+  [[ "${help}" == "usage: invalidator"* ]] || { log "invalidator --help printed: ${help}"; return 1; }
+  user="$(podman run --rm --entrypoint id "${DOCKERFILE_IMAGE}" -un)" || return 1
+  [[ "${user}" != root ]] || { log "the image runs as root"; return 1; }
+  echo "dockerfile: built FROM ${PYTHON_IMAGE}; invalidator --help runs as ${user}"
+}
+
+# ------------------------------------------------------------------------------------ main
+
+STARTED_SERVICE=0
+cleanup() {
+  remove_smoke_containers
+  if (( STARTED_SERVICE )); then bash "${SCRIPT_DIR}/podman-service.sh" stop; fi
+}
+
+main() {
+  local steps=() step started failed=0 results=()
+  for step in "$@"; do
+    case " ${ALL_STEPS[*]} " in
+      *" ${step} "*) steps+=("${step}") ;;
+      *) usage; log "unknown step '${step}'"; exit 2 ;;
+    esac
+  done
+  (( ${#steps[@]} )) || steps=("${ALL_STEPS[@]}")
+  [[ "$(id -u)" == 0 ]] || { log "run as root (podman's store and debootstrap need it)"; exit 2; }
+  mkdir -p "${LOG_DIR}"
+  trap cleanup EXIT
+  if [[ " ${steps[*]} " == *" tests "* ]] && ! bash "${SCRIPT_DIR}/podman-service.sh" status >/dev/null; then
+    STARTED_SERVICE=1
+  fi
+
+  started="${SECONDS}"
+  if bash "${SCRIPT_DIR}/build-images.sh" >"${LOG_DIR}/images.log" 2>&1; then
+    results+=("PASS images ($(( SECONDS - started ))s)")
+  else
+    tail -n 5 "${LOG_DIR}/images.log" >&2
+    results+=("FAIL images ($(( SECONDS - started ))s; see ${LOG_DIR}/images.log)")
+    printf '%s\n' "${results[@]}"
+    return 1
+  fi
+  printf '%s\n' "${results[-1]}"
+
+  for step in "${steps[@]}"; do
+    log "step ${step}"
+    started="${SECONDS}"
+    if "step_${step}"; then
+      results+=("PASS ${step} ($(( SECONDS - started ))s)")
+    else
+      results+=("FAIL ${step} ($(( SECONDS - started ))s)")
+      failed=1
+    fi
+    printf '%s\n' "${results[-1]}"
+  done
+  printf '\ncontainers-check:\n'
+  printf '  %s\n' "${results[@]}"
+  return "${failed}"
+}
+
+main "$@"
