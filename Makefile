@@ -74,4 +74,4 @@ faults: $(INSTALLED)  ## the fault suite at full size (make test runs its short 
 
 .PHONY: containers-check
 containers-check: $(INSTALLED)  ## local images, then tests on containers, docker-compose.yml, deploy/Dockerfile (podman; not part of test)
-	PYTHON_BIN=$(CURDIR)/$(BIN)/python bash deploy/containers/check.sh $(CHECK_STEPS)
+	PYTHON_BIN=$(CURDIR)/$(BIN)/python PYTEST_ARGS="$(PYTEST_ARGS)" bash deploy/containers/check.sh $(CHECK_STEPS)
