@@ -14,7 +14,8 @@
 # The debian image is a debootstrapped root file system fed to `podman import`; the others are
 # `podman build`s of deploy/containers/<name>/Containerfile FROM it. Each image carries a label
 # with the hash of its inputs: an image that exists with the same inputs is kept, one whose
-# inputs changed is rebuilt, and --rebuild rebuilds whatever is named. Run as root (debootstrap
+# inputs changed is rebuilt, and --rebuild rebuilds whatever is named from scratch (fresh
+# packages, no cached layers). Run as root (debootstrap
 # and the machine's shared podman store need it). Names to build may be given (default: all);
 # an image is built after the debian image it starts from.
 #
@@ -146,7 +147,7 @@ EOF
 # podman build of deploy/containers/$name/Containerfile; the context is a staged copy of that
 # directory (plus, for kafka, the jars under libs/).
 build_from_containerfile() {
-  local name="$1" image dir hash stage network=() extra=()
+  local name="$1" image dir hash stage options=() extra=()
   image="$(image_name "${name}")"
   dir="${SCRIPT_DIR}/${name}"
   [[ -f "${dir}/Containerfile" ]] || die "${dir}/Containerfile not found"
@@ -165,9 +166,11 @@ build_from_containerfile() {
     kafka) mkdir -p "${stage}/libs"; cp "${KAFKA_JARS_DIR}"/*.jar "${stage}/libs/" ;;
     python) mkdir -p "${stage}/ca-certificates"; local_ca_certs | xargs -r cp -t "${stage}/ca-certificates/" ;;
   esac
-  if [[ -n "${PODMAN_BUILD_NETWORK}" ]]; then network=(--network "${PODMAN_BUILD_NETWORK}"); fi
+  if [[ -n "${PODMAN_BUILD_NETWORK}" ]]; then options+=(--network "${PODMAN_BUILD_NETWORK}"); fi
+  # A rebuild asked for installs the packages afresh instead of reusing cached layers.
+  if (( REBUILD )); then options+=(--no-cache); fi
   log "podman build ${image} (log: ${LOG_DIR}/${name}.log)"
-  podman build "${network[@]}" --pull=never --build-arg "BASE_IMAGE=${DEBIAN_IMAGE}" \
+  podman build "${options[@]}" --pull=never --build-arg "BASE_IMAGE=${DEBIAN_IMAGE}" \
     --label "${INPUTS_LABEL}=${hash}" -t "${image}" -f "${stage}/Containerfile" "${stage}" \
     >"${LOG_DIR}/${name}.log" 2>&1 || die "podman build ${image} failed; see ${LOG_DIR}/${name}.log"
   rm -rf "${stage}"

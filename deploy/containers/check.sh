@@ -19,10 +19,10 @@
 #
 # Usage: deploy/containers/check.sh [smoke|tests|compose|dockerfile ...]   (default: all)
 # Exit status 0 only when every step passed. Environment: PYTHON_BIN (<repo>/.venv/bin/python)
-# and PYTEST_ARGS (more pytest arguments) for the tests step, COMPOSE_PROJECT
-# (invalidator-check), the compose host ports KAFKA_HOST_PORT (29092), REDIS_EU_HOST_PORT
-# (29379), REDIS_US_{1..6}_HOST_PORT (29001-29006), POSTGRES_HOST_PORT (29432), and
-# CONTAINERS_STATE_DIR (<repo>/.containers: logs under check/).
+# and PYTEST_ARGS (its pytest arguments, default tests/integration) for the tests step,
+# COMPOSE_PROJECT (invalidator-check), the compose host ports KAFKA_HOST_PORT (29092),
+# REDIS_EU_HOST_PORT (29379), REDIS_US_{1..6}_HOST_PORT (29001-29006), POSTGRES_HOST_PORT
+# (29432), and CONTAINERS_STATE_DIR (<repo>/.containers: logs under check/).
 # The podman service is stopped at the end if this script started it. Run as root.
 set -uo pipefail
 
@@ -144,7 +144,7 @@ step_tests() {
     # PYTEST_ARGS is a list of pytest arguments: word splitting is meant.
     # shellcheck disable=SC2086
     cd "${REPO_ROOT}" && INVALIDATOR_TEST_STACK=containers "${PYTHON_BIN}" -m pytest \
-      tests/integration ${PYTEST_ARGS:-}
+      ${PYTEST_ARGS:-tests/integration}
   )
 }
 
