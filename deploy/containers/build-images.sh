@@ -15,9 +15,9 @@
 # `podman build`s of deploy/containers/<name>/Containerfile FROM it. Each image carries a label
 # with the hash of its inputs: an image that exists with the same inputs is kept, one whose
 # inputs changed is rebuilt, and --rebuild rebuilds whatever is named from scratch (fresh
-# packages, no cached layers). Run as root (debootstrap
-# and the machine's shared podman store need it). Names to build may be given (default: all);
-# an image is built after the debian image it starts from.
+# packages, no cached layers). Run as root (debootstrap and the machine's shared podman store
+# need it). Names to build may be given (default: all); the debian image is built first when it
+# is named or missing.
 #
 # Usage: deploy/containers/build-images.sh [--rebuild] [debian|kafka|redis|postgres|python ...]
 # Environment: CONTAINERS_STATE_DIR (<repo>/.containers: build logs and staging), DEBIAN_MIRROR
@@ -31,6 +31,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${SCRIPT_DIR}/../.." && pwd)"
 STATE_DIR="${CONTAINERS_STATE_DIR:-${REPO_ROOT}/.containers}"
+[[ "${STATE_DIR}" == /* ]] || STATE_DIR="${PWD}/${STATE_DIR}"
 LOG_DIR="${STATE_DIR}/logs"
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -66,10 +67,10 @@ image_name() {
   esac
 }
 
-# The tools the build needs, installed with apt when missing (as .ci/run-style scripts do).
+# The tools the build needs ("command:package" pairs), installed with apt when missing.
 require_tools() {
-  local missing=() tool package
-  for tool in podman:podman debootstrap:debootstrap; do
+  local missing=() tool
+  for tool in "$@"; do
     command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
   done
   (( ${#missing[@]} )) || return 0
@@ -77,7 +78,7 @@ require_tools() {
   log "installing ${missing[*]} with apt-get (log: ${LOG_DIR}/apt.log)"
   { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; } \
     >"${LOG_DIR}/apt.log" 2>&1 || die "apt-get install ${missing[*]} failed; see ${LOG_DIR}/apt.log"
-  for package in "${missing[@]}"; do command -v "${package}" >/dev/null || die "${package} still missing"; done
+  for tool in "$@"; do command -v "${tool%%:*}" >/dev/null || die "${tool%%:*} still missing"; done
 }
 
 # Hash of an image's inputs: the files of its directory under deploy/containers/ plus extra words.
@@ -205,7 +206,9 @@ main() {
   REBUILD="${rebuild}"
   [[ "$(id -u)" == 0 ]] || die "run as root: debootstrap and the machine's podman store need it"
   mkdir -p "${LOG_DIR}"
-  require_tools
+  require_tools podman:podman debootstrap:debootstrap
+  # Maven resolves the Kafka jars the first time (stack.sh keeps them in its cache).
+  if [[ " ${wanted[*]} " == *" kafka "* ]]; then require_tools mvn:maven; fi
   # The debian image first when it is named or missing: the others start from it.
   if [[ " ${wanted[*]} " == *" debian "* ]] || ! podman image exists "${DEBIAN_IMAGE}"; then
     REBUILD="$([[ " ${wanted[*]} " == *" debian "* ]] && echo "${rebuild}" || echo 0)"

@@ -22,7 +22,8 @@
 # and PYTEST_ARGS (its pytest arguments, default tests/integration) for the tests step,
 # COMPOSE_PROJECT (invalidator-check), the compose host ports KAFKA_HOST_PORT (29092),
 # REDIS_EU_HOST_PORT (29379), REDIS_US_{1..6}_HOST_PORT (29001-29006), POSTGRES_HOST_PORT
-# (29432), and CONTAINERS_STATE_DIR (<repo>/.containers: logs under check/).
+# (29432), CONTAINERS_STATE_DIR (<repo>/.containers: logs under check/), and the image variables
+# (KAFKA_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE, PYTHON_IMAGE; default: local-images.env's).
 # The podman service is stopped at the end if this script started it. Run as root.
 set -uo pipefail
 
@@ -47,12 +48,25 @@ for _n in 1 2 3 4 5 6; do
   export "${_var}=${!_var:-2900${_n}}"
 done
 
-set -a
-# shellcheck disable=SC1091  # KEY=VALUE lines, nothing to follow
-. "${SCRIPT_DIR}/local-images.env"
-set +a
+# The images: those of local-images.env, unless the environment names others.
+while IFS='=' read -r _name _value; do
+  [[ "${_name}" =~ ^[A-Z_]+$ && -z "${!_name:-}" ]] && export "${_name}=${_value}"
+done <"${SCRIPT_DIR}/local-images.env"
 
 log() { printf '[check] %s\n' "$*" >&2; }
+
+# The tools the steps need ("command:package" pairs), installed with apt when missing
+# (build-images.sh installs podman and debootstrap).
+require_tools() {
+  local missing=() tool
+  for tool in "$@"; do
+    command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+  done
+  (( ${#missing[@]} )) || return 0
+  log "installing ${missing[*]} with apt-get (log: ${LOG_DIR}/apt.log)"
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; } \
+    >"${LOG_DIR}/apt.log" 2>&1 || { log "apt-get install ${missing[*]} failed; see ${LOG_DIR}/apt.log"; return 1; }
+}
 
 usage() {
   sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
@@ -158,16 +172,30 @@ compose_container() { printf '%s_%s_1\n' "${COMPOSE_PROJECT}" "$1"; }
 
 container_state() { podman inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$1" 2>/dev/null; }
 
-# The one-shot services exited 0 and both invalidators are running.
-compose_started() {
-  local service state
-  for service in topic-init redis-init; do
-    state="$(container_state "$(compose_container "${service}")")"
-    [[ "${state}" == "exited 0" ]] || return 1
-  done
-  for service in invalidator-eu invalidator-us; do
-    state="$(container_state "$(compose_container "${service}")")"
-    [[ "${state}" == running* ]] || return 1
+# Until the one-shot services exited 0 and both invalidators run; 1 at once when a one-shot
+# service failed, or after COMPOSE_RUN_TIMEOUT_S.
+compose_wait_started() {
+  local deadline=$(( $(date +%s) + COMPOSE_RUN_TIMEOUT_S )) service state pending
+  while :; do
+    pending=()
+    for service in topic-init redis-init; do
+      state="$(container_state "$(compose_container "${service}")")"
+      case "${state}" in
+        "exited 0") ;;
+        exited*) log "${service} failed (${state})"; return 1 ;;
+        *) pending+=("${service}") ;;
+      esac
+    done
+    for service in invalidator-eu invalidator-us; do
+      state="$(container_state "$(compose_container "${service}")")"
+      [[ "${state}" == running* ]] || pending+=("${service}")
+    done
+    (( ${#pending[@]} )) || return 0
+    if (( $(date +%s) >= deadline )); then
+      log "not done or not running within ${COMPOSE_RUN_TIMEOUT_S}s: ${pending[*]}"
+      return 1
+    fi
+    sleep 1
   done
 }
 
@@ -198,14 +226,12 @@ compose_teardown() {
 
 step_compose() {
   local status=0
-  command -v podman-compose >/dev/null || { log "podman-compose not found (apt-get install podman-compose)"; return 1; }
   compose_teardown || return 1
   log "building and starting compose project ${COMPOSE_PROJECT} (log: ${LOG_DIR}/compose-up.log)"
   if ! { compose build && compose up -d; } >"${LOG_DIR}/compose-up.log" 2>&1; then
     log "podman-compose build/up failed; see ${LOG_DIR}/compose-up.log"
     status=1
-  elif ! wait_for "${COMPOSE_RUN_TIMEOUT_S}" compose_started; then
-    log "topic-init and redis-init did not both exit 0, or an invalidator was not running, within ${COMPOSE_RUN_TIMEOUT_S}s"
+  elif ! compose_wait_started; then
     status=1
   else
     echo "compose: topic-init and redis-init done, invalidator-eu and invalidator-us running"
@@ -257,6 +283,7 @@ main() {
   (( ${#steps[@]} )) || steps=("${ALL_STEPS[@]}")
   [[ "$(id -u)" == 0 ]] || { log "run as root (podman's store and debootstrap need it)"; exit 2; }
   mkdir -p "${LOG_DIR}"
+  require_tools curl:curl podman-compose:podman-compose || exit 1
   trap cleanup EXIT
   if [[ " ${steps[*]} " == *" tests "* ]] && ! bash "${SCRIPT_DIR}/podman-service.sh" status >/dev/null; then
     STARTED_SERVICE=1
