@@ -68,8 +68,9 @@ class DeadLetterProducer(DeadLetterSink, Protocol):
         """Flush and disconnect."""
 
 
-class Served(Protocol):
-    """Something served while the loop runs, given the loop once it exists (the metrics)."""
+class MetricsService(Protocol):
+    """The metrics and probes, served while the loop runs (`MetricsEndpoints` is it): they
+    read the loop, so they start once it exists."""
 
     async def start(self, loop: InvalidationLoop, stats: InvalidatorStats) -> tuple[str, int]:
         """Start serving what `loop` and `stats` say; the address it listens on."""
@@ -88,7 +89,7 @@ class InvalidatorParts:
     dead_letters: DeadLetterProducer
     tracer: BatchTracer | None = None
     """Told of every batch purged (the OpenTelemetry spans), if any."""
-    metrics: Served | None = None
+    metrics: MetricsService | None = None
     """The metrics and probes endpoints, if served."""
 
 
