@@ -1,6 +1,7 @@
 """What a write service imports: the event publisher and the race-safe cache client."""
 
-from producers.cache import CacheClient, CacheRead, Fetched, RedisClient, Source, connect_redis
+from contracts.redis_clients import RedisClient
+from producers.cache import CacheClient, CacheRead, Fetched, Source, connect_redis
 from producers.publisher import (
     EnvelopeToPublish,
     EventPublisher,
