@@ -16,16 +16,19 @@ from redis.exceptions import RedisError
 
 from contracts.errors import ContractError
 from contracts.logs import LOG_FORMATS, configure_logging, set_log_context
-from invalidator.catalogue_commands import add_catalogue_commands, run_catalogue_command
-from invalidator.console import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
 from invalidator.consumer import Invalidator
-from invalidator.dead_letter_commands import add_dead_letter_commands, run_dead_letter_command
-from invalidator.offsets import UnknownTopicError
-from invalidator.operator_commands import add_operator_commands, run_operator_command
-from invalidator.rewind import OperatorInputError
+from invalidator.operators._catalogue_commands import add_catalogue_commands, run_catalogue_command
+from invalidator.operators._commands import add_operator_commands, run_operator_command
+from invalidator.operators._console import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
+from invalidator.operators._dead_letter_commands import (
+    add_dead_letter_commands,
+    run_dead_letter_command,
+)
+from invalidator.operators._offsets import UnknownTopicError
+from invalidator.operators._rewind import OperatorInputError
+from invalidator.operators._topics import require_topics
+from invalidator.operators._topics_commands import add_topics_commands, run_topics_command
 from invalidator.settings import InvalidatorSettings, SettingsError
-from invalidator.topics import require_topics
-from invalidator.topics_commands import add_topics_commands, run_topics_command
 
 
 def _parser() -> argparse.ArgumentParser:

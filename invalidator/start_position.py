@@ -16,8 +16,13 @@ from typing import Any, Literal
 from aiokafka import TopicPartition
 
 from contracts.connections import KafkaConnection
-from invalidator.offsets import offsets_at
-from invalidator.rewind import DATETIME_FORMS, DURATION_FORMS, OperatorInputError, parse_when
+from invalidator.operators._offsets import offsets_at
+from invalidator.operators._rewind import (
+    DATETIME_FORMS,
+    DURATION_FORMS,
+    OperatorInputError,
+    parse_when,
+)
 
 log = logging.getLogger(__name__)
 

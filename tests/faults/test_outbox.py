@@ -29,7 +29,7 @@ from contracts.events import HEADER_EVENT_ID
 from contracts.orders import CATALOGUE
 from contracts.topics import ORDERS
 from invalidator import InvalidatorSettings
-from invalidator.offsets import end_offsets
+from invalidator.operators._offsets import end_offsets
 from producers import RedisClient
 from producers.outbox import OUTBOX_TABLE, OutboxRelay
 from tests.conftest import wait_until

@@ -11,7 +11,7 @@ import time
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
-from invalidator.offsets import committed_offsets
+from invalidator.operators._offsets import committed_offsets
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import account, dead_lettered_ids, record_outcome, scaled

@@ -14,9 +14,9 @@ from contracts import Event, EventEnvelope
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings, purge_plan
-from invalidator import window as window_module
 from invalidator.cli import main
-from invalidator.offsets import (
+from invalidator.operators import _window as window_module
+from invalidator.operators._offsets import (
     commit_group_offsets,
     committed_offsets,
     end_offsets,

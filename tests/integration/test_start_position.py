@@ -15,7 +15,7 @@ from contracts.catalogue import BoundNamespace
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.offsets import committed_offsets, log_bounds, offsets_at
+from invalidator.operators._offsets import committed_offsets, log_bounds, offsets_at
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka import TopicPartition
 
-from invalidator.rewind import (
+from invalidator.operators._rewind import (
     OperatorInputError,
     parse_datetime,
     parse_duration,

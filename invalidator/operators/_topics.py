@@ -13,7 +13,7 @@ from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from contracts.catalogue import Catalogue
-from invalidator.offsets import UnknownTopicError, admin_client
+from invalidator.operators._offsets import UnknownTopicError, admin_client
 from invalidator.settings import InvalidatorSettings
 
 DEFAULT_PARTITIONS = 6

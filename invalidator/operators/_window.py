@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from contracts.connections import KafkaConnection
-from invalidator.offsets import offsets_at
-from invalidator.rewind import parse_when
+from invalidator.operators._offsets import offsets_at
+from invalidator.operators._rewind import parse_when
 
 Window = dict[TopicPartition, tuple[int, int]]
 """Per partition, the first offset to read and the offset to stop before."""

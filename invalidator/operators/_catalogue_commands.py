@@ -9,8 +9,8 @@ from pathlib import Path
 
 from contracts.docs import catalogue_json, catalogue_markdown, catalogue_table
 from contracts.errors import CatalogueError
-from invalidator.asyncapi import asyncapi_document
-from invalidator.console import EXIT_OK, EXIT_REFUSED
+from invalidator.operators._asyncapi import asyncapi_document
+from invalidator.operators._console import EXIT_OK, EXIT_REFUSED
 from invalidator.settings import InvalidatorSettings
 
 

@@ -16,7 +16,7 @@ from aiokafka.errors import for_code
 from aiokafka.protocol.commit import OffsetFetchRequest
 
 from contracts.connections import KafkaConnection
-from invalidator.coordinator import until_coordinator_answers
+from invalidator.operators._coordinator import until_coordinator_answers
 
 
 class UnknownTopicError(LookupError):

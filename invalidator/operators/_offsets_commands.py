@@ -10,8 +10,8 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from contracts.catalogue import Catalogue
-from invalidator.console import EXIT_OK, EXIT_REFUSED, emit, iso_time, table
-from invalidator.offsets import (
+from invalidator.operators._console import EXIT_OK, EXIT_REFUSED, emit, iso_time, table
+from invalidator.operators._offsets import (
     commit_group_offsets,
     committed_offsets,
     group_exists,
@@ -21,7 +21,7 @@ from invalidator.offsets import (
     offsets_at,
     record_timestamps,
 )
-from invalidator.rewind import (
+from invalidator.operators._rewind import (
     OperatorInputError,
     RewindRow,
     parse_datetime,

@@ -1,9 +1,9 @@
 """`invalidator dead-letters show` and `dead-letters redrive`: reading dead letters back, and
 re-publishing their original records to their source topic once the cause is fixed.
 
-Positions are those of the dead-letter topic, as `replay` expresses them (`invalidator.window`):
-`--from`/`--to` a time or a duration ago (when a record was dead-lettered), or
-`--from-offset`/`--to-offset`.
+Positions are those of the dead-letter topic, as `replay` expresses them
+(`invalidator.operators._window`): `--from`/`--to` a time or a duration ago (when a record was
+dead-lettered), or `--from-offset`/`--to-offset`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,20 @@ from aiokafka.errors import KafkaError
 
 from contracts.catalogue import Catalogue
 from contracts.decoding import Rejected
-from invalidator.console import EXIT_OK, EXIT_REFUSED, emit, iso_time, table
-from invalidator.offsets import log_bounds, records_at
-from invalidator.offsets_commands import select_partitions
+from invalidator.operators._console import EXIT_OK, EXIT_REFUSED, emit, iso_time, table
+from invalidator.operators._offsets import log_bounds, records_at
+from invalidator.operators._offsets_commands import select_partitions
+from invalidator.operators._redrive import (
+    DeadLetter,
+    Original,
+    SourcePosition,
+    originals,
+    read_dead_letter,
+)
+from invalidator.operators._rewind import parse_partitions
+from invalidator.operators._window import add_window_options, read_window, window_of
 from invalidator.planner import purge_plan
-from invalidator.redrive import DeadLetter, Original, SourcePosition, originals, read_dead_letter
-from invalidator.rewind import parse_partitions
 from invalidator.settings import InvalidatorSettings
-from invalidator.window import add_window_options, read_window, window_of
 
 _DEFAULT_MAX_REQUEST = 1024 * 1024
 _REQUEST_OVERHEAD = 64 * 1024

@@ -1,18 +1,18 @@
 """Operator commands: `offsets show`, `offsets rewind`, `replay`, `purge`.
 
-Exit codes scripts can rely on (`invalidator.console`): 0 done; 1 refused (active members, declined
-confirmation) or a purge failed on some target; 2 bad input or configuration; 3 a service
-(Kafka, Redis) cannot be reached.
+Exit codes scripts can rely on (`invalidator.operators._console`): 0 done; 1 refused (active
+members, declined confirmation) or a purge failed on some target; 2 bad input or configuration;
+3 a service (Kafka, Redis) cannot be reached.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from invalidator.offsets_commands import offsets_rewind, offsets_show
-from invalidator.replay_commands import purge, replay
+from invalidator.operators._offsets_commands import offsets_rewind, offsets_show
+from invalidator.operators._replay_commands import purge, replay
+from invalidator.operators._window import add_window_options
 from invalidator.settings import InvalidatorSettings
-from invalidator.window import add_window_options
 
 
 def _catalogue_option(parser: argparse.ArgumentParser) -> None:

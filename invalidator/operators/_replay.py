@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from contracts.catalogue import BoundNamespace, Catalogue
 from contracts.connections import KafkaConnection
 from contracts.decoding import Rejected
+from invalidator.operators._window import Window, read_window, window_size
 from invalidator.planner import grouped, purge_plan
 from invalidator.targets import RegionTargets
-from invalidator.window import Window, read_window, window_size
 
 Progress = Callable[[str, int, int], None]
 """Called with (phase, done, total) as a replay reads and purges."""

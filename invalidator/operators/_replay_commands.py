@@ -10,15 +10,15 @@ from typing import Any
 
 from contracts.catalogue import BoundNamespace, Catalogue, PurgeStrategy
 from contracts.layout import index_key
-from invalidator.console import EXIT_OK, EXIT_REFUSED, ProgressBar, emit
-from invalidator.offsets import log_bounds
-from invalidator.offsets_commands import select_partitions, topics_of
+from invalidator.operators._console import EXIT_OK, EXIT_REFUSED, ProgressBar, emit
+from invalidator.operators._offsets import log_bounds
+from invalidator.operators._offsets_commands import select_partitions, topics_of
+from invalidator.operators._replay import plan_window, purge_planned
+from invalidator.operators._rewind import OperatorInputError, parse_partitions
+from invalidator.operators._window import Window, window_of
 from invalidator.planner import grouped
-from invalidator.replay import plan_window, purge_planned
-from invalidator.rewind import OperatorInputError, parse_partitions
 from invalidator.settings import InvalidatorSettings
 from invalidator.targets import RegionTargets
-from invalidator.window import Window, window_of
 
 
 async def _window(

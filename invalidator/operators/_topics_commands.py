@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 
 from contracts.catalogue import Catalogue
-from invalidator.console import EXIT_OK, EXIT_REFUSED, emit, table
+from invalidator.operators._console import EXIT_OK, EXIT_REFUSED, emit, table
+from invalidator.operators._topics import (
+    DEFAULT_PARTITIONS,
+    create_topics,
+    missing_topics,
+    needed_topics,
+)
 from invalidator.settings import InvalidatorSettings
-from invalidator.topics import DEFAULT_PARTITIONS, create_topics, missing_topics, needed_topics
 
 
 def add_topics_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
