@@ -1,6 +1,6 @@
 """Contracts shared by write services and the invalidator: events, namespaces, key layout."""
 
-from contracts.catalogue import BoundNamespace, Catalogue, Namespace, PurgeRule, PurgeStrategy
+from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection, RedisTarget, TlsSettings
 from contracts.decoding import EventSchemas, Rejected, RejectReason
 from contracts.errors import CatalogueError, ContractError, EntryNameError, NamespaceParamError
@@ -12,6 +12,7 @@ from contracts.events import (
     SafeId,
     TraceContext,
 )
+from contracts.namespaces import BoundNamespace, Namespace, PurgeRule, PurgeStrategy
 
 __all__ = [
     "BoundNamespace",

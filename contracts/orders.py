@@ -12,8 +12,9 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from contracts import topics
-from contracts.catalogue import Catalogue, Namespace, PurgeRule
+from contracts.catalogue import Catalogue
 from contracts.events import DomainEvent, SafeId
+from contracts.namespaces import Namespace, PurgeRule
 
 OrderStatus = Literal["placed", "paid", "shipped", "delivered", "cancelled"]
 

@@ -14,7 +14,6 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from contracts.catalogue import BoundNamespace, PurgeStrategy
 from contracts.layout import (
     PURGE_WITH_INDEX,
     generation_key,
@@ -24,6 +23,7 @@ from contracts.layout import (
     index_key,
     new_generation,
 )
+from contracts.namespaces import BoundNamespace, PurgeStrategy
 from invalidator.bulk_set import KeySetting, set_keys
 from invalidator.planner import NamespaceKeys, grouped
 from invalidator.replication import Command, ReplicaAck, execute_keyed_acknowledged

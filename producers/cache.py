@@ -29,7 +29,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, ConnectionError, TimeoutError
 
-from contracts.catalogue import BoundNamespace, PurgeStrategy
 from contracts.connections import RedisTarget
 from contracts.errors import ContractError
 from contracts.layout import (
@@ -46,6 +45,7 @@ from contracts.layout import (
     index_key,
     new_generation,
 )
+from contracts.namespaces import BoundNamespace, PurgeStrategy
 
 RedisClient = Redis | RedisCluster
 """A standalone or Cluster asyncio client of redis-py."""

@@ -16,8 +16,8 @@ from typing import Any, Protocol, cast
 
 from bench.stale.naive_invalidator import NaiveInvalidator
 from bench.stale.workload import Lookup, PurgeLanding, Variant
-from contracts.catalogue import BoundNamespace
 from contracts.layout import generation_key
+from contracts.namespaces import BoundNamespace
 from contracts.orders import COMPANY_ORDERS, OrderStatus, OrderStatusChanged
 from demo.invalidators import InvalidatorProcesses
 from demo.watch import GenerationWatch

@@ -8,8 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from contracts.catalogue import BoundNamespace, Catalogue, PurgeStrategy
+from contracts.catalogue import Catalogue
 from contracts.layout import index_key
+from contracts.namespaces import BoundNamespace, PurgeStrategy
 from invalidator.operators._console import EXIT_OK, EXIT_REFUSED, ProgressBar, emit
 from invalidator.operators._offsets import log_bounds
 from invalidator.operators._offsets_commands import select_partitions, topics_of

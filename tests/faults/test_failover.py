@@ -25,7 +25,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from contracts.catalogue import BoundNamespace
+from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators._offsets import start_at_log_end

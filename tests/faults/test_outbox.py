@@ -24,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts import KafkaConnection
-from contracts.catalogue import BoundNamespace
 from contracts.events import HEADER_EVENT_ID
+from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE
 from contracts.topics import ORDERS
 from invalidator import InvalidatorSettings

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from contracts.catalogue import BoundNamespace
 from contracts.layout import generation_key
+from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, ORDER
 from invalidator import InvalidatorSettings
 from producers import CacheClient, EventPublisher, RedisClient, Source

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import TopicPartition
 
 from contracts import topics
-from contracts.catalogue import BoundNamespace
 from contracts.layout import generation_key
+from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators._offsets import committed_offsets, log_bounds, offsets_at
