@@ -8,8 +8,9 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from contracts import SettingsError
 from invalidator.cli import load_settings
-from invalidator.settings import InvalidatorSettings, SettingsError
+from invalidator.settings import InvalidatorSettings
 from tests.integration.stack import INVALIDATOR_ENDPOINTS, StackUnavailableError, ensure_stack
 
 EXIT_UNAVAILABLE = 2

@@ -3,7 +3,17 @@
 from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection, RedisTarget, TlsSettings
 from contracts.decoding import EventSchemas, Rejected, RejectReason
-from contracts.errors import CatalogueError, ContractError, EntryNameError, NamespaceParamError
+from contracts.errors import (
+    CacheInvalidationError,
+    CatalogueError,
+    ContractError,
+    EntryNameError,
+    MissingTopicsError,
+    NamespaceParamError,
+    OperatorInputError,
+    SettingsError,
+    UnknownTopicError,
+)
 from contracts.events import (
     DomainEvent,
     Event,
@@ -16,6 +26,7 @@ from contracts.namespaces import BoundNamespace, Namespace, PurgeRule, PurgeStra
 
 __all__ = [
     "BoundNamespace",
+    "CacheInvalidationError",
     "Catalogue",
     "CatalogueError",
     "ContractError",
@@ -26,14 +37,18 @@ __all__ = [
     "EventMetadata",
     "EventSchemas",
     "KafkaConnection",
+    "MissingTopicsError",
     "Namespace",
     "NamespaceParamError",
+    "OperatorInputError",
     "PurgeRule",
     "PurgeStrategy",
     "RedisTarget",
     "RejectReason",
     "Rejected",
     "SafeId",
+    "SettingsError",
     "TlsSettings",
     "TraceContext",
+    "UnknownTopicError",
 ]

@@ -1,8 +1,9 @@
 """The invalidator: a Kafka consumer group per region that purges cache namespaces in Redis."""
 
+from contracts.errors import SettingsError
 from invalidator.consumer import Invalidator
 from invalidator.planner import PurgePlan, purge_plan
-from invalidator.settings import InvalidatorSettings, SettingsError
+from invalidator.settings import InvalidatorSettings
 from invalidator.stats import InvalidatorStats
 
 __all__ = [

@@ -9,13 +9,12 @@ import signal
 import sys
 from collections.abc import Sequence
 
-import pydantic_settings
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from contracts.errors import ContractError
+from contracts.errors import CacheInvalidationError
 from contracts.logs import LOG_FORMATS, configure_logging, set_log_context
+from contracts.settings import read_settings
 from invalidator.consumer import Invalidator
 from invalidator.operators._catalogue_commands import add_catalogue_commands, run_catalogue_command
 from invalidator.operators._commands import add_operator_commands, run_operator_command
@@ -24,11 +23,9 @@ from invalidator.operators._dead_letter_commands import (
     add_dead_letter_commands,
     run_dead_letter_command,
 )
-from invalidator.operators._offsets import UnknownTopicError
-from invalidator.operators._rewind import OperatorInputError
 from invalidator.operators._topics import require_topics
 from invalidator.operators._topics_commands import add_topics_commands, run_topics_command
-from invalidator.settings import InvalidatorSettings, SettingsError
+from invalidator.settings import InvalidatorSettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,21 +50,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def load_settings(catalogue: str | None = None) -> InvalidatorSettings:
-    """Settings from the environment; raises SettingsError with a readable message."""
-    try:
-        settings = InvalidatorSettings()
-    except pydantic_settings.SettingsError as error:
-        # Raised when a complex value (e.g. INVALIDATOR_REGIONS) is not valid JSON.
-        field = str(error).split('"')[1] if '"' in str(error) else "?"
-        raise SettingsError(
-            f"invalid settings:\n  INVALIDATOR_{field.upper()}: not valid JSON ({error.__cause__})"
-        ) from None
-    except ValidationError as error:
-        lines = [
-            f"  INVALIDATOR_{'__'.join(str(p).upper() for p in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        ]
-        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+    """Settings from the environment; raises SettingsError naming each variable at fault.
+
+    catalogue: a `--catalogue` option, over INVALIDATOR_CATALOGUE.
+    """
+    settings = read_settings(InvalidatorSettings)
     if catalogue:
         settings = settings.model_copy(update={"catalogue": catalogue})
     return settings
@@ -103,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_log_context({"region": args.region, "group": settings.group_id(args.region)})
         invalidator = Invalidator(settings, region=args.region)
         asyncio.run(_run(invalidator))
-    except (SettingsError, ContractError, OperatorInputError, UnknownTopicError) as error:
+    except CacheInvalidationError as error:
         print(f"invalidator: {error}", file=sys.stderr)
         return EXIT_INPUT
     except (KafkaError, RedisError, OSError) as error:

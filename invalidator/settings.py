@@ -11,13 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts import topics
 from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection, RedisTarget
-from contracts.errors import CatalogueError
+from contracts.errors import CatalogueError, SettingsError
 from contracts.ids import is_valid_id
 from invalidator.start_position import START_FROM_FORMS, resolve_start_from
-
-
-class SettingsError(ValueError):
-    """The configuration cannot work; the message names the setting and the fix."""
 
 
 class InvalidatorSettings(BaseSettings):

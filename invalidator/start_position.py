@@ -16,13 +16,9 @@ from typing import Any, Literal
 from aiokafka import TopicPartition
 
 from contracts.connections import KafkaConnection
+from contracts.errors import OperatorInputError
 from invalidator.operators._offsets import offsets_at
-from invalidator.operators._rewind import (
-    DATETIME_FORMS,
-    DURATION_FORMS,
-    OperatorInputError,
-    parse_when,
-)
+from invalidator.operators._rewind import DATETIME_FORMS, DURATION_FORMS, parse_when
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,8 @@ from aiokafka.errors import for_code
 from aiokafka.protocol.commit import OffsetFetchRequest
 
 from contracts.connections import KafkaConnection
+from contracts.errors import UnknownTopicError
 from invalidator.operators._coordinator import until_coordinator_answers
-
-
-class UnknownTopicError(LookupError):
-    """A topic the catalogue names does not exist on the broker."""
 
 
 @dataclass(frozen=True, slots=True)

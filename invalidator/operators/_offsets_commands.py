@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from contracts.catalogue import Catalogue
+from contracts.errors import OperatorInputError
 from invalidator.operators._console import EXIT_OK, EXIT_REFUSED, emit, iso_time, table
 from invalidator.operators._offsets import (
     commit_group_offsets,
@@ -22,7 +23,6 @@ from invalidator.operators._offsets import (
     record_timestamps,
 )
 from invalidator.operators._rewind import (
-    OperatorInputError,
     RewindRow,
     parse_datetime,
     parse_duration,

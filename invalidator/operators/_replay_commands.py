@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from contracts.catalogue import Catalogue
+from contracts.errors import OperatorInputError
 from contracts.layout import index_key
 from contracts.namespaces import BoundNamespace, PurgeStrategy
 from invalidator.operators._console import EXIT_OK, EXIT_REFUSED, ProgressBar, emit
 from invalidator.operators._offsets import log_bounds
 from invalidator.operators._offsets_commands import select_partitions, topics_of
 from invalidator.operators._replay import plan_window, purge_planned
-from invalidator.operators._rewind import OperatorInputError, parse_partitions
+from invalidator.operators._rewind import parse_partitions
 from invalidator.operators._window import Window, window_of
 from invalidator.planner import grouped
 from invalidator.settings import InvalidatorSettings

@@ -8,15 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka import TopicPartition
 
+from contracts.errors import OperatorInputError
+
 DATETIME_FORMS = "ISO 8601 with a zone, e.g. 2026-11-27T13:45:00Z or 2026-11-27T14:45:00+01:00"
 DURATION_FORMS = "ISO 8601 (PT15M, PT1H30M, P1D) or short (90s, 15m, 2h, 1h30m, 1d)"
 
 _SHORT_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _ISO_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
-
-
-class OperatorInputError(ValueError):
-    """An operator's argument is malformed; the message names it and the accepted forms."""
 
 
 def parse_datetime(text: str, *, option: str) -> datetime:

@@ -11,12 +11,12 @@ import signal
 import sys
 from collections.abc import Sequence
 
-import pydantic_settings
-from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from contracts.errors import CacheInvalidationError
 from contracts.logs import LOG_FORMATS, configure_logging
+from contracts.settings import read_settings
 from producers.outbox.relay import OutboxRelay
 from producers.outbox.settings import RelaySettings
 from producers.outbox.table import DIALECTS, create_outbox_table, ddl
@@ -52,12 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(ddl(args.dialect), end="")
         return EXIT_OK
     try:
-        settings = RelaySettings()
-    except (ValidationError, pydantic_settings.SettingsError) as error:
-        print(f"outbox: invalid settings:\n{_described(error)}", file=sys.stderr)
-        return EXIT_INPUT
-    try:
+        settings = read_settings(RelaySettings)
         return asyncio.run(_init(settings) if args.command == "init" else _relay(settings))
+    except CacheInvalidationError as error:
+        print(f"outbox: {error}", file=sys.stderr)
+        return EXIT_INPUT
     except OSError as error:
         print(f"outbox: the database or Kafka is unreachable: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -127,15 +126,6 @@ def _write_stats(relay: OutboxRelay, settings: RelaySettings) -> None:
     partial = settings.stats_file.with_suffix(settings.stats_file.suffix + ".partial")
     partial.write_text(json.dumps(relay.stats.as_dict()))
     os.replace(partial, settings.stats_file)
-
-
-def _described(error: ValidationError | pydantic_settings.SettingsError) -> str:
-    if isinstance(error, ValidationError):
-        return "\n".join(
-            f"  OUTBOX_{'__'.join(str(p).upper() for p in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        )
-    return f"  {error}"
 
 
 if __name__ == "__main__":

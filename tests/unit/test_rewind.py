@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka import TopicPartition
 
+from contracts.errors import OperatorInputError
 from invalidator.operators._rewind import (
-    OperatorInputError,
     parse_datetime,
     parse_duration,
     parse_partitions,
