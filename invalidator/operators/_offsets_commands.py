@@ -21,16 +21,11 @@ from invalidator.operators._offsets import (
     log_bounds,
     offsets_at,
     record_timestamps,
+    uncommitted_starts,
 )
-from invalidator.operators._rewind import (
-    RewindRow,
-    parse_datetime,
-    parse_duration,
-    parse_partitions,
-    plan_rewind,
-)
+from invalidator.operators._rewind import RewindRow, parse_partitions, plan_rewind
 from invalidator.settings import InvalidatorSettings
-from invalidator.start_position import uncommitted_starts
+from invalidator.times import parse_datetime, parse_duration
 
 
 def topics_of(catalogue: Catalogue, topic: str | None) -> list[str]:
@@ -160,8 +155,7 @@ async def _desired_offsets(
         when = parse_datetime(args.to_datetime, option="--to-datetime")
     else:
         when = datetime.now(UTC) - parse_duration(args.by_duration, option="--by-duration")
-    found = await offsets_at(settings.kafka, partitions, int(when.timestamp() * 1000))
-    return {tp: bounds[tp][1] if offset is None else offset for tp, offset in found.items()}
+    return await offsets_at(settings.kafka, partitions, int(when.timestamp() * 1000))
 
 
 async def offsets_rewind(

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from contracts.connections import KafkaConnection
 from invalidator.operators._offsets import offsets_at
-from invalidator.operators._rewind import parse_when
+from invalidator.times import parse_when
 
 Window = dict[TopicPartition, tuple[int, int]]
 """Per partition, the first offset to read and the offset to stop before."""
@@ -47,28 +47,23 @@ async def window_of(
     if args.from_offset is not None:
         starts = dict.fromkeys(partitions, args.from_offset)
     elif args.start is not None:
-        starts = await _offsets_at_time(kafka, args.start, "--from", bounds, partitions)
+        starts = await _offsets_at_time(kafka, args.start, "--from", partitions)
     else:
         starts = {tp: bounds[tp][0] for tp in partitions}
     if args.to_offset is not None:
         ends = dict.fromkeys(partitions, args.to_offset)
     elif args.end is not None:
-        ends = await _offsets_at_time(kafka, args.end, "--to", bounds, partitions)
+        ends = await _offsets_at_time(kafka, args.end, "--to", partitions)
     else:
         ends = {tp: bounds[tp][1] for tp in partitions}
     return {tp: (max(starts[tp], bounds[tp][0]), min(ends[tp], bounds[tp][1])) for tp in partitions}
 
 
 async def _offsets_at_time(
-    kafka: KafkaConnection,
-    when: str,
-    option: str,
-    bounds: dict[TopicPartition, tuple[int, int]],
-    partitions: list[TopicPartition],
+    kafka: KafkaConnection, when: str, option: str, partitions: list[TopicPartition]
 ) -> dict[TopicPartition, int]:
     moment = parse_when(when, option=option)
-    found = await offsets_at(kafka, partitions, int(moment.timestamp() * 1000))
-    return {tp: bounds[tp][1] if offset is None else offset for tp, offset in found.items()}
+    return await offsets_at(kafka, partitions, int(moment.timestamp() * 1000))
 
 
 def window_size(window: Window) -> int:

@@ -8,13 +8,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from contracts.errors import OperatorInputError
-from invalidator.operators._rewind import (
-    parse_datetime,
-    parse_duration,
-    parse_partitions,
-    parse_when,
-    plan_rewind,
-)
+from invalidator.operators._rewind import parse_partitions, plan_rewind
+from invalidator.times import parse_datetime, parse_duration, parse_when
 
 P0, P1, P2 = (TopicPartition("orders.events", n) for n in range(3))
 
