@@ -17,6 +17,9 @@ from contracts.events import DomainEvent, SafeId
 from contracts.namespaces import Namespace, PurgeRule
 
 OrderStatus = Literal["placed", "paid", "shipped", "delivered", "cancelled"]
+STATUS_CYCLE: tuple[OrderStatus, ...] = ("placed", "paid", "shipped", "delivered")
+"""An order's statuses in the order it goes through them (the demo and the benchmarks move their
+orders round this cycle, delivered back to placed)."""
 
 
 class _OrderEvent(DomainEvent):
