@@ -3,12 +3,13 @@ type to the namespaces it purges."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from contracts.checks import catalogue_problems
 from contracts.decoding import EventSchemas
-from contracts.errors import CatalogueError
+from contracts.errors import CatalogueError, SettingsError
 from contracts.events import DomainEvent, Event, EventMetadata, holds_safe_id
 from contracts.ids import validate_param
 from contracts.namespaces import BoundNamespace, Namespace, PurgeRule
@@ -139,3 +140,28 @@ class Catalogue:
             for rule in self._compiled.get(event.envelope.type, ())
             for key in rule.keys(event)
         ]
+
+
+def import_catalogue(path: str, *, setting: str) -> Catalogue:
+    """The catalogue `path` names (`package.module:attribute`), imported: its checks run as it
+    is built.
+
+    path: where the catalogue is. setting: what gave the path (an environment variable, an ini
+        option), named in the message when it names no catalogue.
+    Raises CatalogueError when the declarations fail a check, SettingsError when `path` cannot
+    be imported or is not a Catalogue.
+    """
+    module_name, _, attribute = path.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except CatalogueError:
+        raise  # the declarations themselves are wrong: their own message says how
+    except (ImportError, AttributeError, ValueError) as error:
+        raise SettingsError(
+            f"{setting}={path!r} cannot be loaded ({error}); write package.module:attribute"
+        ) from None
+    if not isinstance(found, Catalogue):
+        raise SettingsError(
+            f"{setting}={path!r} is a {type(found).__name__}, not a contracts.Catalogue"
+        )
+    return found

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts import SettingsError
@@ -59,11 +58,8 @@ async def _fresh_postgres() -> AsyncEngine:
             "--database postgresql needs OUTBOX_DATABASE_URL (and OUTBOX_DATABASE_PASSWORD if the "
             f"server wants one); run `make demo` (it starts the stack): {error}"
         ) from None
-    url = make_url(settings.database_url)
-    if settings.database_password is not None:
-        url = url.set(password=settings.database_password.get_secret_value())
     engine = create_async_engine(
-        url,
+        settings.connection_url(),
         pool_size=POSTGRES_POOL_SIZE,
         execution_options={"schema_translate_map": {None: POSTGRES_SCHEMA}},
     )

@@ -13,18 +13,17 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from contracts.errors import CacheInvalidationError
-from contracts.logs import LOG_FORMATS, configure_logging, set_log_context
+from contracts.logs import add_log_options, configure_logging, set_log_context
 from contracts.settings import read_settings
 from invalidator.consumer import Invalidator
-from invalidator.operators._catalogue_commands import add_catalogue_commands, run_catalogue_command
 from invalidator.operators._commands import add_operator_commands, run_operator_command
-from invalidator.operators._console import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
-from invalidator.operators._dead_letter_commands import (
-    add_dead_letter_commands,
-    run_dead_letter_command,
+from invalidator.operators._console import (
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    add_catalogue_option,
 )
 from invalidator.operators._topics import require_topics
-from invalidator.operators._topics_commands import add_topics_commands, run_topics_command
 from invalidator.settings import InvalidatorSettings
 
 
@@ -32,20 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="invalidator", description="Event-driven cache invalidation over Kafka."
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
-    parser.add_argument(
-        "--log-format", choices=LOG_FORMATS, default="text", help="text (default) or json lines"
-    )
+    add_log_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="consume events and purge one region's Redis")
     run.add_argument("--region", required=True, help="a region of INVALIDATOR_REGIONS")
-    run.add_argument(
-        "--catalogue", help="package.module:attribute (overrides INVALIDATOR_CATALOGUE)"
-    )
-    add_catalogue_commands(commands)
+    add_catalogue_option(run)
     add_operator_commands(commands)
-    add_dead_letter_commands(commands)
-    add_topics_commands(commands)
     return parser
 
 
@@ -79,14 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         settings = load_settings(args.catalogue)
-        if args.command == "catalogue":
-            return run_catalogue_command(args, settings)
-        if args.command in ("offsets", "replay", "purge"):
-            return asyncio.run(run_operator_command(args, settings))
-        if args.command == "dead-letters":
-            return asyncio.run(run_dead_letter_command(args, settings))
-        if args.command == "topics":
-            return asyncio.run(run_topics_command(args, settings, settings.load_catalogue()))
+        if args.command != "run":
+            return run_operator_command(args, settings)
         set_log_context({"region": args.region, "group": settings.group_id(args.region)})
         invalidator = Invalidator(settings, region=args.region)
         asyncio.run(_run(invalidator))

@@ -1,26 +1,10 @@
-"""Rewind planning, pure: the partitions an operator names, and the per-partition plan with
-clamping."""
+"""Rewind planning, pure: the per-partition plan, clamped to the log and saying so."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from aiokafka import TopicPartition
-
-from contracts.errors import OperatorInputError
-
-
-def parse_partitions(text: str | None) -> set[int] | None:
-    """`0,1,5` as a set of partition numbers (None: every partition)."""
-    if text is None:
-        return None
-    try:
-        numbers = {int(part) for part in text.split(",") if part.strip()}
-    except ValueError:
-        raise OperatorInputError(f"--partitions {text!r}: write numbers like 0,1,5") from None
-    if not numbers or min(numbers) < 0:
-        raise OperatorInputError(f"--partitions {text!r}: write numbers like 0,1,5")
-    return numbers
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts.errors import CacheInvalidationError
-from contracts.logs import LOG_FORMATS, configure_logging
+from contracts.logs import add_log_options, configure_logging
 from contracts.settings import read_settings
 from producers.outbox.relay import OutboxRelay
 from producers.outbox.settings import RelaySettings
@@ -30,10 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="outbox", description="The transactional outbox's relay and table."
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
-    parser.add_argument(
-        "--log-format", choices=LOG_FORMATS, default="text", help="text (default) or json lines"
-    )
+    add_log_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("relay", help="publish pending rows to Kafka until SIGTERM")
     commands.add_parser("init", help="create the outbox table in OUTBOX_DATABASE_URL")
@@ -64,9 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def engine_of(settings: RelaySettings) -> AsyncEngine:
     """The database engine of `settings` (the password from its own setting)."""
-    url = make_url(settings.database_url)
-    if settings.database_password is not None:
-        url = url.set(password=settings.database_password.get_secret_value())
+    url = settings.connection_url()
     return (
         create_async_engine(url, pool_size=2)
         if url.get_backend_name() != "sqlite"

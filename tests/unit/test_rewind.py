@@ -8,7 +8,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from contracts.errors import OperatorInputError
-from invalidator.operators._rewind import parse_partitions, plan_rewind
+from invalidator.operators._rewind import plan_rewind
+from invalidator.operators._window import parse_partitions
 from invalidator.times import parse_datetime, parse_duration, parse_when
 
 P0, P1, P2 = (TopicPartition("orders.events", n) for n in range(3))
