@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
 
+from bench.stack import REPO
 from contracts import RedisTarget
 from contracts.layout import entry_key, generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS
@@ -29,7 +30,6 @@ from tests.faults.order_stream import publish_company_order
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
 from tests.integration.redis_server import RedisServer
-from tests.integration.stack import REPO
 
 ACL_FILE = REPO / "deploy" / "redis-acl.conf"
 PASSWORDS = {"invalidator": "inv-" + uuid.uuid4().hex, "cache": "cache-" + uuid.uuid4().hex}

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+from bench.stack import local_redis_pid
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
@@ -18,7 +19,6 @@ from tests.faults.accounting import account, dead_lettered_ids, record_outcome, 
 from tests.faults.order_stream import OrderStream
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
-from tests.integration.stack import local_redis_pid
 
 FREEZE_S = scaled(3, 10)
 EVENTS = scaled(400, 1500)

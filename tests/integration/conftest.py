@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bench.stack import ensure_stack
 from contracts import Catalogue
 from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
@@ -20,7 +21,6 @@ from invalidator.cli import main
 from invalidator.operators._offsets import start_at_log_end
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
 from tests.integration.databases import DATABASES, scratch_postgres_database, sqlite_url
-from tests.integration.stack import ensure_stack
 
 REGIONS = ("eu", "us")
 
