@@ -1,4 +1,11 @@
-"""Contracts shared by write services and the invalidator: events, namespaces, key layout."""
+"""Contracts shared by write services and the invalidator: events, namespaces, key layout.
+
+The public surface is `__all__` (events, the namespace catalogue, connection settings, every
+error under `CacheInvalidationError`) and four modules a service team names: `contracts.testing`
+(which keys an event purges), `contracts.pytest_plugin` (the `cache_catalogue` fixture),
+`contracts.topics` (topic names) and `contracts.orders` (the example domain). The other modules
+are the implementation, shared by producers and the invalidator.
+"""
 
 from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection, RedisTarget, TlsSettings

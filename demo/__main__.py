@@ -28,7 +28,7 @@ from demo.service import OrdersService
 from demo.store import OrdersStore, page_version
 from demo.watch import GenerationWatch
 from invalidator.cli import load_settings
-from invalidator.operators._offsets import group_lag
+from invalidator.operators import group_lag
 from invalidator.settings import InvalidatorSettings
 from producers import CacheClient, RedisClient, connect_redis
 

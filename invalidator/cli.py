@@ -16,14 +16,15 @@ from contracts.errors import CacheInvalidationError
 from contracts.logs import add_log_options, configure_logging, set_log_context
 from contracts.settings import read_settings
 from invalidator.consumer import Invalidator
-from invalidator.operators._commands import add_operator_commands, run_operator_command
-from invalidator.operators._console import (
+from invalidator.operators import (
     EXIT_INPUT,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     add_catalogue_option,
+    add_operator_commands,
+    require_topics,
+    run_operator_command,
 )
-from invalidator.operators._topics import require_topics
 from invalidator.settings import InvalidatorSettings
 
 

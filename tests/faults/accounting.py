@@ -22,7 +22,7 @@ from contracts.events import HEADER_EVENT_ID
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
 from invalidator.deadletter import HEADER_GROUP
-from invalidator.operators._offsets import log_bounds
+from invalidator.operators import log_bounds
 from producers import RedisClient
 from tests.integration.kafka_tools import records_to_end
 

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.operators._offsets import start_at_log_end
+from invalidator.operators import start_at_log_end
 from producers import EventPublisher, RedisClient, connect_redis
 from producers.publisher import EventToPublish
 from tests.conftest import wait_until

@@ -20,7 +20,7 @@ from contracts.layout import entry_key, generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS
 from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
-from invalidator.operators._offsets import committed_offsets, end_offsets
+from invalidator.operators import committed_offsets, end_offsets
 from producers import CacheClient, EventPublisher, Source, connect_redis
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome

@@ -30,7 +30,7 @@ from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE
 from contracts.topics import ORDERS
 from invalidator import InvalidatorSettings
-from invalidator.operators._offsets import end_offsets
+from invalidator.operators import end_offsets
 from producers import RedisClient
 from producers.outbox import OUTBOX_TABLE, OutboxRelay
 from tests.conftest import wait_until

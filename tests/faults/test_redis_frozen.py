@@ -12,7 +12,7 @@ from bench.stack import local_redis_pid
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
-from invalidator.operators._offsets import committed_offsets
+from invalidator.operators import committed_offsets
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import account, dead_lettered_ids, record_outcome, scaled

@@ -18,7 +18,7 @@ from contracts import Catalogue
 from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.cli import main
-from invalidator.operators._offsets import start_at_log_end
+from invalidator.operators import start_at_log_end
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
 from tests.integration.databases import DATABASES, scratch_postgres_database, sqlite_url
 

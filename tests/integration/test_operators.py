@@ -16,7 +16,7 @@ from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated, OrderStatu
 from invalidator import InvalidatorSettings, purge_plan
 from invalidator.cli import main
 from invalidator.operators import _window as window_module
-from invalidator.operators._offsets import (
+from invalidator.operators import (
     commit_group_offsets,
     committed_offsets,
     end_offsets,

@@ -15,7 +15,7 @@ from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.operators._offsets import committed_offsets, log_bounds, offsets_at
+from invalidator.operators import committed_offsets, log_bounds, offsets_at
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 

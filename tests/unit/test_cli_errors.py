@@ -9,7 +9,7 @@ import contracts.errors
 from contracts import CacheInvalidationError, MissingTopicsError
 from invalidator import cli
 from invalidator.cli import main
-from invalidator.operators._console import EXIT_INPUT
+from invalidator.operators import EXIT_INPUT
 from invalidator.settings import InvalidatorSettings
 
 REGIONS = '{"eu": [{"name": "eu-main", "url": "redis://127.0.0.1:1/0"}]}'
