@@ -13,7 +13,6 @@ from typing import Any, cast
 
 from redis.asyncio.cluster import RedisCluster
 
-from contracts.catalogue import BoundNamespace, PurgeStrategy
 from contracts.layout import (
     PURGE_WITH_INDEX,
     generation_key,
@@ -23,6 +22,7 @@ from contracts.layout import (
     index_key,
     new_generation,
 )
+from contracts.namespaces import BoundNamespace, PurgeStrategy
 from contracts.redis_clients import RedisClient
 from invalidator.bulk_set import KeySetting, set_keys
 from invalidator.planner import NamespaceKeys, grouped

@@ -26,7 +26,6 @@ from typing import cast
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, ConnectionError, TimeoutError
 
-from contracts.catalogue import BoundNamespace, PurgeStrategy
 from contracts.connections import RedisTarget
 from contracts.errors import ContractError
 from contracts.layout import (
@@ -43,6 +42,7 @@ from contracts.layout import (
     index_key,
     new_generation,
 )
+from contracts.namespaces import BoundNamespace, PurgeStrategy
 from contracts.redis_clients import RedisClient, redis_client
 
 log = logging.getLogger(__name__)
