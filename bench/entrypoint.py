@@ -8,9 +8,10 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from bench.stack import INVALIDATOR_ENDPOINTS, StackUnavailableError, ensure_stack
+from contracts import SettingsError
 from invalidator.cli import load_settings
-from invalidator.settings import InvalidatorSettings, SettingsError
-from tests.integration.stack import INVALIDATOR_ENDPOINTS, StackUnavailableError, ensure_stack
+from invalidator.settings import InvalidatorSettings
 
 EXIT_UNAVAILABLE = 2
 EXIT_INTERRUPTED = 130

@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 
 from contracts.connections import RedisTarget
+from contracts.redis_clients import redis_client, redis_node_client
 
 _CHANNEL_PREFIX = "__keyspace@0__:"
 
@@ -86,13 +86,12 @@ class KeyspaceWatch:
 
 async def _masters(target: RedisTarget) -> list[Redis]:
     """A plain client on each master of the target (the one server of a standalone)."""
-    if not target.cluster:
-        return [Redis.from_url(target.url, **target.client_kwargs())]
-    cluster = RedisCluster.from_url(target.url, **target.client_kwargs())
+    client = redis_client(target)
+    if isinstance(client, Redis):
+        return [client]
     try:
-        await cluster.initialize()
-        masters = [(node.host, int(node.port)) for node in cluster.get_primaries()]
+        await client.initialize()
+        masters = [(node.host, int(node.port)) for node in client.get_primaries()]
     finally:
-        await cluster.aclose()
-    options = target.client_kwargs()
-    return [Redis(host=host, port=port, **options) for host, port in masters]
+        await client.aclose()
+    return [redis_node_client(target, host, port) for host, port in masters]

@@ -30,7 +30,7 @@ from bench.progress import wait_stable
 from contracts import KafkaConnection, topics
 from contracts.layout import generation_key
 from contracts.orders import COMPANY_ORDERS
-from invalidator.offsets import end_offsets
+from invalidator.operators import end_offsets
 from invalidator.settings import InvalidatorSettings
 
 POOL_SIZE = 5_000

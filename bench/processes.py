@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from contracts.orders import CATALOGUE
-from invalidator.offsets import start_at_log_end
+from invalidator.operators import start_at_log_end
 from invalidator.settings import InvalidatorSettings
 
 STOP_TIMEOUT_S = 20.0

@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 
 from bench.processes import BenchProcess
 from contracts import KafkaConnection
-from invalidator.offsets import group_state
+from invalidator.operators import group_state
 
 POLL_S = 0.1
 

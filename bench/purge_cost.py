@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.catalogue import BoundNamespace, Namespace, PurgeStrategy
 from contracts.layout import generation_key, index_key, new_generation
+from contracts.namespaces import BoundNamespace, Namespace, PurgeStrategy
 from invalidator.purge import purge_namespaces
 from invalidator.settings import InvalidatorSettings
 from producers import RedisClient, connect_redis

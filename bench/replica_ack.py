@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.catalogue import BoundNamespace, Namespace
+from contracts.namespaces import BoundNamespace, Namespace
 from invalidator.planner import grouped
 from invalidator.purge import purge_keys
 from invalidator.replication import ReplicaAck

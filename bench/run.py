@@ -30,7 +30,8 @@ from bench.replica_ack import ReplicaAckParams, run_replica_ack
 from bench.report import load_documents, write_report
 from bench.scale_out import ScaleOutParams, run_scale_out
 from bench.soak import SoakParams, run_soak
-from invalidator.settings import InvalidatorSettings, SettingsError
+from contracts import SettingsError
+from invalidator.settings import InvalidatorSettings
 
 FIGURES = ("publishing", "drain", "scale_out", "latency", "purge_cost", "replica_ack", "outbox")
 LOG_DIR = Path(".stack") / "bench" / "logs"

@@ -20,7 +20,7 @@ from bench.orders_load import CompanyPicker, generation_keys, order_records, pro
 from bench.processes import invalidator_process, running
 from bench.progress import wait_drained, wait_stable
 from contracts.orders import CATALOGUE
-from invalidator.offsets import end_offsets, start_at_log_end
+from invalidator.operators import end_offsets, start_at_log_end
 from invalidator.settings import InvalidatorSettings
 from producers import connect_redis
 

@@ -1,9 +1,26 @@
-"""Contracts shared by write services and the invalidator: events, namespaces, key layout."""
+"""Contracts shared by write services and the invalidator: events, namespaces, key layout.
 
-from contracts.catalogue import BoundNamespace, Catalogue, Namespace, PurgeRule, PurgeStrategy
+The public surface is `__all__` (events, the namespace catalogue, connection settings, every
+error under `CacheInvalidationError`) and four modules a service team names: `contracts.testing`
+(which keys an event purges), `contracts.pytest_plugin` (the `cache_catalogue` fixture),
+`contracts.topics` (topic names) and `contracts.orders` (the example domain). The other modules
+are the implementation, shared by producers and the invalidator.
+"""
+
+from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection, RedisTarget, TlsSettings
 from contracts.decoding import EventSchemas, Rejected, RejectReason
-from contracts.errors import CatalogueError, ContractError, EntryNameError, NamespaceParamError
+from contracts.errors import (
+    CacheInvalidationError,
+    CatalogueError,
+    ContractError,
+    EntryNameError,
+    MissingTopicsError,
+    NamespaceParamError,
+    OperatorInputError,
+    SettingsError,
+    UnknownTopicError,
+)
 from contracts.events import (
     DomainEvent,
     Event,
@@ -12,9 +29,11 @@ from contracts.events import (
     SafeId,
     TraceContext,
 )
+from contracts.namespaces import BoundNamespace, Namespace, PurgeRule, PurgeStrategy
 
 __all__ = [
     "BoundNamespace",
+    "CacheInvalidationError",
     "Catalogue",
     "CatalogueError",
     "ContractError",
@@ -25,14 +44,18 @@ __all__ = [
     "EventMetadata",
     "EventSchemas",
     "KafkaConnection",
+    "MissingTopicsError",
     "Namespace",
     "NamespaceParamError",
+    "OperatorInputError",
     "PurgeRule",
     "PurgeStrategy",
     "RedisTarget",
     "RejectReason",
     "Rejected",
     "SafeId",
+    "SettingsError",
     "TlsSettings",
     "TraceContext",
+    "UnknownTopicError",
 ]

@@ -7,14 +7,12 @@ import typing
 import uuid
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic.fields import FieldInfo
 
 from contracts.events import DomainEvent, EventEnvelope
-
-if TYPE_CHECKING:
-    from contracts.catalogue import Namespace, PurgeRule
+from contracts.namespaces import TEMPLATE_PARAM, Namespace, PurgeRule
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _KEY_SAFE_TYPES = (str, int, uuid.UUID)
@@ -97,9 +95,9 @@ def _key_safe(annotation: Any, *, allow_collection: bool) -> bool:
     )
 
 
-def colliding_key(template_a: str, template_b: str, *, param_pattern: Any) -> str | None:
+def colliding_key(template_a: str, template_b: str) -> str | None:
     """A key both templates can render (ids: one or more of [A-Za-z0-9_.-]), or None if none."""
-    a, b = _tokens(template_a, param_pattern), _tokens(template_b, param_pattern)
+    a, b = _tokens(template_a), _tokens(template_b)
     symbols = [*sorted({t for t in (*a, *b) if t is not None} | {":"}), _spare_id_char(a, b)]
     start = (_closure(a, (0, False)), _closure(b, (0, False)))
     seen = {start: ""}
@@ -121,9 +119,9 @@ def colliding_key(template_a: str, template_b: str, *, param_pattern: Any) -> st
 _Position = tuple[int, bool]
 
 
-def _tokens(template: str, param_pattern: Any) -> list[str | None]:
+def _tokens(template: str) -> list[str | None]:
     tokens: list[str | None] = []
-    for index, part in enumerate(param_pattern.split(template)):
+    for index, part in enumerate(TEMPLATE_PARAM.split(template)):
         if index % 2:
             tokens.append(None)
         else:
@@ -168,13 +166,12 @@ def _accepts(tokens: Sequence[str | None], states: frozenset[_Position]) -> bool
 
 
 def catalogue_problems(
-    namespaces: Sequence[Namespace], events: Iterable[type[DomainEvent]], *, param_pattern: Any
+    namespaces: Sequence[Namespace], events: Iterable[type[DomainEvent]]
 ) -> list[str]:
     """Every problem of a catalogue; empty when it is sound.
 
     namespaces: the declarations.
     events: event models known besides those the rules name (older versions, purge-nothing).
-    param_pattern: the compiled regex of a `{param}` placeholder.
     """
     problems: list[str] = []
     models = {id(model): model for model in events}
@@ -198,7 +195,7 @@ def catalogue_problems(
     problems.extend(_upcast_problems(list(models.values())))
     for index, first in enumerate(namespaces):
         for second in namespaces[index + 1 :]:
-            example = colliding_key(first.template, second.template, param_pattern=param_pattern)
+            example = colliding_key(first.template, second.template)
             if example is not None:
                 problems.append(
                     f"namespaces {first.name!r} and {second.name!r} can render the same key "

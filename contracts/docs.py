@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.catalogue import Catalogue, Namespace
+from contracts.catalogue import Catalogue
 from contracts.events import CONTENT_TYPE_JSON, HEADERS_DOC, KEY_FORMAT
 from contracts.ids import ID_PATTERN
 from contracts.layout import hash_tag_template
+from contracts.namespaces import Namespace
 
 
 def _seconds(namespace: Namespace) -> dict[str, float]:

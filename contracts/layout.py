@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from contracts.catalogue import BoundNamespace, Namespace
 from contracts.ids import validate_entry
+from contracts.namespaces import BoundNamespace, Namespace
 
 _SEPARATOR = b"\n"
 

@@ -8,6 +8,7 @@ output through the formatted message, as in the text format.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -65,6 +66,14 @@ class ProcessContext(logging.Filter):
 
 
 _CONTEXT = ProcessContext()
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """Add a command's --log-level and --log-format (the arguments of `configure_logging`)."""
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, default="text", help="text (default) or json lines"
+    )
 
 
 def configure_logging(level: str, log_format: LogFormat, text_format: str) -> None:

@@ -12,10 +12,14 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from contracts import topics
-from contracts.catalogue import Catalogue, Namespace, PurgeRule
+from contracts.catalogue import Catalogue
 from contracts.events import DomainEvent, SafeId
+from contracts.namespaces import Namespace, PurgeRule
 
 OrderStatus = Literal["placed", "paid", "shipped", "delivered", "cancelled"]
+STATUS_CYCLE: tuple[OrderStatus, ...] = ("placed", "paid", "shipped", "delivered")
+"""An order's statuses in the order it goes through them (the demo and the benchmarks move their
+orders round this cycle, delivered back to placed)."""
 
 
 class _OrderEvent(DomainEvent):

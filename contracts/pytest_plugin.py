@@ -7,12 +7,10 @@ the catalogue's problems.
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 
-from contracts.catalogue import Catalogue
-from contracts.errors import CatalogueError
+from contracts.catalogue import Catalogue, import_catalogue
+from contracts.errors import CatalogueError, SettingsError
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,16 +24,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def load_checked_catalogue(path: str) -> Catalogue:
     """Import `package.module:attribute` and return the catalogue, or fail with its problems."""
-    module_name, _, attribute = path.partition(":")
     try:
-        found = getattr(importlib.import_module(module_name), attribute)
+        return import_catalogue(path, setting="cache_catalogue")
     except CatalogueError as error:
         pytest.fail(f"catalogue {path}: {error}", pytrace=False)
-    except (ImportError, AttributeError) as error:
-        pytest.fail(f"cache_catalogue = {path!r} cannot be loaded: {error}", pytrace=False)
-    if not isinstance(found, Catalogue):
-        pytest.fail(f"cache_catalogue = {path!r} is not a contracts.Catalogue", pytrace=False)
-    return found
+    except SettingsError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from contracts.catalogue import BoundNamespace, Catalogue
+from contracts.catalogue import Catalogue
 from contracts.decoding import Rejected
 from contracts.events import DomainEvent, EventEnvelope
 from contracts.layout import generation_key
+from contracts.namespaces import BoundNamespace
 
 
 def purged_namespaces(

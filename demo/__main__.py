@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts import SettingsError
 from contracts.layout import generation_key
 from contracts.percentiles import percentile
 from demo.database import DATABASES, fresh_engine
@@ -27,8 +28,8 @@ from demo.service import OrdersService
 from demo.store import OrdersStore, page_version
 from demo.watch import GenerationWatch
 from invalidator.cli import load_settings
-from invalidator.offsets import group_lag
-from invalidator.settings import InvalidatorSettings, SettingsError
+from invalidator.operators import group_lag
+from invalidator.settings import InvalidatorSettings
 from producers import CacheClient, RedisClient, connect_redis
 
 RUN_DIR = Path(".stack") / "demo"

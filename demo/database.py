@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pydantic_settings
-from pydantic import ValidationError
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from invalidator.settings import SettingsError
+from contracts import SettingsError
+from contracts.settings import read_settings
 from producers.outbox import RelaySettings
 
 DATABASES = ("sqlite", "postgresql")
@@ -54,17 +52,14 @@ def _removed(path: Path) -> str:
 
 async def _fresh_postgres() -> AsyncEngine:
     try:
-        settings = RelaySettings()
-    except (ValidationError, pydantic_settings.SettingsError) as error:
+        settings = read_settings(RelaySettings)
+    except SettingsError as error:
         raise SettingsError(
             "--database postgresql needs OUTBOX_DATABASE_URL (and OUTBOX_DATABASE_PASSWORD if the "
-            f"server wants one); run `make demo` (it starts the stack): {_reason(error)}"
+            f"server wants one); run `make demo` (it starts the stack): {error}"
         ) from None
-    url = make_url(settings.database_url)
-    if settings.database_password is not None:
-        url = url.set(password=settings.database_password.get_secret_value())
     engine = create_async_engine(
-        url,
+        settings.connection_url(),
         pool_size=POSTGRES_POOL_SIZE,
         execution_options={"schema_translate_map": {None: POSTGRES_SCHEMA}},
     )
@@ -72,10 +67,3 @@ async def _fresh_postgres() -> AsyncEngine:
         await connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMA} CASCADE")
         await connection.exec_driver_sql(f"CREATE SCHEMA {POSTGRES_SCHEMA}")
     return engine
-
-
-def _reason(error: ValidationError | pydantic_settings.SettingsError) -> str:
-    """What is wrong, without the value (a mistaken URL may carry a password)."""
-    if isinstance(error, ValidationError):
-        return "; ".join(str(item["msg"]) for item in error.errors())
-    return str(error)

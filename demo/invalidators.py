@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from invalidator.offsets import start_at_log_end
+from invalidator.operators import start_at_log_end
 from invalidator.settings import InvalidatorSettings
 
 STOP_TIMEOUT_S = 30.0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from contracts.catalogue import BoundNamespace
 from contracts.events import EventEnvelope
+from contracts.namespaces import BoundNamespace
 from contracts.orders import COMPANY_ORDERS, OrderStatusChanged
 from demo.store import OrdersStore, StatusChange
 from producers import CacheClient

@@ -9,62 +9,44 @@ import signal
 import sys
 from collections.abc import Sequence
 
-import pydantic_settings
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from contracts.errors import ContractError
-from contracts.logs import LOG_FORMATS, configure_logging, set_log_context
-from invalidator.catalogue_commands import add_catalogue_commands, run_catalogue_command
-from invalidator.console import EXIT_INPUT, EXIT_OK, EXIT_UNAVAILABLE
+from contracts.errors import CacheInvalidationError
+from contracts.logs import add_log_options, configure_logging, set_log_context
+from contracts.settings import read_settings
 from invalidator.consumer import Invalidator
-from invalidator.dead_letter_commands import add_dead_letter_commands, run_dead_letter_command
-from invalidator.offsets import UnknownTopicError
-from invalidator.operator_commands import add_operator_commands, run_operator_command
-from invalidator.rewind import OperatorInputError
-from invalidator.settings import InvalidatorSettings, SettingsError
-from invalidator.topics import require_topics
-from invalidator.topics_commands import add_topics_commands, run_topics_command
+from invalidator.operators import (
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    add_catalogue_option,
+    add_operator_commands,
+    require_topics,
+    run_operator_command,
+)
+from invalidator.settings import InvalidatorSettings
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="invalidator", description="Event-driven cache invalidation over Kafka."
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
-    parser.add_argument(
-        "--log-format", choices=LOG_FORMATS, default="text", help="text (default) or json lines"
-    )
+    add_log_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="consume events and purge one region's Redis")
     run.add_argument("--region", required=True, help="a region of INVALIDATOR_REGIONS")
-    run.add_argument(
-        "--catalogue", help="package.module:attribute (overrides INVALIDATOR_CATALOGUE)"
-    )
-    add_catalogue_commands(commands)
+    add_catalogue_option(run)
     add_operator_commands(commands)
-    add_dead_letter_commands(commands)
-    add_topics_commands(commands)
     return parser
 
 
 def load_settings(catalogue: str | None = None) -> InvalidatorSettings:
-    """Settings from the environment; raises SettingsError with a readable message."""
-    try:
-        settings = InvalidatorSettings()
-    except pydantic_settings.SettingsError as error:
-        # Raised when a complex value (e.g. INVALIDATOR_REGIONS) is not valid JSON.
-        field = str(error).split('"')[1] if '"' in str(error) else "?"
-        raise SettingsError(
-            f"invalid settings:\n  INVALIDATOR_{field.upper()}: not valid JSON ({error.__cause__})"
-        ) from None
-    except ValidationError as error:
-        lines = [
-            f"  INVALIDATOR_{'__'.join(str(p).upper() for p in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        ]
-        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+    """Settings from the environment; raises SettingsError naming each variable at fault.
+
+    catalogue: a `--catalogue` option, over INVALIDATOR_CATALOGUE.
+    """
+    settings = read_settings(InvalidatorSettings)
     if catalogue:
         settings = settings.model_copy(update={"catalogue": catalogue})
     return settings
@@ -89,18 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         settings = load_settings(args.catalogue)
-        if args.command == "catalogue":
-            return run_catalogue_command(args, settings)
-        if args.command in ("offsets", "replay", "purge"):
-            return asyncio.run(run_operator_command(args, settings))
-        if args.command == "dead-letters":
-            return asyncio.run(run_dead_letter_command(args, settings))
-        if args.command == "topics":
-            return asyncio.run(run_topics_command(args, settings, settings.load_catalogue()))
+        if args.command != "run":
+            return run_operator_command(args, settings)
         set_log_context({"region": args.region, "group": settings.group_id(args.region)})
         invalidator = Invalidator(settings, region=args.region)
         asyncio.run(_run(invalidator))
-    except (SettingsError, ContractError, OperatorInputError, UnknownTopicError) as error:
+    except CacheInvalidationError as error:
         print(f"invalidator: {error}", file=sys.stderr)
         return EXIT_INPUT
     except (KafkaError, RedisError, OSError) as error:

@@ -1,9 +1,10 @@
-"""The Invalidator: one region's consumer service (clients, group membership, signals).
+"""The Invalidator: one region's consumer service (group membership, lifecycle, signals).
 
 Built on aiokafka directly rather than a FastStream subscriber: the loop needs batches, manual
 commits placed after the purges, pause/resume while Redis is down, and seeks; FastStream's
 acknowledgement policies commit per message and either before handling or even on failure.
-The loop's logic is in `invalidator.loop`; this module wires the real clients to it.
+The loop's logic is in `invalidator.loop`; the parts it runs on are built in
+`invalidator.wiring`; this module starts them, joins the group and runs the loop on them.
 """
 
 from __future__ import annotations
@@ -12,21 +13,16 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
-import socket
 import time
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from contracts.catalogue import Catalogue
-from invalidator.deadletter import DeadLetters
-from invalidator.endpoints import Endpoints
-from invalidator.loop import BatchTracer, BeforeCommit, InvalidationLoop, LoopTuning
-from invalidator.metrics import InvalidatorMetrics
+from invalidator.loop import InvalidationLoop, LoopTuning
 from invalidator.settings import InvalidatorSettings
-from invalidator.start_position import reset_before_start, start_uncommitted
+from invalidator.start_position import start_uncommitted
 from invalidator.stats import InvalidatorStats
-from invalidator.targets import RegionTargets
+from invalidator.wiring import GroupConsumer, InvalidatorParts, production_parts
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +36,20 @@ class Invalidator:
     """
 
     def __init__(
-        self,
-        settings: InvalidatorSettings,
-        *,
-        region: str,
-        catalogue: Catalogue | None = None,
-        before_commit: BeforeCommit | None = None,
+        self, settings: InvalidatorSettings, *, region: str, catalogue: Catalogue | None = None
     ) -> None:
         """settings: connections and tuning.
-        region: which region's Redis targets to purge (one consumer group per region).
+        region: which region's Redis targets to purge (one consumer group per region); an
+            unknown one raises SettingsError here, before anything connects.
         catalogue: the namespaces; loaded from `settings.catalogue` when omitted.
-        before_commit: awaited with the offsets of each purged batch before they are committed
-            (tracing, fault tests).
         """
+        settings.targets(region)
         self.settings = settings
         self.region = region
         self.catalogue = catalogue or settings.load_catalogue()
         self.group_id = settings.group_id(region)
         self.stats = InvalidatorStats()
         self.assigned = asyncio.Event()
-        self._targets_config = settings.targets(region)
-        self._before_commit = before_commit
         self._stop_requested = False
         self._loop: InvalidationLoop | None = None
         self.metrics_address: tuple[str, int] | None = None
@@ -74,34 +63,21 @@ class Invalidator:
             self._loop.stop()
 
     async def run(self) -> None:
-        """Run until `stop()`; commits what was purged and nothing more."""
-        settings = self.settings
-        consumer = AIOKafkaConsumer(
-            group_id=self.group_id,
-            client_id=f"{self.group_id}.{socket.gethostname()}.{os.getpid()}",
-            enable_auto_commit=False,
-            # Where the fetcher starts on a partition never committed, until the start position
-            # is decided on assignment (start_position.py): a fetch in between may only return
-            # records at or after the position that will be chosen, never before it.
-            auto_offset_reset=reset_before_start(settings.start_from),
-            isolation_level="read_committed",
-            fetch_max_wait_ms=100,
-            # A member learns of a rebalance at its next heartbeat: aiokafka's 3 s default made
-            # every join, leave and scale-out take over 3 s; 1 s costs a request a second.
-            heartbeat_interval_ms=1000,
-            **settings.kafka.client_kwargs(),
-        )
-        targets = RegionTargets(self.region, self._targets_config)
-        dead_letters = DeadLetters(
-            settings.kafka,
-            topic=settings.dead_letter_topic,
-            group_id=self.group_id,
-            max_bytes=settings.dead_letter_max_bytes,
-        )
+        """Run on the production parts (`invalidator.wiring.production_parts`) until `stop()`;
+        commits what was purged and nothing more."""
+        await self.run_on(production_parts(self.settings, region=self.region))
+
+    async def run_on(self, parts: InvalidatorParts) -> None:
+        """Run on `parts` until `stop()`: start them, join the group, purge, then commit what
+        was purged and stop every part, also when a start fails.
+
+        parts: built and not started, in this event loop (`production_parts`, or stand-ins).
+        """
+        settings, consumer = self.settings, parts.consumer
         loop = self._loop = InvalidationLoop(
             consumer,
-            targets,
-            dead_letters,
+            parts.targets,
+            parts.dead_letters,
             catalogue=self.catalogue,
             name=self.group_id,
             tuning=LoopTuning(
@@ -112,9 +88,8 @@ class Invalidator:
                 commit_interval_s=settings.commit_interval_ms / 1000,
             ),
             stats=self.stats,
-            before_commit=self._before_commit,
+            tracer=parts.tracer,
         )
-        loop.tracer = batch_spans_if_installed(region=self.region, group=self.group_id)
         if self._stop_requested:
             loop.stop()
         consumer.subscribe(
@@ -124,29 +99,12 @@ class Invalidator:
             # Each stop is registered before any start: a start that fails (Kafka unreachable)
             # still closes every client, instead of "Unclosed AIOKafkaConsumer" errors at exit.
             running.push_async_callback(consumer.stop)
-            running.push_async_callback(dead_letters.stop)
-            await dead_letters.start()
-            running.push_async_callback(targets.close)
-            if settings.metrics_port is not None:
-                metrics = InvalidatorMetrics(
-                    region=self.region,
-                    group=self.group_id,
-                    stats=self.stats,
-                    loop=loop,
-                    targets=targets.names(),
-                    consumer=consumer,
-                )
-                loop.observer = metrics
-                endpoints = Endpoints(
-                    metrics,
-                    loop,
-                    assigned=lambda: bool(consumer.assignment()),
-                    max_paused_s=settings.ready_max_paused_s,
-                )
-                running.push_async_callback(endpoints.stop)
-                self.metrics_address = await endpoints.start(
-                    settings.metrics_host, settings.metrics_port
-                )
+            running.push_async_callback(parts.dead_letters.stop)
+            await parts.dead_letters.start()
+            running.push_async_callback(parts.targets.close)
+            if parts.metrics is not None:
+                running.push_async_callback(parts.metrics.stop)
+                self.metrics_address = await parts.metrics.start(loop, self.stats)
             await consumer.start()
             # Everything built so far (catalogue, models, clients) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it (pauses of
@@ -157,7 +115,7 @@ class Invalidator:
                 "invalidator %s started: topics=%s targets=%s",
                 self.group_id,
                 ",".join(self.catalogue.topics()),
-                ",".join(sorted(targets.names())),
+                ",".join(sorted(parts.targets.names())),
             )
             await loop.run(every=self._report_stats, every_s=settings.stats_interval_s)
         self._report_stats()
@@ -174,9 +132,7 @@ class Invalidator:
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Commits what was purged of revoked partitions before they go (the standard place)."""
 
-    def __init__(
-        self, owner: Invalidator, loop: InvalidationLoop, consumer: AIOKafkaConsumer
-    ) -> None:
+    def __init__(self, owner: Invalidator, loop: InvalidationLoop, consumer: GroupConsumer) -> None:
         self._owner = owner
         self._loop = loop
         self._consumer = consumer
@@ -218,12 +174,3 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 def _named(partitions: set[TopicPartition]) -> list[str]:
     """`topic[partition]` of each, sorted: the form of log lines and their `partitions` field."""
     return [f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)]
-
-
-def batch_spans_if_installed(*, region: str, group: str) -> BatchTracer | None:
-    """The batch spans when OpenTelemetry is installed (the `otel` extra); None otherwise."""
-    try:
-        from invalidator.tracing import BatchSpans  # noqa: PLC0415
-    except ImportError:
-        return None
-    return BatchSpans(region=region, group=group)

@@ -28,7 +28,6 @@ from invalidator.stats import InvalidatorStats
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[Any]]
-BeforeCommit = Callable[[Offsets], Awaitable[None]]
 
 
 class BatchObserver(Protocol):
@@ -139,7 +138,7 @@ class InvalidationLoop:
         name: str,
         tuning: LoopTuning = LoopTuning(),
         stats: InvalidatorStats | None = None,
-        before_commit: BeforeCommit | None = None,
+        tracer: BatchTracer | None = None,
     ) -> None:
         """source: the consumer (subscribed, started).
         targets: the region's Redis targets.
@@ -148,7 +147,7 @@ class InvalidationLoop:
         name: the group id, for log lines.
         tuning: batch size, fetch timeout, retry backoff.
         stats: counters to update (a fresh set when omitted).
-        before_commit: awaited with each batch's offsets before they go to the committer.
+        tracer: told of each batch purged everywhere (the trace spans), if any.
         """
         self._source = source
         self._targets = targets
@@ -157,11 +156,10 @@ class InvalidationLoop:
         self._name = name
         self._tuning = tuning
         self.stats = stats or InvalidatorStats()
-        self._before_commit = before_commit
         self.observer: BatchObserver | None = None
-        """Told of each batch purged everywhere (the metrics, when served)."""
-        self.tracer: BatchTracer | None = None
-        """Told of each batch purged everywhere (the trace spans, with OpenTelemetry)."""
+        """Told of each batch purged everywhere (the metrics, when served: they read this loop,
+        so they are attached once it exists)."""
+        self.tracer = tracer
         self.committer = OffsetCommitter(
             self._commit_owned, name=name, interval_s=tuning.commit_interval_s
         )
@@ -341,8 +339,6 @@ class InvalidationLoop:
                 namespaces=batch.plan.size,
                 dead_lettered=len(batch.rejected),
             )
-        if self._before_commit is not None:
-            await self._before_commit(batch.offsets)
         self.committer.advance(batch.offsets)
         return None
 

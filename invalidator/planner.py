@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Generic, TypeVar
 
-from contracts.catalogue import BoundNamespace, Catalogue, Namespace
+from contracts.catalogue import Catalogue
 from contracts.errors import ContractError
 from contracts.events import Event
+from contracts.namespaces import BoundNamespace, Namespace
 
 Ref = TypeVar("Ref")
 

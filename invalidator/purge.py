@@ -11,10 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from contracts.catalogue import BoundNamespace, PurgeStrategy
 from contracts.layout import (
     PURGE_WITH_INDEX,
     generation_key,
@@ -24,6 +22,8 @@ from contracts.layout import (
     index_key,
     new_generation,
 )
+from contracts.namespaces import BoundNamespace, PurgeStrategy
+from contracts.redis_clients import RedisClient
 from invalidator.bulk_set import KeySetting, set_keys
 from invalidator.planner import NamespaceKeys, grouped
 from invalidator.replication import Command, ReplicaAck, execute_keyed_acknowledged
@@ -53,7 +53,7 @@ def escape_glob(text: str) -> str:
 
 
 async def purge_namespaces(
-    client: Redis | RedisCluster,
+    client: RedisClient,
     namespaces: Sequence[BoundNamespace],
     *,
     ack: ReplicaAck | None = None,
@@ -63,7 +63,7 @@ async def purge_namespaces(
 
 
 async def purge_keys(
-    client: Redis | RedisCluster, by_namespace: NamespaceKeys, *, ack: ReplicaAck | None = None
+    client: RedisClient, by_namespace: NamespaceKeys, *, ack: ReplicaAck | None = None
 ) -> PurgeCost:
     """Purge every namespace on one Redis target, each by its namespace's strategy.
 
@@ -128,7 +128,7 @@ def _command(namespace: BoundNamespace, token: bytes) -> tuple[str, Command]:
 
 
 async def _execute(
-    client: Redis | RedisCluster,
+    client: RedisClient,
     commands: Sequence[tuple[str | bytes, Command]],
     ack: ReplicaAck | None,
 ) -> list[Any]:
@@ -143,7 +143,7 @@ async def _execute(
 
 
 async def _scan_purge(
-    client: Redis | RedisCluster, namespace: BoundNamespace, cost: PurgeCost, ack: ReplicaAck | None
+    client: RedisClient, namespace: BoundNamespace, cost: PurgeCost, ack: ReplicaAck | None
 ) -> None:
     pattern = escape_glob(namespace.key) + ":*"
     started = time.perf_counter()

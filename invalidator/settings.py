@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import topics
-from contracts.catalogue import Catalogue
+from contracts.catalogue import Catalogue, import_catalogue
 from contracts.connections import KafkaConnection, RedisTarget
-from contracts.errors import CatalogueError
+from contracts.errors import SettingsError
 from contracts.ids import is_valid_id
 from invalidator.start_position import START_FROM_FORMS, resolve_start_from
-
-
-class SettingsError(ValueError):
-    """The configuration cannot work; the message names the setting and the fix."""
 
 
 class InvalidatorSettings(BaseSettings):
@@ -107,20 +102,6 @@ class InvalidatorSettings(BaseSettings):
         return self.regions[region]
 
     def load_catalogue(self) -> Catalogue:
-        """Import the catalogue named by `catalogue` (`package.module:attribute`)."""
-        module_name, _, attribute = self.catalogue.partition(":")
-        try:
-            found = getattr(importlib.import_module(module_name), attribute)
-        except CatalogueError:
-            raise  # the declarations themselves are wrong: their own message says how
-        except (ImportError, AttributeError, ValueError) as error:
-            raise SettingsError(
-                f"INVALIDATOR_CATALOGUE={self.catalogue!r} cannot be loaded ({error}); "
-                "write package.module:attribute"
-            ) from None
-        if not isinstance(found, Catalogue):
-            raise SettingsError(
-                f"INVALIDATOR_CATALOGUE={self.catalogue!r} is a {type(found).__name__}, "
-                "not a contracts.Catalogue"
-            )
-        return found
+        """Import the catalogue named by `catalogue` (`package.module:attribute`); a
+        CatalogueError when it fails its checks, a SettingsError when it cannot be imported."""
+        return import_catalogue(self.catalogue, setting="INVALIDATOR_CATALOGUE")

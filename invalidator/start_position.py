@@ -10,14 +10,14 @@ place instead of a later "latest".
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiokafka import TopicPartition
 
-from contracts.connections import KafkaConnection
-from invalidator.offsets import offsets_at
-from invalidator.rewind import DATETIME_FORMS, DURATION_FORMS, OperatorInputError, parse_when
+from contracts.errors import OperatorInputError
+from invalidator.times import DATETIME_FORMS, DURATION_FORMS, parse_when
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,13 @@ async def start_uncommitted(
     if not fresh:
         return {}
     position = resolve_start_from(start_from)
+    chosen: dict[TopicPartition, int]
     if position == "earliest":
-        chosen: dict[TopicPartition, int] = await consumer.beginning_offsets(fresh)
+        chosen = await consumer.beginning_offsets(fresh)
+    elif position == "latest":
+        chosen = await consumer.end_offsets(fresh)
     else:
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(fresh)
-        chosen = ends
-        if isinstance(position, datetime):
-            stamp = int(position.timestamp() * 1000)
-            found = await consumer.offsets_for_times(dict.fromkeys(fresh, stamp))
-            chosen = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in fresh}
+        chosen = await offsets_at_time(consumer, fresh, int(position.timestamp() * 1000))
     for tp, offset in chosen.items():
         consumer.seek(tp, offset)
     await consumer.commit(chosen)
@@ -87,19 +85,16 @@ async def start_uncommitted(
     return chosen
 
 
-async def uncommitted_starts(
-    kafka: KafkaConnection,
-    bounds: dict[TopicPartition, tuple[int, int]],
-    start_from: str,
+async def offsets_at_time(
+    consumer: Any, partitions: Sequence[TopicPartition], timestamp_ms: int
 ) -> dict[TopicPartition, int]:
-    """Where a member would start on each partition of `bounds` if it found no commit there.
+    """The first offset at or after `timestamp_ms` on each partition; the log end where no
+    record is that late (a group started there reads the next event).
 
-    kafka: the cluster. bounds: (log start, log end) per partition. start_from: the setting.
+    consumer: a started AIOKafkaConsumer (a group's, or one outside every group).
+    partitions: the partitions to look up. timestamp_ms: the instant, in ms since the epoch.
     """
-    position = resolve_start_from(start_from)
-    if position == "earliest":
-        return {tp: start for tp, (start, _) in bounds.items()}
-    if position == "latest":
-        return {tp: end for tp, (_, end) in bounds.items()}
-    found = await offsets_at(kafka, sorted(bounds), int(position.timestamp() * 1000))
-    return {tp: bounds[tp][1] if offset is None else offset for tp, offset in found.items()}
+    found = await consumer.offsets_for_times(dict.fromkeys(partitions, timestamp_ms))
+    late = [tp for tp in partitions if found[tp] is None]
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(late) if late else {}
+    return {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in partitions}

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-
 from contracts.connections import RedisTarget
+from contracts.redis_clients import RedisClient, redis_client
 from invalidator.planner import NamespaceKeys
 from invalidator.purge import purge_keys
 from invalidator.replication import ReplicaAck
@@ -21,13 +19,10 @@ class RegionTargets:
         """region: the region's name; targets: its Redis deployments."""
         self.region = region
         self.targets = tuple(targets)
-        self._clients: dict[str, Redis | RedisCluster] = {
-            target.name: (
-                RedisCluster.from_url(target.url, **target.client_kwargs())
-                if target.cluster
-                else Redis.from_url(target.url, **target.client_kwargs())
-            )
-            for target in self.targets
+        # A failed purge is retried by the loop, batch and all, with backoff: the clients
+        # themselves do not retry a closed connection.
+        self._clients: dict[str, RedisClient] = {
+            target.name: redis_client(target) for target in self.targets
         }
         self._acks = {target.name: ReplicaAck.of(target) for target in self.targets}
 

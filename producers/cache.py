@@ -23,13 +23,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, ConnectionError, TimeoutError
 
-from contracts.catalogue import BoundNamespace, PurgeStrategy
 from contracts.connections import RedisTarget
 from contracts.errors import ContractError
 from contracts.layout import (
@@ -46,9 +42,8 @@ from contracts.layout import (
     index_key,
     new_generation,
 )
-
-RedisClient = Redis | RedisCluster
-"""A standalone or Cluster asyncio client of redis-py."""
+from contracts.namespaces import BoundNamespace, PurgeStrategy
+from contracts.redis_clients import RedisClient, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +61,7 @@ def connect_redis(target: RedisTarget) -> RedisClient:
     `socket_timeout_s` still bounds a call. A Cluster client has redis-py's own retries, which
     also reload the slot map.
     """
-    if target.cluster:
-        return RedisCluster.from_url(target.url, **target.client_kwargs())
-    client: Redis = Redis.from_url(
-        target.url,
-        retry=Retry(NoBackoff(), retries=1, supported_errors=(ConnectionError,)),
-        **target.client_kwargs(),
-    )
-    return client
+    return redis_client(target, retry_closed_connection=True)
 
 
 @dataclass(frozen=True, slots=True)

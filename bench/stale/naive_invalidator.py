@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from contracts.connections import KafkaConnection
-from invalidator.offsets import end_offsets
+from invalidator.operators import end_offsets
 from producers import RedisClient
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from typing import Any, Protocol, cast
 
 from bench.stale.naive_invalidator import NaiveInvalidator
 from bench.stale.workload import Lookup, PurgeLanding, Variant
-from contracts.catalogue import BoundNamespace
 from contracts.layout import generation_key
-from contracts.orders import COMPANY_ORDERS, OrderStatus, OrderStatusChanged
+from contracts.namespaces import BoundNamespace
+from contracts.orders import COMPANY_ORDERS, STATUS_CYCLE, OrderStatusChanged
 from demo.invalidators import InvalidatorProcesses
 from demo.watch import GenerationWatch
 from invalidator.settings import InvalidatorSettings
@@ -31,7 +31,6 @@ PURGE_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 120.0
 """How long the invalidators may take to join and purge a probe event."""
 BASELINE_TTL_S = 3600
-STATUS_CYCLE: tuple[OrderStatus, ...] = ("placed", "paid", "shipped", "delivered")
 
 
 class BenchVariant(Variant, Protocol):

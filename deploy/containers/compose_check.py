@@ -19,11 +19,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from contracts import BoundNamespace
-from contracts.layout import generation_key
 from contracts.orders import COMPANY_ORDER_STATS, COMPANY_ORDERS, ORDER, OrderCreated
 from invalidator import InvalidatorSettings
-from invalidator.offsets import group_state
-from producers import CacheClient, EventPublisher, RedisClient, connect_redis
+from invalidator.operators import group_state
+from producers import CacheClient, EventPublisher, connect_redis
 
 REGIONS = ("eu", "us")
 JOIN_WITHIN_S = 120.0
@@ -52,12 +51,12 @@ async def joined(settings: InvalidatorSettings, region: str) -> bool:
 
 
 async def generations(
-    clients: dict[str, RedisClient], namespaces: list[BoundNamespace]
-) -> dict[tuple[str, str], bytes | str | None]:
-    """The current generation of each namespace in each region (None: never written)."""
+    caches: dict[str, CacheClient], namespaces: list[BoundNamespace]
+) -> dict[tuple[str, str], bytes]:
+    """The current generation of each namespace in each region."""
     return {
-        (region, namespace.key): await client.get(generation_key(namespace))
-        for region, client in clients.items()
+        (region, namespace.key): (await cache.read(namespace, "check")).generation
+        for region, cache in caches.items()
         for namespace in namespaces
     }
 
@@ -85,7 +84,7 @@ async def check(settings: InvalidatorSettings) -> None:
         for cache in caches.values():
             for namespace in namespaces:
                 await cache.get_or_fill(namespace, "check", _value)
-        before = await generations(clients, namespaces)
+        before = await generations(caches, namespaces)
         print(f"filled {', '.join(ns.key for ns in namespaces)} in {', '.join(REGIONS)}")
 
         async with EventPublisher(settings.kafka, source="compose-check") as publisher:
@@ -97,7 +96,7 @@ async def check(settings: InvalidatorSettings) -> None:
         print(f"published OrderCreated(order_id={order_id}, company_id={company_id})")
 
         async def not_purged() -> list[str]:
-            now = await generations(clients, namespaces)
+            now = await generations(caches, namespaces)
             return [
                 f"{key} in {region}"
                 for (region, key), gen in before.items()

@@ -8,6 +8,9 @@
 The event commits with the change or not at all; `outbox relay` publishes it (at least once,
 in id order per aggregate) and marks it. Needs the `outbox` extra (SQLAlchemy 2, asyncpg,
 aiosqlite).
+
+The public surface is `__all__` and the `outbox` command (`producers.outbox.cli`); the other
+modules are the implementation.
 """
 
 from producers.outbox.relay import OutboxRelay, RelayStats

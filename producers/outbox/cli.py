@@ -11,12 +11,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-import pydantic_settings
-from pydantic import ValidationError
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from contracts.logs import LOG_FORMATS, configure_logging
+from contracts.errors import CacheInvalidationError
+from contracts.logs import add_log_options, configure_logging
+from contracts.settings import read_settings
 from producers.outbox.relay import OutboxRelay
 from producers.outbox.settings import RelaySettings
 from producers.outbox.table import DIALECTS, create_outbox_table, ddl
@@ -30,10 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="outbox", description="The transactional outbox's relay and table."
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
-    parser.add_argument(
-        "--log-format", choices=LOG_FORMATS, default="text", help="text (default) or json lines"
-    )
+    add_log_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("relay", help="publish pending rows to Kafka until SIGTERM")
     commands.add_parser("init", help="create the outbox table in OUTBOX_DATABASE_URL")
@@ -52,12 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(ddl(args.dialect), end="")
         return EXIT_OK
     try:
-        settings = RelaySettings()
-    except (ValidationError, pydantic_settings.SettingsError) as error:
-        print(f"outbox: invalid settings:\n{_described(error)}", file=sys.stderr)
-        return EXIT_INPUT
-    try:
+        settings = read_settings(RelaySettings)
         return asyncio.run(_init(settings) if args.command == "init" else _relay(settings))
+    except CacheInvalidationError as error:
+        print(f"outbox: {error}", file=sys.stderr)
+        return EXIT_INPUT
     except OSError as error:
         print(f"outbox: the database or Kafka is unreachable: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -65,9 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def engine_of(settings: RelaySettings) -> AsyncEngine:
     """The database engine of `settings` (the password from its own setting)."""
-    url = make_url(settings.database_url)
-    if settings.database_password is not None:
-        url = url.set(password=settings.database_password.get_secret_value())
+    url = settings.connection_url()
     return (
         create_async_engine(url, pool_size=2)
         if url.get_backend_name() != "sqlite"
@@ -127,15 +120,6 @@ def _write_stats(relay: OutboxRelay, settings: RelaySettings) -> None:
     partial = settings.stats_file.with_suffix(settings.stats_file.suffix + ".partial")
     partial.write_text(json.dumps(relay.stats.as_dict()))
     os.replace(partial, settings.stats_file)
-
-
-def _described(error: ValidationError | pydantic_settings.SettingsError) -> str:
-    if isinstance(error, ValidationError):
-        return "\n".join(
-            f"  OUTBOX_{'__'.join(str(p).upper() for p in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        )
-    return f"  {error}"
 
 
 if __name__ == "__main__":

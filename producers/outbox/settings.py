@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
 
 from contracts.connections import KafkaConnection
 
@@ -48,3 +49,10 @@ class RelaySettings(BaseSettings):
         if ":" in credentials:
             raise ValueError("put the password in OUTBOX_DATABASE_PASSWORD, not in the URL")
         return value
+
+    def connection_url(self) -> URL:
+        """The URL to connect with: `database_url`, with `database_password` when set."""
+        url = make_url(self.database_url)
+        if self.database_password is not None:
+            url = url.set(password=self.database_password.get_secret_value())
+        return url

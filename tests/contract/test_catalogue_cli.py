@@ -10,8 +10,8 @@ import pytest
 
 from contracts.docs import catalogue_json, catalogue_markdown
 from contracts.orders import CATALOGUE
-from invalidator.asyncapi import asyncapi_document
 from invalidator.cli import main
+from invalidator.operators import asyncapi_document
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TITLE = "Example domain: orders"

@@ -8,6 +8,8 @@ import fnmatch
 import re
 from pathlib import Path
 
+import pytest
+
 from contracts import RedisTarget
 from invalidator.deadletter import HEADERS_DOC
 from invalidator.settings import InvalidatorSettings
@@ -16,16 +18,18 @@ REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 
 
-def test_the_layout_names_every_invalidator_module() -> None:
-    row = next(line for line in README.splitlines() if line.startswith("| `invalidator/`"))
+@pytest.mark.parametrize("package", ["invalidator", "invalidator/operators"])
+def test_the_layout_names_every_module(package: str) -> None:
+    row = next(line for line in README.splitlines() if line.startswith(f"| `{package}/`"))
     named = re.findall(r"`([\w*]+\.py)`", row)
     modules = [
         path.name
-        for path in (REPO / "invalidator").glob("*.py")
+        for path in (REPO / package).glob("*.py")
         if path.name not in ("__init__.py", "__main__.py")
     ]
+    assert modules, f"{package}/ holds no module"
     missing = [m for m in modules if not any(fnmatch.fnmatch(m, pattern) for pattern in named)]
-    assert missing == [], f"README layout table omits invalidator/{missing}"
+    assert missing == [], f"README layout table omits {package}/{missing}"
 
 
 def test_the_settings_table_names_every_setting() -> None:

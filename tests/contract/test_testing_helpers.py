@@ -42,10 +42,19 @@ def test_old_versions_go_through_upcasting(cache_catalogue: Catalogue) -> None:
     }
 
 
-def test_the_fixture_fails_a_broken_catalogue_with_its_problems(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("tests.contract.broken_catalogue:CATALOGUE", "*'orphan' has no purging event*"),
+        ("tests.contract.no_such_module:CATALOGUE", "*cache_catalogue=*cannot be loaded*"),
+        ("contracts.orders:OrderCreated", "*is a ModelMetaclass, not a contracts.Catalogue*"),
+    ],
+)
+def test_the_fixture_fails_a_catalogue_it_cannot_use_saying_why(
+    pytester: pytest.Pytester, path: str, expected: str
+) -> None:
     pytester.makeini(
-        "[pytest]\ncache_catalogue = tests.contract.broken_catalogue:CATALOGUE\n"
-        "asyncio_default_fixture_loop_scope = function\n"
+        f"[pytest]\ncache_catalogue = {path}\nasyncio_default_fixture_loop_scope = function\n"
     )
     pytester.makepyfile(
         "pytest_plugins = ['contracts.pytest_plugin']\n"
@@ -53,4 +62,4 @@ def test_the_fixture_fails_a_broken_catalogue_with_its_problems(pytester: pytest
     )
     result = pytester.runpytest_inprocess()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*'orphan' has no purging event*"])
+    result.stdout.fnmatch_lines([expected])

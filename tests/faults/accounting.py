@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from contracts import KafkaConnection
-from contracts.catalogue import BoundNamespace
 from contracts.events import HEADER_EVENT_ID
 from contracts.layout import generation_key
+from contracts.namespaces import BoundNamespace
 from invalidator.deadletter import HEADER_GROUP
-from invalidator.offsets import log_bounds
+from invalidator.operators import log_bounds
 from producers import RedisClient
 from tests.integration.kafka_tools import records_to_end
 

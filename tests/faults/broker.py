@@ -13,8 +13,8 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from bench.stack import REPO, start_local_stack
 from tests.conftest import wait_until
-from tests.integration.stack import REPO, start_local_stack
 
 
 def stack_dir() -> Path:

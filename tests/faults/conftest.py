@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.stack import REPO
 from contracts.orders import CATALOGUE
 from contracts.topics import DEAD_LETTER
 from tests.faults.kafka_server import SaslKafkaServer
@@ -24,7 +25,6 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures)
     settings,
     stack_env,
 )
-from tests.integration.stack import REPO
 
 KAFKA_ACL_FILE = REPO / "deploy" / "kafka-acls.conf"
 KAFKA_USERS = {"invalidator": "inv-" + uuid.uuid4().hex, "publisher": "pub-" + uuid.uuid4().hex}

@@ -21,10 +21,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
+from bench.stack import REPO, stack_dir
 from contracts import KafkaConnection
 from tests.conftest import wait_until
 from tests.integration.redis_server import free_port
-from tests.integration.stack import REPO, stack_dir
 
 KAFKA_VERSION = os.environ.get("KAFKA_VERSION", "4.1.0")
 LOG4J_CONFIG = REPO / "deploy" / "local" / "log4j2.yaml"

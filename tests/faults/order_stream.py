@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from contracts.catalogue import BoundNamespace
 from contracts.events import EventEnvelope
+from contracts.namespaces import BoundNamespace
 from contracts.orders import ORDER, OrderCreated
 from producers import EventPublisher
 

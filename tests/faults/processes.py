@@ -10,9 +10,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bench.stack import REPO
 from invalidator import InvalidatorSettings
 from tests.conftest import wait_until
-from tests.integration.stack import REPO
 
 
 def spawn(

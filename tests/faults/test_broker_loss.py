@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bench.stack import STACK_SCRIPT, start_local_stack
 from invalidator import InvalidatorSettings
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.broker import broker_pid, process_gone, stack_dir
 from tests.faults.outage import drain_through
-from tests.integration.stack import STACK_SCRIPT, start_local_stack
 
 BROKERS = 3
 LOST_NODE = 1

@@ -13,12 +13,12 @@ import asyncio
 import os
 import signal
 
+from bench.stack import start_local_stack
 from invalidator import InvalidatorSettings
 from producers import EventPublisher, RedisClient
 from tests.faults.accounting import scaled
 from tests.faults.broker import broker_pid, broker_restored_afterwards, stack_dir, stop_broker
 from tests.faults.outage import drain_through
-from tests.integration.stack import start_local_stack
 
 FROZEN_S = scaled(5, 15)
 

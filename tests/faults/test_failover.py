@@ -25,10 +25,10 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from contracts.catalogue import BoundNamespace
+from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.offsets import start_at_log_end
+from invalidator.operators import start_at_log_end
 from producers import EventPublisher, RedisClient, connect_redis
 from producers.publisher import EventToPublish
 from tests.conftest import wait_until

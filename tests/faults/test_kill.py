@@ -10,7 +10,7 @@ from pathlib import Path
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import InvalidatorSettings
-from invalidator.offsets import committed_offsets, start_at_log_end
+from invalidator.operators import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, record_outcome

@@ -14,12 +14,13 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
 
+from bench.stack import REPO
 from contracts import RedisTarget
 from contracts.layout import entry_key, generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS
 from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
-from invalidator.offsets import committed_offsets, end_offsets
+from invalidator.operators import committed_offsets, end_offsets
 from producers import CacheClient, EventPublisher, Source, connect_redis
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome
@@ -29,7 +30,6 @@ from tests.faults.order_stream import publish_company_order
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
 from tests.integration.redis_server import RedisServer
-from tests.integration.stack import REPO
 
 ACL_FILE = REPO / "deploy" / "redis-acl.conf"
 PASSWORDS = {"invalidator": "inv-" + uuid.uuid4().hex, "cache": "cache-" + uuid.uuid4().hex}

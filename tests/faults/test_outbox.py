@@ -23,13 +23,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bench.stack import start_local_stack
 from contracts import KafkaConnection
-from contracts.catalogue import BoundNamespace
 from contracts.events import HEADER_EVENT_ID
+from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE
 from contracts.topics import ORDERS
 from invalidator import InvalidatorSettings
-from invalidator.offsets import end_offsets
+from invalidator.operators import end_offsets
 from producers import RedisClient
 from producers.outbox import OUTBOX_TABLE, OutboxRelay
 from tests.conftest import wait_until
@@ -44,7 +45,6 @@ from tests.faults.processes import (
 )
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import records_to_end
-from tests.integration.stack import start_local_stack
 
 RECOVER_WITHIN_S = 180
 RELAY_POLL_S = 0.05

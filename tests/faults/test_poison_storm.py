@@ -11,7 +11,7 @@ import time
 import uuid
 
 from contracts import EventEnvelope
-from contracts.catalogue import BoundNamespace
+from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from producers import RedisClient

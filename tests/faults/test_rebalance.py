@@ -12,7 +12,7 @@ import asyncio
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.offsets import start_at_log_end
+from invalidator.operators import start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, record_outcome

@@ -9,7 +9,7 @@ import uuid
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.offsets import committed_offsets, start_at_log_end
+from invalidator.operators import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, record_outcome

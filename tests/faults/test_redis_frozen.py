@@ -8,17 +8,17 @@ import os
 import signal
 import time
 
+from bench.stack import local_redis_pid
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
-from invalidator.offsets import committed_offsets
+from invalidator.operators import committed_offsets
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import account, dead_lettered_ids, record_outcome, scaled
 from tests.faults.order_stream import OrderStream
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
-from tests.integration.stack import local_redis_pid
 
 FREEZE_S = scaled(3, 10)
 EVENTS = scaled(400, 1500)

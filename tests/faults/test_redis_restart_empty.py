@@ -18,8 +18,9 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from contracts.catalogue import BoundNamespace
+from bench.stack import local_redis_config, local_redis_pid
 from contracts.layout import generation_key
+from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, ORDER
 from invalidator import InvalidatorSettings
 from producers import CacheClient, EventPublisher, RedisClient, Source
@@ -28,7 +29,6 @@ from tests.faults.accounting import Outcome, account, dead_lettered_ids, record_
 from tests.faults.order_stream import OrderStream
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
-from tests.integration.stack import local_redis_config, local_redis_pid
 
 EVENTS = scaled(300, 1500)
 READERS = 8

@@ -21,8 +21,13 @@ from redis.asyncio import Redis
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, COMPANY_ORDERS
 from invalidator import InvalidatorSettings
-from invalidator.console import EXIT_INPUT, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
-from invalidator.offsets import start_at_log_end
+from invalidator.operators import (
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    start_at_log_end,
+)
 from producers import EventPublisher
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome

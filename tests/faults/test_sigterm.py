@@ -15,7 +15,7 @@ from pathlib import Path
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
-from invalidator.offsets import committed_offsets, start_at_log_end
+from invalidator.operators import committed_offsets, start_at_log_end
 from producers import RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome, scaled

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.integration.stack import REPO
+from bench.stack import REPO
 
 CLI_TIMEOUT_S = 90.0
 

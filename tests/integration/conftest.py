@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
+from bench.stack import ensure_stack
 from contracts import Catalogue
 from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.cli import main
-from invalidator.offsets import start_at_log_end
+from invalidator.operators import start_at_log_end
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
 from tests.integration.databases import DATABASES, scratch_postgres_database, sqlite_url
-from tests.integration.stack import ensure_stack
 
 REGIONS = ("eu", "us")
 

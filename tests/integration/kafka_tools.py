@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import KafkaConnection
-from invalidator.offsets import group_lag
+from invalidator.operators import group_lag
 
 
 async def caught_up(kafka: KafkaConnection, group_id: str, topics: list[str]) -> bool:

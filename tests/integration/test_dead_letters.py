@@ -20,7 +20,7 @@ from contracts.layout import generation_key
 from contracts.orders import CATALOGUE, ORDER, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings
 from invalidator.cli import main
-from invalidator.offsets import end_offsets, records_at
+from invalidator.operators import end_offsets, records_at
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.integration.conftest import REGIONS, Cli, running_invalidators

@@ -19,7 +19,7 @@ from contracts.orders import (
     OrderStatusChanged,
 )
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.offsets import end_offsets
+from invalidator.operators import end_offsets
 from producers import CacheClient, EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.integration.conftest import REGIONS

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.orders import CATALOGUE, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.offsets import start_at_log_end
+from invalidator.operators import start_at_log_end
 from producers import EventPublisher
 from tests.conftest import wait_until
 from tests.faults.proxy import region_through_proxy

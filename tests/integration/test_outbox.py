@@ -16,7 +16,7 @@ from contracts import topics
 from contracts.layout import generation_key
 from contracts.orders import ORDER, OrderStatusChanged
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.offsets import end_offsets
+from invalidator.operators import end_offsets
 from producers import RedisClient
 from producers.outbox import OUTBOX_TABLE, OutboxRelay, add_event, create_outbox_table
 from tests.conftest import wait_until

@@ -15,7 +15,7 @@ from contracts import topics
 from contracts.orders import ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.deadletter import FORM_REFERENCE
-from invalidator.offsets import end_offsets
+from invalidator.operators import end_offsets
 from producers import CacheClient, EventPublisher
 from tests.conftest import wait_until
 from tests.integration.conftest import REGIONS

@@ -10,7 +10,7 @@ from contracts import Event, topics
 from contracts.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
 from contracts.orders import CATALOGUE, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings
-from invalidator.offsets import end_offsets
+from invalidator.operators import end_offsets
 from producers import EventPublisher, EventToPublish
 
 AGGREGATES = 20

@@ -13,7 +13,7 @@ from contracts import Catalogue, Namespace, PurgeRule, PurgeStrategy
 from contracts.layout import generation_key, index_key
 from contracts.orders import OrderCreated
 from invalidator import InvalidatorSettings
-from invalidator.offsets import end_offsets
+from invalidator.operators import end_offsets
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.integration.conftest import REGIONS, running_invalidators

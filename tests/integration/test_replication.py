@@ -13,8 +13,8 @@ import pytest
 from redis.asyncio import RedisCluster
 
 from contracts import Namespace, PurgeRule, PurgeStrategy
-from contracts.catalogue import BoundNamespace
 from contracts.layout import generation_key
+from contracts.namespaces import BoundNamespace
 from contracts.orders import ORDER, OrderCreated
 from invalidator.purge import purge_namespaces
 from invalidator.replication import ReplicaAck, ReplicasNotReachedError

@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.integration.stack import STACK_SCRIPT, stack_dir, start_local_stack
+from bench.stack import STACK_SCRIPT, stack_dir, start_local_stack
 
 POSTGRES_PORT = int(os.environ.get("POSTGRES_PORT", "15432"))
 

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 from contracts import Catalogue, DomainEvent, Namespace, PurgeRule, SafeId
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.console import EXIT_INPUT, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
-from invalidator.topics_commands import run_topics_command
+from invalidator.operators import EXIT_INPUT, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
+from invalidator.operators._topics_commands import run_topics_command
 from tests.integration.cli import run_cli
 from tests.integration.missing_topic_catalogue import TOPIC as MISSING_TOPIC
 from tests.integration.redis_server import free_port

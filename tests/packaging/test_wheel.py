@@ -76,13 +76,15 @@ def test_the_wheel_holds_the_three_packages_typed_and_nothing_else(
     }
     assert top_level == PACKAGES
     assert {f"{package}/py.typed" for package in PACKAGES} <= set(names)
-    assert "producers/outbox/cli.py" in names
+    assert {"producers/outbox/cli.py", "invalidator/operators/_commands.py"} <= set(names)
+    (license_file,) = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
+    assert "Apache License" in zipfile.ZipFile(distribution.wheel).read(license_file).decode()
 
 
 def test_the_sdist_holds_the_sources_and_the_type_markers(distribution: Distribution) -> None:
     with tarfile.open(distribution.sdist) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    assert {"pyproject.toml", "README.md"} <= names
+    assert {"pyproject.toml", "README.md", "LICENSE"} <= names
     assert {f"{package}/py.typed" for package in PACKAGES} <= names
     assert "invalidator/cli.py" in names
 

@@ -20,9 +20,8 @@ from contracts import (
 )
 from contracts.checks import colliding_key
 from contracts.events import SafeId
+from contracts.namespaces import TEMPLATE_PARAM
 from contracts.orders import CATALOGUE, OrderCreated
-
-_PARAM = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 
 @pytest.mark.parametrize(
@@ -39,12 +38,14 @@ _PARAM = re.compile(r"\{([a-z][a-z0-9_]*)\}")
     ],
 )
 def test_key_collisions_are_found_exactly(first: str, second: str, collide: bool) -> None:
-    example = colliding_key(first, second, param_pattern=_PARAM)
+    example = colliding_key(first, second)
     assert (example is not None) is collide
     if example is not None:
         as_regex = [
             re.compile(
-                _PARAM.sub("[A-Za-z0-9_.-]+", re.escape(t).replace(r"\{", "{").replace(r"\}", "}"))
+                TEMPLATE_PARAM.sub(
+                    "[A-Za-z0-9_.-]+", re.escape(t).replace(r"\{", "{").replace(r"\}", "}")
+                )
             )
             for t in (first, second)
         ]

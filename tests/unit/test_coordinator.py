@@ -15,8 +15,11 @@ from aiokafka.errors import (
 )
 
 from contracts.connections import KafkaConnection
-from invalidator import offsets
-from invalidator.coordinator import CoordinatorUnavailableError, until_coordinator_answers
+from invalidator.operators import _offsets as offsets
+from invalidator.operators._coordinator import (
+    CoordinatorUnavailableError,
+    until_coordinator_answers,
+)
 
 
 class Flaky:
@@ -113,6 +116,6 @@ async def test_a_coordinator_still_loading_is_not_read_as_never_committed(
             return SimpleNamespace(error_code=GroupLoadInProgressError.errno, topics=[])
 
     monkeypatch.setattr(offsets, "AIOKafkaAdminClient", Loading)
-    monkeypatch.setattr("invalidator.coordinator.COORDINATOR_DEADLINE_S", 0.05)
+    monkeypatch.setattr("invalidator.operators._coordinator.COORDINATOR_DEADLINE_S", 0.05)
     with pytest.raises(CoordinatorUnavailableError):
         await offsets.committed_offsets(KafkaConnection(), "invalidator.eu")

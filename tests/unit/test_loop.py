@@ -361,13 +361,6 @@ async def test_a_failed_commit_is_not_retried_blindly_and_rides_on_the_next() ->
     assert len(calls) == 2
 
 
-async def _until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.001)
-
-
 async def test_commits_wait_out_the_interval_and_a_flush_does_not() -> None:
     calls: list[tuple[float, dict[TopicPartition, int]]] = []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka import ConsumerRecord
 
-from invalidator.redrive import DeadLetter, SourcePosition, originals, read_dead_letter
+from invalidator.operators._redrive import DeadLetter, SourcePosition, originals, read_dead_letter
 
 ORIGINAL_HEADERS = [("event-type", b"orders.OrderCreated"), ("event-id", b"e-1")]
 

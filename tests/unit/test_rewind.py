@@ -7,14 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiokafka import TopicPartition
 
-from invalidator.rewind import (
-    OperatorInputError,
-    parse_datetime,
-    parse_duration,
-    parse_partitions,
-    parse_when,
-    plan_rewind,
-)
+from contracts.errors import OperatorInputError
+from invalidator.operators._rewind import plan_rewind
+from invalidator.operators._window import parse_partitions
+from invalidator.times import parse_datetime, parse_duration, parse_when
 
 P0, P1, P2 = (TopicPartition("orders.events", n) for n in range(3))
 

@@ -13,26 +13,12 @@ from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from contracts.catalogue import Catalogue
-from invalidator.offsets import UnknownTopicError, admin_client
+from contracts.errors import MissingTopicsError
+from invalidator.operators._offsets import admin_client
 from invalidator.settings import InvalidatorSettings
 
 DEFAULT_PARTITIONS = 6
 """Partitions of a created topic: the most invalidators of one region that can share the work."""
-
-
-class MissingTopicsError(UnknownTopicError):
-    """Topics the invalidator needs do not exist; the message names them and how to create them."""
-
-    def __init__(self, missing: list[str], *, bootstrap_servers: str) -> None:
-        """missing: the topic names; bootstrap_servers: the broker that was asked."""
-        self.missing = missing
-        super().__init__(
-            f"topic(s) {', '.join(missing)} do not exist on {bootstrap_servers} (topics are not "
-            "created automatically). Create them with `invalidator topics create` (it reads "
-            "the catalogue; --partitions N, --replication-factor R), or ask the cluster's "
-            "owner; locally, list them in deploy/local/topics.txt and run "
-            "`deploy/local/stack.sh up`."
-        )
 
 
 @dataclass(frozen=True, slots=True)

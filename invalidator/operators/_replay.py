@@ -11,12 +11,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from contracts.catalogue import BoundNamespace, Catalogue
+from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection
 from contracts.decoding import Rejected
+from contracts.namespaces import BoundNamespace
+from invalidator.operators._window import Window, read_window, window_size
 from invalidator.planner import grouped, purge_plan
 from invalidator.targets import RegionTargets
-from invalidator.window import Window, read_window, window_size
 
 Progress = Callable[[str, int, int], None]
 """Called with (phase, done, total) as a replay reads and purges."""

@@ -1,4 +1,5 @@
-"""What the operator commands share: exit codes, tables, JSON or text output, a progress bar."""
+"""What the `invalidator` commands share: exit codes, the --catalogue and --json options, tables,
+JSON or text output, a progress bar."""
 
 from __future__ import annotations
 
@@ -17,6 +18,18 @@ EXIT_INPUT = 2
 """Bad input or configuration."""
 EXIT_UNAVAILABLE = 3
 """Kafka or Redis cannot be reached."""
+
+
+def add_catalogue_option(parser: argparse.ArgumentParser) -> None:
+    """Add --catalogue, which overrides INVALIDATOR_CATALOGUE."""
+    parser.add_argument(
+        "--catalogue", help="package.module:attribute (overrides INVALIDATOR_CATALOGUE)"
+    )
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """Add --json: print the report as JSON (`emit`)."""
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def iso_time(ms: int | None) -> str | None:

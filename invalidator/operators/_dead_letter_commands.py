@@ -1,9 +1,9 @@
 """`invalidator dead-letters show` and `dead-letters redrive`: reading dead letters back, and
 re-publishing their original records to their source topic once the cause is fixed.
 
-Positions are those of the dead-letter topic, as `replay` expresses them (`invalidator.window`):
-`--from`/`--to` a time or a duration ago (when a record was dead-lettered), or
-`--from-offset`/`--to-offset`.
+Positions are those of the dead-letter topic, as `replay` expresses them
+(`invalidator.operators._window`): `--from`/`--to` a time or a duration ago (when a record was
+dead-lettered), or `--from-offset`/`--to-offset`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,31 @@ from aiokafka.errors import KafkaError
 
 from contracts.catalogue import Catalogue
 from contracts.decoding import Rejected
-from invalidator.console import EXIT_OK, EXIT_REFUSED, emit, iso_time, table
-from invalidator.offsets import log_bounds, records_at
-from invalidator.offsets_commands import select_partitions
+from invalidator.operators._console import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    add_catalogue_option,
+    add_json_option,
+    emit,
+    iso_time,
+    table,
+)
+from invalidator.operators._offsets import log_bounds, records_at
+from invalidator.operators._redrive import (
+    DeadLetter,
+    Original,
+    SourcePosition,
+    originals,
+    read_dead_letter,
+)
+from invalidator.operators._window import (
+    add_window_options,
+    read_window,
+    selected_bounds,
+    window_of,
+)
 from invalidator.planner import purge_plan
-from invalidator.redrive import DeadLetter, Original, SourcePosition, originals, read_dead_letter
-from invalidator.rewind import parse_partitions
 from invalidator.settings import InvalidatorSettings
-from invalidator.window import add_window_options, read_window, window_of
 
 _DEFAULT_MAX_REQUEST = 1024 * 1024
 _REQUEST_OVERHEAD = 64 * 1024
@@ -48,10 +65,8 @@ def add_dead_letter_commands(commands: argparse._SubParsersAction[argparse.Argum
     for parser in (show, redrive):
         parser.add_argument("--reason", help="only dead letters with this reason")
         parser.add_argument("--group", help="only dead letters of this group (invalidator.eu)")
-        parser.add_argument(
-            "--catalogue", help="package.module:attribute (overrides INVALIDATOR_CATALOGUE)"
-        )
-        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        add_catalogue_option(parser)
+        add_json_option(parser)
 
 
 async def run_dead_letter_command(args: argparse.Namespace, settings: InvalidatorSettings) -> int:
@@ -67,9 +82,8 @@ async def _read_dead_letters(
     args: argparse.Namespace, settings: InvalidatorSettings
 ) -> tuple[list[DeadLetter], int]:
     """The dead letters of the window, and how many records there were not dead letters."""
-    bounds = await log_bounds(settings.kafka, [settings.dead_letter_topic])
-    partitions = select_partitions(sorted(bounds), parse_partitions(args.partitions))
-    window = await window_of(args, settings.kafka, bounds, partitions)
+    bounds = await selected_bounds(args, settings.kafka, [settings.dead_letter_topic])
+    window = await window_of(args, settings.kafka, bounds)
     letters: list[DeadLetter] = []
     unreadable = 0
     async for records in read_window(settings.kafka, window):

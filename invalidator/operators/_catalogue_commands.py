@@ -9,8 +9,8 @@ from pathlib import Path
 
 from contracts.docs import catalogue_json, catalogue_markdown, catalogue_table
 from contracts.errors import CatalogueError
-from invalidator.asyncapi import asyncapi_document
-from invalidator.console import EXIT_OK, EXIT_REFUSED
+from invalidator.operators._asyncapi import asyncapi_document
+from invalidator.operators._console import EXIT_OK, EXIT_REFUSED, add_catalogue_option
 from invalidator.settings import InvalidatorSettings
 
 
@@ -25,10 +25,7 @@ def add_catalogue_commands(commands: argparse._SubParsersAction[argparse.Argumen
         ("show", "print event -> namespace -> key shape"),
         ("export", "write the catalogue as markdown, JSON or AsyncAPI"),
     ):
-        action = actions.add_parser(name, help=help_text)
-        action.add_argument(
-            "--catalogue", help="package.module:attribute (overrides INVALIDATOR_CATALOGUE)"
-        )
+        add_catalogue_option(actions.add_parser(name, help=help_text))
     export = actions.choices["export"]
     export.add_argument("--format", choices=("markdown", "json", "asyncapi"), default="markdown")
     export.add_argument("--output", type=Path, help="a file to write (default: standard output)")

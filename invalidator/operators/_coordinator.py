@@ -5,7 +5,7 @@ A broker creates `__consumer_offsets` on the first group request it receives and
 partition holding the group is led and loaded; on a freshly started broker that takes seconds.
 Every group call that is not made by a subscribed consumer (which retries on its own) goes
 through `until_coordinator_answers`: the operator commands, the demo, the test fixtures and the
-stale-data harness (all through `invalidator.offsets`).
+stale-data harness (all through `invalidator.operators._offsets`).
 """
 
 from __future__ import annotations

@@ -3,59 +3,71 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import TopicPartition
 
 from contracts.catalogue import Catalogue
-from invalidator.console import EXIT_OK, EXIT_REFUSED, emit, iso_time, table
-from invalidator.offsets import (
+from contracts.errors import OperatorInputError
+from invalidator.operators._console import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    add_catalogue_option,
+    add_json_option,
+    emit,
+    iso_time,
+    table,
+)
+from invalidator.operators._offsets import (
     commit_group_offsets,
     committed_offsets,
     group_exists,
     group_lag,
     group_state,
-    log_bounds,
     offsets_at,
     record_timestamps,
+    uncommitted_starts,
 )
-from invalidator.rewind import (
-    OperatorInputError,
-    RewindRow,
-    parse_datetime,
-    parse_duration,
-    parse_partitions,
-    plan_rewind,
-)
+from invalidator.operators._rewind import RewindRow, plan_rewind
+from invalidator.operators._window import selected_bounds, topics_of
 from invalidator.settings import InvalidatorSettings
-from invalidator.start_position import uncommitted_starts
+from invalidator.times import parse_datetime, parse_duration
 
 
-def topics_of(catalogue: Catalogue, topic: str | None) -> list[str]:
-    """The topics an operator named with --topic (all the catalogue's by default)."""
-    if topic is None:
-        return catalogue.topics()
-    if topic not in catalogue.topics():
-        raise OperatorInputError(
-            f"--topic {topic!r} is not a topic of the catalogue; "
-            f"known: {', '.join(catalogue.topics())}"
-        )
-    return [topic]
+def add_offsets_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `offsets show` and `offsets rewind`."""
+    offsets = commands.add_parser("offsets", help="inspect and rewind a region's group offsets")
+    actions = offsets.add_subparsers(dest="action", required=True)
+    show = actions.add_parser("show", help="committed offset, log end, lag and time per partition")
+    show.add_argument("--region", help="one region (default: every region)")
+    rewind = actions.add_parser("rewind", help="move a region's group (dry run unless --execute)")
+    rewind.add_argument("--region", required=True)
+    target = rewind.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-datetime", metavar="TIME", help="ISO 8601 with a zone")
+    target.add_argument("--by-duration", metavar="DURATION", help="back by e.g. PT15M or 15m")
+    target.add_argument("--to-offset", type=int, metavar="N")
+    target.add_argument(
+        "--shift-by", type=int, metavar="K", help="negative rewinds, positive skips"
+    )
+    target.add_argument("--to-earliest", action="store_true")
+    target.add_argument("--to-latest", action="store_true")
+    rewind.add_argument("--topic", help="one topic of the catalogue (default: all)")
+    rewind.add_argument("--partitions", help="e.g. 0,1,5 (default: all)")
+    rewind.add_argument("--execute", action="store_true", help="apply the plan (default: dry run)")
+    for action in (show, rewind):
+        add_catalogue_option(action)
+        add_json_option(action)
 
 
-def select_partitions(
-    partitions: Sequence[TopicPartition], wanted: set[int] | None
-) -> list[TopicPartition]:
-    """The partitions an operator named with --partitions (all by default)."""
-    if wanted is None:
-        return list(partitions)
-    chosen = [tp for tp in partitions if tp.partition in wanted]
-    missing = wanted - {tp.partition for tp in chosen}
-    if missing:
-        raise OperatorInputError(f"--partitions: no partition {sorted(missing)} in these topics")
-    return chosen
+async def run_offsets_command(
+    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
+) -> int:
+    """Run `offsets show` or `offsets rewind`; returns the exit status."""
+    if args.action == "show":
+        return await offsets_show(args, settings, catalogue)
+    settings.targets(args.region)  # unknown region: SettingsError naming the known ones
+    return await offsets_rewind(args, settings, catalogue)
 
 
 async def offsets_show(
@@ -160,8 +172,7 @@ async def _desired_offsets(
         when = parse_datetime(args.to_datetime, option="--to-datetime")
     else:
         when = datetime.now(UTC) - parse_duration(args.by_duration, option="--by-duration")
-    found = await offsets_at(settings.kafka, partitions, int(when.timestamp() * 1000))
-    return {tp: bounds[tp][1] if offset is None else offset for tp, offset in found.items()}
+    return await offsets_at(settings.kafka, partitions, int(when.timestamp() * 1000))
 
 
 async def offsets_rewind(
@@ -173,8 +184,8 @@ async def offsets_rewind(
             f"group {group} does not exist on the broker: no invalidator of region "
             f"{args.region} ever committed (check INVALIDATOR_GROUP_PREFIX)"
         )
-    bounds = await log_bounds(settings.kafka, topics_of(catalogue, args.topic))
-    partitions = select_partitions(sorted(bounds), parse_partitions(args.partitions))
+    bounds = await selected_bounds(args, settings.kafka, topics_of(catalogue, args.topic))
+    partitions = sorted(bounds)
     committed = await committed_offsets(settings.kafka, group)
     desired = await _desired_offsets(args, settings, partitions, committed, bounds)
     never = {tp: bounds[tp] for tp in partitions if tp not in committed}

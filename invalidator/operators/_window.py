@@ -1,4 +1,5 @@
-"""A window of a topic's log: the offsets an operator's --from/--to select, and reading them.
+"""What an operator's options select on the log: topics (`--topic`), partitions
+(`--partitions`), a window of offsets (`--from`, `--to`); and reading that window.
 
 `replay` (event topics) and `dead-letters` (the dead-letter topic) express positions the same
 way: a time or a duration ago (`--from`, `--to`), or an offset (`--from-offset`, `--to-offset`),
@@ -8,16 +9,66 @@ clamped to each partition's log.
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection
-from invalidator.offsets import offsets_at
-from invalidator.rewind import parse_when
+from contracts.errors import OperatorInputError
+from invalidator.operators._offsets import log_bounds, offsets_at
+from invalidator.times import parse_when
 
 Window = dict[TopicPartition, tuple[int, int]]
 """Per partition, the first offset to read and the offset to stop before."""
+
+
+def topics_of(catalogue: Catalogue, topic: str | None) -> list[str]:
+    """The topics an operator named with --topic (all the catalogue's by default)."""
+    if topic is None:
+        return catalogue.topics()
+    if topic not in catalogue.topics():
+        raise OperatorInputError(
+            f"--topic {topic!r} is not a topic of the catalogue; "
+            f"known: {', '.join(catalogue.topics())}"
+        )
+    return [topic]
+
+
+def select_partitions(
+    partitions: Sequence[TopicPartition], wanted: set[int] | None
+) -> list[TopicPartition]:
+    """The partitions an operator named with --partitions (all by default)."""
+    if wanted is None:
+        return list(partitions)
+    chosen = [tp for tp in partitions if tp.partition in wanted]
+    missing = wanted - {tp.partition for tp in chosen}
+    if missing:
+        raise OperatorInputError(f"--partitions: no partition {sorted(missing)} in these topics")
+    return chosen
+
+
+def parse_partitions(text: str | None) -> set[int] | None:
+    """`0,1,5` as a set of partition numbers (None: every partition)."""
+    if text is None:
+        return None
+    try:
+        numbers = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise OperatorInputError(f"--partitions {text!r}: write numbers like 0,1,5") from None
+    if not numbers or min(numbers) < 0:
+        raise OperatorInputError(f"--partitions {text!r}: write numbers like 0,1,5")
+    return numbers
+
+
+async def selected_bounds(
+    args: argparse.Namespace, kafka: KafkaConnection, topics: list[str]
+) -> dict[TopicPartition, tuple[int, int]]:
+    """(log start, log end) of each partition of `topics` that `--partitions` names (all of
+    them without it)."""
+    bounds = await log_bounds(kafka, topics)
+    chosen = select_partitions(sorted(bounds), parse_partitions(args.partitions))
+    return {tp: bounds[tp] for tp in chosen}
 
 
 def add_window_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -33,42 +84,34 @@ def add_window_options(parser: argparse.ArgumentParser, *, required: bool) -> No
 
 
 async def window_of(
-    args: argparse.Namespace,
-    kafka: KafkaConnection,
-    bounds: dict[TopicPartition, tuple[int, int]],
-    partitions: list[TopicPartition],
+    args: argparse.Namespace, kafka: KafkaConnection, bounds: dict[TopicPartition, tuple[int, int]]
 ) -> Window:
-    """The window the options of `add_window_options` select on `partitions`.
+    """The window the options of `add_window_options` select on the partitions of `bounds`.
 
     args: the parsed options (no --from or --from-offset: from the log start).
-    bounds: (log start, log end) of every partition.
-    partitions: the partitions to read.
+    bounds: (log start, log end) of each partition to read (`selected_bounds`).
     """
+    partitions = sorted(bounds)
     if args.from_offset is not None:
         starts = dict.fromkeys(partitions, args.from_offset)
     elif args.start is not None:
-        starts = await _offsets_at_time(kafka, args.start, "--from", bounds, partitions)
+        starts = await _offsets_at_time(kafka, args.start, "--from", partitions)
     else:
         starts = {tp: bounds[tp][0] for tp in partitions}
     if args.to_offset is not None:
         ends = dict.fromkeys(partitions, args.to_offset)
     elif args.end is not None:
-        ends = await _offsets_at_time(kafka, args.end, "--to", bounds, partitions)
+        ends = await _offsets_at_time(kafka, args.end, "--to", partitions)
     else:
         ends = {tp: bounds[tp][1] for tp in partitions}
     return {tp: (max(starts[tp], bounds[tp][0]), min(ends[tp], bounds[tp][1])) for tp in partitions}
 
 
 async def _offsets_at_time(
-    kafka: KafkaConnection,
-    when: str,
-    option: str,
-    bounds: dict[TopicPartition, tuple[int, int]],
-    partitions: list[TopicPartition],
+    kafka: KafkaConnection, when: str, option: str, partitions: list[TopicPartition]
 ) -> dict[TopicPartition, int]:
     moment = parse_when(when, option=option)
-    found = await offsets_at(kafka, partitions, int(moment.timestamp() * 1000))
-    return {tp: bounds[tp][1] if offset is None else offset for tp, offset in found.items()}
+    return await offsets_at(kafka, partitions, int(moment.timestamp() * 1000))
 
 
 def window_size(window: Window) -> int:

@@ -8,25 +8,65 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from contracts.catalogue import BoundNamespace, Catalogue, PurgeStrategy
+from contracts.catalogue import Catalogue
+from contracts.errors import OperatorInputError
 from contracts.layout import index_key
-from invalidator.console import EXIT_OK, EXIT_REFUSED, ProgressBar, emit
-from invalidator.offsets import log_bounds
-from invalidator.offsets_commands import select_partitions, topics_of
+from contracts.namespaces import BoundNamespace, PurgeStrategy
+from invalidator.operators._console import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    ProgressBar,
+    add_catalogue_option,
+    add_json_option,
+    emit,
+)
+from invalidator.operators._replay import plan_window, purge_planned
+from invalidator.operators._window import (
+    Window,
+    add_window_options,
+    selected_bounds,
+    topics_of,
+    window_of,
+)
 from invalidator.planner import grouped
-from invalidator.replay import plan_window, purge_planned
-from invalidator.rewind import OperatorInputError, parse_partitions
 from invalidator.settings import InvalidatorSettings
 from invalidator.targets import RegionTargets
-from invalidator.window import Window, window_of
+
+
+def add_replay_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `replay` and `purge`."""
+    replay = commands.add_parser(
+        "replay", help="purge what a window of events purged, group untouched"
+    )
+    replay.add_argument("--region", required=True)
+    add_window_options(replay, required=True)
+    replay.add_argument("--topic", help="one topic of the catalogue (default: all)")
+    replay.add_argument("--dry-run", action="store_true", help="print what would be purged")
+    purge = commands.add_parser("purge", help="purge one concrete namespace by hand")
+    purge.add_argument("--region", required=True)
+    purge.add_argument("namespace", help="a namespace of the catalogue, e.g. company_orders")
+    purge.add_argument("params", nargs="*", metavar="PARAM=VALUE", help="e.g. company_id=42")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    for command in (replay, purge):
+        add_catalogue_option(command)
+        add_json_option(command)
+
+
+async def run_replay_command(
+    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
+) -> int:
+    """Run `replay` or `purge`; returns the exit status."""
+    settings.targets(args.region)  # unknown region: SettingsError naming the known ones
+    if args.command == "replay":
+        return await replay(args, settings, catalogue)
+    return await purge(args, settings, catalogue)
 
 
 async def _window(
     args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
 ) -> Window:
-    bounds = await log_bounds(settings.kafka, topics_of(catalogue, args.topic))
-    partitions = select_partitions(sorted(bounds), parse_partitions(args.partitions))
-    return await window_of(args, settings.kafka, bounds, partitions)
+    bounds = await selected_bounds(args, settings.kafka, topics_of(catalogue, args.topic))
+    return await window_of(args, settings.kafka, bounds)
 
 
 async def replay(

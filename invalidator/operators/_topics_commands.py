@@ -5,9 +5,21 @@ from __future__ import annotations
 import argparse
 
 from contracts.catalogue import Catalogue
-from invalidator.console import EXIT_OK, EXIT_REFUSED, emit, table
+from invalidator.operators._console import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    add_catalogue_option,
+    add_json_option,
+    emit,
+    table,
+)
+from invalidator.operators._topics import (
+    DEFAULT_PARTITIONS,
+    create_topics,
+    missing_topics,
+    needed_topics,
+)
 from invalidator.settings import InvalidatorSettings
-from invalidator.topics import DEFAULT_PARTITIONS, create_topics, missing_topics, needed_topics
 
 
 def add_topics_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,10 +39,8 @@ def add_topics_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "--replication-factor", type=int, default=1, help="copies of each partition (default 1)"
     )
     for action in (check, create):
-        action.add_argument(
-            "--catalogue", help="package.module:attribute (overrides INVALIDATOR_CATALOGUE)"
-        )
-        action.add_argument("--json", action="store_true", help="machine-readable output")
+        add_catalogue_option(action)
+        add_json_option(action)
 
 
 async def run_topics_command(

@@ -16,11 +16,9 @@ from aiokafka.errors import for_code
 from aiokafka.protocol.commit import OffsetFetchRequest
 
 from contracts.connections import KafkaConnection
-from invalidator.coordinator import until_coordinator_answers
-
-
-class UnknownTopicError(LookupError):
-    """A topic the catalogue names does not exist on the broker."""
+from contracts.errors import UnknownTopicError
+from invalidator.operators._coordinator import until_coordinator_answers
+from invalidator.start_position import offsets_at_time, resolve_start_from
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +114,11 @@ async def end_offsets(kafka: KafkaConnection, topics: list[str]) -> dict[TopicPa
 
 async def offsets_at(
     kafka: KafkaConnection, partitions: list[TopicPartition], timestamp_ms: int
-) -> dict[TopicPartition, int | None]:
-    """The first offset at or after `timestamp_ms` per partition (None: nothing that late)."""
+) -> dict[TopicPartition, int]:
+    """The first offset at or after `timestamp_ms` per partition; the log end where no record
+    is that late."""
     async with _consumer(kafka) as consumer:
-        found = await consumer.offsets_for_times(dict.fromkeys(partitions, timestamp_ms))
-    return {tp: (None if meta is None else meta.offset) for tp, meta in found.items()}
+        return await offsets_at_time(consumer, partitions, timestamp_ms)
 
 
 async def record_timestamps(
@@ -240,3 +238,20 @@ async def group_lag(
     ends = await end_offsets(kafka, topics)
     committed = await committed_offsets(kafka, group_id)
     return {tp: PartitionLag(committed.get(tp), end) for tp, end in ends.items()}
+
+
+async def uncommitted_starts(
+    kafka: KafkaConnection,
+    bounds: dict[TopicPartition, tuple[int, int]],
+    start_from: str,
+) -> dict[TopicPartition, int]:
+    """Where a member would start on each partition of `bounds` if it found no commit there.
+
+    kafka: the cluster. bounds: (log start, log end) per partition. start_from: the setting.
+    """
+    position = resolve_start_from(start_from)
+    if position == "earliest":
+        return {tp: start for tp, (start, _) in bounds.items()}
+    if position == "latest":
+        return {tp: end for tp, (_, end) in bounds.items()}
+    return await offsets_at(kafka, sorted(bounds), int(position.timestamp() * 1000))

@@ -1,4 +1,5 @@
-"""The real services for integration tests: endpoints from the environment, or the local stack."""
+"""The real services for benchmarks and tests: endpoints from the environment, or the local stack
+(`deploy/local/stack.sh`), and where the local stack keeps its processes' files."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 STACK_SCRIPT = REPO / "deploy" / "local" / "stack.sh"
 INVALIDATOR_ENDPOINTS = ("INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS", "INVALIDATOR_REGIONS")
 """Kafka and every region's Redis, as the invalidator's settings name them."""
@@ -17,7 +18,7 @@ ENDPOINT_VARIABLES = (*INVALIDATOR_ENDPOINTS, "OUTBOX_DATABASE_URL")
 
 
 class StackUnavailableError(RuntimeError):
-    """A service the integration tests need cannot be had; the tests fail, never skip."""
+    """A service a benchmark or a test needs cannot be had; they fail, never skip."""
 
 
 def ensure_stack(variables: Sequence[str] = ENDPOINT_VARIABLES) -> dict[str, str]:
