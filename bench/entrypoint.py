@@ -48,7 +48,8 @@ def run_on_stack(
     prog: str,
     cannot_run: tuple[type[Exception], ...] = (),
 ) -> int:
-    """Start the local stack when no endpoints are given, run `main()`, and map its ends to
+    """Start the stack when no endpoints are given (`INVALIDATOR_TEST_STACK`: the local stack, or
+    containers removed when the run ends), run `main()`, and map its ends to
     exit statuses: its own, 2 when the run could not be made (no stack, bad settings, or one of
     `cannot_run`), 130 when interrupted (everything it started is stopped first).
 
@@ -58,8 +59,8 @@ def run_on_stack(
     """
     expected: tuple[type[Exception], ...] = (StackUnavailableError, SettingsError, *cannot_run)
     try:
-        ensure_stack(INVALIDATOR_ENDPOINTS)
-        return asyncio.run(main())
+        with ensure_stack(INVALIDATOR_ENDPOINTS):
+            return asyncio.run(main())
     except expected as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE

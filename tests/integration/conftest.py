@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack_env() -> dict[str, str]:
-    """The endpoints (starts the local stack when none are given; fails if it cannot)."""
-    return ensure_stack()
+def stack_env() -> Iterator[dict[str, str]]:
+    """The endpoints (starts the local stack or containers when one is not given, see
+    `ensure_stack`; fails if it cannot)."""
+    with ensure_stack() as endpoints:
+        yield endpoints
 
 
 @pytest.fixture(params=DATABASES)

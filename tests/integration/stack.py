@@ -1,11 +1,13 @@
-"""The real services for integration tests: endpoints from the environment, or the local stack."""
+"""The real services for integration tests: endpoints from the environment, else the local stack
+or containers (`INVALIDATOR_TEST_STACK`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,21 +18,70 @@ ENDPOINT_VARIABLES = (*INVALIDATOR_ENDPOINTS, "OUTBOX_DATABASE_URL")
 """Every endpoint the integration tests read: those and the outbox's PostgreSQL database."""
 
 
+STACK_VARIABLE = "INVALIDATOR_TEST_STACK"
+"""Where the services the environment does not name come from: one of STACK_KINDS."""
+LOCAL = "local"
+CONTAINERS = "containers"
+STACK_KINDS = (LOCAL, CONTAINERS)
+"""`local`: deploy/local/stack.sh (the default); `containers`: tests/integration/containers.py."""
+
+
 class StackUnavailableError(RuntimeError):
     """A service the integration tests need cannot be had; the tests fail, never skip."""
 
 
-def ensure_stack(variables: Sequence[str] = ENDPOINT_VARIABLES) -> dict[str, str]:
-    """The endpoints `variables` name, from the environment; when one is missing, the local
-    stack is started and supplies it (set in os.environ too). A variable given always wins.
+def stack_kind(environ: Mapping[str, str] = os.environ) -> str:
+    """`INVALIDATOR_TEST_STACK`, `local` when unset or empty; any other value is refused."""
+    kind = environ.get(STACK_VARIABLE, "").strip() or LOCAL
+    if kind not in STACK_KINDS:
+        raise StackUnavailableError(
+            f"{STACK_VARIABLE}={kind!r} is not a stack the tests know: set it to"
+            f" {' or '.join(STACK_KINDS)} (or unset it for {LOCAL})"
+        )
+    return kind
+
+
+@contextlib.contextmanager
+def ensure_stack(variables: Sequence[str] = ENDPOINT_VARIABLES) -> Iterator[dict[str, str]]:
+    """The endpoints `variables` name, from the environment; a variable given always wins.
+
+    When one is missing, `INVALIDATOR_TEST_STACK` says what supplies it (set in os.environ too):
+    `local` starts deploy/local/stack.sh, which stays up afterwards for the next run;
+    `containers` starts the containers of the missing services, which are removed on exit (and
+    the variables they supplied restored).
     """
+    kind = stack_kind()
     given = {name: os.environ[name] for name in variables if os.environ.get(name)}
     if len(given) == len(variables):
-        return given
-    started = start_local_stack()
-    endpoints = {name: given.get(name) or started[name] for name in variables}
-    os.environ.update(endpoints)
-    return endpoints
+        yield given
+        return
+    if kind == LOCAL:
+        started = start_local_stack()
+        endpoints = {name: given.get(name) or started[name] for name in variables}
+        os.environ.update(endpoints)
+        yield endpoints
+        return
+    # Imported here: containers.py imports this module.
+    from tests.integration.containers import container_stack  # noqa: PLC0415
+
+    missing = [name for name in variables if name not in given]
+    with container_stack(missing) as started, _environment(started):
+        yield {**given, **started}
+
+
+@contextlib.contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """`variables` set in os.environ, restored to what they were on exit."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def start_local_stack(

@@ -24,7 +24,7 @@ class Node:
 async def _call(host: str, port: int, *command: str | int) -> object:
     client = Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2)
     try:
-        return await client.execute_command(*command)
+        return await client.execute_command(*command)  # type: ignore[no-untyped-call]
     finally:
         await client.aclose()
 
