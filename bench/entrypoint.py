@@ -48,10 +48,10 @@ def run_on_stack(
     prog: str,
     cannot_run: tuple[type[Exception], ...] = (),
 ) -> int:
-    """Start the stack when no endpoints are given (`INVALIDATOR_TEST_STACK`: the local stack, or
-    containers removed when the run ends), run `main()`, and map its ends to
-    exit statuses: its own, 2 when the run could not be made (no stack, bad settings, or one of
-    `cannot_run`), 130 when interrupted (everything it started is stopped first).
+    """Start the stack when no endpoints are given (`INVALIDATOR_TEST_STACK`: the local stack,
+    or containers removed when the run ends), run `main()`, and map its ends to exit statuses:
+    its own, 2 when the run could not be made (no stack, bad settings, or one of `cannot_run`),
+    130 when interrupted (everything it started is stopped first).
 
     main: makes the run's coroutine (which calls `cancel_on_signals` first).
     prog: the command's name, for messages.

@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
@@ -424,38 +425,61 @@ def container_stack(variables: Collection[str]) -> Iterator[dict[str, str]]:
     specs = plan.specs()
     require_images(engine(), specs)
     started_at = time.monotonic()
-    running = _run_in_own_loop(lambda: _start_all(specs))
+    running: list[RunningContainer] = []
     try:
-        _run_in_own_loop(lambda: _ready(plan, running))
+        _run_in_own_loop(_start_all(specs, running))
+        _run_in_own_loop(_ready(plan, running))
         log.info("containers ready in %.1fs: %s", time.monotonic() - started_at, plan.endpoints())
         yield plan.endpoints()
     finally:
         _stop_all(running)
 
 
-def _run_in_own_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine in an event loop of its own thread: the caller may be a sync fixture of
-    a session whose own loop must stay as it is."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
+def _run_in_own_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` to its end in an event loop of a thread of its own (the caller may be a
+    sync fixture of a session whose loop must stay as it is). Interrupted (Ctrl-C), it cancels
+    the coroutine and waits for the threads it started before raising."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="containers", daemon=True)
+    thread.start()
+    try:
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.run_until_complete(_settle(asyncio.all_tasks(loop)))
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
 
 
-async def _start_all(specs: list[ContainerSpec]) -> list[RunningContainer]:
-    """Start every container at once; if one fails, those started are removed again."""
+async def _settle(tasks: Collection[asyncio.Task[Any]]) -> None:
+    """Let `tasks` (cancelled or not) run to their end."""
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _start_all(specs: list[ContainerSpec], running: list[RunningContainer]) -> None:
+    """Start every container at once, each added to `running` once started (there for the
+    caller to remove, whatever happens next); the first failure is raised."""
     session = uuid.uuid4().hex[:8]  # sets this run's container names apart from another's
+
+    def start(spec: ContainerSpec) -> None:
+        running.append(RunningContainer.start(spec, session=session))
+
     results = await asyncio.gather(
-        *(asyncio.to_thread(RunningContainer.start, spec, session=session) for spec in specs),
-        return_exceptions=True,
+        *(asyncio.to_thread(start, spec) for spec in specs), return_exceptions=True
     )
-    running = [result for result in results if isinstance(result, RunningContainer)]
-    failures = [result for result in results if isinstance(result, BaseException)]
-    if failures:
-        _stop_all(running)
-        raise failures[0]
-    return running
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _stop_all(running: list[RunningContainer]) -> None:
+    """Remove every container of `running` at once."""
     with concurrent.futures.ThreadPoolExecutor(max(len(running), 1)) as pool:
         for stopping in [pool.submit(container.stop) for container in running]:
             stopping.result(timeout=STOP_TIMEOUT_S)
