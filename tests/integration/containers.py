@@ -423,7 +423,11 @@ def container_stack(variables: Collection[str]) -> Iterator[dict[str, str]]:
     ports = PortRange.from_environment()
     plan = StackPlan.for_variables(variables, ports)
     specs = plan.specs()
-    require_images(engine(), specs)
+    client = engine()
+    try:
+        require_images(client, specs)
+    finally:
+        client.client.close()
     started_at = time.monotonic()
     running: list[RunningContainer] = []
     try:
