@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process (no persistence) that this test starts and stops."""
+    """One redis-server (no persistence) that this test starts and stops."""
 
     def __init__(self, directory: Path, *, config: str = "") -> None:
         """directory: its config, log and data go there (a process's; a container keeps its
@@ -87,7 +87,7 @@ class RedisServer:
             await client.aclose()
 
     async def _start_process(self) -> Callable[[], Awaitable[bool]]:
-        """Start redis-server with a redis.conf in `directory`; returns whether it exited."""
+        """Start redis-server with a redis.conf in `directory`; returns a check: has it exited?"""
         self.directory.mkdir(parents=True, exist_ok=True)
         conf = self.directory / "redis.conf"
         conf.write_text(
@@ -105,7 +105,7 @@ class RedisServer:
         return exited
 
     async def _start_container(self) -> Callable[[], Awaitable[bool]]:
-        """Start a container of REDIS_IMAGE; returns whether it exited."""
+        """Start a container of REDIS_IMAGE; returns a check: has it exited?"""
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no"]
         for line in self.config.splitlines():
