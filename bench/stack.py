@@ -81,7 +81,8 @@ def local_redis_pid(name: str) -> int:
     if not pid_file.is_file():
         raise StackUnavailableError(
             f"{pid_file} not found: this test freezes or restarts the local stack's redis-{name}"
-            f" (unset {', '.join(ENDPOINT_VARIABLES)} to let the tests start it)"
+            f" (unset {', '.join(ENDPOINT_VARIABLES)} and INVALIDATOR_TEST_STACK, or set it to"
+            " local, to let the tests start it)"
         )
     return int(pid_file.read_text().strip())
 

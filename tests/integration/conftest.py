@@ -7,13 +7,12 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.stack import ensure_stack
 from contracts import Catalogue
 from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
@@ -21,6 +20,7 @@ from invalidator.cli import main
 from invalidator.operators import start_at_log_end
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
 from tests.integration.databases import DATABASES, scratch_postgres_database, sqlite_url
+from tests.integration.stack import ensure_test_stack
 
 REGIONS = ("eu", "us")
 
@@ -32,9 +32,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack_env() -> dict[str, str]:
-    """The endpoints (starts the local stack when none are given; fails if it cannot)."""
-    return ensure_stack()
+def stack_env() -> Iterator[dict[str, str]]:
+    """The endpoints (starts the local stack or containers when one is not given, see
+    `ensure_test_stack`; fails if it cannot)."""
+    with ensure_test_stack() as endpoints:
+        yield endpoints
 
 
 @pytest.fixture(params=DATABASES)

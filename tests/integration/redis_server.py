@@ -1,21 +1,28 @@
 """A standalone redis-server of a test's own: a free port, its own directory, any config lines.
 
 For tests that must restart, stop or configure a Redis (ACL users, a password) without touching
-the shared stack's servers.
+the shared stack's servers. With `INVALIDATOR_TEST_STACK=containers` it is a container of
+REDIS_IMAGE on the host's network instead of a local process, its config lines given as
+arguments.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shlex
 import shutil
 import socket
 import subprocess
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError
 
 from tests.conftest import wait_until
+from tests.integration.containers import REDIS_IMAGE, ContainerSpec, PortRange, RunningContainer
+from tests.integration.stack import CONTAINERS, stack_kind
 
 _START_TIMEOUT_S = 20.0
 
@@ -28,18 +35,24 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server process (no persistence) that this test starts and stops."""
+    """One redis-server (no persistence) that this test starts and stops."""
 
     def __init__(self, directory: Path, *, config: str = "") -> None:
-        """directory: its config, log and data go there.
+        """directory: its config, log and data go there (a process's; a container keeps its
+        own).
         config: extra redis.conf lines (e.g. ACL users, `requirepass`).
         """
-        if shutil.which("redis-server") is None:
+        self.in_container = stack_kind() == CONTAINERS
+        if not self.in_container and shutil.which("redis-server") is None:
             raise RuntimeError("redis-server not found: install the redis-server package")
         self.directory = directory
-        self.port = free_port()
         self.config = config
         self._process: asyncio.subprocess.Process | None = None
+        self._container: RunningContainer | None = None
+        if self.in_container:
+            self.port = PortRange.from_environment().pick(1, taken=set())[0]
+        else:
+            self.port = free_port()
 
     @property
     def url(self) -> str:
@@ -48,7 +61,7 @@ class RedisServer:
 
     @property
     def log_file(self) -> Path:
-        """The server's log."""
+        """The server's log (a process's; a container's is its output)."""
         return self.directory / "redis.log"
 
     async def start(self, *, admin: tuple[str, str] | None = None) -> None:
@@ -56,22 +69,13 @@ class RedisServer:
 
         admin: (username, password) to PING with when the default user is disabled.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        conf = self.directory / "redis.conf"
-        conf.write_text(
-            f'port {self.port}\nbind 127.0.0.1\ndir "{self.directory}"\n'
-            f'logfile "{self.log_file}"\nsave ""\nappendonly no\n{self.config}\n'
-        )
-        process = await asyncio.create_subprocess_exec(
-            "redis-server", str(conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self._process = process
+        exited = await (self._start_container() if self.in_container else self._start_process())
         username, password = admin if admin else (None, None)
         client = Redis(port=self.port, username=username, password=password)
 
         async def answers() -> bool:
-            if process.returncode is not None:
-                raise RuntimeError(f"redis-server exited at start; see {self.log_file}")
+            if await exited():
+                raise RuntimeError(f"redis-server exited at start: {await self._output()}")
             try:
                 return bool(await client.ping())
             except ConnectionError:
@@ -82,9 +86,57 @@ class RedisServer:
         finally:
             await client.aclose()
 
+    async def _start_process(self) -> Callable[[], Awaitable[bool]]:
+        """Start redis-server with a redis.conf in `directory`; returns a check: has it exited?"""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        conf = self.directory / "redis.conf"
+        conf.write_text(
+            f'port {self.port}\nbind 127.0.0.1\ndir "{self.directory}"\n'
+            f'logfile "{self.log_file}"\nsave ""\nappendonly no\n{self.config}\n'
+        )
+        process = await asyncio.create_subprocess_exec(
+            "redis-server", str(conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self._process = process
+
+        async def exited() -> bool:
+            return process.returncode is not None
+
+        return exited
+
+    async def _start_container(self) -> Callable[[], Awaitable[bool]]:
+        """Start a container of REDIS_IMAGE; returns a check: has it exited?"""
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"]
+        for line in self.config.splitlines():
+            # `name value...` of redis.conf is `--name value...` on redis-server's command line.
+            name, *values = shlex.split(line, comments=True) or [""]
+            if name:
+                command += [f"--{name}", *values]
+        spec = ContainerSpec(
+            f"redis-{self.port}", REDIS_IMAGE.name(), REDIS_IMAGE.variable, command=command
+        )
+        container = await asyncio.to_thread(
+            RunningContainer.start, spec, session=uuid.uuid4().hex[:8]
+        )
+        self._container = container
+
+        async def exited() -> bool:
+            return not await asyncio.to_thread(container.running)
+
+        return exited
+
+    async def _output(self) -> str:
+        if self._container is not None:
+            return await asyncio.to_thread(self._container.logs)
+        return f"see {self.log_file}"
+
     async def stop(self) -> None:
         """SIGKILL it (no data is kept) and wait until it is gone."""
         if self._process is not None and self._process.returncode is None:
             self._process.kill()
             await asyncio.wait_for(self._process.wait(), timeout=10)
         self._process = None
+        if self._container is not None:
+            await asyncio.to_thread(self._container.stop)
+        self._container = None

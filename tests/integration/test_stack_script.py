@@ -1,17 +1,20 @@
 """deploy/local/stack.sh refuses, before starting anything, ports the cluster bus would hit,
-and runs PostgreSQL with the outbox database like its other services."""
+and runs PostgreSQL with the outbox database like its other services. These tests run the script
+itself, whatever INVALIDATOR_TEST_STACK says."""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from bench.stack import STACK_SCRIPT, stack_dir, start_local_stack
+from tests.integration.stack import CONTAINERS, stack_kind
 
 POSTGRES_PORT = int(os.environ.get("POSTGRES_PORT", "15432"))
 
@@ -81,9 +84,19 @@ def test_env_names_the_outbox_database_on_postgres_port(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def local_stack() -> dict[str, str]:
-    """The endpoints `stack.sh up` prints for the local stack (started if need be)."""
-    return start_local_stack()
+def local_stack() -> Iterator[dict[str, str]]:
+    """The endpoints `stack.sh up` prints for the local stack (started if need be).
+
+    A run whose services are containers stops the local stack again afterwards, unless it was
+    up before: such a run leaves no local services behind.
+    """
+    stop_afterwards = stack_kind() == CONTAINERS and _stack("status").returncode != 0
+    try:
+        yield start_local_stack()
+    finally:
+        if stop_afterwards:
+            stopped = _stack("down")
+            assert stopped.returncode == 0, stopped.stderr
 
 
 def test_up_prints_the_outbox_database_url(local_stack: dict[str, str]) -> None:
