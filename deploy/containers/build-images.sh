@@ -29,9 +29,8 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "${SCRIPT_DIR}/../.." && pwd)"
-STATE_DIR="${CONTAINERS_STATE_DIR:-${REPO_ROOT}/.containers}"
-[[ "${STATE_DIR}" == /* ]] || STATE_DIR="${PWD}/${STATE_DIR}"
+# shellcheck source=deploy/containers/common.sh
+. "${SCRIPT_DIR}/common.sh"
 LOG_DIR="${STATE_DIR}/logs"
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -65,20 +64,6 @@ image_name() {
     python) echo "${PYTHON_LOCAL_IMAGE}" ;;
     *) return 1 ;;
   esac
-}
-
-# The tools the build needs ("command:package" pairs), installed with apt when missing.
-require_tools() {
-  local missing=() tool
-  for tool in "$@"; do
-    command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
-  done
-  (( ${#missing[@]} )) || return 0
-  command -v apt-get >/dev/null || die "missing ${missing[*]}, and no apt-get to install them"
-  log "installing ${missing[*]} with apt-get (log: ${LOG_DIR}/apt.log)"
-  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; } \
-    >"${LOG_DIR}/apt.log" 2>&1 || die "apt-get install ${missing[*]} failed; see ${LOG_DIR}/apt.log"
-  for tool in "$@"; do command -v "${tool%%:*}" >/dev/null || die "${tool%%:*} still missing"; done
 }
 
 # Hash of an image's inputs: the files of its directory under deploy/containers/ plus extra words.
@@ -206,9 +191,9 @@ main() {
   REBUILD="${rebuild}"
   [[ "$(id -u)" == 0 ]] || die "run as root: debootstrap and the machine's podman store need it"
   mkdir -p "${LOG_DIR}"
-  require_tools podman:podman debootstrap:debootstrap
+  require_tools "${LOG_DIR}/apt.log" podman:podman debootstrap:debootstrap || exit 1
   # Maven resolves the Kafka jars the first time (stack.sh keeps them in its cache).
-  if [[ " ${wanted[*]} " == *" kafka "* ]]; then require_tools mvn:maven; fi
+  if [[ " ${wanted[*]} " == *" kafka "* ]]; then require_tools "${LOG_DIR}/apt.log" mvn:maven || exit 1; fi
   # The debian image first when it is named or missing: the others start from it.
   if [[ " ${wanted[*]} " == *" debian "* ]] || ! podman image exists "${DEBIAN_IMAGE}"; then
     REBUILD="$([[ " ${wanted[*]} " == *" debian "* ]] && echo "${rebuild}" || echo 0)"

@@ -28,9 +28,8 @@
 set -uo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "${SCRIPT_DIR}/../.." && pwd)"
-STATE_DIR="${CONTAINERS_STATE_DIR:-${REPO_ROOT}/.containers}"
-[[ "${STATE_DIR}" == /* ]] || STATE_DIR="${PWD}/${STATE_DIR}"
+# shellcheck source=deploy/containers/common.sh
+. "${SCRIPT_DIR}/common.sh"
 export CONTAINERS_STATE_DIR="${STATE_DIR}"
 LOG_DIR="${STATE_DIR}/check"
 PYTHON_BIN="${PYTHON_BIN:-${REPO_ROOT}/.venv/bin/python}"
@@ -54,19 +53,6 @@ while IFS='=' read -r _name _value; do
 done <"${SCRIPT_DIR}/local-images.env"
 
 log() { printf '[check] %s\n' "$*" >&2; }
-
-# The tools the steps need ("command:package" pairs), installed with apt when missing
-# (build-images.sh installs podman and debootstrap).
-require_tools() {
-  local missing=() tool
-  for tool in "$@"; do
-    command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
-  done
-  (( ${#missing[@]} )) || return 0
-  log "installing ${missing[*]} with apt-get (log: ${LOG_DIR}/apt.log)"
-  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; } \
-    >"${LOG_DIR}/apt.log" 2>&1 || { log "apt-get install ${missing[*]} failed; see ${LOG_DIR}/apt.log"; return 1; }
-}
 
 usage() {
   sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
@@ -283,7 +269,7 @@ main() {
   (( ${#steps[@]} )) || steps=("${ALL_STEPS[@]}")
   [[ "$(id -u)" == 0 ]] || { log "run as root (podman's store and debootstrap need it)"; exit 2; }
   mkdir -p "${LOG_DIR}"
-  require_tools curl:curl podman-compose:podman-compose || exit 1
+  require_tools "${LOG_DIR}/apt.log" curl:curl podman-compose:podman-compose || exit 1
   trap cleanup EXIT
   if [[ " ${steps[*]} " == *" tests "* ]] && ! bash "${SCRIPT_DIR}/podman-service.sh" status >/dev/null; then
     STARTED_SERVICE=1

@@ -20,9 +20,8 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "${SCRIPT_DIR}/../.." && pwd)"
-STATE_DIR="${CONTAINERS_STATE_DIR:-${REPO_ROOT}/.containers}"
-[[ "${STATE_DIR}" == /* ]] || STATE_DIR="${PWD}/${STATE_DIR}"
+# shellcheck source=deploy/containers/common.sh
+. "${SCRIPT_DIR}/common.sh"
 SOCKET="${STATE_DIR}/podman.sock"
 PID_FILE="${STATE_DIR}/podman.pid"
 LOG_FILE="${STATE_DIR}/podman.log"

@@ -144,7 +144,7 @@ class PortRange:
         picked: list[int] = []
         for port in candidates:
             needed = [port, port + BUS_OFFSET] if with_bus else [port]
-            if any(p in taken for p in needed) or not all(map(_port_free, needed)):
+            if any(p in taken for p in needed) or not all(map(port_free, needed)):
                 continue
             picked.append(port)
             taken.update(needed)
@@ -158,7 +158,8 @@ class PortRange:
         )
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether 127.0.0.1:`port` can be bound now."""
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))

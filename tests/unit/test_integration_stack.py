@@ -23,6 +23,7 @@ from tests.integration.containers import (
     PortRange,
     StackPlan,
     kafka_spec,
+    port_free,
     postgres_spec,
     read_topics,
     redis_spec,
@@ -150,22 +151,13 @@ def four_free_ports() -> Iterator[tuple[int, list[socket.socket]]]:
     held: list[socket.socket] = []
     try:
         for first in range(20000, 29999, 7):
-            if all(_free(port) for port in (first, first + 1, first + 10000, first + 10001)):
+            if all(port_free(port) for port in (first, first + 1, first + 10000, first + 10001)):
                 yield first, held
                 return
         raise AssertionError("no four free ports to test with")
     finally:
         for sock in held:
             sock.close()
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _listen(port: int) -> socket.socket:
