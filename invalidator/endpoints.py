@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -20,9 +21,14 @@ from invalidator.metrics import InvalidatorMetrics
 
 log = logging.getLogger(__name__)
 
-ALIVE_WITHIN_S = 30.0
-"""/healthz fails when the loop has not iterated for this long (it iterates every fetch
-timeout while it runs)."""
+
+class LoopHealth(Protocol):
+    """What the probes read of the loop (`InvalidationLoop` has it)."""
+
+    running: bool
+    finished: bool
+    iterated_at: float
+    paused_since: float | None
 
 
 @dataclass(frozen=True)
@@ -33,17 +39,22 @@ class Probe:
     reason: str
 
 
-def liveness(loop: InvalidationLoop) -> Probe:
-    """Alive: the loop runs and iterated within `ALIVE_WITHIN_S`."""
-    if not loop.running:
-        return Probe(False, "the loop is not running")
+def liveness(loop: LoopHealth, max_idle_s: float) -> Probe:
+    """Alive: the loop iterated within `max_idle_s` (it iterates every fetch timeout while it
+    runs), or it is still starting (joining the group) and was built within `max_idle_s`."""
     idle_s = time.monotonic() - loop.iterated_at
-    if idle_s > ALIVE_WITHIN_S:
+    if loop.finished:
+        return Probe(False, "the loop has stopped")
+    if not loop.running:
+        if idle_s > max_idle_s:
+            return Probe(False, f"the loop has not started in {idle_s:.0f} s")
+        return Probe(True, "starting: joining the group")
+    if idle_s > max_idle_s:
         return Probe(False, f"the loop has not iterated for {idle_s:.0f} s")
     return Probe(True, "the loop is running")
 
 
-def readiness(loop: InvalidationLoop, assigned: Callable[[], bool], max_paused_s: float) -> Probe:
+def readiness(loop: LoopHealth, assigned: Callable[[], bool], max_paused_s: float) -> Probe:
     """Ready: partitions assigned and not paused longer than `max_paused_s`."""
     if not assigned():
         return Probe(False, "no partition assigned")
@@ -64,12 +75,17 @@ class Endpoints:
         *,
         assigned: Callable[[], bool],
         max_paused_s: float,
+        max_idle_s: float,
     ) -> None:
-        """assigned: whether the consumer holds partitions now."""
+        """assigned: whether the consumer holds partitions now.
+        max_paused_s: /readyz fails once the partitions are paused this long.
+        max_idle_s: /healthz fails once the loop has not iterated (or started) for this long.
+        """
         self._metrics = metrics
         self._loop = loop
         self._assigned = assigned
         self._max_paused_s = max_paused_s
+        self._max_idle_s = max_idle_s
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -110,7 +126,7 @@ class Endpoints:
         if path == "/metrics":
             return "200 OK", CONTENT_TYPE_LATEST, self._metrics.exposition()
         if path == "/healthz":
-            return _probe_response(liveness(self._loop))
+            return _probe_response(liveness(self._loop, self._max_idle_s))
         if path == "/readyz":
             return _probe_response(readiness(self._loop, self._assigned, self._max_paused_s))
         return "404 Not Found", "text/plain", b"/metrics, /healthz or /readyz\n"

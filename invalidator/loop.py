@@ -169,6 +169,8 @@ class InvalidationLoop:
         """time.monotonic() when the partitions were paused (None while not paused)."""
         self.running = False
         """True while `run` is fetching."""
+        self.finished = False
+        """True once `run` has returned (or raised)."""
         self.iterated_at = time.monotonic()
         """time.monotonic() at the loop's latest iteration (it iterates at least every fetch
         timeout while it runs)."""
@@ -231,6 +233,7 @@ class InvalidationLoop:
                     last = time.monotonic()
         finally:
             self.running = False
+            self.finished = True
             stopping.cancel()
             if purging is not None and not self.paused:
                 await purging  # the batch in hand is finished; one still retrying is abandoned

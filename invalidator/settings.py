@@ -71,6 +71,12 @@ class InvalidatorSettings(BaseSettings):
     ready_max_paused_s: float = Field(
         default=30.0, gt=0, description="/readyz fails once the partitions are paused this long"
     )
+    alive_max_idle_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="/healthz fails once the loop has not iterated for this long, or has not "
+        "started this long after the process began joining its group",
+    )
 
     @field_validator("regions")
     @classmethod

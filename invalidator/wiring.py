@@ -131,6 +131,7 @@ def production_parts(settings: InvalidatorSettings, *, region: str) -> Invalidat
             targets=targets.names(),
             address=(settings.metrics_host, settings.metrics_port),
             max_paused_s=settings.ready_max_paused_s,
+            max_idle_s=settings.alive_max_idle_s,
         )
     return InvalidatorParts(
         consumer,
@@ -157,12 +158,14 @@ class MetricsEndpoints:
         targets: set[str],
         address: tuple[str, int],
         max_paused_s: float,
+        max_idle_s: float,
     ) -> None:
         """region, group: the metrics' labels.
         consumer: where the lag and the assignment are read.
         targets: the region's target names.
         address: (host, port) to listen on (port 0: a free one).
         max_paused_s: /readyz fails once the partitions are paused this long.
+        max_idle_s: /healthz fails once the loop has not iterated (or started) for this long.
         """
         self._region = region
         self._group = group
@@ -170,6 +173,7 @@ class MetricsEndpoints:
         self._targets = targets
         self._address = address
         self._max_paused_s = max_paused_s
+        self._max_idle_s = max_idle_s
         self._endpoints: Endpoints | None = None
 
     async def start(self, loop: InvalidationLoop, stats: InvalidatorStats) -> tuple[str, int]:
@@ -189,6 +193,7 @@ class MetricsEndpoints:
             loop,
             assigned=lambda: bool(consumer.assignment()),
             max_paused_s=self._max_paused_s,
+            max_idle_s=self._max_idle_s,
         )
         return await self._endpoints.start(*self._address)
 
