@@ -37,6 +37,7 @@ STOP_WITHIN_S = 90.0
 GONE_WITHIN_S = 60.0
 """Before starting it again: until a stopped or killed server's process is gone."""
 REDIS_ANSWERS_WITHIN_S = 30.0
+"""From a local Redis's start until it answers PING."""
 
 
 def redis_us(port: int) -> str:
@@ -105,13 +106,15 @@ class ServiceProcess(abc.ABC):
 
     @contextlib.asynccontextmanager
     async def frozen(self) -> AsyncIterator[None]:
-        """SIGSTOP it for the block; SIGCONT on exit, however the block ends."""
+        """SIGSTOP it for the block; SIGCONT on exit, however the block ends (unless the process
+        is gone by then)."""
         pid = await self.pid()
         os.kill(pid, signal.SIGSTOP)
         try:
             yield
         finally:
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     async def start_again(self) -> None:
         """Once its process is gone (stopped or killed), start it again and wait until it
@@ -221,7 +224,9 @@ class LocalRedis(ServiceProcess):
             output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
             if process.returncode != 0:
                 raise AssertionError(f"redis-server {self.config}: {output.decode()}")
-        client = Redis(port=self.port(), socket_timeout=2, socket_connect_timeout=2)
+        client = Redis(
+            host="127.0.0.1", port=self.port(), socket_timeout=2, socket_connect_timeout=2
+        )
 
         async def answers() -> bool:
             try:
