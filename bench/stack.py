@@ -71,22 +71,7 @@ def stack_dir() -> Path:
     return Path(os.environ.get("STACK_DIR", REPO / ".stack"))
 
 
-def local_redis_pid(name: str) -> int:
-    """The pid of the local stack's Redis `name` (`eu`, `us-<port>`).
-
-    Fault tests that stop or freeze a server need the local stack; with endpoints given in the
-    environment they fail here, naming the file they looked for.
-    """
-    pid_file = stack_dir() / "run" / f"redis-{name}.pid"
-    if not pid_file.is_file():
-        raise StackUnavailableError(
-            f"{pid_file} not found: this test freezes or restarts the local stack's redis-{name}"
-            f" (unset {', '.join(ENDPOINT_VARIABLES)} and INVALIDATOR_TEST_STACK, or set it to"
-            " local, to let the tests start it)"
-        )
-    return int(pid_file.read_text().strip())
-
-
-def local_redis_config(name: str) -> Path:
-    """The redis.conf stack.sh started the local stack's Redis `name` with."""
-    return stack_dir() / "redis" / name / "redis.conf"
+def kafka_libs_dir() -> Path:
+    """The cache of Kafka's jars (`KAFKA_LIBS_DIR`, else `<STACK_DIR>/kafka-libs`, as stack.sh),
+    one directory per Kafka version."""
+    return Path(os.environ.get("KAFKA_LIBS_DIR") or stack_dir() / "kafka-libs")

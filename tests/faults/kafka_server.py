@@ -1,6 +1,6 @@
 """A Kafka broker of a test's own with SASL PLAIN users and an authorizer (ACLs enforced).
 
-It runs the jars `deploy/local/stack.sh` fetched (`.stack/kafka-libs/<version>`), in KRaft
+It runs the jars of `deploy/local/stack.sh`'s cache (`stack.sh libs` fetches them once), in KRaft
 combined mode on free ports, its data in the test's directory. Clients log in on the SASL
 listener; `admin` is a super user (as is the broker itself on its controller listener).
 """
@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
-from bench.stack import REPO, stack_dir
+from bench.stack import REPO, STACK_SCRIPT, kafka_libs_dir
 from contracts import KafkaConnection
 from tests.conftest import wait_until
 from tests.integration.redis_server import free_port
@@ -30,16 +30,31 @@ KAFKA_VERSION = os.environ.get("KAFKA_VERSION", "4.1.0")
 LOG4J_CONFIG = REPO / "deploy" / "local" / "log4j2.yaml"
 _START_TIMEOUT_S = 120.0
 _TOOL_TIMEOUT_S = 120.0
+_LIBS_TIMEOUT_S = 600.0
+"""Maven's first fetch of the jars."""
 ADMIN = "admin"
 
 
 def kafka_libs() -> Path:
-    """The Kafka jars of the local stack; fails naming the fix when they are not there."""
-    libs = stack_dir() / "kafka-libs" / KAFKA_VERSION
-    if not (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file():
-        raise RuntimeError(f"no Kafka jars in {libs}: run `deploy/local/stack.sh up` once")
+    """The Kafka jars of the local stack's cache (`KAFKA_LIBS_DIR`), fetched by `stack.sh libs`
+    when they are not there yet; fails naming the fix when they cannot be had."""
     if shutil.which("java") is None:
         raise RuntimeError("java not found (Kafka needs a JDK 17+ on PATH)")
+    libs = kafka_libs_dir() / KAFKA_VERSION
+    if not (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file():
+        fetched = subprocess.run(
+            ["bash", str(STACK_SCRIPT), "libs"],
+            capture_output=True,
+            text=True,
+            timeout=_LIBS_TIMEOUT_S,
+            check=False,
+            env={**os.environ, "KAFKA_VERSION": KAFKA_VERSION},
+        )
+        if fetched.returncode != 0:
+            raise RuntimeError(
+                f"no Kafka jars in {libs} and `{STACK_SCRIPT} libs` could not fetch them:"
+                f"\n{fetched.stderr[-2000:]}"
+            )
     return libs
 
 

@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bench.stack import STACK_SCRIPT, start_local_stack
+from bench.stack import STACK_SCRIPT, kafka_libs_dir, stack_dir, start_local_stack
 from invalidator import InvalidatorSettings
 from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
-from tests.faults.broker import broker_pid, process_gone, stack_dir
 from tests.faults.outage import drain_through
+from tests.faults.services import local_pid, process_gone
 
 BROKERS = 3
 LOST_NODE = 1
@@ -37,7 +37,7 @@ async def cluster(settings: InvalidatorSettings) -> AsyncIterator[InvalidatorSet
     base = stack_dir()
     env = {
         "STACK_DIR": str(base / "kafka-cluster"),
-        "KAFKA_LIBS_DIR": str(base / "kafka-libs"),
+        "KAFKA_LIBS_DIR": str(kafka_libs_dir()),
         "KAFKA_PORT": str(int(os.environ.get("KAFKA_PORT", "19092")) + 2),
         "KAFKA_CONTROLLER_PORT": str(int(os.environ.get("KAFKA_CONTROLLER_PORT", "19093")) + 2),
     }
@@ -66,10 +66,11 @@ async def test_broker_lost_for_good_in_a_cluster_loses_nothing(
     cluster: InvalidatorSettings,
     redis_clients: dict[str, RedisClient],
 ) -> None:
-    directory = stack_dir() / "kafka-cluster"
+    pid_file = stack_dir() / "kafka-cluster" / "run" / f"kafka-{LOST_NODE}.pid"
 
     async def kill_a_broker() -> None:
-        pid = broker_pid(directory, LOST_NODE)
+        pid = local_pid(pid_file)
+        assert pid is not None, f"no broker runs with the pid of {pid_file}"
         os.kill(pid, signal.SIGKILL)
         await wait_until(lambda: process_gone(pid), within=30, what="the killed broker to exit")
 

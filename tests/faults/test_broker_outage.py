@@ -10,15 +10,12 @@ coordinator requests; the frozen one is resumed) to both groups committed at the
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 
-from bench.stack import start_local_stack
 from invalidator import InvalidatorSettings
 from producers import EventPublisher, RedisClient
 from tests.faults.accounting import scaled
-from tests.faults.broker import broker_pid, broker_restored_afterwards, stack_dir, stop_broker
 from tests.faults.outage import drain_through
+from tests.faults.services import KAFKA, restored_afterwards, service_process
 
 FROZEN_S = scaled(5, 15)
 
@@ -28,11 +25,13 @@ async def test_broker_stopped_and_restarted_while_publishing_loses_nothing(
     publisher: EventPublisher,
     redis_clients: dict[str, RedisClient],
 ) -> None:
-    async def stop_and_restart() -> None:
-        await stop_broker()
-        await asyncio.to_thread(start_local_stack)
+    broker = service_process(KAFKA)
 
-    async with broker_restored_afterwards():
+    async def stop_and_restart() -> None:
+        await broker.stop()
+        await broker.start_again()
+
+    async with restored_afterwards(broker):
         await drain_through(
             "broker stopped and restarted", stop_and_restart, settings, publisher, redis_clients
         )
@@ -43,15 +42,13 @@ async def test_broker_frozen_while_publishing_loses_nothing(
     publisher: EventPublisher,
     redis_clients: dict[str, RedisClient],
 ) -> None:
-    async def freeze() -> None:
-        pid = broker_pid(stack_dir())
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            await asyncio.sleep(FROZEN_S)  # the fault's duration, not a synchronisation
-        finally:
-            os.kill(pid, signal.SIGCONT)
+    broker = service_process(KAFKA)
 
-    async with broker_restored_afterwards():
+    async def freeze() -> None:
+        async with broker.frozen():
+            await asyncio.sleep(FROZEN_S)  # the fault's duration, not a synchronisation
+
+    async with restored_afterwards(broker):
         await drain_through(
             f"broker frozen {FROZEN_S} s", freeze, settings, publisher, redis_clients
         )

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -33,15 +31,9 @@ from producers import EventPublisher, RedisClient, connect_redis
 from producers.publisher import EventToPublish
 from tests.conftest import wait_until
 from tests.faults.accounting import LONG, Outcome, account, record_outcome, scaled
+from tests.faults.services import redis_us, service_process
 from tests.integration.kafka_tools import caught_up
-from tests.integration.us_cluster import (
-    Node,
-    cluster_nodes,
-    node_config_file,
-    node_pid,
-    replica_of,
-    replicated_and_ok,
-)
+from tests.integration.us_cluster import Node, cluster_nodes, replica_of, replicated_and_ok
 
 EVENTS = scaled(3000, 30000)
 CHUNK = 100
@@ -76,19 +68,6 @@ async def _publishing(
         await asyncio.wait_for(task, timeout=300)
     finally:
         task.cancel()
-
-
-async def _restart(config_file: str) -> None:
-    """Start a killed node again from its own configuration (it rejoins as a replica)."""
-    process = await asyncio.create_subprocess_exec(
-        "redis-server",
-        config_file,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-    if process.returncode != 0:
-        raise RuntimeError(f"redis-server {config_file}: {output.decode()}")
 
 
 async def _promoted(seed: Node, replica: Node) -> bool:
@@ -126,12 +105,11 @@ async def _fail_over(
     master = next(n for n in nodes if n.master_id is None and n.serves_slots)
     replica = replica_of(nodes, master)
     witness = next(n for n in nodes if n.master_id is None and n not in (master, replica))
-    master_pid, replica_pid = await node_pid(master), await node_pid(replica)
-    config_file = await node_config_file(master)
+    master_server = service_process(redis_us(master.port))
+    replica_server = service_process(redis_us(replica.port))
     before = invalidator.stats.events
     await client.initialize()  # now: the seed node may be the replica about to be stopped
-    os.kill(replica_pid, signal.SIGSTOP)
-    try:
+    async with replica_server.frozen():
         await _clog_replication(client, master)
         if acknowledged:
 
@@ -145,10 +123,8 @@ async def _fail_over(
                 return invalidator.stats.events >= before + 3 * CHUNK
 
             await wait_until(went_on, within=10, what="purges acknowledged by the master alone")
-        os.kill(master_pid, signal.SIGKILL)
+        await master_server.kill()
         killed = time.monotonic()
-    finally:
-        os.kill(replica_pid, signal.SIGCONT)
     try:
         await wait_until(
             lambda: _promoted(witness, replica),
@@ -157,7 +133,7 @@ async def _fail_over(
             interval=0.2,
         )
     finally:
-        await _restart(config_file)
+        await master_server.start_again()
     await wait_until(
         lambda: replicated_and_ok(witness.host, witness.port),
         within=60,

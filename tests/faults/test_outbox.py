@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bench.stack import start_local_stack
 from contracts import KafkaConnection
 from contracts.events import HEADER_EVENT_ID
 from contracts.namespaces import BoundNamespace
@@ -35,7 +34,6 @@ from producers import RedisClient
 from producers.outbox import OUTBOX_TABLE, OutboxRelay
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome, scaled
-from tests.faults.broker import broker_restored_afterwards, stop_broker
 from tests.faults.outbox_orders import committed_orders, create_tables, write_order
 from tests.faults.processes import (
     exited,
@@ -43,6 +41,7 @@ from tests.faults.processes import (
     spawn,
     stop_process,
 )
+from tests.faults.services import KAFKA, restored_afterwards, service_process
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import records_to_end
 
@@ -231,6 +230,7 @@ async def test_broker_down_while_writes_continue_loses_no_event(
     settings: InvalidatorSettings,
     redis_clients: dict[str, RedisClient],
 ) -> None:
+    broker = service_process(KAFKA)
     run = uuid.uuid4().hex[:8]
     written = 0
     stop_writing = asyncio.Event()
@@ -247,18 +247,18 @@ async def test_broker_down_while_writes_continue_loses_no_event(
         return written >= count
 
     async with (
-        broker_restored_afterwards(),
+        restored_afterwards(broker),
         running_invalidators(settings, CATALOGUE),
         running_relay(outbox_engine, settings.kafka),
     ):
         writing = asyncio.create_task(write_stream())
         try:
             await wait_until(lambda: written_at_least(WRITES), within=120, what="writes")
-            await stop_broker()
+            await broker.stop()
             at_stop = written
             await asyncio.sleep(OUTAGE_S)  # the outage's duration, not a synchronisation
             during_outage = written - at_stop
-            await asyncio.to_thread(start_local_stack)
+            await broker.start_again()
             fault_ended = time.monotonic()
             resume_at = written + WRITES
             await wait_until(lambda: written_at_least(resume_at), within=120, what="writes after")

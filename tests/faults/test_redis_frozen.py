@@ -4,11 +4,8 @@ the other keeps purging, and the frozen one catches up once the server runs agai
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 
-from bench.stack import local_redis_pid
 from contracts.layout import generation_key
 from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
@@ -17,6 +14,7 @@ from producers import EventPublisher, RedisClient
 from tests.conftest import wait_until
 from tests.faults.accounting import account, dead_lettered_ids, record_outcome, scaled
 from tests.faults.order_stream import OrderStream
+from tests.faults.services import REDIS_EU, service_process
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
 
@@ -29,7 +27,7 @@ async def test_eu_redis_frozen_pauses_eu_alone_and_it_catches_up(
     publisher: EventPublisher,
     redis_clients: dict[str, RedisClient],
 ) -> None:
-    eu_pid = local_redis_pid("eu")
+    eu_server = service_process(REDIS_EU)
     eu_target = settings.targets("eu")[0].model_copy(update={"socket_timeout_s": 0.5})
     settings = settings.model_copy(
         update={
@@ -48,9 +46,8 @@ async def test_eu_redis_frozen_pauses_eu_alone_and_it_catches_up(
             await wait_until(
                 lambda: stream.published_at_least(EVENTS // 4), within=60, what="a quarter"
             )
-            frozen_at = time.monotonic()
-            os.kill(eu_pid, signal.SIGSTOP)
-            try:
+            async with eu_server.frozen():
+                frozen_at = time.monotonic()
                 published_before_freeze = len(stream.published)
                 retries_at_freeze = invalidators["eu"].stats.purge_retries
 
@@ -76,8 +73,6 @@ async def test_eu_redis_frozen_pauses_eu_alone_and_it_catches_up(
                 assert await committed_offsets(settings.kafka, group_eu) == eu_committed_frozen, (
                     "eu committed offsets while its Redis was frozen"
                 )
-            finally:
-                os.kill(eu_pid, signal.SIGCONT)
             thawed_at = time.monotonic()
             published_before_thaw = dict(stream.published)
 

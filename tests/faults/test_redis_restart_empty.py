@@ -9,16 +9,11 @@ after it was back; us accounts for every event.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from bench.stack import local_redis_config, local_redis_pid
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, ORDER
@@ -27,6 +22,7 @@ from producers import CacheClient, EventPublisher, RedisClient, Source
 from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, dead_lettered_ids, record_outcome, scaled
 from tests.faults.order_stream import OrderStream
+from tests.faults.services import REDIS_EU, ServiceProcess, service_process
 from tests.integration.conftest import running_invalidators
 from tests.integration.kafka_tools import caught_up
 
@@ -42,35 +38,13 @@ class _Read:
     source: Source
 
 
-def _process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-    return state == "Z"
-
-
-async def _restart_empty(pid: int, config: Path, eu: RedisClient) -> None:
-    """Stop the server, delete its data files, start it again the way stack.sh does."""
-    os.kill(pid, signal.SIGTERM)
-
-    async def gone() -> bool:
-        return _process_gone(pid)
-
-    await wait_until(gone, within=30, what="the eu Redis to exit")
-    (config.parent / "dump.rdb").unlink(missing_ok=True)
-    shutil.rmtree(config.parent / "appendonlydir", ignore_errors=True)
-    started = await asyncio.create_subprocess_exec("redis-server", str(config))
-    assert await started.wait() == 0, "redis-server did not start (daemonised)"
-
-    async def answers() -> bool:
-        try:
-            return bool(await eu.ping())
-        except RedisError:
-            return False
-
-    await wait_until(answers, within=30, what="the restarted eu Redis to answer")
+async def _restart_empty(server: ServiceProcess, eu: RedisClient) -> None:
+    """Stop the server (SIGTERM) and start it again with no data (`ServiceProcess.start_again`);
+    fail if it loaded any key at its start."""
+    await server.stop(within=30)
+    await server.start_again()
+    loaded = (await eu.info("persistence")).get("rdb_last_load_keys_loaded")
+    assert loaded == 0, f"the restarted eu Redis loaded {loaded} keys: it must start empty"
 
 
 class _Observer:
@@ -127,7 +101,7 @@ async def test_eu_redis_restarted_empty_serves_values_and_no_stale_read(
     redis_clients: dict[str, RedisClient],
     caches: dict[str, CacheClient],
 ) -> None:
-    eu_pid, eu_config = local_redis_pid("eu"), local_redis_config("eu")
+    eu_server = service_process(REDIS_EU)
     eu, cache = redis_clients["eu"], caches["eu"]
     stream = OrderStream(publisher, events=EVENTS, pace_s=STREAM_S / EVENTS)
     page = COMPANY_ORDERS.bind(company_id=stream.company_id)
@@ -142,7 +116,7 @@ async def test_eu_redis_restarted_empty_serves_values_and_no_stale_read(
                 lambda: stream.published_at_least(EVENTS // 3), within=60, what="a third"
             )
             restart_began = time.monotonic()
-            await _restart_empty(eu_pid, eu_config, eu)
+            await _restart_empty(eu_server, eu)
             back_at = len(stream.published)
             await asyncio.wait_for(publishing, timeout=120)
 
@@ -159,9 +133,7 @@ async def test_eu_redis_restarted_empty_serves_values_and_no_stale_read(
             observed.stop.set()
             publishing.cancel()
             await asyncio.gather(*background, publishing, return_exceptions=True)
-            if _process_gone(local_redis_pid("eu")):
-                restarted = await asyncio.create_subprocess_exec("redis-server", str(eu_config))
-                await restarted.wait()
+            await eu_server.restore()
 
     errors, reads = observed.errors, observed.reads
     assert errors == [], f"{len(errors)} reads raised, e.g. {errors[0]!r}"

@@ -4,8 +4,10 @@ masters + 3 replicas) and PostgreSQL, the topology of deploy/local/stack.sh.
 
 Every container shares the host's network: each service listens on 127.0.0.1, on a port picked
 free from `INVALIDATOR_TEST_PORTS`, so the addresses the cluster's nodes and the broker announce
-are the ones the tests connect to. The Redis containers share the host's process ids too, so a
-test can signal a node by the `process_id` INFO reports, as on the local stack.
+are the ones the tests connect to. The Kafka and Redis containers share the host's process ids
+too, so a test can signal a server by the pid INFO or the engine (`State.Pid`) reports, as on the
+local stack. While the stack runs, its containers are found by role (`started_container`): a
+fault test stops, freezes or kills a container's server and starts the same container again.
 """
 
 from __future__ import annotations
@@ -259,7 +261,9 @@ class ContainerSpec:
     """What it is (`kafka`, `redis-eu`, `redis-us-<port>`, `postgres`): its name's end."""
     image: str
     image_variable: str
-    """The setting that chose `image`, for messages."""
+    """The setting that chose `image`, for messages; it also says which service runs."""
+    port: int
+    """The port the service listens on, on 127.0.0.1 (the broker's client port)."""
     command: list[str] | None = None
     env: dict[str, str] = field(default_factory=dict)
     host_pids: bool = False
@@ -288,21 +292,27 @@ def kafka_spec(
     env.update(
         {f"KAFKA_{name.replace('.', '_').upper()}": v for name, v in BROKER_PROPERTIES.items()}
     )
-    return ContainerSpec("kafka", KAFKA_IMAGE.name(environ), KAFKA_IMAGE.variable, env=env)
+    return ContainerSpec(
+        "kafka", KAFKA_IMAGE.name(environ), KAFKA_IMAGE.variable, port, env=env, host_pids=True
+    )
 
 
 def redis_spec(
     role: str, port: int, *, environ: Mapping[str, str] = os.environ, cluster: bool = False
 ) -> ContainerSpec:
     """A Redis on 127.0.0.1:`port` without persistence; a cluster node with `cluster` (node
-    timeout 5 s, as stack.sh)."""
+    timeout 5 s, as stack.sh).
+
+    Without persistence the container started again has no data: nothing is saved at shutdown,
+    and the RDB a replica's full sync leaves in /data is deleted once loaded.
+    """
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-    command += ["--save", "", "--appendonly", "no"]
+    command += ["--save", "", "--appendonly", "no", "--rdb-del-sync-files", "yes"]
     if cluster:
         command += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         command += ["--cluster-node-timeout", "5000"]
     return ContainerSpec(
-        role, REDIS_IMAGE.name(environ), REDIS_IMAGE.variable, command=command, host_pids=True
+        role, REDIS_IMAGE.name(environ), REDIS_IMAGE.variable, port, command=command, host_pids=True
     )
 
 
@@ -313,6 +323,7 @@ def postgres_spec(port: int, *, environ: Mapping[str, str] = os.environ) -> Cont
         "postgres",
         POSTGRES_IMAGE.name(environ),
         POSTGRES_IMAGE.variable,
+        port,
         command=["postgres", "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1"],
         env={
             "POSTGRES_USER": "postgres",
@@ -326,7 +337,8 @@ def postgres_spec(port: int, *, environ: Mapping[str, str] = os.environ) -> Cont
 
 
 class RunningContainer:
-    """A started container of `spec`, removed by `stop`."""
+    """A started container of `spec`, removed by `stop`; its server may exit (stopped or killed
+    by a test) and the same container be started again."""
 
     def __init__(self, spec: ContainerSpec, container: DockerContainer) -> None:
         self.spec = spec
@@ -360,6 +372,19 @@ class RunningContainer:
         wrapped = self._container.get_wrapped_container()
         wrapped.reload()
         return bool(wrapped.status == "running")
+
+    def pid(self) -> int | None:
+        """The host pid of its main process (the engine's State.Pid) while it runs, else None
+        (blocking)."""
+        wrapped = self._container.get_wrapped_container()
+        wrapped.reload()
+        pid = int(wrapped.attrs["State"].get("Pid") or 0)
+        return pid if wrapped.status == "running" and pid > 0 else None
+
+    def start_again(self) -> None:
+        """Start it again after its main process exited (blocking): the same container, with
+        its command, environment and filesystem (a broker keeps its log directory)."""
+        self._container.get_wrapped_container().start()
 
     def logs(self, lines: int = 30) -> str:
         """Its last `lines` lines of output, stdout and stderr (blocking)."""
@@ -415,11 +440,31 @@ def require_images(client: DockerClient, specs: Collection[ContainerSpec]) -> No
             ) from error
 
 
+_started: dict[str, RunningContainer] = {}
+"""The containers of the running `container_stack`, by role (one stack per test session)."""
+
+
+def started_container(role: str) -> RunningContainer:
+    """The running stack's container `role` (`kafka`, `redis-eu`, `redis-us-<port>`,
+    `postgres`); a StackUnavailableError when the stack did not start it (its endpoint came from
+    the environment, or no stack of containers runs)."""
+    try:
+        return _started[role]
+    except KeyError:
+        started = ", ".join(sorted(_started)) or "none"
+        raise StackUnavailableError(
+            f"no container {role} was started for this run (started: {started}): this test acts"
+            f" on the server's process, so its endpoint must come from the stack (unset"
+            f" {KAFKA_VARIABLE}, {REGIONS_VARIABLE} and {DATABASE_VARIABLE})"
+        ) from None
+
+
 @contextlib.contextmanager
 def container_stack(variables: Collection[str]) -> Iterator[dict[str, str]]:
     """Start the containers that supply `variables` (a subset of the endpoint variables), wait
     until each serves as `deploy/local/stack.sh up` leaves it (topics created, a group
     coordinator answering, the cluster formed), yield the variables' values, remove them on exit.
+    Meanwhile `started_container` finds them by role.
     """
     ports = PortRange.from_environment()
     plan = StackPlan.for_variables(variables, ports)
@@ -435,8 +480,11 @@ def container_stack(variables: Collection[str]) -> Iterator[dict[str, str]]:
         _run_in_own_loop(_start_all(specs, running))
         _run_in_own_loop(_ready(plan, running))
         log.info("containers ready in %.1fs: %s", time.monotonic() - started_at, plan.endpoints())
+        _started.update({container.spec.role: container for container in running})
         yield plan.endpoints()
     finally:
+        for container in running:
+            _started.pop(container.spec.role, None)
         _stop_all(running)
 
 
@@ -507,6 +555,21 @@ async def _ready(plan: StackPlan, running: list[RunningContainer]) -> None:
 
 
 # ---------------------------------------------------------------------------- readiness
+
+
+async def until_serving(container: RunningContainer) -> None:
+    """Wait until the container's server serves as after the stack's start (after a restart):
+    the broker answers with its topics and a group coordinator, a Redis answers PING,
+    PostgreSQL a query."""
+    port, image_variable = container.spec.port, container.spec.image_variable
+    if image_variable == KAFKA_IMAGE.variable:
+        await kafka_ready(port, read_topics(), container)
+    elif image_variable == REDIS_IMAGE.variable:
+        await redis_ready(port, container)
+    elif image_variable == POSTGRES_IMAGE.variable:
+        await postgres_ready(port, container)
+    else:
+        raise ValueError(f"no readiness check for {container.spec.role} ({image_variable})")
 
 
 async def until_ready(

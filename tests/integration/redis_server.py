@@ -114,7 +114,11 @@ class RedisServer:
             if name:
                 command += [f"--{name}", *values]
         spec = ContainerSpec(
-            f"redis-{self.port}", REDIS_IMAGE.name(), REDIS_IMAGE.variable, command=command
+            f"redis-{self.port}",
+            REDIS_IMAGE.name(),
+            REDIS_IMAGE.variable,
+            self.port,
+            command=command,
         )
         container = await asyncio.to_thread(
             RunningContainer.start, spec, session=uuid.uuid4().hex[:8]

@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bench.stack import StackUnavailableError
-from tests.integration.stack import LOCAL, STACK_VARIABLE
-
 
 @dataclass(frozen=True)
 class Node:
@@ -93,19 +90,3 @@ async def replicated_and_ok(host: str, port: int, *, masters: int = 3) -> bool:
     except RedisError:
         return False
     return True
-
-
-async def node_config_file(node: Node) -> str:
-    """The configuration file the node was started with (INFO server), to start it again.
-
-    Only the local stack's nodes have one (a container's gets its settings as arguments): for
-    others a StackUnavailableError, before the test harms the cluster.
-    """
-    info = await _info(node.host, node.port, "server")
-    config_file = str(info["config_file"])
-    if not config_file:
-        raise StackUnavailableError(
-            f"the Redis node {node.host}:{node.port} was started without a config file to start"
-            f" it again from: this test needs the local stack's cluster ({STACK_VARIABLE}={LOCAL})"
-        )
-    return config_file

@@ -237,6 +237,26 @@ def test_redis_nodes_are_cluster_nodes_on_their_port() -> None:
     assert "--cluster-enabled" not in (redis_spec("redis-eu", 28011, environ={}).command or [])
 
 
+def test_the_servers_a_fault_test_signals_share_the_hosts_pids() -> None:
+    assert kafka_spec(28001, 28002, environ={}).host_pids
+    assert redis_spec("redis-eu", 28011, environ={}).host_pids
+    assert not postgres_spec(28012, environ={}).host_pids
+
+
+def test_each_container_knows_the_port_it_serves_on() -> None:
+    assert kafka_spec(28001, 28002, environ={}).port == 28001
+    assert redis_spec("redis-us-28010", 28010, environ={}, cluster=True).port == 28010
+    assert postgres_spec(28012, environ={}).port == 28012
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+def test_a_redis_container_keeps_no_data_to_start_again_with(cluster: bool) -> None:
+    command = redis_spec("redis", 28010, environ={}, cluster=cluster).command or []
+    settings = dict(zip(command[1::2], command[2::2], strict=True))
+    assert settings["--save"] == "" and settings["--appendonly"] == "no"
+    assert settings["--rdb-del-sync-files"] == "yes"  # a replica's full sync leaves none
+
+
 def test_regions_are_those_the_local_stack_prints(tmp_path: Path) -> None:
     ports = {"STACK_DIR": str(tmp_path), "REDIS_EU_PORT": "28100", "REDIS_US_PORT": "28200"}
     printed = subprocess.run(
