@@ -48,7 +48,7 @@ def ensure_test_stack(variables: Sequence[str] = ENDPOINT_VARIABLES) -> Iterator
         os.environ.update(endpoints)
         yield endpoints
         return
-    # Imported here: containers.py imports this module.
+    # Imported here: only a containers run loads testcontainers and the Docker client.
     from tests.integration.containers import container_stack  # noqa: PLC0415
 
     missing = [name for name in variables if name not in given]
