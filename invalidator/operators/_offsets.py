@@ -58,10 +58,15 @@ class GroupState:
 
 
 @contextlib.asynccontextmanager
-async def _consumer(kafka: KafkaConnection, **options: object) -> AsyncIterator[AIOKafkaConsumer]:
+async def kafka_consumer(
+    kafka: KafkaConnection, **options: object
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer that commits nothing by itself (`options`: aiokafka's, e.g. a
+    group_id), stopped on exit, and also when its start fails (aiokafka warns of an unclosed
+    consumer otherwise)."""
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **options, **kafka.client_kwargs())
-    await consumer.start()
     try:
+        await consumer.start()
         yield consumer
     finally:
         await consumer.stop()
@@ -71,8 +76,8 @@ async def _consumer(kafka: KafkaConnection, **options: object) -> AsyncIterator[
 async def admin_client(kafka: KafkaConnection) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started admin client, closed on exit."""
     admin = AIOKafkaAdminClient(**kafka.client_kwargs())
-    await admin.start()
     try:
+        await admin.start()
         yield admin
     finally:
         await admin.close()
@@ -97,7 +102,7 @@ async def log_bounds(
     kafka: KafkaConnection, topics: list[str]
 ) -> dict[TopicPartition, tuple[int, int]]:
     """(log start, log end) of every partition of `topics`."""
-    async with _consumer(kafka) as consumer:
+    async with kafka_consumer(kafka) as consumer:
         partitions = await partitions_of(consumer, topics)
         starts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
@@ -106,7 +111,7 @@ async def log_bounds(
 
 async def end_offsets(kafka: KafkaConnection, topics: list[str]) -> dict[TopicPartition, int]:
     """The log end offset of every partition of `topics`."""
-    async with _consumer(kafka) as consumer:
+    async with kafka_consumer(kafka) as consumer:
         partitions = await partitions_of(consumer, topics)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
     return ends
@@ -117,7 +122,7 @@ async def offsets_at(
 ) -> dict[TopicPartition, int]:
     """The first offset at or after `timestamp_ms` per partition; the log end where no record
     is that late."""
-    async with _consumer(kafka) as consumer:
+    async with kafka_consumer(kafka) as consumer:
         return await offsets_at_time(consumer, partitions, timestamp_ms)
 
 
@@ -146,7 +151,7 @@ async def records_at(
     readable = [(tp, offset) for tp, offset in positions if offset >= 0]
     if not readable:
         return records
-    async with _consumer(kafka) as consumer:
+    async with kafka_consumer(kafka) as consumer:
         partitions = sorted({tp for tp, _ in readable})
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
@@ -216,7 +221,7 @@ async def commit_group_offsets(
     kafka: KafkaConnection, group_id: str, offsets: dict[TopicPartition, int]
 ) -> None:
     """Commit `offsets` for `group_id` from outside the group (the group must have no member)."""
-    async with _consumer(kafka, group_id=group_id) as consumer:
+    async with kafka_consumer(kafka, group_id=group_id) as consumer:
         consumer.assign(list(offsets))
         await until_coordinator_answers(lambda: consumer.commit(dict(offsets)), group_id=group_id)
 

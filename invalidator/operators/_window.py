@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator, Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
 from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection
 from contracts.errors import OperatorInputError
-from invalidator.operators._offsets import log_bounds, offsets_at
+from invalidator.operators._offsets import kafka_consumer, log_bounds, offsets_at
 from invalidator.times import parse_when
 
 Window = dict[TopicPartition, tuple[int, int]]
@@ -129,9 +129,7 @@ async def read_window(
     todo = {tp: bounds for tp, bounds in window.items() if bounds[1] > bounds[0]}
     if not todo:
         return
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
-    await consumer.start()
-    try:
+    async with kafka_consumer(kafka) as consumer:
         consumer.assign(list(todo))
         for tp, (start, _) in todo.items():
             consumer.seek(tp, start)
@@ -150,5 +148,3 @@ async def read_window(
                     del todo[tp]
                     consumer.pause(tp)
             yield records
-    finally:
-        await consumer.stop()

@@ -10,6 +10,8 @@ import subprocess
 import uuid
 from typing import Any, ClassVar
 
+import pytest
+
 from contracts import Catalogue, DomainEvent, Namespace, PurgeRule, SafeId
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import EXIT_INPUT, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE
@@ -39,13 +41,19 @@ def test_a_missing_topic_stops_start_up_with_one_message(stack_env: dict[str, st
     assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
-def test_an_unreachable_broker_is_exit_3_without_a_traceback(stack_env: dict[str, str]) -> None:
-    result = _invalidator(
-        "run",
-        "--region",
-        "eu",
-        INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
-    )
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("run", "--region", "eu"),
+        ("offsets", "show"),
+        ("replay", "--region", "eu", "--from", "1h"),
+    ],
+    ids=" ".join,
+)
+def test_an_unreachable_broker_is_exit_3_without_a_traceback(
+    stack_env: dict[str, str], command: tuple[str, ...]
+) -> None:
+    result = _invalidator(*command, INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
     assert result.returncode == EXIT_UNAVAILABLE, result.stderr
     assert "a service cannot be reached" in result.stderr
     assert "Traceback" not in result.stderr
