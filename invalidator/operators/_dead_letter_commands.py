@@ -114,13 +114,10 @@ def _show(
     }
     lines = [
         table(
-            ["SOURCE", "REASON", "GROUPS", "FORM", "SIZE", "EVENT TYPE", "EVENT ID", "DETAIL"],
+            [*_LETTER_HEADERS, "SIZE", "EVENT TYPE", "EVENT ID", "DETAIL"],
             [
                 [
-                    r["source"],
-                    ",".join(r["reasons"]),
-                    ",".join(r["groups"]),
-                    r["form"],
+                    *_letter_cells(r),
                     r["size"],
                     r["event_type"],
                     r["event_id"],
@@ -155,6 +152,16 @@ def _described(original: Original) -> dict[str, Any]:
         "dead_lettered_at": iso_time(min(copy.timestamp_ms for copy in original.letters)),
         "dead_letter_offsets": [list(copy.at) for copy in original.letters],
     }
+
+
+_LETTER_HEADERS = ["SOURCE", "REASON", "GROUPS", "FORM"]
+"""The columns `show` and `redrive` both begin with: where the original was, why and by which
+groups it was dead-lettered, and whether the letter holds it whole or references it."""
+
+
+def _letter_cells(row: dict[str, Any]) -> list[Any]:
+    """A row's cells under `_LETTER_HEADERS`."""
+    return [row["source"], ",".join(row["reasons"]), ",".join(row["groups"]), row["form"]]
 
 
 def _shortened(text: str) -> str:
@@ -197,18 +204,8 @@ async def _redrive(
     )
     text = [
         table(
-            ["SOURCE", "REASON", "GROUPS", "FORM", "DECODES NOW", "NOTE"],
-            [
-                [
-                    r["source"],
-                    ",".join(r["reasons"]),
-                    ",".join(r["groups"]),
-                    r["form"],
-                    r["decodes_now"],
-                    r["note"],
-                ]
-                for r in rows
-            ],
+            [*_LETTER_HEADERS, "DECODES NOW", "NOTE"],
+            [[*_letter_cells(r), r["decodes_now"], r["note"]] for r in rows],
         ),
         summary,
     ]

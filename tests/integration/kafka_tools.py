@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import KafkaConnection
 from invalidator.operators import group_lag
+from invalidator.operators._offsets import admin_client, kafka_consumer
 
 
 async def caught_up(kafka: KafkaConnection, group_id: str, topics: list[str]) -> bool:
@@ -22,15 +23,23 @@ async def caught_up(kafka: KafkaConnection, group_id: str, topics: list[str]) ->
 
 async def ensure_topic(kafka: KafkaConnection, topic: str, *, partitions: int) -> None:
     """Create `topic` unless it exists (the broker does not create topics on first use)."""
-    admin = AIOKafkaAdminClient(**kafka.client_kwargs())
-    await admin.start()
-    try:
+    async with admin_client(kafka) as admin:
         if topic not in await admin.list_topics():
             # A concurrent run may create it meanwhile.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([NewTopic(topic, partitions, replication_factor=1)])
-    finally:
-        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def _reading_from(
+    kafka: KafkaConnection, start: dict[TopicPartition, int]
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer outside every group, assigned the partitions of `start` at their offsets."""
+    async with kafka_consumer(kafka) as consumer:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        yield consumer
 
 
 async def records_after(
@@ -43,19 +52,12 @@ async def records_after(
 ) -> list[Any]:
     """The first `count` records at or after `start` for which `matching(record)` holds; fails
     naming what was found when fewer arrive within `within` seconds."""
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
-    await consumer.start()
     found: list[Any] = []
-    try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
+    async with _reading_from(kafka, start) as consumer:
         deadline = time.monotonic() + within
         while len(found) < count and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             found += [r for records in batch.values() for r in records if matching(r)]
-    finally:
-        await consumer.stop()
     assert len(found) >= count, f"{len(found)} of {count} matching records: {found[:3]}"
     return found
 
@@ -65,13 +67,8 @@ async def records_to_end(
 ) -> list[Any]:
     """Every record from `start` up to the log end each partition had when called; fails when
     reading them takes longer than `within_s` seconds."""
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
-    await consumer.start()
     found: list[Any] = []
-    try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
+    async with _reading_from(kafka, start) as consumer:
         ends = await consumer.end_offsets(list(start))
         remaining = {tp for tp, offset in start.items() if ends[tp] > offset}
         deadline = time.monotonic() + within_s
@@ -83,8 +80,6 @@ async def records_to_end(
                 found += [r for r in records if r.offset < ends[tp]]
                 if records and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
-    finally:
-        await consumer.stop()
     return found
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
@@ -74,6 +75,20 @@ async def _write(engine: AsyncEngine, order_id: str, version: int, *, commit: bo
         await connection.close()
 
 
+def _assert_in_commit_order(
+    published: list[Any], committed: dict[str, list[str]], failure: str
+) -> None:
+    """Each order's records in the log carry its committed event ids in commit order."""
+    for order_id, event_ids in committed.items():
+        key = f"order:{order_id}".encode()
+        in_log = [
+            dict(r.headers)["event-id"].decode()
+            for r in sorted(published, key=lambda r: r.offset)
+            if r.key == key
+        ]
+        assert in_log == event_ids, f"{order_id}: {failure}"
+
+
 async def test_committed_events_are_relayed_in_order_and_purged_and_rolled_back_ones_not(
     engine: AsyncEngine,
     settings: InvalidatorSettings,
@@ -118,14 +133,7 @@ async def test_committed_events_are_relayed_in_order_and_purged_and_rolled_back_
     )
     ids = [dict(record.headers)["event-id"].decode() for record in published]
     assert rolled_back not in ids
-    for order_id in orders:
-        key = f"order:{order_id}".encode()
-        in_log = [
-            dict(r.headers)["event-id"].decode()
-            for r in sorted(published, key=lambda r: r.offset)
-            if r.key == key
-        ]
-        assert in_log == committed[order_id], f"{order_id}: not in commit order"
+    _assert_in_commit_order(published, committed, "not in commit order")
     assert len({TopicPartition(r.topic, r.partition) for r in published}) > 1
 
 
@@ -179,14 +187,7 @@ async def test_two_relays_on_postgresql_share_the_rows_and_keep_each_aggregates_
         lambda record: record.key is not None and f"-{run}-".encode() in record.key,
         count=300,
     )
-    for order_id in orders:
-        key = f"order:{order_id}".encode()
-        in_log = [
-            dict(r.headers)["event-id"].decode()
-            for r in sorted(published, key=lambda r: r.offset)
-            if r.key == key
-        ]
-        assert in_log == committed[order_id], f"{order_id}: overtaken across relays"
+    _assert_in_commit_order(published, committed, "overtaken across relays")
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
