@@ -55,11 +55,12 @@ def load_settings(catalogue: str | None = None) -> InvalidatorSettings:
 async def _run(invalidator: Invalidator) -> None:
     # Before joining the group: a missing topic would otherwise be retried for ever, and an
     # unreachable broker is reported here with exit status 3 instead of from inside the loop.
-    await require_topics(invalidator.settings, invalidator.catalogue)
+    # Mirrored topics that MirrorMaker has not created yet are waited for, not an error.
+    absent = await require_topics(invalidator.settings, invalidator.catalogue)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, invalidator.stop)
-    await invalidator.run()
+    await invalidator.run(absent_topics=absent)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,8 +14,10 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import Collection
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from contracts.catalogue import Catalogue
 from invalidator.loop import InvalidationLoop, LoopTuning
@@ -25,6 +27,9 @@ from invalidator.stats import InvalidatorStats
 from invalidator.wiring import GroupConsumer, InvalidatorParts, production_parts
 
 log = logging.getLogger(__name__)
+
+MIRRORED_TOPICS_POLL_S = 2.0
+"""How often an invalidator waiting for mirrored topics looks whether they exist yet."""
 
 
 class Invalidator:
@@ -62,16 +67,25 @@ class Invalidator:
         if self._loop is not None:
             self._loop.stop()
 
-    async def run(self) -> None:
+    async def run(self, *, absent_topics: Collection[str] = ()) -> None:
         """Run on the production parts (`invalidator.wiring.production_parts`) until `stop()`;
-        commits what was purged and nothing more."""
-        await self.run_on(production_parts(self.settings, region=self.region))
+        commits what was purged and nothing more.
 
-    async def run_on(self, parts: InvalidatorParts) -> None:
+        absent_topics: as for `run_on`.
+        """
+        await self.run_on(
+            production_parts(self.settings, region=self.region), absent_topics=absent_topics
+        )
+
+    async def run_on(self, parts: InvalidatorParts, *, absent_topics: Collection[str] = ()) -> None:
         """Run on `parts` until `stop()`: start them, join the group, purge, then commit what
         was purged and stop every part, also when a start fails.
 
         parts: built and not started, in this event loop (`production_parts`, or stand-ins).
+        absent_topics: topics to read that do not exist yet (mirrored topics, which MirrorMaker
+            creates): the group joins without them, and takes them on once the cluster has
+            them. Never subscribed to while absent, since a metadata request for a topic
+            creates it on a broker with `auto.create.topics.enable`.
         """
         settings, consumer = self.settings, parts.consumer
         loop = self._loop = InvalidationLoop(
@@ -89,12 +103,14 @@ class Invalidator:
             ),
             stats=self.stats,
             tracer=parts.tracer,
+            mirrored_from=settings.mirrored_from,
         )
         if self._stop_requested:
             loop.stop()
-        consumer.subscribe(
-            topics=self.catalogue.topics(), listener=_Rebalance(self, loop, consumer)
-        )
+        wanted = settings.event_topics(self.catalogue)
+        absent = set(absent_topics) & set(wanted)
+        listener = _Rebalance(self, loop, consumer)
+        consumer.subscribe(topics=[t for t in wanted if t not in absent], listener=listener)
         async with contextlib.AsyncExitStack() as running:
             # Each stop is registered before any start: a start that fails (Kafka unreachable)
             # still closes every client, instead of "Unclosed AIOKafkaConsumer" errors at exit.
@@ -106,6 +122,11 @@ class Invalidator:
                 running.push_async_callback(parts.metrics.stop)
                 self.metrics_address = await parts.metrics.start(loop, self.stats)
             await consumer.start()
+            if absent:
+                watching = asyncio.create_task(
+                    self._subscribe_when_present(consumer, wanted, absent, listener)
+                )
+                running.callback(watching.cancel)
             # Everything built so far (catalogue, models, clients) lives as long as the process:
             # out of the collector's sight, a full collection no longer walks it (pauses of
             # tens of ms otherwise land on the purge path).
@@ -114,12 +135,47 @@ class Invalidator:
             log.info(
                 "invalidator %s started: topics=%s targets=%s",
                 self.group_id,
-                ",".join(self.catalogue.topics()),
+                ",".join(wanted),
                 ",".join(sorted(parts.targets.names())),
             )
             await loop.run(every=self._report_stats, every_s=settings.stats_interval_s)
         self._report_stats()
         log.info("invalidator %s stopped", self.group_id)
+
+    async def _subscribe_when_present(
+        self,
+        consumer: GroupConsumer,
+        wanted: list[str],
+        absent: set[str],
+        listener: ConsumerRebalanceListener,
+    ) -> None:
+        """Subscribe to each of `absent` once the cluster has it (looked up every
+        `MIRRORED_TOPICS_POLL_S`): the group then rebalances to take its partitions on."""
+        log.warning(
+            "invalidator %s: waiting for topic(s) %s, which do not exist yet (MirrorMaker "
+            "creates a mirrored topic once it runs and its source topic exists); consuming "
+            "the others meanwhile",
+            self.group_id,
+            ",".join(sorted(absent)),
+        )
+        while absent:
+            await asyncio.sleep(MIRRORED_TOPICS_POLL_S)  # a polling period, not a wait for work
+            try:
+                present = await consumer.topics()
+            except KafkaError as error:
+                log.warning("invalidator %s: listing topics failed: %s", self.group_id, error)
+                continue
+            appeared = absent & present
+            if not appeared:
+                continue
+            absent -= appeared
+            consumer.subscribe(topics=[t for t in wanted if t not in absent], listener=listener)
+            log.info(
+                "invalidator %s: topic(s) %s appeared; consuming them%s",
+                self.group_id,
+                ",".join(sorted(appeared)),
+                f" (still waiting for {','.join(sorted(absent))})" if absent else "",
+            )
 
     def _report_stats(self) -> None:
         if self._loop is not None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
+from contracts import topics
 from contracts.connections import KafkaConnection
 from contracts.decoding import RejectReason
 
@@ -21,6 +22,8 @@ HEADER_OFFSET = "dlq-offset"
 HEADER_GROUP = "dlq-group"
 HEADER_FORM = "dlq-form"
 HEADER_SIZE = "dlq-size"
+HEADER_SOURCE_CLUSTER = "dlq-source-cluster"
+HEADER_SOURCE_TOPIC = "dlq-source-topic"
 FORM_WHOLE = "whole"
 FORM_REFERENCE = "reference"
 HEADERS_DOC = {
@@ -37,8 +40,13 @@ HEADERS_DOC = {
     " the record was too large to forward whole, so the value is left out (read the original"
     " at its source position while the topic retains it)",
     HEADER_SIZE: "the original value's size in bytes, as decimal text",
+    HEADER_SOURCE_CLUSTER: "only for a record mirrored from another region's cluster: that"
+    " region (MirrorMaker's alias for its cluster)",
+    HEADER_SOURCE_TOPIC: "only for a mirrored record: the topic it was published to there",
 }
 """The headers a dead letter carries besides the original record's, and what each holds."""
+OPTIONAL_HEADERS = frozenset({HEADER_SOURCE_CLUSTER, HEADER_SOURCE_TOPIC})
+"""Those of `HEADERS_DOC` that only some dead letters carry (mirrored records')."""
 
 
 REFERENCE_KEY_MAX_BYTES = 1024
@@ -57,14 +65,23 @@ class DeadLetters:
     """Publishes rejected records (value, key and headers unchanged) plus why they were rejected."""
 
     def __init__(
-        self, kafka: KafkaConnection, *, topic: str, group_id: str, max_bytes: int = 1_000_000
+        self,
+        kafka: KafkaConnection,
+        *,
+        topic: str,
+        group_id: str,
+        max_bytes: int = 1_000_000,
+        mirrored_from: Collection[str] = (),
     ) -> None:
         """kafka: the cluster; topic: the dead-letter topic; group_id: the rejecting group.
         max_bytes: the largest dead letter sent whole (under the topic's `max.message.bytes`);
             a larger one is sent as a reference.
+        mirrored_from: the regions whose topics are mirrored into this cluster: a dead letter
+            of their records names the source cluster and topic.
         """
         self.topic = topic
         self._group_id = group_id
+        self._mirrored_from = tuple(mirrored_from)
         self._producer = AIOKafkaProducer(
             acks="all",
             enable_idempotence=True,
@@ -136,6 +153,12 @@ class DeadLetters:
             (HEADER_FORM, form.encode()),
             (HEADER_SIZE, str(size).encode()),
         ]
+        origin = topics.mirror_origin(record.topic, self._mirrored_from)
+        if origin is not None:
+            headers += [
+                (HEADER_SOURCE_CLUSTER, origin[0].encode()),
+                (HEADER_SOURCE_TOPIC, origin[1].encode()),
+            ]
         sent: asyncio.Future[Any] = await self._producer.send(
             self.topic, value=value, key=key, headers=headers
         )

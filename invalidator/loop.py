@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 
+from contracts import topics
 from contracts.catalogue import Catalogue
 from contracts.decoding import Rejected
 from contracts.events import Event
@@ -33,9 +34,13 @@ Batch = dict[TopicPartition, list[Any]]
 class BatchObserver(Protocol):
     """Told of every batch purged everywhere (the metrics' histograms)."""
 
-    def batch_purged(self, duration_s: float, oldest_age_s: float) -> None:
+    def batch_purged(
+        self, duration_s: float, oldest_age_s: float, remote_age_s: Mapping[str, float]
+    ) -> None:
         """duration_s: the successful purge attempt's time; oldest_age_s: how long ago the
-        batch's oldest record was published."""
+        batch's oldest record was published; remote_age_s: for each region the batch holds
+        mirrored events of, how long ago the oldest of them was published there (the record
+        timestamp, which MirrorMaker keeps)."""
 
 
 class BatchTracer(Protocol):
@@ -116,6 +121,8 @@ class _Batch:
     """The timestamp of the batch's oldest record (each partition's first)."""
     pending_targets: set[str]
     """The targets whose purge has not succeeded yet."""
+    remote_oldest_ms: dict[str, float]
+    """Region -> the timestamp of the batch's oldest record mirrored from there."""
     dead_lettered: int = 0
     """How many of `rejected` are on the dead-letter topic."""
 
@@ -139,6 +146,7 @@ class InvalidationLoop:
         tuning: LoopTuning = LoopTuning(),
         stats: InvalidatorStats | None = None,
         tracer: BatchTracer | None = None,
+        mirrored_from: Collection[str] = (),
     ) -> None:
         """source: the consumer (subscribed, started).
         targets: the region's Redis targets.
@@ -148,6 +156,8 @@ class InvalidationLoop:
         tuning: batch size, fetch timeout, retry backoff.
         stats: counters to update (a fresh set when omitted).
         tracer: told of each batch purged everywhere (the trace spans), if any.
+        mirrored_from: the regions whose topics are mirrored into this cluster (their records'
+            age at purge is reported per region).
         """
         self._source = source
         self._targets = targets
@@ -155,6 +165,8 @@ class InvalidationLoop:
         self._catalogue = catalogue
         self._name = name
         self._tuning = tuning
+        self._mirrored_from = frozenset(mirrored_from)
+        self._origin_region: dict[str, str | None] = {}
         self.stats = stats or InvalidatorStats()
         self.observer: BatchObserver | None = None
         """Told of each batch purged everywhere (the metrics, when served: they read this loop,
@@ -303,9 +315,31 @@ class InvalidationLoop:
             (partition[0].timestamp for partition in batch.values() if partition),
             default=time.time() * 1000,
         )
+        remote_oldest: dict[str, float] = {}
+        if self._mirrored_from:
+            for tp, partition in batch.items():
+                region = self._origin(tp.topic)
+                if region is not None and partition:
+                    first = partition[0].timestamp
+                    remote_oldest[region] = min(remote_oldest.get(region, first), first)
         return _Batch(
-            records, decoded, plan, rejected, offsets, newest, oldest, self._targets.names()
+            records,
+            decoded,
+            plan,
+            rejected,
+            offsets,
+            newest,
+            oldest,
+            self._targets.names(),
+            remote_oldest,
         )
+
+    def _origin(self, topic: str) -> str | None:
+        """The region `topic` is mirrored from (None for this cluster's own topics)."""
+        if topic not in self._origin_region:
+            origin = topics.mirror_origin(topic, self._mirrored_from)
+            self._origin_region[topic] = origin[0] if origin else None
+        return self._origin_region[topic]
 
     async def _attempt(self, batch: _Batch, *, after_s: float = 0.0) -> FailureKind | None:
         """One try, `after_s` from now: the purges on every target not done yet, then the
@@ -333,7 +367,11 @@ class InvalidationLoop:
         self.stats.purged(batch.plan.by_namespace, batch.rejected, batch.offsets, batch.newest_ms)
         if self.observer is not None:
             age_s = (purged_ms - batch.oldest_ms) / 1000
-            self.observer.batch_purged(time.monotonic() - started, age_s)
+            remote_age_s = {
+                region: (purged_ms - oldest) / 1000
+                for region, oldest in batch.remote_oldest_ms.items()
+            }
+            self.observer.batch_purged(time.monotonic() - started, age_s, remote_age_s)
         if self.tracer is not None:
             self.tracer.batch_purged(
                 (event for _, event in batch.events),
@@ -486,9 +524,12 @@ def _merged(batches: list[_Batch]) -> _Batch:
         return batches[0]
     offsets: Offsets = {}
     newest: dict[TopicPartition, int] = {}
+    remote_oldest: dict[str, float] = {}
     for batch in batches:
         offsets.update(batch.offsets)
         newest.update(batch.newest_ms)
+        for region, oldest in batch.remote_oldest_ms.items():
+            remote_oldest[region] = min(remote_oldest.get(region, oldest), oldest)
     return _Batch(
         [record for batch in batches for record in batch.records],
         [event for batch in batches for event in batch.events],
@@ -498,4 +539,5 @@ def _merged(batches: list[_Batch]) -> _Batch:
         newest,
         min(batch.oldest_ms for batch in batches),
         set().union(*(batch.pending_targets for batch in batches)),
+        remote_oldest,
     )

@@ -8,7 +8,7 @@ is refreshed just before each scrape (`refresh_lag`), from the consumer's own po
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from aiokafka import TopicPartition
@@ -70,11 +70,23 @@ class InvalidatorMetrics(Collector):
             buckets=_AGE_BUCKETS_S,
             registry=self.registry,
         ).labels(**self._labels)
+        self._remote_age_seconds = Histogram(
+            "invalidator_remote_event_age_at_purge_seconds",
+            "Published in the source region to purged here, of each batch's oldest event "
+            "mirrored from there (the mirrored topology's cross-region lag).",
+            ["region", "group", "source"],
+            buckets=_AGE_BUCKETS_S,
+            registry=self.registry,
+        )
 
-    def batch_purged(self, duration_s: float, oldest_age_s: float) -> None:
+    def batch_purged(
+        self, duration_s: float, oldest_age_s: float, remote_age_s: Mapping[str, float]
+    ) -> None:
         """Observe a batch purged everywhere (`BatchObserver`)."""
         self._purge_seconds.observe(duration_s)
         self._age_seconds.observe(max(0.0, oldest_age_s))
+        for source, age_s in remote_age_s.items():
+            self._remote_age_seconds.labels(**self._labels, source=source).observe(max(0.0, age_s))
 
     def refresh_lag(self) -> None:
         """Read the lag of every assigned partition: records between the log end and the last

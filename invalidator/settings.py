@@ -35,6 +35,12 @@ class InvalidatorSettings(BaseSettings):
         default="contracts.orders:CATALOGUE",
         description="package.module:attribute of the namespace catalogue",
     )
+    mirrored_from: list[str] = Field(
+        default_factory=list,
+        description="the mirrored topology: the regions (MirrorMaker 2 cluster aliases) whose "
+        "event topics MirrorMaker replicates into this region's cluster as <region>.<topic>; "
+        "the invalidator reads those besides its own. Empty: one cluster for every region",
+    )
     group_prefix: str = "invalidator"
     start_from: str = Field(
         default="earliest",
@@ -90,6 +96,17 @@ class InvalidatorSettings(BaseSettings):
                 raise ValueError(f"region {region!r} has no Redis target; list at least one")
         return value
 
+    @field_validator("mirrored_from")
+    @classmethod
+    def _mirror_sources_are_aliases(cls, value: list[str]) -> list[str]:
+        for source in value:
+            if not is_valid_id(source) or topics.MIRROR_SEPARATOR in source:
+                raise ValueError(
+                    f"{source!r} is not a MirrorMaker cluster alias: write a region's name of "
+                    "[A-Za-z0-9_-], as in MirrorMaker's `clusters` (no '.')"
+                )
+        return value
+
     @field_validator("start_from")
     @classmethod
     def _start_from_is_a_position(cls, value: str) -> str:
@@ -106,6 +123,20 @@ class InvalidatorSettings(BaseSettings):
             known = ", ".join(sorted(self.regions)) or "none"
             raise SettingsError(f"unknown region {region!r}; INVALIDATOR_REGIONS defines: {known}")
         return self.regions[region]
+
+    def event_topics(self, catalogue: Catalogue) -> list[str]:
+        """The topics this region's invalidator reads: the catalogue's, then each of them as
+        mirrored from every region of `mirrored_from`."""
+        return [*catalogue.topics(), *self.mirrored_topics(catalogue)]
+
+    def mirrored_topics(self, catalogue: Catalogue) -> list[str]:
+        """The catalogue's topics as MirrorMaker names them on this cluster (none in the
+        one-cluster topology): `eu.orders.events` for `orders.events` of region `eu`."""
+        return [
+            topics.mirrored_topic(source, topic)
+            for source in self.mirrored_from
+            for topic in catalogue.topics()
+        ]
 
     def load_catalogue(self) -> Catalogue:
         """Import the catalogue named by `catalogue` (`package.module:attribute`); a

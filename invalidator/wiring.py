@@ -50,6 +50,9 @@ class GroupConsumer(RecordSource, Protocol):
     async def position(self, partition: TopicPartition) -> int:
         """The offset of the next record fetched from `partition`."""
 
+    async def topics(self) -> set[str]:
+        """Every topic of the cluster (a metadata request that creates none)."""
+
 
 class Targets(PurgeTargets, Protocol):
     """The region's purge targets and their clients' end (`RegionTargets` has it)."""
@@ -121,6 +124,7 @@ def production_parts(settings: InvalidatorSettings, *, region: str) -> Invalidat
         topic=settings.dead_letter_topic,
         group_id=group_id,
         max_bytes=settings.dead_letter_max_bytes,
+        mirrored_from=settings.mirrored_from,
     )
     metrics = None
     if settings.metrics_port is not None:

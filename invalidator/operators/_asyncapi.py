@@ -95,7 +95,7 @@ def _add_dead_letters(document: dict[str, Any], topic: str) -> None:
         "payload": {"description": "the rejected record's value, byte for byte"},
         "headers": {
             "type": "object",
-            "required": sorted(deadletter.HEADERS_DOC),
+            "required": sorted(set(deadletter.HEADERS_DOC) - deadletter.OPTIONAL_HEADERS),
             "properties": {
                 header: {"type": "string", "description": what}
                 for header, what in deadletter.HEADERS_DOC.items()

@@ -78,7 +78,7 @@ async def offsets_show(
         settings.targets(region)
     report: dict[str, Any] = {"regions": []}
     text = []
-    topics = catalogue.topics()
+    topics = settings.event_topics(catalogue)
     for region in regions:
         group = settings.group_id(region)
         lag = await group_lag(settings.kafka, group, topics)
@@ -184,7 +184,9 @@ async def offsets_rewind(
             f"group {group} does not exist on the broker: no invalidator of region "
             f"{args.region} ever committed (check INVALIDATOR_GROUP_PREFIX)"
         )
-    bounds = await selected_bounds(args, settings.kafka, topics_of(catalogue, args.topic))
+    bounds = await selected_bounds(
+        args, settings.kafka, topics_of(settings.event_topics(catalogue), args.topic)
+    )
     partitions = sorted(bounds)
     committed = await committed_offsets(settings.kafka, group)
     desired = await _desired_offsets(args, settings, partitions, committed, bounds)

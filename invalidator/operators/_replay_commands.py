@@ -65,7 +65,9 @@ async def run_replay_command(
 async def _window(
     args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
 ) -> Window:
-    bounds = await selected_bounds(args, settings.kafka, topics_of(catalogue, args.topic))
+    bounds = await selected_bounds(
+        args, settings.kafka, topics_of(settings.event_topics(catalogue), args.topic)
+    )
     return await window_of(args, settings.kafka, bounds)
 
 

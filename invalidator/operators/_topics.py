@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from contracts import topics
 from contracts.catalogue import Catalogue
 from contracts.errors import MissingTopicsError
 from invalidator.operators._offsets import admin_client
@@ -27,15 +28,29 @@ class TopicNeed:
 
     name: str
     why: str
+    mirrored_from: str | None = None
+    """The region whose cluster holds the original (MirrorMaker creates this copy and keeps it
+    filled); None for a topic of this cluster's own."""
 
 
 def needed_topics(settings: InvalidatorSettings, catalogue: Catalogue) -> list[TopicNeed]:
-    """The catalogue's event topics, then the dead-letter topic."""
+    """The catalogue's event topics, the dead-letter topic, then the event topics mirrored from
+    the regions of `mirrored_from` (MirrorMaker's to create)."""
     needs = [
         TopicNeed(topic, "events of " + ", ".join(_event_types(catalogue, topic)))
         for topic in catalogue.topics()
     ]
-    return [*needs, TopicNeed(settings.dead_letter_topic, "dead letters (the invalidator's)")]
+    mirrored = [
+        TopicNeed(
+            topics.mirrored_topic(source, topic),
+            f"events of {source}'s {topic}, mirrored by MirrorMaker",
+            mirrored_from=source,
+        )
+        for source in settings.mirrored_from
+        for topic in catalogue.topics()
+    ]
+    own = TopicNeed(settings.dead_letter_topic, "dead letters (the invalidator's)")
+    return [*needs, own, *mirrored]
 
 
 def _event_types(catalogue: Catalogue, topic: str) -> list[str]:
@@ -49,13 +64,17 @@ async def missing_topics(settings: InvalidatorSettings, names: list[str]) -> lis
     return [name for name in names if name not in existing]
 
 
-async def require_topics(settings: InvalidatorSettings, catalogue: Catalogue) -> None:
-    """Raise MissingTopicsError naming every needed topic that does not exist."""
-    missing = await missing_topics(
-        settings, [need.name for need in needed_topics(settings, catalogue)]
-    )
-    if missing:
-        raise MissingTopicsError(missing, bootstrap_servers=settings.kafka.bootstrap_servers)
+async def require_topics(settings: InvalidatorSettings, catalogue: Catalogue) -> list[str]:
+    """Raise MissingTopicsError naming every needed topic of this cluster's own that does not
+    exist; return the mirrored topics that do not exist yet (MirrorMaker creates them: the
+    invalidator waits for them rather than fail)."""
+    needs = needed_topics(settings, catalogue)
+    missing = await missing_topics(settings, [need.name for need in needs])
+    mirrored = {need.name for need in needs if need.mirrored_from is not None}
+    own_missing = [name for name in missing if name not in mirrored]
+    if own_missing:
+        raise MissingTopicsError(own_missing, bootstrap_servers=settings.kafka.bootstrap_servers)
+    return [name for name in missing if name in mirrored]
 
 
 async def create_topics(

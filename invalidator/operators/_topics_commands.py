@@ -15,6 +15,7 @@ from invalidator.operators._console import (
 )
 from invalidator.operators._topics import (
     DEFAULT_PARTITIONS,
+    TopicNeed,
     create_topics,
     missing_topics,
     needed_topics,
@@ -49,24 +50,26 @@ async def run_topics_command(
     """Run `topics <action>`; returns the exit status."""
     needs = needed_topics(settings, catalogue)
     names = [need.name for need in needs]
+    own = [need.name for need in needs if need.mirrored_from is None]
     created: list[str] = []
     if args.action == "create":
+        # Mirrored topics are MirrorMaker's: created here, they would miss its partition count
+        # and configs, and it would not see them as its own.
         created = await create_topics(
             settings,
-            names,
+            own,
             partitions=args.partitions,
             replication_factor=args.replication_factor,
         )
-    missing = await missing_topics(settings, names)
+    absent = await missing_topics(settings, names)
+    missing = [name for name in absent if name in own]
+    awaited = [name for name in absent if name not in own]
     rows = [
         {
             "topic": need.name,
             "for": need.why,
-            "status": "missing"
-            if need.name in missing
-            else "created"
-            if need.name in created
-            else "ok",
+            "status": _status(need, absent, created),
+            "mirrored_from": need.mirrored_from,
         }
         for need in needs
     ]
@@ -76,5 +79,23 @@ async def run_topics_command(
             f"\n{len(missing)} missing: run `invalidator topics create` (events are keyed by "
             "aggregate, so partitions can be added later only at the cost of per-aggregate order)"
         )
-    emit(args, {"topics": rows, "missing": missing, "created": created}, text)
+    if awaited:
+        text += (
+            f"\n{len(awaited)} mirrored topic(s) not there yet: MirrorMaker creates them once "
+            "it runs and the source topic exists (it looks every refresh.topics.interval.seconds)"
+            "; an invalidator waits for them"
+        )
+    emit(
+        args,
+        {"topics": rows, "missing": missing, "awaited_from_mirror": awaited, "created": created},
+        text,
+    )
     return EXIT_REFUSED if missing else EXIT_OK
+
+
+def _status(need: TopicNeed, absent: list[str], created: list[str]) -> str:
+    if need.name in created:
+        return "created"
+    if need.name not in absent:
+        return "ok"
+    return "missing" if need.mirrored_from is None else "awaited from MirrorMaker"

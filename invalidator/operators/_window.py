@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Sequence
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection
 from contracts.errors import OperatorInputError
 from invalidator.operators._offsets import kafka_consumer, log_bounds, offsets_at
@@ -23,14 +22,15 @@ Window = dict[TopicPartition, tuple[int, int]]
 """Per partition, the first offset to read and the offset to stop before."""
 
 
-def topics_of(catalogue: Catalogue, topic: str | None) -> list[str]:
-    """The topics an operator named with --topic (all the catalogue's by default)."""
+def topics_of(known: Sequence[str], topic: str | None) -> list[str]:
+    """The topics an operator named with --topic, among the `known` event topics (all of them
+    by default: the catalogue's, and those mirrored into this cluster)."""
     if topic is None:
-        return catalogue.topics()
-    if topic not in catalogue.topics():
+        return list(known)
+    if topic not in known:
         raise OperatorInputError(
-            f"--topic {topic!r} is not a topic of the catalogue; "
-            f"known: {', '.join(catalogue.topics())}"
+            f"--topic {topic!r} is not an event topic of the catalogue on this cluster; "
+            f"known: {', '.join(known)}"
         )
     return [topic]
 
