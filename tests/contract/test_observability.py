@@ -34,6 +34,7 @@ PANEL_TITLES = {
     "Offset commit failures per second",
     "Purge duration p50 / p99",
     "Event age at purge p50 / p99",
+    "Remote event age at purge p50 / p99, per source region",
 }
 ALERT_NAMES = {
     "InvalidatorLagHigh",
@@ -42,6 +43,7 @@ ALERT_NAMES = {
     "InvalidatorPurgeErrors",
     "InvalidatorCommitFailures",
     "InvalidatorDown",
+    "InvalidatorRemotePurgeSlow",
 }
 
 
@@ -110,7 +112,7 @@ def test_the_dashboard_has_every_panel_and_each_panel_a_query() -> None:
         assert panel["targets"], panel["title"]
         assert all(target["expr"].strip() for target in panel["targets"]), panel["title"]
     quantiles = [e for e in _dashboard_expressions() if e.startswith("histogram_quantile(")]
-    assert len(quantiles) == 4
+    assert len(quantiles) == 6
 
 
 def test_the_rules_have_every_alert_with_a_runbook_step() -> None:
