@@ -66,6 +66,45 @@ def start_local_stack(
     return endpoints
 
 
+MIRROR_VARIABLES = ("MIRROR_KAFKA_EU", "MIRROR_KAFKA_US", "MIRROR_LINK_CONTROL")
+"""What `stack.sh up --mirrored` prints besides: each region's cluster, the link's control port."""
+MIRRORED_SERVICES = ("kafka-eu", "kafka-us", "mm2-eu", "mm2-us", "link")
+"""The processes of the mirrored topology, by the names of their pid and log files."""
+
+
+def start_mirrored_stack(
+    env: dict[str, str] | None = None, timeout_s: float = 900
+) -> dict[str, str]:
+    """Run `stack.sh up --mirrored` (it starts what is not running: the local stack and the
+    mirrored topology) and return every variable it exports, the MIRROR_* ones included.
+
+    env: variables over this process's environment (STACK_DIR, ports, MIRROR_LINK_DELAY_MS).
+    timeout_s: how long `up` may take (a cold start resolves MirrorMaker's jars with Maven).
+    Raises StackUnavailableError when `up` fails or prints no MIRROR_* variable.
+    """
+    try:
+        endpoints = start_local_stack("--mirrored", env=env, timeout_s=timeout_s)
+    except subprocess.TimeoutExpired as error:
+        raise StackUnavailableError(
+            f"{STACK_SCRIPT} up --mirrored took longer than {timeout_s:.0f}s"
+        ) from error
+    missing = [name for name in MIRROR_VARIABLES if not endpoints.get(name)]
+    if missing:
+        raise StackUnavailableError(f"{STACK_SCRIPT} up --mirrored printed no {', '.join(missing)}")
+    return endpoints
+
+
+def mirrored_pid_file(name: str, stack: Path | None = None) -> Path:
+    """The pid file of a process of the mirrored topology: `kafka-eu`, `kafka-us`, `mm2-eu`,
+    `mm2-us` (MirrorMaker into that region) or `link`.
+
+    stack: the stack's directory (default `stack_dir()`).
+    """
+    if name not in MIRRORED_SERVICES:
+        raise ValueError(f"no mirrored service {name!r}; one of {', '.join(MIRRORED_SERVICES)}")
+    return (stack or stack_dir()) / "run" / f"{name}.pid"
+
+
 def stack_dir() -> Path:
     """Where the local stack keeps its data, logs and pid files (`STACK_DIR`, as stack.sh)."""
     return Path(os.environ.get("STACK_DIR", REPO / ".stack"))

@@ -5,9 +5,14 @@
 #   redis-eu  standalone Redis        (region "eu")
 #   redis-us  Redis Cluster of 3 masters + 3 replicas  (region "us")
 #   postgres  PostgreSQL (Debian's packages), database "outbox" for the transactional outbox
+# and with `up --mirrored` the mirrored topology besides (docs: deploy/local/README.md):
+#   kafka-eu, kafka-us  one single-node KRaft cluster per region, each with a LINK listener
+#   link      deploy/local/link_proxy.py: the delayed (and cuttable) link between the regions
+#   mm2-eu, mm2-us      MirrorMaker 2, one process per target region, through the link
 #
-# Usage: deploy/local/stack.sh up [--brokers N] [--kafka-only]|down [--purge]|status|logs [-f]
-#        [kafka|redis-eu|redis-us|postgres]|env|libs
+# Usage: deploy/local/stack.sh up [--brokers N] [--kafka-only] [--mirrored]
+#        |down [--mirrored] [--purge]|status|logs [-f] [kafka|redis-eu|redis-us|postgres|kafka-eu
+#        |kafka-us|mm2-eu|mm2-us|link]|env [--mirrored]|libs
 # `up` is idempotent and prints the `export ...` lines on stdout (progress goes to stderr), so
 #   eval "$(deploy/local/stack.sh up)"
 # works. See deploy/local/README.md.
@@ -28,6 +33,16 @@ REDIS_US_PORT="${REDIS_US_PORT:-17001}"
 POSTGRES_PORT="${POSTGRES_PORT:-15432}"
 POSTGRES_BINDIR="${POSTGRES_BINDIR:-}"   # empty: found (pg_config --bindir, /usr/lib/postgresql/*/bin)
 POSTGRES_OS_USER="${POSTGRES_OS_USER:-postgres}"   # runs the server when stack.sh runs as root
+# The mirrored topology (up --mirrored). Each cluster's LINK listener is on its client port + 2,
+# the link proxy's port in front of it on its client port + 3.
+MIRROR_EU_KAFKA_PORT="${MIRROR_EU_KAFKA_PORT:-23092}"
+MIRROR_EU_CONTROLLER_PORT="${MIRROR_EU_CONTROLLER_PORT:-23093}"
+MIRROR_US_KAFKA_PORT="${MIRROR_US_KAFKA_PORT:-24092}"
+MIRROR_US_CONTROLLER_PORT="${MIRROR_US_CONTROLLER_PORT:-24093}"
+MIRROR_LINK_CONTROL_PORT="${MIRROR_LINK_CONTROL_PORT:-23099}"
+MIRROR_LINK_DELAY_MS="${MIRROR_LINK_DELAY_MS:-40}"   # one way, each direction
+MIRROR_LINK_JITTER_MS="${MIRROR_LINK_JITTER_MS:-0}"  # uniform +-, order kept per connection
+MIRROR_MM2_HEAP_OPTS="${MIRROR_MM2_HEAP_OPTS:--Xms64m -Xmx256m}"
 
 KAFKA_START_TIMEOUT=90   # seconds until the broker must answer
 COORDINATOR_TIMEOUT=90   # seconds until a consumer group coordinator must answer
@@ -38,6 +53,9 @@ KAFKA_CLUSTER_STOP_TIMEOUT=15
 REDIS_TIMEOUT=20         # seconds for PING / cluster_state:ok
 POSTGRES_TIMEOUT=30      # seconds until PostgreSQL accepts connections
 POSTGRES_STOP_TIMEOUT=30 # seconds for a fast shutdown before SIGKILL
+LINK_START_TIMEOUT=20    # seconds until the link proxy answers on its control port
+MIRROR_TIMEOUT=150       # seconds until MirrorMaker has created every mirrored topic and runs
+MM2_STOP_TIMEOUT=20      # seconds between SIGTERM and SIGKILL (MM2 can hang in its exit)
 
 KAFKA_LIBS_DIR="${KAFKA_LIBS_DIR:-${STACK_DIR}/kafka-libs}"
 LIBS_DIR="${KAFKA_LIBS_DIR}/${KAFKA_VERSION}"
@@ -55,9 +73,24 @@ KAFKA_BROKERS_FILE="${RUN_DIR}/kafka.brokers"
 TOPICS_FILE="${SCRIPT_DIR}/topics.txt"
 LOG4J_CONFIG="${SCRIPT_DIR}/log4j2.yaml"
 POM="${SCRIPT_DIR}/pom.xml"
+MIRROR_POM="${SCRIPT_DIR}/pom-mirror.xml"
+MIRROR_LIBS_DIR="${KAFKA_LIBS_DIR}/${KAFKA_VERSION}-mirror"
+MIRROR_DIR="${STACK_DIR}/mirrored"
+MIRROR_MARKER="${RUN_DIR}/mirrored"   # written by up --mirrored: status and logs include them
+LINK_PROXY="${SCRIPT_DIR}/link_proxy.py"
+MIRROR_REGIONS=(eu us)
+# The cluster up/down/status act on: the single-cluster stack's unless in_cluster says otherwise.
+KAFKA_NAME=kafka
+KAFKA_LINK_PORT=""            # a second listener LINK (mirrored clusters only)...
+KAFKA_LINK_ADVERTISED_PORT="" # ...advertised as the link proxy's port in front of it
 
-for _port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT REDIS_US_PORT POSTGRES_PORT; do
+for _port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT REDIS_US_PORT POSTGRES_PORT \
+    MIRROR_EU_KAFKA_PORT MIRROR_EU_CONTROLLER_PORT MIRROR_US_KAFKA_PORT MIRROR_US_CONTROLLER_PORT \
+    MIRROR_LINK_CONTROL_PORT; do
   [[ "${!_port_var}" =~ ^[0-9]+$ ]] || { echo "stack.sh: error: ${_port_var} must be a port number, got '${!_port_var}'" >&2; exit 2; }
+done
+for _ms_var in MIRROR_LINK_DELAY_MS MIRROR_LINK_JITTER_MS; do
+  [[ "${!_ms_var}" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "stack.sh: error: ${_ms_var} must be a number of milliseconds >= 0, got '${!_ms_var}'" >&2; exit 2; }
 done
 # The us cluster: 3 masters and one replica each, on REDIS_US_PORT and the next five ports.
 US_NODES=6
@@ -89,6 +122,48 @@ check_port_plan() {
 }
 check_port_plan
 
+# The mirrored topology's ports: each region's client, controller, LINK (client + 2) and link
+# proxy (client + 3) ports and the link's control port, apart from each other and from the
+# single-cluster stack's (checked by up/down/env --mirrored only, so a second single-cluster stack
+# may use them).
+mirror_port() {  # <eu|us> <client|controller|link|proxy>
+  local client controller
+  case "$1" in
+    eu) client="${MIRROR_EU_KAFKA_PORT}"; controller="${MIRROR_EU_CONTROLLER_PORT}" ;;
+    us) client="${MIRROR_US_KAFKA_PORT}"; controller="${MIRROR_US_CONTROLLER_PORT}" ;;
+    *) die "no region '$1' in the mirrored topology" ;;
+  esac
+  case "$2" in
+    client) echo "${client}" ;;
+    controller) echo "${controller}" ;;
+    link) echo "$(( client + 2 ))" ;;
+    proxy) echo "$(( client + 3 ))" ;;
+  esac
+}
+check_mirror_port_plan() {
+  local seen=" " port name region kind what
+  for port in "${KAFKA_PORT}" "${KAFKA_CONTROLLER_PORT}" "${REDIS_EU_PORT}" "${POSTGRES_PORT}" \
+      "${US_PORTS[@]}" "${US_BUS_PORTS[@]}"; do
+    seen+="${port} "
+  done
+  for region in "${MIRROR_REGIONS[@]}"; do
+    for kind in client controller link proxy; do
+      port="$(mirror_port "${region}" "${kind}")"
+      name="MIRROR_${region^^}_KAFKA_PORT"
+      [[ "${kind}" != controller ]] || name="MIRROR_${region^^}_CONTROLLER_PORT"
+      what="${name}=${!name}"
+      [[ "${kind}" != link ]] || what="${name}=${!name}: its LINK port ${port} (client port + 2)"
+      [[ "${kind}" != proxy ]] || what="${name}=${!name}: its link proxy port ${port} (client port + 3)"
+      (( port >= 1 && port <= 65535 )) || { echo "stack.sh: error: ${what} is not a port" >&2; exit 2; }
+      [[ "${seen}" != *" ${port} "* ]] \
+        || { echo "stack.sh: error: ${what} is also another service's port" >&2; exit 2; }
+      seen+="${port} "
+    done
+  done
+  [[ "${seen}" != *" ${MIRROR_LINK_CONTROL_PORT} "* ]] \
+    || { echo "stack.sh: error: MIRROR_LINK_CONTROL_PORT=${MIRROR_LINK_CONTROL_PORT} is also another service's port" >&2; exit 2; }
+}
+
 # Short-lived CLI JVMs: start fast, stay small.
 TOOLS_JAVA_OPTS=(-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
   -Djava.awt.headless=true)
@@ -107,17 +182,25 @@ usage: $(basename "$0") <command>
                      broker+controller; replication factor 3 for every topic, __consumer_offsets
                      and transaction state included; min.insync.replicas=2); data under
                      \$STACK_DIR/kafka-3/. --kafka-only: no Redis, no PostgreSQL (env then
-                     names their ports all the same)
-  down [--purge]     stop everything (--purge also deletes data and logs, keeps the jar cache)
+                     names their ports all the same). --mirrored: also the mirrored topology
+                     (kafka-eu, kafka-us, the link proxy, mm2-eu, mm2-us; under
+                     \$STACK_DIR/mirrored/) and the MIRROR_* export lines
+  down [--mirrored] [--purge]   stop everything (--mirrored: the mirrored topology only; --purge
+                     also deletes data and logs, keeps the jar cache)
   status             one line per service; exit 0 only if all answer
-  logs [-f] [kafka|redis-eu|redis-us|postgres]   tail the logs (-f: follow)
-  env                print the export lines for the Python settings and the outbox database
-  libs               fetch the Kafka jars into the cache (once) and print their directory
+  logs [-f] [kafka|redis-eu|redis-us|postgres|kafka-eu|kafka-us|mm2-eu|mm2-us|link]
+                     tail the logs (-f: follow)
+  env [--mirrored]   print the export lines for the Python settings and the outbox database
+  libs               fetch the Kafka and MirrorMaker jars into the cache (once) and print the
+                     Kafka jars' directory
 ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n of N (n = 1..N)
   listens on KAFKA_PORT + 2(n-1) and KAFKA_CONTROLLER_PORT + 2(n-1); REDIS_EU_PORT (16379),
   REDIS_US_PORT (17001: the cluster of 3 masters + 3 replicas uses it and the next five, and
   each node also listens on its port + 10000 for the cluster bus, so 27001-27006 too; a second
-  stack must avoid all of them), POSTGRES_PORT (15432)
+  stack must avoid all of them), POSTGRES_PORT (15432); mirrored: MIRROR_EU_KAFKA_PORT (23092),
+  MIRROR_EU_CONTROLLER_PORT (23093), MIRROR_US_KAFKA_PORT (24092), MIRROR_US_CONTROLLER_PORT
+  (24093), each cluster's LINK listener on its client port + 2 and the link proxy in front of it
+  on + 3; MIRROR_LINK_CONTROL_PORT (23099); MIRROR_LINK_DELAY_MS (40), MIRROR_LINK_JITTER_MS (0)
 EOF
 }
 
@@ -158,6 +241,12 @@ print_env() {
     "${POSTGRES_PORT}" "${POSTGRES_DATABASE}"
 }
 
+print_mirror_env() {
+  printf 'export MIRROR_KAFKA_EU=127.0.0.1:%s\n' "$(mirror_port eu client)"
+  printf 'export MIRROR_KAFKA_US=127.0.0.1:%s\n' "$(mirror_port us client)"
+  printf 'export MIRROR_LINK_CONTROL=127.0.0.1:%s\n' "${MIRROR_LINK_CONTROL_PORT}"
+}
+
 # ---------------------------------------------------------------------------- kafka
 
 require_java() {
@@ -170,21 +259,35 @@ kafka_libs_present() {
     && compgen -G "${LIBS_DIR}/log4j-slf4j-impl-*.jar" >/dev/null
 }
 
-ensure_kafka_libs() {
-  kafka_libs_present && return 0
-  command -v mvn >/dev/null || die "mvn not found: needed once to fetch the Kafka ${KAFKA_VERSION} jars"
-  log "resolving Kafka ${KAFKA_VERSION} jars with Maven into ${LIBS_DIR} (one-time)"
-  local tmp="${LIBS_DIR}.tmp.$$"
-  rm -rf "${tmp}"
-  if ! mvn -B -q -f "${POM}" dependency:copy-dependencies \
-      -Dkafka.version="${KAFKA_VERSION}" -DoutputDirectory="${tmp}" >"${MAVEN_LOG}" 2>&1; then
-    rm -rf "${tmp}"
-    die "Maven could not resolve Kafka ${KAFKA_VERSION} jars; see ${MAVEN_LOG}"
-  fi
-  rm -rf "${LIBS_DIR}"
-  mv "${tmp}" "${LIBS_DIR}"
-  kafka_libs_present || die "Kafka jars missing in ${LIBS_DIR} after Maven run; see ${MAVEN_LOG}"
+mirror_libs_present() {
+  [[ -f "${MIRROR_LIBS_DIR}/connect-mirror-${KAFKA_VERSION}.jar" \
+    && -f "${MIRROR_LIBS_DIR}/connect-runtime-${KAFKA_VERSION}.jar" ]]
 }
+
+# resolve_jars <what> <pom> <dir> <present-check>: copy the pom's runtime dependencies into dir
+# (through a temporary directory, so a failed run leaves no half cache).
+resolve_jars() {
+  local what="$1" pom="$2" dir="$3" present="$4" maven_log
+  "${present}" && return 0
+  maven_log="${MAVEN_LOG}"
+  [[ "${pom}" == "${POM}" ]] || maven_log="${LOG_DIR}/maven-$(basename "${pom}" .xml).log"
+  command -v mvn >/dev/null || die "mvn not found: needed once to fetch the ${what} ${KAFKA_VERSION} jars"
+  log "resolving ${what} ${KAFKA_VERSION} jars with Maven into ${dir} (one-time)"
+  local tmp="${dir}.tmp.$$"
+  rm -rf "${tmp}"
+  if ! mvn -B -q -f "${pom}" dependency:copy-dependencies \
+      -Dkafka.version="${KAFKA_VERSION}" -DoutputDirectory="${tmp}" >"${maven_log}" 2>&1; then
+    rm -rf "${tmp}"
+    die "Maven could not resolve ${what} ${KAFKA_VERSION} jars; see ${maven_log}"
+  fi
+  rm -rf "${dir}"
+  mv "${tmp}" "${dir}"
+  "${present}" || die "${what} jars missing in ${dir} after Maven run; see ${maven_log}"
+}
+
+ensure_kafka_libs() { resolve_jars Kafka "${POM}" "${LIBS_DIR}" kafka_libs_present; }
+# MirrorMaker 2 (connect-mirror): run on the broker's jars plus these (they bring no slf4j binding).
+ensure_mirror_libs() { resolve_jars MirrorMaker "${MIRROR_POM}" "${MIRROR_LIBS_DIR}" mirror_libs_present; }
 
 # Run a Kafka CLI class (StorageTool, TopicCommand); its log4j output goes to kafka-tools.log.
 kafka_tool() {
@@ -214,12 +317,12 @@ kafka_node_dir() {
 kafka_node_config() { printf '%s/server.properties\n' "$(kafka_node_dir "$1")"; }
 kafka_node_data() { printf '%s/data\n' "$(kafka_node_dir "$1")"; }
 kafka_node_pid_file() {
-  if (( KAFKA_BROKERS == 1 )); then printf '%s/kafka.pid\n' "${RUN_DIR}"
-  else printf '%s/kafka-%s.pid\n' "${RUN_DIR}" "$1"; fi
+  if (( KAFKA_BROKERS == 1 )); then printf '%s/%s.pid\n' "${RUN_DIR}" "${KAFKA_NAME}"
+  else printf '%s/%s-%s.pid\n' "${RUN_DIR}" "${KAFKA_NAME}" "$1"; fi
 }
 kafka_node_log() {
-  if (( KAFKA_BROKERS == 1 )); then printf '%s/kafka.log\n' "${LOG_DIR}"
-  else printf '%s/kafka-%s.log\n' "${LOG_DIR}" "$1"; fi
+  if (( KAFKA_BROKERS == 1 )); then printf '%s/%s.log\n' "${LOG_DIR}" "${KAFKA_NAME}"
+  else printf '%s/%s-%s.log\n' "${LOG_DIR}" "${KAFKA_NAME}" "$1"; fi
 }
 kafka_bootstrap() {
   local node servers=()
@@ -243,14 +346,22 @@ write_kafka_config() {
   rf="$(kafka_replication)"
   isr="$(kafka_min_isr)"
   mkdir -p "$(kafka_node_dir "${node}")"
+  # A mirrored cluster's LINK listener advertises the link proxy's port: a client that
+  # bootstraps through the proxy is sent on through it (single-node clusters only).
+  local link_listener="" link_advertised="" link_map=""
+  if [[ -n "${KAFKA_LINK_PORT}" ]]; then
+    link_listener=",LINK://127.0.0.1:${KAFKA_LINK_PORT}"
+    link_advertised=",LINK://127.0.0.1:${KAFKA_LINK_ADVERTISED_PORT}"
+    link_map=",LINK:PLAINTEXT"
+  fi
   cat >"$(kafka_node_config "${node}")" <<EOF
 # Generated by deploy/local/stack.sh; rewritten on every start.
 process.roles=broker,controller
 node.id=${node}
 controller.quorum.voters=$(IFS=,; echo "${voters[*]}")
-listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "${node}"),CONTROLLER://127.0.0.1:$(kafka_node_controller_port "${node}")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "${node}")
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "${node}"),CONTROLLER://127.0.0.1:$(kafka_node_controller_port "${node}")${link_listener}
+advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_node_port "${node}")${link_advertised}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${link_map}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$(kafka_node_data "${node}")
@@ -294,7 +405,7 @@ format_kafka_storage() {
       || die "Kafka StorageTool random-uuid failed; see ${KAFKA_TOOLS_LOG}"
     if (( KAFKA_BROKERS > 1 )); then printf '%s\n' "${cluster_id}" >"${id_file}"; fi
   fi
-  log "formatting Kafka storage of node ${node} (cluster id ${cluster_id})"
+  log "formatting ${KAFKA_NAME} storage of node ${node} (cluster id ${cluster_id})"
   mkdir -p "$(kafka_node_data "${node}")"
   kafka_tool kafka.tools.StorageTool format -t "${cluster_id}" -c "$(kafka_node_config "${node}")" \
     >>"${KAFKA_TOOLS_LOG}" 2>&1 \
@@ -307,17 +418,17 @@ start_kafka_node() {
   pid_file="$(kafka_node_pid_file "${node}")"
   pid="$(kafka_pid "${node}")"
   if [[ -n "${pid}" ]]; then
-    log "kafka node ${node} already running (pid ${pid})"
+    log "${KAFKA_NAME} node ${node} already running (pid ${pid})"
     return 0
   fi
   rm -f "${pid_file}"
-  for port in "$(kafka_node_port "${node}")" "$(kafka_node_controller_port "${node}")"; do
-    port_open "${port}" && die "kafka: port ${port} is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+  for port in "$(kafka_node_port "${node}")" "$(kafka_node_controller_port "${node}")" ${KAFKA_LINK_PORT}; do
+    port_open "${port}" && die "${KAFKA_NAME}: port ${port} is already in use by another process (set its port variables)"
   done
   write_kafka_config "${node}"
   format_kafka_storage "${node}"
-  log "starting kafka ${KAFKA_VERSION} node ${node} on 127.0.0.1:$(kafka_node_port "${node}") (log: ${log_file})"
-  printf '===== %s stack.sh: starting kafka %s =====\n' "$(date '+%F %T')" "${KAFKA_VERSION}" >>"${log_file}"
+  log "starting ${KAFKA_NAME} ${KAFKA_VERSION} node ${node} on 127.0.0.1:$(kafka_node_port "${node}") (log: ${log_file})"
+  printf '===== %s stack.sh: starting %s %s =====\n' "$(date '+%F %T')" "${KAFKA_NAME}" "${KAFKA_VERSION}" >>"${log_file}"
   # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
   nohup java ${KAFKA_HEAP_OPTS} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
@@ -335,7 +446,7 @@ start_kafka() {
   if [[ -n "${running}" && "${running}" != "${KAFKA_BROKERS}" ]]; then
     for node in $(KAFKA_BROKERS="${running}"; kafka_nodes); do
       [[ -z "$(KAFKA_BROKERS="${running}"; kafka_pid "${node}")" ]] \
-        || die "kafka runs ${running} node(s) here; stop it (down) before starting ${KAFKA_BROKERS}"
+        || die "${KAFKA_NAME} runs ${running} node(s) here; stop it (down) before starting ${KAFKA_BROKERS}"
     done
   fi
   require_java
@@ -358,13 +469,13 @@ wait_kafka() {
   while :; do
     for node in $(kafka_nodes); do
       pid_alive "$(read_pid "$(kafka_node_pid_file "${node}")")" \
-        || die "kafka node ${node} exited during startup; see $(kafka_node_log "${node}")"
+        || die "${KAFKA_NAME} node ${node} exited during startup; see $(kafka_node_log "${node}")"
     done
     if port_open "${KAFKA_PORT}" && KAFKA_TOPICS="$(topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")" \
         && { (( KAFKA_BROKERS == 1 )) || (( $(kafka_brokers_answering) == KAFKA_BROKERS )); }; then
       return 0
     fi
-    (( $(now) < deadline )) || die "kafka (${KAFKA_BROKERS} node(s)) did not answer on $(kafka_bootstrap) within ${KAFKA_START_TIMEOUT}s; see ${LOG_DIR}/kafka*.log"
+    (( $(now) < deadline )) || die "${KAFKA_NAME} (${KAFKA_BROKERS} node(s)) did not answer on $(kafka_bootstrap) within ${KAFKA_START_TIMEOUT}s; see ${LOG_DIR}/${KAFKA_NAME}*.log"
     sleep 0.5
   done
 }
@@ -378,7 +489,7 @@ ensure_topics() {
   local name parts pids=() names=() i failed=()
   while read -r name parts; do
     grep -qxF "${name}" <<<"${KAFKA_TOPICS}" && continue
-    log "creating topic ${name} (${parts} partitions, replication factor $(kafka_replication))"
+    log "creating topic ${name} on ${KAFKA_NAME} (${parts} partitions, replication factor $(kafka_replication))"
     topics_cmd --create --if-not-exists --topic "${name}" --partitions "${parts}" \
       --replication-factor "$(kafka_replication)" >>"${KAFKA_TOOLS_LOG}" 2>&1 &
     pids+=("$!")
@@ -389,7 +500,7 @@ ensure_topics() {
     wait "${pids[$i]}" || failed+=("${names[$i]}")
   done
   (( ${#failed[@]} == 0 )) || die "creating topic(s) ${failed[*]} failed; see ${KAFKA_TOOLS_LOG}"
-  if (( ${#pids[@]} == 0 )); then log "topics present"; fi
+  if (( ${#pids[@]} == 0 )); then log "${KAFKA_NAME}: topics present"; fi
 }
 
 # A fresh broker creates __consumer_offsets on the first group request and answers
@@ -420,7 +531,7 @@ stop_kafka() {
   for node in $(kafka_nodes); do
     pid="$(kafka_pid "${node}")"
     if [[ -n "${pid}" ]]; then
-      log "stopping kafka node ${node} (pid ${pid})"
+      log "stopping ${KAFKA_NAME} node ${node} (pid ${pid})"
       kill -TERM "${pid}" 2>/dev/null || true
       pids+=("${pid}")
     fi
@@ -429,7 +540,7 @@ stop_kafka() {
   for pid in "${pids[@]}"; do
     while pid_alive "${pid}" && (( $(now) < deadline )); do sleep 0.2; done
     if pid_alive "${pid}"; then
-      log "kafka pid ${pid} did not stop within ${timeout}s, sending SIGKILL (see ${LOG_DIR}/kafka*.log)"
+      log "${KAFKA_NAME} pid ${pid} did not stop within ${timeout}s, sending SIGKILL (see ${LOG_DIR}/${KAFKA_NAME}*.log)"
       kill -KILL "${pid}" 2>/dev/null || true
       while pid_alive "${pid}"; do sleep 0.1; done
     fi
@@ -756,18 +867,344 @@ stop_postgres() {
   fi
 }
 
+# ---------------------------------------------------------------------------- mirrored topology
+# Two more single-node KRaft clusters (eu, us) with the same broker settings, the link proxy
+# between them and one MirrorMaker 2 per target region (docs: deploy/local/README.md).
+
+# in_cluster <eu|us> <command> [args]: run a kafka function above on that region's cluster. Its
+# description is bound as locals here, and bash's dynamic scoping shows them to every function
+# the command calls.
+in_cluster() {
+  local region="$1"; shift
+  local KAFKA_NAME="kafka-${region}" KAFKA_BROKERS=1 KAFKA_TOPICS=""
+  local KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_LINK_PORT KAFKA_LINK_ADVERTISED_PORT
+  KAFKA_PORT="$(mirror_port "${region}" client)"
+  KAFKA_CONTROLLER_PORT="$(mirror_port "${region}" controller)"
+  KAFKA_LINK_PORT="$(mirror_port "${region}" link)"
+  KAFKA_LINK_ADVERTISED_PORT="$(mirror_port "${region}" proxy)"
+  local KAFKA_DIR="${MIRROR_DIR}/kafka-${region}"
+  local KAFKA_ADMIN_CONFIG="${MIRROR_DIR}/kafka-${region}/admin.properties"
+  local KAFKA_BROKERS_FILE="${RUN_DIR}/kafka-${region}.brokers"
+  "$@"
+}
+
+other_region() { if [[ "$1" == eu ]]; then echo us; else echo eu; fi; }
+
+# The event topics of topics.txt (names ending in .events): what MirrorMaker mirrors. The
+# dead-letter topic is not among them: dead letters stay in their region.
+event_topics() { read_topics | awk '$1 ~ /\.events$/ { print $1 }'; }
+
+# Their full-match regex as a properties file value: java.util.Properties turns "\." into ".",
+# so each dot is written "\\." (e.g. orders\\.events|companies\\.events).
+event_topics_regex() {
+  local name parts=()
+  while read -r name; do parts+=("${name//./\\\\.}"); done < <(event_topics)
+  (( ${#parts[@]} )) || die "no event topics (*.events) in ${TOPICS_FILE}"
+  (IFS='|'; printf '%s\n' "${parts[*]}")
+}
+
+wait_mirror_cluster() { wait_kafka; ensure_topics; }
+
+link_pid_file() { printf '%s/link.pid\n' "${RUN_DIR}"; }
+link_log() { printf '%s/link.log\n' "${LOG_DIR}"; }
+link_pid() {
+  local pid
+  pid="$(read_pid "$(link_pid_file)")"
+  if pid_alive "${pid}" && [[ "$(ps -ww -o args= -p "${pid}" 2>/dev/null)" == *"${LINK_PROXY}"*"--control-port ${MIRROR_LINK_CONTROL_PORT}"* ]]; then
+    printf '%s\n' "${pid}"
+  fi
+}
+
+# One control command to the link; its answer line on stdout.
+link_command() {
+  local answer
+  exec 7<>"/dev/tcp/127.0.0.1/${MIRROR_LINK_CONTROL_PORT}" || return 1
+  printf '%s\n' "$1" >&7
+  IFS= read -r -t 5 answer <&7 || { exec 7>&-; return 1; }
+  exec 7>&-
+  printf '%s\n' "${answer}"
+}
+
+start_link() {
+  local pid port region routes=()
+  pid="$(link_pid)"
+  if [[ -n "${pid}" ]]; then
+    log "link already running (pid ${pid}; its delay and cut state are left as they are)"
+    return 0
+  fi
+  rm -f "$(link_pid_file)"
+  command -v python3 >/dev/null || die "python3 not found (the link proxy runs on it)"
+  for region in "${MIRROR_REGIONS[@]}"; do
+    port="$(mirror_port "${region}" proxy)"
+    port_open "${port}" && die "link: port ${port} is already in use by another process (set MIRROR_${region^^}_KAFKA_PORT)"
+    routes+=(--route "${port}:127.0.0.1:$(mirror_port "${region}" link)")
+  done
+  port_open "${MIRROR_LINK_CONTROL_PORT}" \
+    && die "link: control port ${MIRROR_LINK_CONTROL_PORT} is already in use by another process (set MIRROR_LINK_CONTROL_PORT)"
+  log "starting the link (${MIRROR_LINK_DELAY_MS} ms one way, jitter +-${MIRROR_LINK_JITTER_MS} ms; control 127.0.0.1:${MIRROR_LINK_CONTROL_PORT}; log: $(link_log))"
+  nohup python3 "${LINK_PROXY}" "${routes[@]}" --control-port "${MIRROR_LINK_CONTROL_PORT}" \
+    --delay-ms "${MIRROR_LINK_DELAY_MS}" --jitter-ms "${MIRROR_LINK_JITTER_MS}" \
+    </dev/null >>"$(link_log)" 2>&1 9>&- &
+  echo $! >"$(link_pid_file)"
+}
+
+wait_link() {
+  local deadline=$(( $(now) + LINK_START_TIMEOUT ))
+  until [[ "$(link_command status 2>/dev/null)" == ok* ]]; do
+    pid_alive "$(read_pid "$(link_pid_file)")" || die "the link proxy exited during startup; see $(link_log)"
+    (( $(now) < deadline )) || die "the link proxy did not answer on 127.0.0.1:${MIRROR_LINK_CONTROL_PORT} within ${LINK_START_TIMEOUT}s; see $(link_log)"
+    sleep 0.1
+  done
+}
+
+stop_link() {
+  local pid
+  pid="$(link_pid)"
+  if [[ -n "${pid}" ]]; then
+    log "stopping the link (pid ${pid})"
+    kill -TERM "${pid}" 2>/dev/null || true
+    local deadline=$(( $(now) + 10 ))
+    while pid_alive "${pid}" && (( $(now) < deadline )); do sleep 0.1; done
+    if pid_alive "${pid}"; then kill -KILL "${pid}" 2>/dev/null || true; fi
+  fi
+  rm -f "$(link_pid_file)"
+}
+
+# MirrorMaker 2 of a target region: runs only the flow into it (--clusters <target>), reading
+# the source cluster through the link and writing its own cluster directly.
+mm2_config() { printf '%s/mm2-%s.properties\n' "${MIRROR_DIR}" "$1"; }
+mm2_pid_file() { printf '%s/mm2-%s.pid\n' "${RUN_DIR}" "$1"; }
+mm2_log() { printf '%s/mm2-%s.log\n' "${LOG_DIR}" "$1"; }
+mm2_pid() {
+  local pid
+  pid="$(read_pid "$(mm2_pid_file "$1")")"
+  if pid_alive "${pid}" && [[ "$(ps -ww -o args= -p "${pid}" 2>/dev/null)" == *"$(mm2_config "$1")"* ]]; then
+    printf '%s\n' "${pid}"
+  fi
+}
+
+write_mm2_config() {
+  local target="$1" source
+  source="$(other_region "${target}")"
+  mkdir -p "${MIRROR_DIR}"
+  cat >"$(mm2_config "${target}")" <<EOF
+# Generated by deploy/local/stack.sh (up --mirrored); rewritten on every start of mm2-${target}.
+# MirrorMaker 2 (Kafka ${KAFKA_VERSION}), dedicated mode, run with --clusters ${target}: only the flow
+# ${source}->${target}. Why each setting: docs/decisions.md, "The mirrored topology of the local stack".
+clusters = eu, us
+# The source through the link proxy (its LINK listener advertises the proxy), the target directly.
+${source}.bootstrap.servers = 127.0.0.1:$(mirror_port "${source}" proxy)
+${target}.bootstrap.servers = 127.0.0.1:$(mirror_port "${target}" client)
+
+${source}->${target}.enabled = true
+# The other direction is mm2-${source}'s.
+${target}->${source}.enabled = false
+
+# The event topics of topics.txt (full match; "\\\\." because java.util.Properties turns "\\." into
+# "."). Not the dead-letter topic: dead letters stay in their region. DefaultReplicationPolicy:
+# ${source}'s orders.events is ${source}.orders.events here, and never mirrored back.
+topics = $(event_topics_regex)
+refresh.topics.interval.seconds = 10
+refresh.groups.interval.seconds = 10
+
+# Offset syncs and checkpoints (offset translation for a manual move of a group); no group offset
+# sync: each region's invalidator group reads its own cluster and rewinds by time.
+emit.checkpoints.enabled = true
+sync.group.offsets.enabled = false
+
+# Single-broker clusters: every topic MirrorMaker creates has replication factor 1.
+replication.factor = 1
+offset-syncs.topic.replication.factor = 1
+checkpoints.topic.replication.factor = 1
+heartbeats.topic.replication.factor = 1
+offset.storage.replication.factor = 1
+status.storage.replication.factor = 1
+config.storage.replication.factor = 1
+
+# Latency: the worker producer that writes mirrored records (client default linger.ms = 5).
+${source}->${target}.producer.override.linger.ms = 0
+# Source-offset commits every second (default 60 s): fewer duplicates after a crash. Worker
+# settings take the target's prefix; a top-level key would not reach the worker.
+${target}.offset.flush.interval.ms = 1000
+
+# Faster start: no classpath plugin scan (on all three keys, or the herders still scan).
+plugin.discovery = service_load
+eu.plugin.discovery = service_load
+us.plugin.discovery = service_load
+EOF
+}
+
+start_mm2() {
+  local target="$1" pid log_file
+  log_file="$(mm2_log "${target}")"
+  pid="$(mm2_pid "${target}")"
+  if [[ -n "${pid}" ]]; then
+    log "mm2-${target} already running (pid ${pid})"
+    return 0
+  fi
+  rm -f "$(mm2_pid_file "${target}")"
+  write_mm2_config "${target}"
+  log "starting mm2-${target} (MirrorMaker 2, $(other_region "${target}")->${target}; log: ${log_file})"
+  printf '===== %s stack.sh: starting mm2-%s =====\n' "$(date '+%F %T')" "${target}" >>"${log_file}"
+  # shellcheck disable=SC2086  # MIRROR_MM2_HEAP_OPTS is a list of JVM flags
+  nohup java ${MIRROR_MM2_HEAP_OPTS} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+    -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="${LOG4J_CONFIG}" \
+    -Dkafka.log.file="${log_file}" -Dkafka.log.level=INFO -Dkafka.logs.dir="${LOG_DIR}" \
+    -cp "${LIBS_DIR}/*:${MIRROR_LIBS_DIR}/*" org.apache.kafka.connect.mirror.MirrorMaker \
+    "$(mm2_config "${target}")" --clusters "${target}" \
+    </dev/null >>"${log_file}" 2>&1 9>&- &
+  echo $! >"$(mm2_pid_file "${target}")"
+  MM2_STARTED+=("${target}")
+}
+
+# The topics MirrorMaker creates on a target: <source>.<event topic>.
+mirrored_topics() {
+  local source name
+  source="$(other_region "$1")"
+  while read -r name; do printf '%s.%s\n' "${source}" "${name}"; done < <(event_topics)
+}
+
+# Lines of a log written since the last "starting" banner stack.sh wrote into it.
+since_last_start() {
+  awk '/^===== .* stack.sh: starting /{ buf = "" } { buf = buf $0 "\n" } END { printf "%s", buf }' "$1" 2>/dev/null
+}
+
+# Wait until each target has its mirrored topics and every MirrorMaker started by this run has
+# its source task replicating (a restarted one finds its topics there already).
+MM2_STARTED=()
+wait_mirrors() {
+  local deadline=$(( $(now) + MIRROR_TIMEOUT )) target topics name pending
+  while :; do
+    pending=()
+    for target in "${MIRROR_REGIONS[@]}"; do
+      pid_alive "$(read_pid "$(mm2_pid_file "${target}")")" \
+        || die "mm2-${target} exited; see $(mm2_log "${target}")"
+      topics="$(in_cluster "${target}" topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")" || topics=""
+      while read -r name; do
+        grep -qxF "${name}" <<<"${topics}" || pending+=("${name} on kafka-${target} (see $(mm2_log "${target}"))")
+      done < <(mirrored_topics "${target}")
+    done
+    for target in "${MM2_STARTED[@]}"; do
+      since_last_start "$(mm2_log "${target}")" | grep -q "replicating [0-9]* topic-partitions" \
+        || pending+=("mm2-${target}'s source task (see $(mm2_log "${target}"))")
+    done
+    (( ${#pending[@]} )) || return 0
+    (( $(now) < deadline )) || die "mirroring not ready within ${MIRROR_TIMEOUT}s: waiting for ${pending[*]}"
+    sleep 1
+  done
+}
+
+stop_mm2() {
+  local target="$1" pid deadline
+  pid="$(mm2_pid "${target}")"
+  if [[ -n "${pid}" ]]; then
+    log "stopping mm2-${target} (pid ${pid})"
+    kill -TERM "${pid}" 2>/dev/null || true
+    deadline=$(( $(now) + MM2_STOP_TIMEOUT ))
+    while pid_alive "${pid}" && (( $(now) < deadline )); do sleep 0.2; done
+    if pid_alive "${pid}"; then
+      log "mm2-${target} pid ${pid} did not stop within ${MM2_STOP_TIMEOUT}s, sending SIGKILL (see $(mm2_log "${target}"))"
+      kill -KILL "${pid}" 2>/dev/null || true
+      while pid_alive "${pid}"; do sleep 0.1; done
+    fi
+  fi
+  rm -f "$(mm2_pid_file "${target}")"
+}
+
+# Start what is down of the mirrored topology's brokers and link (the JVMs warm up while the
+# rest of the stack starts); finish_mirrored waits for them and starts MirrorMaker.
+start_mirrored_clusters() {
+  local region
+  ensure_mirror_libs
+  mkdir -p "${MIRROR_DIR}"
+  for region in "${MIRROR_REGIONS[@]}"; do in_cluster "${region}" start_kafka; done
+  start_link
+}
+
+finish_mirrored() {
+  local region
+  for region in "${MIRROR_REGIONS[@]}"; do in_cluster "${region}" wait_mirror_cluster; done
+  wait_link
+  for region in "${MIRROR_REGIONS[@]}"; do start_mm2 "${region}"; done
+  wait_mirrors
+  touch "${MIRROR_MARKER}"
+}
+
+stop_mirrored() {
+  local region
+  for region in "${MIRROR_REGIONS[@]}"; do stop_mm2 "${region}"; done
+  stop_link
+  for region in "${MIRROR_REGIONS[@]}"; do in_cluster "${region}" stop_kafka; done
+  rm -f "${MIRROR_MARKER}"
+}
+
+mirrored_status() {
+  local rc=0 region pid topics name missing answer
+  for region in "${MIRROR_REGIONS[@]}"; do
+    pid="$(in_cluster "${region}" kafka_pid 1)"
+    if [[ -n "${pid}" ]] && port_open "$(mirror_port "${region}" client)"; then
+      printf '%-9s up   127.0.0.1:%s (LINK %s, through the link %s) pid %s\n' "kafka-${region}" \
+        "$(mirror_port "${region}" client)" "$(mirror_port "${region}" link)" \
+        "$(mirror_port "${region}" proxy)" "${pid}"
+    else
+      printf '%-9s down 127.0.0.1:%s (log: %s)\n' "kafka-${region}" \
+        "$(mirror_port "${region}" client)" "${LOG_DIR}/kafka-${region}.log"
+      rc=1
+      continue
+    fi
+    missing=()
+    if topics="$(in_cluster "${region}" topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")"; then
+      while read -r name _; do
+        grep -qxF "${name}" <<<"${topics}" || missing+=("${name}")
+      done < <(read_topics; mirrored_topics "${region}")
+      if (( ${#missing[@]} )); then
+        printf '%-9s DEGRADED, missing topics: %s\n' "kafka-${region}" "${missing[*]}"
+        rc=1
+      else
+        printf '%-9s topics ok (mirrored in: %s)\n' "kafka-${region}" \
+          "$(mirrored_topics "${region}" | paste -sd, -)"
+      fi
+    else
+      printf '%-9s no answer from 127.0.0.1:%s\n' "kafka-${region}" "$(mirror_port "${region}" client)"
+      rc=1
+    fi
+  done
+  if answer="$(link_command status 2>/dev/null)" && [[ "${answer}" == ok* ]]; then
+    printf '%-9s up   control 127.0.0.1:%s pid %s %s\n' link "${MIRROR_LINK_CONTROL_PORT}" \
+      "$(link_pid)" "${answer#ok }"
+  else
+    printf '%-9s down control 127.0.0.1:%s (log: %s)\n' link "${MIRROR_LINK_CONTROL_PORT}" "$(link_log)"
+    rc=1
+  fi
+  for region in "${MIRROR_REGIONS[@]}"; do
+    pid="$(mm2_pid "${region}")"
+    if [[ -n "${pid}" ]]; then
+      printf '%-9s up   %s->%s pid %s\n' "mm2-${region}" "$(other_region "${region}")" "${region}" "${pid}"
+    else
+      printf '%-9s down %s->%s (log: %s)\n' "mm2-${region}" "$(other_region "${region}")" \
+        "${region}" "$(mm2_log "${region}")"
+      rc=1
+    fi
+  done
+  return "${rc}"
+}
+
 # ---------------------------------------------------------------------------- commands
 
 cmd_up() {
-  local t0 port kafka_only=0
+  local t0 port kafka_only=0 mirrored=0
   while (( $# )); do
     case "$1" in
       --brokers) [[ $# -ge 2 ]] || { usage; exit 2; }; KAFKA_BROKERS="$2"; shift 2 ;;
       --kafka-only) kafka_only=1; shift ;;
+      --mirrored) mirrored=1; shift ;;
       *) usage; exit 2 ;;
     esac
   done
   resolve_brokers
+  (( ! mirrored )) || check_mirror_port_plan
   t0="$(now)"
   take_lock
   [[ -f "${TOPICS_FILE}" ]] || die "topics file ${TOPICS_FILE} not found"
@@ -779,6 +1216,7 @@ cmd_up() {
   fi
   # Kafka first: its JVM warms up in the background while PostgreSQL and Redis start.
   start_kafka
+  (( ! mirrored )) || start_mirrored_clusters
   if (( ! kafka_only )); then
     start_postgres
     start_redis eu "${REDIS_EU_PORT}" no
@@ -790,25 +1228,39 @@ cmd_up() {
   wait_kafka
   ensure_topics
   wait_group_coordinator
+  (( ! mirrored )) || finish_mirrored
   log "stack up in $(( $(now) - t0 ))s"
   print_env
+  (( ! mirrored )) || print_mirror_env
 }
 
 cmd_down() {
-  local purge=0 port
-  case "${1:-}" in
-    "") ;;
-    --purge) purge=1 ;;
-    *) usage; exit 2 ;;
-  esac
+  local purge=0 port mirrored_only=0
+  while (( $# )); do
+    case "$1" in
+      --purge) purge=1; shift ;;
+      --mirrored) mirrored_only=1; shift ;;
+      *) usage; exit 2 ;;
+    esac
+  done
   take_lock
+  stop_mirrored
+  if (( mirrored_only )); then
+    if (( purge )); then
+      log "purging the mirrored topology's data under ${MIRROR_DIR}"
+      rm -rf "${MIRROR_DIR}"
+    fi
+    log "mirrored topology down"
+    return 0
+  fi
   stop_kafka
   stop_redis eu "${REDIS_EU_PORT}"
   for port in "${US_PORTS[@]}"; do stop_redis "us-${port}" "${port}"; done
   stop_postgres
   if (( purge )); then
     log "purging data and logs under ${STACK_DIR} (keeping ${STACK_DIR}/kafka-libs)"
-    rm -rf "${KAFKA_DIR}" "${STACK_DIR}"/kafka-[0-9]* "${REDIS_DIR}" "${POSTGRES_DIR}" "${LOG_DIR}"
+    rm -rf "${KAFKA_DIR}" "${STACK_DIR}"/kafka-[0-9]* "${REDIS_DIR}" "${POSTGRES_DIR}" "${LOG_DIR}" \
+      "${MIRROR_DIR}"
   fi
   log "stack down"
 }
@@ -868,6 +1320,7 @@ cmd_status() {
       "${POSTGRES_PORT}" "${POSTGRES_DATABASE}" "${POSTGRES_LOG}"
     rc=1
   fi
+  if [[ -f "${MIRROR_MARKER}" ]]; then mirrored_status || rc=1; fi
   return "${rc}"
 }
 
@@ -876,10 +1329,16 @@ cmd_logs() {
   for arg in "$@"; do
     case "${arg}" in
       -f|--follow) follow=(-F) ;;
-      kafka|redis-eu|redis-us|postgres) svc="${arg}" ;;
+      kafka|redis-eu|redis-us|postgres|kafka-eu|kafka-us|mm2-eu|mm2-us|link) svc="${arg}" ;;
       *) usage; exit 2 ;;
     esac
   done
+  case "${svc}" in
+    kafka-eu|kafka-us|mm2-eu|mm2-us|link) files+=("${LOG_DIR}/${svc}.log") ;;
+    "") if [[ -f "${MIRROR_MARKER}" ]]; then
+          files+=("${LOG_DIR}"/{kafka-eu,kafka-us,link,mm2-eu,mm2-us}.log)
+        fi ;;
+  esac
   if [[ -z "${svc}" || "${svc}" == kafka ]]; then
     for node in $(kafka_nodes); do files+=("$(kafka_node_log "${node}")"); done
   fi
@@ -905,8 +1364,13 @@ main() {
     down) resolve_brokers; cmd_down "$@" ;;
     status) resolve_brokers; cmd_status ;;
     logs) resolve_brokers; cmd_logs "$@" ;;
-    env) resolve_brokers; print_env ;;
-    libs) mkdir -p "${LOG_DIR}"; ensure_kafka_libs; printf '%s\n' "${LIBS_DIR}" ;;
+    env) resolve_brokers
+         case "${1:-}" in
+           "") print_env ;;
+           --mirrored) check_mirror_port_plan; print_env; print_mirror_env ;;
+           *) usage; exit 2 ;;
+         esac ;;
+    libs) mkdir -p "${LOG_DIR}"; ensure_kafka_libs; ensure_mirror_libs; printf '%s\n' "${LIBS_DIR}" ;;
     -h|--help|help) usage ;;
     *) usage; exit 2 ;;
   esac
