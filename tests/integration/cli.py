@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from bench.stack import REPO
 
 CLI_TIMEOUT_S = 90.0
+
+Cli = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
+"""`invalidator <args> --json` run in-process: (exit status, the JSON it printed)."""
 
 
 def run_cli(

@@ -4,25 +4,25 @@ invalidators per test."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from contracts import Catalogue
 from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.cli import main
-from invalidator.operators import start_at_log_end
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
+from tests.integration.cli import Cli
 from tests.integration.databases import DATABASES, scratch_postgres_database, sqlite_url
+from tests.integration.invalidators import REGIONS, running_invalidators
+from tests.integration.mirrored import MirroredStack, mirrored_stack_endpoints
 from tests.integration.stack import ensure_test_stack
 
-REGIONS = ("eu", "us")
+__all__ = ["REGIONS", "Cli", "running_invalidators"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,6 +37,13 @@ def stack_env() -> Iterator[dict[str, str]]:
     `ensure_test_stack`; fails if it cannot)."""
     with ensure_test_stack() as endpoints:
         yield endpoints
+
+
+@pytest.fixture(scope="session")
+def mirrored_stack(stack_env: dict[str, str]) -> MirroredStack:
+    """The mirrored topology: a cluster per region, MirrorMaker 2 and the link between them
+    (`stack.sh up --mirrored`, which starts what is down; fails when it cannot)."""
+    return MirroredStack.from_endpoints(mirrored_stack_endpoints())
 
 
 @pytest.fixture(params=DATABASES)
@@ -86,45 +93,11 @@ async def publisher(settings: InvalidatorSettings) -> AsyncIterator[EventPublish
         yield started
 
 
-@contextlib.asynccontextmanager
-async def running_invalidators(
-    settings: InvalidatorSettings,
-    catalogue: Catalogue,
-    *,
-    from_log_end: bool = True,
-    regions: Sequence[str] = REGIONS,
-) -> AsyncIterator[dict[str, Invalidator]]:
-    """An invalidator per region of `regions`, running in this process.
-
-    from_log_end: start each group at the log end (False: where the group's offsets say).
-    """
-    running: dict[str, Invalidator] = {}
-    tasks = []
-    for region in regions:
-        if from_log_end:
-            await start_at_log_end(settings.kafka, settings.group_id(region), catalogue.topics())
-        invalidator = Invalidator(settings, region=region, catalogue=catalogue)
-        running[region] = invalidator
-        tasks.append(asyncio.create_task(invalidator.run()))
-    try:
-        for invalidator in running.values():
-            await asyncio.wait_for(invalidator.assigned.wait(), timeout=60)
-        yield running
-    finally:
-        for invalidator in running.values():
-            invalidator.stop()
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
-
-
 @pytest.fixture
 async def invalidators(settings: InvalidatorSettings) -> AsyncIterator[dict[str, Invalidator]]:
     """Both regions' invalidators on the example catalogue."""
     async with running_invalidators(settings, CATALOGUE) as running:
         yield running
-
-
-Cli = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
-"""`invalidator <args> --json` run in-process: (exit status, the JSON it printed)."""
 
 
 @pytest.fixture
