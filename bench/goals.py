@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 RSS_LIMIT_MB = 150.0
+MIRROR_P50_ADDED_MS = 5.0
+"""The remote region's purge p50 may exceed the bare mirror's by this much."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ def goal_rows(documents: dict[str, dict[str, Any]]) -> list[GoalRow]:
             measured = f"{system:.1f} vs bare {bare:.1f} ms"
             ratio = figures["ratios"][quantile]
         rows.append(_at_most(f"e2e {quantile} at {int(rate):,}/s", measured, ratio, goal))
+    rows += _cross_region_rows(documents.get("cross_region", {}).get("results", {}))
     scale = documents.get("scale_out", {}).get("results", {})
     one, two = scale.get("1"), scale.get("2")
     ratio = round(two["events_per_s"] / one["events_per_s"], 3) if one and two else None
@@ -85,6 +88,40 @@ def goal_rows(documents: dict[str, dict[str, Any]]) -> list[GoalRow]:
     return rows
 
 
+def _cross_region_rows(results: dict[str, Any]) -> list[GoalRow]:
+    """The remote region's purge against the bare mirror, at each rate of the figure."""
+    remote = results.get("remote", "us")
+    rows = []
+    for rate in ("200", "1000"):
+        figures = results.get(rate, {})
+        purged = figures.get(f"purged_{remote}", {}).get("ms")
+        mirror = figures.get("bare_mirror", {}).get("ms")
+        measured = (
+            {q: f"{purged[q]:.1f} vs mirror {mirror[q]:.1f} ms" for q in ("p50", "p99")}
+            if purged and mirror
+            else {}
+        )
+        added = figures.get("ratios", {}).get("p50_added_ms")
+        rows.append(
+            GoalRow(
+                f"{remote} purge p50 at {int(rate):,}/s",
+                measured.get("p50", "-"),
+                None,
+                f"<= mirror + {MIRROR_P50_ADDED_MS:.0f} ms",
+                None if added is None else added <= MIRROR_P50_ADDED_MS,
+            )
+        )
+        rows.append(
+            _at_most(
+                f"{remote} purge p99 at {int(rate):,}/s",
+                measured.get("p99", "-"),
+                figures.get("ratios", {}).get("p99"),
+                2.0,
+            )
+        )
+    return rows
+
+
 def _peak_rss(documents: dict[str, dict[str, Any]]) -> list[float]:
     peaks: list[float] = []
     for workload in documents.get("drain", {}).get("results", {}).values():
@@ -93,10 +130,11 @@ def _peak_rss(documents: dict[str, dict[str, Any]]) -> list[float]:
         for name, figures in workload.get("drains", {}).items():
             if name.startswith("invalidator") and figures.get("peak_rss_mb"):
                 peaks.append(figures["peak_rss_mb"])
-    latency = documents.get("latency", {}).get("results", {})
-    for value in latency.get("peak_rss_mb", {}).values():
-        if value:
-            peaks.append(value)
+    for figure in ("latency", "cross_region"):
+        results = documents.get(figure, {}).get("results", {})
+        for value in results.get("peak_rss_mb", {}).values():
+            if value:
+                peaks.append(value)
     for value in documents.get("soak", {}).get("results", {}).get("peak_rss_mb", {}).values():
         if value:
             peaks.append(value)

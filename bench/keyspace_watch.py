@@ -71,6 +71,10 @@ class KeyspaceWatch:
         finally:
             self._waiting.pop(key, None)
 
+    def landings(self, key: str) -> dict[str, float]:
+        """When `key` was first written in each region so far (monotonic), by region."""
+        return dict(self._seen.get(key, {}))
+
     async def _listen(self, region: str, subscription: Any) -> None:
         async for message in subscription.listen():
             now = time.monotonic()

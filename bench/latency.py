@@ -16,7 +16,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ class Probe:
 
     sent_at: float
     seen_at: float | None = None
+    seen_in: dict[str, float] = field(default_factory=dict)
+    """When it landed in each region (monotonic), for the regions where it did."""
 
 
 class EventSource:
@@ -122,12 +124,31 @@ async def send_paced(
     return {"sent": sent, "seconds": round(elapsed, 3), "achieved_per_s": round(sent / elapsed, 1)}
 
 
-async def _bare_phase(
-    kafka: KafkaConnection, run_id: str, rate: int, params: LatencyParams
+async def bare_phase(
+    kafka: KafkaConnection,
+    run_id: str,
+    rate: int,
+    *,
+    seconds: float,
+    settle_timeout_s: float,
+    consume_from: KafkaConnection | None = None,
+    consume_topic: str = topics.ORDERS,
 ) -> dict[str, Any]:
+    """Paced sends to the orders topic of `kafka`, each probe stamped when a bare consumer
+    (assigned at the log end) reads it; the probes' latencies and the rate achieved.
+
+    kafka: where the producer sends.
+    run_id: unique to the run (ids).
+    rate: events per second.
+    seconds: how long to send.
+    settle_timeout_s: how long probes may take to arrive after the last send.
+    consume_from: where the consumer reads (default `kafka`; another cluster that mirrors it).
+    consume_topic: the topic it reads there (default the orders topic).
+    """
     probes: dict[bytes, Probe] = {}
-    ends = await end_offsets(kafka, [topics.ORDERS])
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
+    reading = consume_from or kafka
+    ends = await end_offsets(reading, [consume_topic])
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **reading.client_kwargs())
     await consumer.start()
     consumer.assign(list(ends))
     for partition, end in ends.items():
@@ -153,10 +174,8 @@ async def _bare_phase(
     await producer.start()
     try:
         source = EventSource(f"{run_id}-b{rate}", probe_every=_probe_every(rate))
-        sending = await send_paced(
-            producer, source, rate=rate, seconds=params.seconds, on_probe=on_probe
-        )
-        deadline = time.monotonic() + params.settle_timeout_s
+        sending = await send_paced(producer, source, rate=rate, seconds=seconds, on_probe=on_probe)
+        deadline = time.monotonic() + settle_timeout_s
         while any(p.seen_at is None for p in probes.values()) and time.monotonic() < deadline:
             if consuming.done():
                 consuming.result()
@@ -170,15 +189,28 @@ async def _bare_phase(
     return _summary(probes, sending)
 
 
-async def _system_phase(
+async def system_phase(
     settings: InvalidatorSettings,
     *,
     run_id: str,
     rate: int,
     params: LatencyParams,
     processes: list[BenchProcess],
+    produce_to: KafkaConnection | None = None,
+    probes: dict[bytes, Probe] | None = None,
 ) -> dict[str, Any]:
-    probes: dict[bytes, Probe] = {}
+    """Paced sends while the invalidators run, each probe stamped when its generation key was
+    written in every region of `settings`; the probes' latencies and the rate achieved.
+
+    settings: the regions' Redis targets (and the cluster sent to, unless `produce_to`).
+    run_id: unique to the run (ids).
+    rate: events per second.
+    params: how long to send and to wait for the probes.
+    processes: the invalidators (checked alive, RSS sampled).
+    produce_to: the cluster to send to (default `settings.kafka`).
+    probes: filled with every probe (its landing in each region too), for the caller's figures.
+    """
+    probes = {} if probes is None else probes
     watching: list[asyncio.Task[None]] = []
     source_id = f"{run_id}-s{rate}"
     watch = KeyspaceWatch(
@@ -189,13 +221,14 @@ async def _system_phase(
     async def watch_probe(record: OrderRecord, probe: Probe) -> None:
         key = generation_key(COMPANY_ORDERS.bind(company_id=record.company_id))
         probe.seen_at = await watch.landed(key, timeout_s=params.seconds + params.settle_timeout_s)
+        probe.seen_in = watch.landings(key)
 
     def on_probe(record: OrderRecord, sent_at: float) -> None:
         probe = probes[record.key] = Probe(sent_at)
         watching.append(asyncio.create_task(watch_probe(record, probe)))
 
     await watch.start()
-    producer = bare_producer(settings.kafka)
+    producer = bare_producer(produce_to or settings.kafka)
     await producer.start()
     try:
         source = EventSource(source_id, probe_every=_probe_every(rate))
@@ -231,6 +264,12 @@ def _summary(probes: dict[bytes, Probe], sending: dict[str, float]) -> dict[str,
     }
 
 
+def region_latencies(probes: dict[bytes, Probe], region: str) -> dict[str, Any]:
+    """The probes' latencies to their landing in `region`, and how many never landed there."""
+    seen = [p.seen_in[region] - p.sent_at for p in probes.values() if region in p.seen_in]
+    return {"probes": len(probes), "late": len(probes) - len(seen), "ms": percentiles_ms(seen)}
+
+
 async def run_latency(
     settings: InvalidatorSettings, params: LatencyParams, *, run_id: str, log_dir: Path
 ) -> dict[str, Any]:
@@ -244,7 +283,15 @@ async def run_latency(
     results: dict[str, Any] = {}
     for rate in params.rates:
         print(f"[latency] bare aiokafka at {rate:,}/s for {params.seconds:.0f} s", flush=True)
-        results[str(rate)] = {"bare": await _bare_phase(settings.kafka, run_id, rate, params)}
+        results[str(rate)] = {
+            "bare": await bare_phase(
+                settings.kafka,
+                run_id,
+                rate,
+                seconds=params.seconds,
+                settle_timeout_s=params.settle_timeout_s,
+            )
+        }
         print(f"  {results[str(rate)]['bare']}", flush=True)
     settings, processes = await region_invalidators(
         settings, prefix=f"{run_id}-lat", log_dir=log_dir
@@ -254,7 +301,7 @@ async def run_latency(
             await wait_stable(settings.kafka, settings.group_id(region), processes, members=1)
         for rate in params.rates:
             print(f"[latency] this system at {rate:,}/s for {params.seconds:.0f} s", flush=True)
-            system = await _system_phase(
+            system = await system_phase(
                 settings,
                 run_id=run_id,
                 rate=rate,

@@ -111,7 +111,12 @@ class BenchProcess:
 
 
 def invalidator_process(
-    region: str, *, group_prefix: str, log_dir: Path, name: str | None = None
+    region: str,
+    *,
+    group_prefix: str,
+    log_dir: Path,
+    name: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> BenchProcess:
     """`python -m invalidator run --region <region>` in a group of its own prefix.
 
@@ -119,6 +124,7 @@ def invalidator_process(
     group_prefix: INVALIDATOR_GROUP_PREFIX (the group is `<prefix>.<region>`).
     log_dir: where the log goes.
     name: the process's name in reports (default `invalidator-<region>`).
+    env: further INVALIDATOR_* variables (e.g. its own cluster in the mirrored topology).
     """
     label = name or f"invalidator-{region}"
     return BenchProcess(
@@ -127,6 +133,7 @@ def invalidator_process(
         env={
             "INVALIDATOR_GROUP_PREFIX": group_prefix,
             "INVALIDATOR_STATS_FILE": str(log_dir / f"{label}-stats.json"),
+            **(env or {}),
         },
         log_path=log_dir / f"{label}.log",
     )

@@ -20,6 +20,7 @@ FIGURE_NAMES = (
     "replica_ack",
     "publishing",
     "outbox",
+    "cross_region",
     "soak",
 )
 DOC = Path("docs") / "performance.md"
@@ -80,6 +81,17 @@ ABOUT = {
         "marked in the claiming transaction), against a bare aiokafka producer (acks=all, "
         "idempotent) sending N pre-serialised records, one gather per 500, in the same run."
     ),
+    "cross_region": (
+        "The mirrored topology (`stack.sh up --mirrored`: a Kafka cluster per region, "
+        "MirrorMaker 2 per target region reading the other cluster through the link proxy). "
+        "Events are published in eu at 200 and 1,000/s (the latency figure's paced producer, to "
+        "eu's cluster); each region's invalidator reads its own cluster (us also "
+        "`eu.orders.events`); a probe is purged in a region when its generation key was written "
+        "there (keyspace notifications). Limits in the same run: the link (the proxy's one-way "
+        "delay; ApiVersions round trips through it) and the bare mirror (a bare producer to eu, "
+        "a bare consumer of `eu.orders.events` on us, assigned at the log end); eu's own bare "
+        "produce -> consume beside it."
+    ),
     "soak": "Both invalidators under a steady 2k events/s for 10 minutes; RSS sampled.",
 }
 
@@ -111,18 +123,7 @@ def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
         axes.set_xlabel("processes")
         axes.set_ylabel("events/s")
     elif name == "latency":
-        rates = [r for r in results if r.isdigit()]
-        for variant in ("bare", "this_system"):
-            for quantile in ("p50", "p99"):
-                axes.plot(
-                    [f"{int(r):,}/s" for r in rates],
-                    [results[r][variant]["ms"][quantile] for r in rates],
-                    "o-",
-                    label=f"{variant} {quantile}",
-                )
-        axes.set_yscale("log")
-        axes.set_ylabel("ms")
-        axes.legend(fontsize=7)
+        _latency_chart(axes, results)
     elif name == "purge_cost":
         for region, sizes in results.items():
             if not isinstance(sizes, dict):
@@ -148,6 +149,8 @@ def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
         axes.set_ylabel("events/s")
     elif name == "outbox":
         _outbox_chart(axes, results)
+    elif name == "cross_region":
+        _cross_region_chart(axes, results)
     elif name == "soak":
         for process, points in results.get("samples", {}).items():
             axes.plot([p[0] for p in points], [p[1] for p in points], label=process)
@@ -163,6 +166,22 @@ def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return True
+
+
+def _latency_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Lines: p50 and p99 ms per rate, bare and this system."""
+    rates = [r for r in results if r.isdigit()]
+    for variant in ("bare", "this_system"):
+        for quantile in ("p50", "p99"):
+            axes.plot(
+                [f"{int(r):,}/s" for r in rates],
+                [results[r][variant]["ms"][quantile] for r in rates],
+                "o-",
+                label=f"{variant} {quantile}",
+            )
+    axes.set_yscale("log")
+    axes.set_ylabel("ms")
+    axes.legend(fontsize=7)
 
 
 def _drain_chart(axes: Any, results: dict[str, Any]) -> None:
@@ -190,6 +209,26 @@ def _replica_ack_chart(axes: Any, results: dict[str, Any]) -> None:
     axes.set_xticks(range(len(kinds)), kinds)
     axes.set_ylabel("ms per purge (p50)")
     axes.legend(fontsize=7)
+
+
+def _cross_region_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Lines: p50 and p99 ms per rate of the bare limits and of the purge in each region."""
+    rates = [r for r in results if r.isdigit()]
+    variants = ["bare_home", "bare_mirror"] + [
+        name for name in results[rates[0]] if name.startswith("purged_")
+    ]
+    for variant in variants:
+        for quantile, style in (("p50", "o-"), ("p99", "x--")):
+            axes.plot(
+                [f"{int(r):,}/s" for r in rates],
+                [results[r][variant]["ms"][quantile] for r in rates],
+                style,
+                label=f"{variant} {quantile}",
+            )
+    axes.axhline(2 * results["link"]["delay_ms"], color="grey", linewidth=0.8, label="link RTT")
+    axes.set_yscale("log")
+    axes.set_ylabel("ms")
+    axes.legend(fontsize=6, ncol=2)
 
 
 def _outbox_chart(axes: Any, results: dict[str, Any]) -> None:

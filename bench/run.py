@@ -1,7 +1,8 @@
 """`python -m bench`: every performance figure against its limit, in one run, on the real stack.
 
 Figures: publishing, drain (with the naive baseline), scale-out, latency, purge cost, replica
-acknowledgement, the outbox (write latency and relay rate); the soak
+acknowledgement, the outbox (write latency and relay rate), cross-region (the mirrored topology:
+`stack.sh up --mirrored`, started when MIRROR_* are not given); the soak
 alone with --soak. Short (--short, CI): small sizes, results in .stack/bench/results. Full:
 bench/results, then docs/performance.md, the charts and the README table are regenerated.
 Exit status 0 when the run completed with no lost purge (ratios below their goals are reported,
@@ -18,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.cross_region import CrossRegionParams, run_cross_region
 from bench.drain import DrainParams, drain_workload
 from bench.entrypoint import cancel_on_signals, run_on_stack, settings_with_regions
 from bench.goals import goal_rows, goal_table
@@ -33,7 +35,16 @@ from bench.soak import SoakParams, run_soak
 from contracts import SettingsError
 from invalidator.settings import InvalidatorSettings
 
-FIGURES = ("publishing", "drain", "scale_out", "latency", "purge_cost", "replica_ack", "outbox")
+FIGURES = (
+    "publishing",
+    "drain",
+    "scale_out",
+    "latency",
+    "purge_cost",
+    "replica_ack",
+    "outbox",
+    "cross_region",
+)
 LOG_DIR = Path(".stack") / "bench" / "logs"
 
 SHORT = {
@@ -46,6 +57,7 @@ SHORT = {
     "purge_cost": PurgeCostParams(sizes=(10_000,), generation_purges=100),
     "replica_ack": ReplicaAckParams(single_purges=300, batches=10, rounds=5),
     "outbox": OutboxParams(writes=500, rounds=5, relay_events=5_000),
+    "cross_region": CrossRegionParams(seconds=3.0, settle_timeout_s=60.0, link_round_trips=10),
 }
 FULL = {
     "publishing": PublishingParams(),
@@ -55,6 +67,7 @@ FULL = {
     "purge_cost": PurgeCostParams(),
     "replica_ack": ReplicaAckParams(),
     "outbox": OutboxParams(),
+    "cross_region": CrossRegionParams(),
 }
 
 
@@ -94,6 +107,9 @@ async def run_figures(
             results = await run_purge_cost(settings, params, run_id=run_id)
         elif figure == "replica_ack":
             results = await run_replica_ack(settings, params, run_id=run_id)
+        elif figure == "cross_region":
+            results = await run_cross_region(settings, params, run_id=run_id, log_dir=LOG_DIR)
+            failures += _cross_region_late(results)
         else:
             results = await run_outbox(settings, params, run_id=run_id)
         results["duration_s"] = round(time.monotonic() - started, 1)
@@ -103,6 +119,18 @@ async def run_figures(
         )  # fmt: skip
         print(f"  -> {path} ({results['duration_s']} s)", flush=True)
     return failures
+
+
+def _cross_region_late(results: dict[str, Any]) -> list[str]:
+    """A failure per rate and region where probes never landed."""
+    return [
+        f"cross_region at {rate}/s: {figures[name]['late']} probes never purged in "
+        + name.removeprefix("purged_")
+        for rate, figures in results.items()
+        if rate.isdigit()
+        for name in figures
+        if name.startswith("purged_") and figures[name]["late"]
+    ]
 
 
 async def _drain(

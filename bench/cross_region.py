@@ -1,0 +1,178 @@
+"""The cross-region figure: on the mirrored topology, an event published in its home region ->
+purged there and purged in the other region, against the limits measured in the same run.
+
+Limits: the link itself (the proxy's configured one-way delay, and Kafka request round trips
+through it) and the bare mirror (a bare aiokafka producer, acks=all, linger 0, sends to the home
+cluster's orders topic; a bare consumer on the other cluster, assigned at the log end of the
+mirrored topic `<home>.orders.events`, stamps each probe). The home cluster's own bare
+produce -> consume is recorded beside it. This system: each region's invalidator as a process on
+its own cluster (its topics and the other's mirrored ones); the same paced producer sends to the
+home cluster; a probe has landed in a region when its generation key was written there, as
+Redis reports it (bench/keyspace_watch.py), timed per region.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.kafka_ping import round_trips_s
+from bench.latency import LatencyParams, Probe, bare_phase, region_latencies, system_phase
+from bench.link import Link
+from bench.machine import percentiles_ms
+from bench.processes import BenchProcess, invalidator_process, running
+from bench.progress import wait_stable
+from bench.stack import MIRROR_VARIABLES, start_mirrored_stack
+from contracts import topics
+from contracts.orders import CATALOGUE
+from demo.topology import invalidator_environment, mirror_clusters, region_settings
+from invalidator.operators import start_at_log_end
+from invalidator.settings import InvalidatorSettings
+
+HOME = "eu"
+"""Where the writes are published."""
+
+
+@dataclass(frozen=True)
+class CrossRegionParams:
+    """What the cross-region figure runs."""
+
+    rates: tuple[int, ...] = (200, 1_000)
+    seconds: float = 30.0
+    settle_timeout_s: float = 120.0
+    """How long, after the last send, probes may take to land before they count as late."""
+    link_round_trips: int = 50
+
+
+def link_route(routes: list[str]) -> tuple[str, int]:
+    """The address the first of the link's routes listens on, from the proxy's status lines
+    (`127.0.0.1:23095 -> 127.0.0.1:23094`)."""
+    if not routes:
+        raise ValueError("the link has no route")
+    host, _, port = routes[0].split("->")[0].strip().rpartition(":")
+    return host, int(port)
+
+
+def mirror_goal_ratios(remote: dict[str, float], mirror: dict[str, float]) -> dict[str, Any]:
+    """The goals' ratios of the remote region's purge to the bare mirror: p50 as the ms added,
+    p99 as the factor.
+
+    remote: the remote purge's percentiles in ms.
+    mirror: the bare mirror's percentiles in ms.
+    """
+    return {
+        "p50_added_ms": round(remote["p50"] - mirror["p50"], 2),
+        "p99": round(remote["p99"] / mirror["p99"], 2) if mirror["p99"] else None,
+    }
+
+
+async def _mirrored_endpoints() -> tuple[dict[str, str], Link]:
+    """Each region's cluster and the link, starting the mirrored topology when not given."""
+    if not all(os.environ.get(name) for name in MIRROR_VARIABLES):
+        os.environ.update(start_mirrored_stack())
+    return mirror_clusters(("eu", "us")), Link.from_env()
+
+
+async def _link_limits(link: Link, round_trips: int) -> dict[str, Any]:
+    status = json.loads(await link.command("status"))
+    if status["cut"]:
+        raise RuntimeError("the link is cut: heal it (bench/link.py) before the figure")
+    host, port = link_route(status["routes"])
+    samples = await round_trips_s(host, port, count=round_trips)
+    return {
+        "delay_ms": status["delay_ms"],
+        "jitter_ms": status["jitter_ms"],
+        "round_trip_ms": percentiles_ms(samples),
+    }
+
+
+async def _start_invalidators(
+    settings: InvalidatorSettings, clusters: dict[str, str], *, prefix: str, log_dir: Path
+) -> tuple[dict[str, InvalidatorSettings], list[BenchProcess]]:
+    """Each region's invalidator on its own cluster, in a group committed at the log end."""
+    regional: dict[str, InvalidatorSettings] = {}
+    processes = []
+    for region in sorted(clusters):
+        own = region_settings(settings, region, clusters).model_copy(
+            update={"group_prefix": prefix}
+        )
+        await start_at_log_end(own.kafka, own.group_id(region), own.event_topics(CATALOGUE))
+        regional[region] = own
+        processes.append(
+            invalidator_process(
+                region,
+                group_prefix=prefix,
+                log_dir=log_dir,
+                name=f"invalidator-{region}-mirrored",
+                env=invalidator_environment(own),
+            )
+        )
+    return regional, processes
+
+
+async def run_cross_region(
+    settings: InvalidatorSettings, params: CrossRegionParams, *, run_id: str, log_dir: Path
+) -> dict[str, Any]:
+    """Measure the limits and this system at every rate; the results per rate and the link's.
+
+    settings: the regions' Redis targets (each region's cluster comes from MIRROR_KAFKA_*).
+    params: rates and durations.
+    run_id: unique to the run.
+    log_dir: where the invalidators' logs go.
+    """
+    clusters, link = await _mirrored_endpoints()
+    kafka = {
+        r: settings.kafka.model_copy(update={"bootstrap_servers": s}) for r, s in clusters.items()
+    }
+    remote = next(region for region in sorted(clusters) if region != HOME)
+    results: dict[str, Any] = {"home": HOME, "remote": remote}
+    results["link"] = await _link_limits(link, params.link_round_trips)
+    print(f"[cross_region] link {results['link']}", flush=True)
+    for rate in params.rates:
+        print(f"[cross_region] bare {HOME} and bare mirror at {rate:,}/s", flush=True)
+        home_bare = await bare_phase(
+            kafka[HOME],
+            f"{run_id}-xh",
+            rate,
+            seconds=params.seconds,
+            settle_timeout_s=params.settle_timeout_s,
+        )
+        mirror_bare = await bare_phase(
+            kafka[HOME],
+            f"{run_id}-xm",
+            rate,
+            seconds=params.seconds,
+            settle_timeout_s=params.settle_timeout_s,
+            consume_from=kafka[remote],
+            consume_topic=topics.mirrored_topic(HOME, topics.ORDERS),
+        )
+        results[str(rate)] = {"bare_home": home_bare, "bare_mirror": mirror_bare}
+        print(f"  home {home_bare['ms']}\n  mirror {mirror_bare['ms']}", flush=True)
+    regional, processes = await _start_invalidators(
+        settings, clusters, prefix=f"{run_id}-xr", log_dir=log_dir
+    )
+    async with running(processes):
+        for (region, own), process in zip(regional.items(), processes, strict=True):
+            await wait_stable(own.kafka, own.group_id(region), [process], members=1)
+        for rate in params.rates:
+            print(f"[cross_region] this system at {rate:,}/s", flush=True)
+            probes: dict[bytes, Probe] = {}
+            sending = await system_phase(
+                settings, run_id=f"{run_id}-x", rate=rate, processes=processes,
+                params=LatencyParams(seconds=params.seconds,
+                                     settle_timeout_s=params.settle_timeout_s),
+                produce_to=kafka[HOME], probes=probes,
+            )  # fmt: skip
+            figures = results[str(rate)]
+            figures["sending"] = {k: sending[k] for k in ("sent", "seconds", "achieved_per_s")}
+            for region in sorted(clusters):
+                figures[f"purged_{region}"] = region_latencies(probes, region)
+                print(f"  purged in {region} {figures[f'purged_{region}']}", flush=True)
+            figures["ratios"] = mirror_goal_ratios(
+                figures[f"purged_{remote}"]["ms"], figures["bare_mirror"]["ms"]
+            )
+        results["peak_rss_mb"] = {p.name: p.sample_rss() for p in processes}
+    return results
