@@ -3,6 +3,10 @@
 Readers and writers run against the real stack. Writers commit each change with its event's
 outbox row; a relay publishes the rows. A read is stale when it returns a page older than a
 write whose purge had already been seen in that region before the read started.
+
+`--topology mirrored` (the stack's `up --mirrored`): the writes' home region is eu, the relay
+publishes to eu's own cluster, and each region's invalidator reads its own cluster (us reads
+eu's events as MirrorMaker mirrors them); the summary gives each region's e2e latency.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from demo.invalidators import InvalidatorProcesses
 from demo.relay import RunningRelay
 from demo.service import OrdersService
 from demo.store import OrdersStore, page_version
+from demo.topology import TOPOLOGIES, mirror_clusters
 from demo.watch import GenerationWatch
 from invalidator.cli import load_settings
 from invalidator.operators import group_lag
@@ -37,6 +42,8 @@ PURGE_GIVE_UP_S = 30.0
 """A purge not seen in every region by then counts as unconfirmed."""
 DEMO_GROUP_PREFIX = "demo"
 """The demo's consumer groups are `demo.<region>`, apart from any deployment's `invalidator.*`."""
+HOME_REGION = "eu"
+"""The mirrored topology: where the orders service's writes are published."""
 
 
 @dataclass
@@ -46,6 +53,7 @@ class Tally:
     writes: int = 0
     unconfirmed: int = 0
     latency_ms: list[float] = field(default_factory=list)
+    region_latency_ms: dict[str, list[float]] = field(default_factory=dict)
     reads: int = 0
     hits: int = 0
     stale: int = 0
@@ -56,7 +64,11 @@ class Demo:
     """The workload: writers change order statuses, readers read order list pages."""
 
     def __init__(
-        self, args: argparse.Namespace, settings: InvalidatorSettings, store: OrdersStore
+        self,
+        args: argparse.Namespace,
+        settings: InvalidatorSettings,
+        store: OrdersStore,
+        publish_to: InvalidatorSettings,
     ) -> None:
         self.args = args
         self.settings = settings
@@ -64,7 +76,7 @@ class Demo:
         self.tally = Tally()
         self.stop = asyncio.Event()
         self.store = store
-        self.relay = RunningRelay(store.engine, settings.kafka)
+        self.relay = RunningRelay(store.engine, publish_to.kafka)
         self.clients: dict[str, RedisClient] = {
             r: connect_redis(settings.targets(r)[0]) for r in self.regions
         }
@@ -104,6 +116,9 @@ class Demo:
                     self.tally.unconfirmed += 1
                 else:
                     self.tally.latency_ms.append((max(landed.values()) - started) * 1000)
+                    for region, at in landed.items():
+                        by_region = self.tally.region_latency_ms.setdefault(region, [])
+                        by_region.append((at - started) * 1000)
                     for region in landed:
                         self.purged_version[region][company] = change.company_version
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -202,20 +217,16 @@ async def _caught_up(
     settings: InvalidatorSettings, invalidators: InvalidatorProcesses, stop: asyncio.Event
 ) -> bool:
     """Wait until both groups committed the log end; False if the user stopped first."""
-    topics = settings.load_catalogue().topics()
+    catalogue = settings.load_catalogue()
     deadline = time.monotonic() + 180
     regions = sorted(invalidators.processes)
     while True:
         invalidators.check_running()
-        behind = {
-            region: sum(
-                p.lag
-                for p in (
-                    await group_lag(settings.kafka, settings.group_id(region), topics)
-                ).values()
-            )
-            for region in regions
-        }
+        behind = {}
+        for region in regions:
+            own = invalidators.region_settings(region)
+            lags = await group_lag(own.kafka, own.group_id(region), own.event_topics(catalogue))
+            behind[region] = sum(p.lag for p in lags.values())
         if not any(behind.values()):
             # Wait for a stats file written after the catch-up, so that the workload's purge
             # count starts from a baseline that includes every catch-up purge.
@@ -255,10 +266,16 @@ async def _run(args: argparse.Namespace, settings: InvalidatorSettings, store: O
     # Groups of the demo's own, started at the log end: a demo shows live purges, and its own
     # writes of earlier runs were all purged before those runs ended. Replaying what tests and
     # benchmarks published on a dev stack (millions of events) would only delay it.
+    clusters = mirror_clusters(settings.regions) if args.topology == "mirrored" else None
     invalidators = InvalidatorProcesses(
-        settings, log_dir=RUN_DIR, group_prefix=DEMO_GROUP_PREFIX, start_at_log_end=True
+        settings,
+        log_dir=RUN_DIR,
+        group_prefix=DEMO_GROUP_PREFIX,
+        start_at_log_end=True,
+        clusters=clusters,
     )
-    demo = Demo(args, settings, store)
+    publish_to = invalidators.region_settings(HOME_REGION) if clusters else settings
+    demo = Demo(args, settings, store, publish_to)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, demo.stop.set)
     loop.add_signal_handler(signal.SIGTERM, demo.stop.set)
@@ -281,6 +298,7 @@ async def _run(args: argparse.Namespace, settings: InvalidatorSettings, store: O
 def _report(demo: Demo, elapsed: float) -> int:
     t = demo.tally
     summary = {
+        "topology": demo.args.topology,
         "database": demo.args.database,
         "seconds": round(elapsed, 1),
         "writes_committed": t.writes,
@@ -290,6 +308,13 @@ def _report(demo: Demo, elapsed: float) -> int:
             "p50": round(percentile(t.latency_ms, 0.5), 2),
             "p99": round(percentile(t.latency_ms, 0.99), 2),
             "max": round(max(t.latency_ms, default=0.0), 2),
+        },
+        "e2e_latency_ms_per_region": {
+            region: {
+                "p50": round(percentile(latencies, 0.5), 2),
+                "p99": round(percentile(latencies, 0.99), 2),
+            }
+            for region, latencies in sorted(t.region_latency_ms.items())
         },
         "relay": demo.relay.summary(),
         "purges_unconfirmed": t.unconfirmed,
@@ -318,6 +343,14 @@ def main() -> int:
         default="sqlite",
         help="the orders service's database: a SQLite file in .stack/demo (default) or the "
         "stack's PostgreSQL (OUTBOX_DATABASE_URL, schema orders_demo)",
+    )
+    parser.add_argument(
+        "--topology",
+        choices=TOPOLOGIES,
+        default="one-cluster",
+        help="one-cluster (default): every region's invalidator reads the stack's Kafka; "
+        "mirrored: writes published in eu, each region reads its own cluster (MIRROR_KAFKA_*, "
+        "from `stack.sh up --mirrored`)",
     )
     parser.add_argument("--companies", type=int, default=200)
     # Each writer waits for its write's purge before the next, and the relay's hop is on that

@@ -1,7 +1,8 @@
 """The real invalidators as subprocesses (`python -m invalidator run --region R`), one per region.
 
 Used by the demo (the regions' own groups) and the stale-data harness (groups of its own,
-committed at the log end first, so that a run purges its events and skips every older one).
+committed at the log end first, so that a run purges its events and skips every older one). In
+the mirrored topology each region's process reads its own cluster (demo/topology.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+from demo import topology
 from invalidator.operators import start_at_log_end
 from invalidator.settings import InvalidatorSettings
 
@@ -29,16 +32,20 @@ class InvalidatorProcesses:
         log_dir: Path,
         group_prefix: str | None = None,
         start_at_log_end: bool = False,
+        clusters: Mapping[str, str] | None = None,
     ) -> None:
         """settings: the endpoints (from the environment).
         log_dir: where each process's log and stats file go.
         group_prefix: INVALIDATOR_GROUP_PREFIX for the processes (default: the settings').
         start_at_log_end: commit the log end for every region's group before starting, so new
             groups skip older events.
+        clusters: the mirrored topology: each region's own cluster (bootstrap servers), which
+            its process reads with the other regions' mirrored topics. None: one cluster.
         """
         if group_prefix is not None:
             settings = settings.model_copy(update={"group_prefix": group_prefix})
         self._settings = settings
+        self._clusters = clusters
         self._start_at_log_end = start_at_log_end
         self._log_dir = log_dir
         self.processes: dict[str, asyncio.subprocess.Process] = {}
@@ -47,6 +54,13 @@ class InvalidatorProcesses:
     def settings(self) -> InvalidatorSettings:
         """The settings the processes run with (their group prefix included)."""
         return self._settings
+
+    def region_settings(self, region: str) -> InvalidatorSettings:
+        """The settings a region's process runs with: in the mirrored topology its own cluster
+        and the mirrored topics, else the shared settings."""
+        if self._clusters is None:
+            return self._settings
+        return topology.region_settings(self._settings, region, self._clusters)
 
     def log_path(self, region: str) -> Path:
         """The log file of a region's invalidator."""
@@ -60,14 +74,19 @@ class InvalidatorProcesses:
         """Start one process per region (after committing the log end, if asked)."""
         self._log_dir.mkdir(parents=True, exist_ok=True)
         if self._start_at_log_end:
-            topics = self._settings.load_catalogue().topics()
+            catalogue = self._settings.load_catalogue()
             for region in sorted(self._settings.regions):
-                group = self._settings.group_id(region)
-                await start_at_log_end(self._settings.kafka, group, topics)
+                own = self.region_settings(region)
+                await start_at_log_end(own.kafka, own.group_id(region), own.event_topics(catalogue))
         for region in sorted(self._settings.regions):
             self.stats_path(region).unlink(missing_ok=True)
+            own_cluster = (
+                {} if self._clusters is None
+                else topology.invalidator_environment(self.region_settings(region))
+            )  # fmt: skip
             env = {
                 **os.environ,
+                **own_cluster,
                 "INVALIDATOR_GROUP_PREFIX": self._settings.group_prefix,
                 "INVALIDATOR_STATS_FILE": str(self.stats_path(region)),
                 "INVALIDATOR_STATS_INTERVAL_S": "1",

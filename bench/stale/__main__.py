@@ -6,6 +6,11 @@ not set), writes the results as JSON and prints a table. Exit status 0 only when
 served no stale read beyond the window in any region, every purge was seen, and both baselines
 served stale reads in every region (proof that the races were exercised); 1 otherwise; 2 when
 the run could not be made.
+
+`--topology mirrored` (the stack's `up --mirrored`, started when MIRROR_* are not set): this
+system's writes are published in each item's home region, to its own cluster, and each region's
+invalidator reads its own cluster (the other region's events arrive through MirrorMaker and the
+link); the window then includes the link. The baselines are unchanged (they show the races).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.entrypoint import cancel_on_signals, run_on_stack, settings_with_regions
+from bench.link import Link
+from bench.stack import MIRROR_VARIABLES, start_mirrored_stack
 from bench.stale.checker import check_reads, purge_latency
 from bench.stale.pauses import GcPauses
 from bench.stale.report import (
@@ -40,6 +47,7 @@ from bench.stale.report import (
 from bench.stale.store import ItemStore
 from bench.stale.variants import BenchVariant, DeleteOnEvent, ThisSystem, TtlOnly
 from bench.stale.workload import PhaseLog, Workload, WorkloadParams
+from demo.topology import TOPOLOGIES, mirror_clusters
 from invalidator.settings import InvalidatorSettings
 
 RESULTS_DIR = Path("bench") / "results"
@@ -104,13 +112,26 @@ async def _supervised(workload: Workload, variant: BenchVariant, *, reads_wanted
                 await running
 
 
-async def run(params: WorkloadParams, settings: InvalidatorSettings) -> dict[str, Any]:
-    """Run the three variants and check them; the results document."""
+async def run(
+    params: WorkloadParams, settings: InvalidatorSettings, *, topology: str = "one-cluster"
+) -> dict[str, Any]:
+    """Run the three variants and check them; the results document.
+
+    params: the workload.
+    settings: the endpoints.
+    topology: `one-cluster` or `mirrored` (this system on each region's own cluster).
+    """
     regions = sorted(settings.regions)
     run_id = f"sb{uuid.uuid4().hex[:10]}"
     started_at = datetime.now(UTC)
+    clusters, link = None, None
+    if topology == "mirrored":
+        if not all(os.environ.get(name) for name in MIRROR_VARIABLES):
+            os.environ.update(start_mirrored_stack())
+        clusters = mirror_clusters(regions)
+        link = dataclasses.asdict(await Link.from_env().status())
     variants: list[tuple[str, BenchVariant]] = [
-        ("ts", ThisSystem(settings, run_id=run_id, log_dir=LOG_DIR)),
+        ("ts", ThisSystem(settings, run_id=run_id, log_dir=LOG_DIR, clusters=clusters)),
         ("tt", TtlOnly(settings)),
         ("de", DeleteOnEvent(settings, run_id=run_id)),
     ]
@@ -141,6 +162,8 @@ async def run(params: WorkloadParams, settings: InvalidatorSettings) -> dict[str
     found = failures(outcomes, reads_wanted=params.reads)
     return {
         "run_id": run_id,
+        "topology": topology,
+        "link": link,
         "started_at": started_at.isoformat(timespec="seconds"),
         "code": _code_version(),
         "cpus": os.cpu_count(),
@@ -181,10 +204,10 @@ def _write(document: dict[str, Any], path: Path) -> None:
     os.replace(partial, path)
 
 
-async def _main(params: WorkloadParams, output: Path) -> int:
+async def _main(params: WorkloadParams, output: Path, topology: str) -> int:
     cancel_on_signals()
     settings = settings_with_regions()
-    document = await run(params, settings)
+    document = await run(params, settings, topology=topology)
     _write(document, output)
     print()
     print(window_line(document))
@@ -209,16 +232,24 @@ def main() -> int:
     )
     parser.add_argument("--output", type=Path, help="where the JSON goes")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--topology",
+        choices=TOPOLOGIES,
+        default="one-cluster",
+        help="mirrored: writes published in their home region, each region's invalidator on its "
+        "own cluster (results in stale-mirrored*.json)",
+    )
     args = parser.parse_args()
     reads = args.reads or (SHORT_READS if args.short else WorkloadParams.reads)
     # The short run is a check (CI, make stale-check): its results go next to the logs, out of
     # version control, so that it neither overwrites nor dirties the committed full results.
+    name = "stale" if args.topology == "one-cluster" else "stale-mirrored"
     output = args.output or (
-        LOG_DIR / "stale-short.json" if args.short else RESULTS_DIR / "stale.json"
+        LOG_DIR / f"{name}-short.json" if args.short else RESULTS_DIR / f"{name}.json"
     )
     params = WorkloadParams(reads=reads, seed=args.seed)
     return run_on_stack(
-        lambda: _main(params, output), prog="bench.stale", cannot_run=(RuntimeError,)
+        lambda: _main(params, output, args.topology), prog="bench.stale", cannot_run=(RuntimeError,)
     )
 
 

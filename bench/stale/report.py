@@ -146,8 +146,27 @@ def window_line(document: dict[str, Any]) -> str:
         f"{document['variants'][THIS_SYSTEM]['purge_latency_ms']['measured']} purges of "
         f"this system, commit acknowledged -> purged in every region "
         f"(p50 {everywhere['p50']:.1f} ms, p99 {everywhere['p99']:.1f} ms, "
-        f"p99.9 {everywhere['p99.9']:.1f} ms)"
+        f"p99.9 {everywhere['p99.9']:.1f} ms)" + _topology_clause(document)
     )
+
+
+def _topology_clause(document: dict[str, Any]) -> str:
+    """On the mirrored topology: the link's delay and the slowest purge in each region."""
+    link = document.get("link")
+    if not link:
+        return ""
+    purges = document["variants"][THIS_SYSTEM]["purge_latency_ms"]
+    slowest = ", ".join(
+        f"{region} {purges[region]['max']:.1f} ms" for region in link_regions(purges)
+    )
+    return (
+        f"; mirrored clusters, link {link['delay_ms']:g} ms one way; slowest per region: {slowest}"
+    )
+
+
+def link_regions(purges: dict[str, Any]) -> list[str]:
+    """The regions of a purge-latency document (its entries other than the totals)."""
+    return sorted(k for k, v in purges.items() if k != "everywhere" and isinstance(v, dict))
 
 
 def races_line(document: dict[str, Any]) -> str:

@@ -2,7 +2,9 @@
 
 `this-system` reads and fills through `CacheClient` exactly as a service should (the generation
 is read before the database, the fill is conditional) and publishes with `EventPublisher`; the
-real invalidators purge. `ttl-only` is plain cache-aside with a one-hour TTL and no purge.
+real invalidators purge. In the mirrored topology each item has a home region, whose own cluster
+its writes are published to, and each region's invalidator reads its own cluster. `ttl-only` is
+plain cache-aside with a one-hour TTL and no purge.
 `delete-on-event` is plain cache-aside whose key a naive consumer deletes on every event.
 Their keys (`stale-bench:<variant>:<item>`) cannot collide with this system's `{N}:...` layout.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -20,6 +23,7 @@ from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
 from contracts.orders import COMPANY_ORDERS, STATUS_CYCLE, OrderStatusChanged
 from demo.invalidators import InvalidatorProcesses
+from demo.topology import home_region
 from demo.watch import GenerationWatch
 from invalidator.settings import InvalidatorSettings
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
@@ -79,18 +83,34 @@ class ThisSystem:
 
     name = "this-system"
 
-    def __init__(self, settings: InvalidatorSettings, *, run_id: str, log_dir: Path) -> None:
+    def __init__(
+        self,
+        settings: InvalidatorSettings,
+        *,
+        run_id: str,
+        log_dir: Path,
+        clusters: Mapping[str, str] | None = None,
+    ) -> None:
         """settings: the endpoints.
         run_id: unique to this run (consumer groups, probe item).
         log_dir: where the invalidators' logs go.
+        clusters: the mirrored topology: each region's own cluster (None: one cluster).
         """
         self._settings = settings
         self._regions = sorted(settings.regions)
         self._run_id = run_id
         self._invalidators = InvalidatorProcesses(
-            settings, group_prefix=f"stale-bench.{run_id}", log_dir=log_dir, start_at_log_end=True
+            settings,
+            group_prefix=f"stale-bench.{run_id}",
+            log_dir=log_dir,
+            start_at_log_end=True,
+            clusters=clusters,
         )
-        self._publisher = EventPublisher(settings.kafka, source="stale-bench")
+        # One publisher per home region in the mirrored topology; one for all otherwise.
+        self._publishers = {
+            home: EventPublisher(self._invalidators.region_settings(home).kafka, source=TENANT)
+            for home in (self._regions if clusters else self._regions[:1])
+        }
         self._clients: list[RedisClient] = []
         self._caches: dict[str, CacheClient] = {}
         self._watch: GenerationWatch | None = None
@@ -111,12 +131,15 @@ class ThisSystem:
         self._watch = GenerationWatch(watch_clients)
         await self._watch.start()
         await self._invalidators.start()
-        await self._publisher.start()
-        await self._until_purged(f"{self._run_id}-probe")
+        for publisher in self._publishers.values():
+            await publisher.start()
+        for home in self._publishers:
+            await self._until_purged(f"{self._run_id}-probe-{home}")
 
     async def stop(self) -> None:
         """Stop everything started, keeping the invalidators' final stats."""
-        await self._publisher.stop()
+        for publisher in self._publishers.values():
+            await publisher.stop()
         self.invalidator_stats = await self._invalidators.stop()
         if self._watch is not None:
             await self._watch.stop()
@@ -158,11 +181,15 @@ class ThisSystem:
     async def publish(self, item: str, version: int, acked_at: float, ticket: object) -> None:
         """Publish the write's event, then wait until its purge is seen in every region."""
         assert isinstance(ticket, dict)
-        await self._publisher.publish(
+        await self._publisher(item).publish(
             status_event(item, version), tenant=TENANT, aggregate_version=version
         )
         landed = await self._landed(self._namespace(item), ticket, timeout_s=PURGE_TIMEOUT_S)
         self.landings.append(PurgeLanding(item, version, acked_at, landed))
+
+    def _publisher(self, item: str) -> EventPublisher:
+        """The publisher to the item's home region's cluster (the only one with one cluster)."""
+        return self._publishers[home_region(item, list(self._publishers))]
 
     async def _generations(self, namespace: BoundNamespace) -> dict[str, bytes | None]:
         return {
@@ -179,7 +206,9 @@ class ThisSystem:
     async def _until_purged(self, item: str) -> None:
         namespace = self._namespace(item)
         before = await self._generations(namespace)
-        await self._publisher.publish(status_event(item, 1), tenant=TENANT, aggregate_version=1)
+        await self._publisher(item).publish(
+            status_event(item, 1), tenant=TENANT, aggregate_version=1
+        )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while await self._landed(namespace, before, timeout_s=1.0) is None:
             self.check_running()
