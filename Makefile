@@ -58,9 +58,9 @@ $(BENCH_INSTALLED): $(INSTALLED) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_INSTALLED)
 bench: $(BENCH_INSTALLED)  ## every figure, full size -> bench/results, docs/performance.md, README table
-	eval "$$($(STACK) up)" && $(BIN)/python -m bench
+	eval "$$($(STACK) up --mirrored)" && $(BIN)/python -m bench
 bench-check: $(INSTALLED)  ## the short suite (CI): fails only on errors or lost purges
-	eval "$$($(STACK) up)" && $(BIN)/python -m bench --short
+	eval "$$($(STACK) up --mirrored)" && $(BIN)/python -m bench --short
 bench-soak: $(BENCH_INSTALLED)  ## both invalidators' RSS under load for 10 minutes -> bench/results/soak.json
 	eval "$$($(STACK) up)" && $(BIN)/python -m bench --soak && $(BIN)/python -m bench.report
 bench-report: $(BENCH_INSTALLED)  ## regenerate docs/performance.md and the README table from bench/results

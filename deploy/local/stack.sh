@@ -43,6 +43,7 @@ MIRROR_LINK_CONTROL_PORT="${MIRROR_LINK_CONTROL_PORT:-23099}"
 MIRROR_LINK_DELAY_MS="${MIRROR_LINK_DELAY_MS:-40}"   # one way, each direction
 MIRROR_LINK_JITTER_MS="${MIRROR_LINK_JITTER_MS:-0}"  # uniform +-, order kept per connection
 MIRROR_MM2_HEAP_OPTS="${MIRROR_MM2_HEAP_OPTS:--Xms64m -Xmx256m}"
+MIRROR_MM2_EXTRA_PROPERTIES="${MIRROR_MM2_EXTRA_PROPERTIES:-}"   # appended to each mm2-*.properties
 
 KAFKA_START_TIMEOUT=90   # seconds until the broker must answer
 COORDINATOR_TIMEOUT=90   # seconds until a consumer group coordinator must answer
@@ -200,7 +201,8 @@ ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n o
   stack must avoid all of them), POSTGRES_PORT (15432); mirrored: MIRROR_EU_KAFKA_PORT (23092),
   MIRROR_EU_CONTROLLER_PORT (23093), MIRROR_US_KAFKA_PORT (24092), MIRROR_US_CONTROLLER_PORT
   (24093), each cluster's LINK listener on its client port + 2 and the link proxy in front of it
-  on + 3; MIRROR_LINK_CONTROL_PORT (23099); MIRROR_LINK_DELAY_MS (40), MIRROR_LINK_JITTER_MS (0)
+  on + 3; MIRROR_LINK_CONTROL_PORT (23099); MIRROR_LINK_DELAY_MS (40), MIRROR_LINK_JITTER_MS (0);
+  MIRROR_MM2_EXTRA_PROPERTIES: lines appended to MirrorMaker's properties (on its next start)
 EOF
 }
 
@@ -1031,6 +1033,8 @@ ${target}.offset.flush.interval.ms = 1000
 plugin.discovery = service_load
 eu.plugin.discovery = service_load
 us.plugin.discovery = service_load
+# MIRROR_MM2_EXTRA_PROPERTIES, one property a line (a later key wins): tuning experiments.
+${MIRROR_MM2_EXTRA_PROPERTIES}
 EOF
 }
 
