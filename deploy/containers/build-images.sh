@@ -17,7 +17,9 @@
 # inputs changed is rebuilt, and --rebuild rebuilds whatever is named from scratch (fresh
 # packages, no cached layers). Run as root (debootstrap and the machine's shared podman store
 # need it). Names to build may be given (default: all); the debian image is built first when it
-# is named or missing.
+# is named or missing. On a fresh machine podman and runc are installed and
+# /etc/containers/containers.conf (cgroupfs, runc) is written, unless it exists, before the first
+# podman command (ensure_podman, deploy/containers/common.sh).
 #
 # Usage: deploy/containers/build-images.sh [--rebuild] [debian|kafka|redis|postgres|python ...]
 # Environment: CONTAINERS_STATE_DIR (<repo>/.containers: build logs and staging), DEBIAN_MIRROR
@@ -191,7 +193,9 @@ main() {
   REBUILD="${rebuild}"
   [[ "$(id -u)" == 0 ]] || die "run as root: debootstrap and the machine's podman store need it"
   mkdir -p "${LOG_DIR}"
-  require_tools "${LOG_DIR}/apt.log" podman:podman debootstrap:debootstrap || exit 1
+  require_tools "${LOG_DIR}/apt.log" debootstrap:debootstrap || exit 1
+  # podman, runc and containers.conf before the first podman command (see common.sh).
+  ensure_podman "${LOG_DIR}/apt.log" || exit 1
   # Maven resolves the Kafka jars the first time (stack.sh keeps them in its cache).
   if [[ " ${wanted[*]} " == *" kafka "* ]]; then require_tools "${LOG_DIR}/apt.log" mvn:maven || exit 1; fi
   # The debian image first when it is named or missing: the others start from it.

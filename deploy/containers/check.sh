@@ -17,7 +17,8 @@
 #   dockerfile  deploy/Dockerfile built FROM the local python image, `invalidator --help` runs
 #               in it, as a user other than root
 #
-# Usage: deploy/containers/check.sh [smoke|tests|compose|dockerfile ...]   (default: all)
+# Usage: deploy/containers/check.sh [images|smoke|tests|compose|dockerfile ...]   (default: all;
+# `images` alone builds the images only)
 # Exit status 0 only when every step passed. Environment: PYTHON_BIN (<repo>/.venv/bin/python)
 # and PYTEST_ARGS (its pytest arguments, default tests/integration) for the tests step,
 # COMPOSE_PROJECT (invalidator-check), the compose host ports KAFKA_HOST_PORT (29092),
@@ -261,15 +262,17 @@ cleanup() {
 main() {
   local steps=() step started failed=0 results=()
   for step in "$@"; do
-    case " ${ALL_STEPS[*]} " in
-      *" ${step} "*) steps+=("${step}") ;;
+    case " images ${ALL_STEPS[*]} " in
+      *" ${step} "*) [[ "${step}" == images ]] || steps+=("${step}") ;;
       *) usage; log "unknown step '${step}'"; exit 2 ;;
     esac
   done
-  (( ${#steps[@]} )) || steps=("${ALL_STEPS[@]}")
+  # `images` alone: the images are built (always the first step) and nothing else runs.
+  (( ${#steps[@]} || $# )) || steps=("${ALL_STEPS[@]}")
   [[ "$(id -u)" == 0 ]] || { log "run as root (podman's store and debootstrap need it)"; exit 2; }
   mkdir -p "${LOG_DIR}"
   require_tools "${LOG_DIR}/apt.log" curl:curl podman-compose:podman-compose || exit 1
+  ensure_podman "${LOG_DIR}/apt.log" || exit 1
   trap cleanup EXIT
   if [[ " ${steps[*]} " == *" tests "* ]] && ! bash "${SCRIPT_DIR}/podman-service.sh" status >/dev/null; then
     STARTED_SERVICE=1

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Sourced by the scripts of deploy/containers/ once they set SCRIPT_DIR: where they keep their
-# state, and installing the tools they miss (require_tools calls the sourcing script's log()).
+# state, installing the tools they miss, and podman's set-up before its first use
+# (require_tools and ensure_podman call the sourcing script's log()).
 #
 # Sets REPO_ROOT and STATE_DIR (CONTAINERS_STATE_DIR, default <repo>/.containers, made absolute).
 
@@ -25,4 +26,41 @@ require_tools() {
   for tool in "$@"; do
     command -v "${tool%%:*}" >/dev/null || { log "${tool%%:*} still missing after apt-get"; return 1; }
   done
+}
+
+CONTAINERS_CONF="${CONTAINERS_CONF:-/etc/containers/containers.conf}"
+
+# ensure_podman APT_LOG: podman and runc installed, and (as root, when no such file exists)
+# CONTAINERS_CONF written with
+#   [containers] default_ulimits = []   [engine] cgroup_manager = "cgroupfs", runtime = "runc"
+# Every script calls it before its first podman command: as root on a host without systemd,
+# podman's Debian defaults (systemd cgroups, crun) fail even to build ("crun: cgroups in hybrid
+# mode not supported"), and the file names runc, which Debian's podman does not pull in. An
+# existing file is never changed; a warning names the settings it lacks. Returns 1 (logged) when
+# a tool cannot be installed.
+ensure_podman() {
+  require_tools "$1" podman:podman runc:runc || return 1
+  [[ "$(id -u)" == 0 ]] || return 0
+  if [[ ! -e "${CONTAINERS_CONF}" ]]; then
+    log "writing ${CONTAINERS_CONF} (cgroupfs, runc, no default ulimits: podman as root without systemd)"
+    mkdir -p "$(dirname "${CONTAINERS_CONF}")"
+    cat >"${CONTAINERS_CONF}" <<'CONF'
+# Written by deploy/containers/common.sh (ensure_podman): podman as root on a host without systemd.
+[containers]
+default_ulimits = []
+
+[engine]
+cgroup_manager = "cgroupfs"
+runtime = "runc"
+CONF
+    return 0
+  fi
+  local setting missing=()
+  for setting in 'default_ulimits = \[\]' 'cgroup_manager = "cgroupfs"' 'runtime = "runc"'; do
+    grep -Eq "^[[:space:]]*${setting}" "${CONTAINERS_CONF}" || missing+=("${setting//\\/}")
+  done
+  if (( ${#missing[@]} )); then
+    log "warning: ${CONTAINERS_CONF} exists and is left as it is; it lacks: ${missing[*]}" \
+      "(needed where podman runs as root without systemd)"
+  fi
 }

@@ -13,10 +13,10 @@
 # podman needs (no Ryuk reaper; containers reached on 127.0.0.1 through their published ports).
 #
 # Run as root on a host without systemd, podman's defaults (systemd cgroups, crun) do not work;
-# `start` then writes /etc/containers/containers.conf with
-#   [containers] default_ulimits = []   [engine] cgroup_manager = "cgroupfs", runtime = "runc"
-# but only when that file does not exist: an existing file is never changed, and a warning names
-# the settings it lacks. Progress and warnings go to stderr.
+# `start`, like every script here, first installs podman and runc when missing and writes
+# /etc/containers/containers.conf (cgroupfs, runc) when that file does not exist (ensure_podman
+# in common.sh: an existing file is never changed, a warning names the settings it lacks).
+# Progress and warnings go to stderr.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,7 +25,6 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SOCKET="${STATE_DIR}/podman.sock"
 PID_FILE="${STATE_DIR}/podman.pid"
 LOG_FILE="${STATE_DIR}/podman.log"
-CONTAINERS_CONF=/etc/containers/containers.conf
 START_TIMEOUT=30   # seconds until the socket must answer
 STOP_TIMEOUT=15    # seconds between SIGTERM and SIGKILL
 
@@ -61,43 +60,16 @@ print_env() {
   printf 'export TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1\n'
 }
 
-ensure_containers_conf() {
-  [[ "$(id -u)" == 0 ]] || return 0
-  if [[ ! -e "${CONTAINERS_CONF}" ]]; then
-    log "writing ${CONTAINERS_CONF} (cgroupfs, runc, no default ulimits: podman as root without systemd)"
-    mkdir -p "$(dirname "${CONTAINERS_CONF}")"
-    cat >"${CONTAINERS_CONF}" <<'CONF'
-# Written by deploy/containers/podman-service.sh: podman as root on a host without systemd.
-[containers]
-default_ulimits = []
-
-[engine]
-cgroup_manager = "cgroupfs"
-runtime = "runc"
-CONF
-    return 0
-  fi
-  local setting missing=()
-  for setting in 'default_ulimits = \[\]' 'cgroup_manager = "cgroupfs"' 'runtime = "runc"'; do
-    grep -Eq "^[[:space:]]*${setting}" "${CONTAINERS_CONF}" || missing+=("${setting//\\/}")
-  done
-  if (( ${#missing[@]} )); then
-    log "warning: ${CONTAINERS_CONF} exists and is left as it is; it lacks: ${missing[*]}" \
-      "(needed where podman runs as root without systemd)"
-  fi
-}
-
 cmd_start() {
   local pid deadline
-  command -v podman >/dev/null || die "podman not found (apt-get install podman)"
-  command -v curl >/dev/null || die "curl not found (apt-get install curl)"
   mkdir -p "${STATE_DIR}"
+  require_tools "${STATE_DIR}/apt.log" curl:curl || die "curl is missing"
+  ensure_podman "${STATE_DIR}/apt.log" || die "podman is not set up"
   if answers; then
     log "podman service already answers on ${SOCKET}"
     print_env
     return 0
   fi
-  ensure_containers_conf
   pid="$(service_pid)"
   if [[ -n "${pid}" ]]; then
     log "podman service pid ${pid} does not answer: restarting it"
