@@ -2,11 +2,13 @@
 # Builds the local stand-ins for the registry images docker-compose.yml and the container tests
 # use, on a machine with podman but no reachable image registry. Everything comes from Debian
 # bookworm packages (debootstrap, apt) and from Apache Kafka's jars on Maven Central (the jar
-# cache deploy/local/stack.sh resolves with deploy/local/pom.xml):
+# cache deploy/local/stack.sh resolves with deploy/local/pom.xml, plus connect-mirror's for
+# MirrorMaker 2, resolved here with deploy/containers/kafka/pom-mirror.xml into
+# $CONTAINERS_STATE_DIR/mirror-libs/):
 #
 #   localhost/invalidator-debian:bookworm   debootstrap --variant=minbase, imported
 #   localhost/invalidator-kafka:4.1.0       apache/kafka:4.1.0's interface (KAFKA_* env, CLUSTER_ID,
-#                                           /opt/kafka/bin/kafka-*.sh)
+#                                           /opt/kafka/bin/kafka-*.sh, connect-mirror-maker.sh)
 #   localhost/invalidator-redis:7           redis:7's interface (redis-server, redis-cli)
 #   localhost/invalidator-postgres:15       postgres:15's interface (POSTGRES_* env, pg_isready)
 #   localhost/invalidator-python:3.11       python:3.11-slim's interface (python, pip on PATH)
@@ -141,7 +143,7 @@ build_from_containerfile() {
   [[ -f "${dir}/Containerfile" ]] || die "${dir}/Containerfile not found"
   podman image exists "${DEBIAN_IMAGE}" || die "${DEBIAN_IMAGE} is missing: build it first (build-images.sh debian)"
   case "${name}" in
-    kafka) extra=("${KAFKA_VERSION}" "$(kafka_jar_list)") ;;
+    kafka) extra=("${KAFKA_VERSION}" "$(kafka_jar_list)" "$(mirror_jar_list)") ;;
     python) extra=("$(local_ca_certs | xargs -r sha256sum)") ;;
   esac
   hash="$(inputs_hash "${dir}" "$(current_inputs "${DEBIAN_IMAGE}")" "${extra[@]}")"
@@ -151,7 +153,9 @@ build_from_containerfile() {
   mkdir -p "${stage}"
   cp -a "${dir}/." "${stage}/"
   case "${name}" in
-    kafka) mkdir -p "${stage}/libs"; cp "${KAFKA_JARS_DIR}"/*.jar "${stage}/libs/" ;;
+    # The jars both sets have (kafka-clients, jackson, ...) are the same versions: one copy.
+    kafka) mkdir -p "${stage}/libs"; cp "${KAFKA_JARS_DIR}"/*.jar "${stage}/libs/"
+           cp "${MIRROR_JARS_DIR}"/*.jar "${stage}/libs/" ;;
     python) mkdir -p "${stage}/ca-certificates"; local_ca_certs | xargs -r cp -t "${stage}/ca-certificates/" ;;
   esac
   if [[ -n "${PODMAN_BUILD_NETWORK}" ]]; then options+=(--network "${PODMAN_BUILD_NETWORK}"); fi
@@ -173,6 +177,24 @@ resolve_kafka_jars() {
     || die "could not resolve the Kafka jars (deploy/local/stack.sh libs)"
 }
 kafka_jar_list() { (cd "${KAFKA_JARS_DIR}" && ls -- *.jar); }
+
+# MirrorMaker 2's jars (connect-mirror and its runtime dependencies), resolved once with Maven
+# into the state directory (through a temporary directory: a failed run leaves no half cache).
+MIRROR_POM="${SCRIPT_DIR}/kafka/pom-mirror.xml"
+MIRROR_JARS_DIR="${STATE_DIR}/mirror-libs/${KAFKA_VERSION}"
+resolve_mirror_jars() {
+  local tmp="${MIRROR_JARS_DIR}.tmp.$$"
+  [[ ! -f "${MIRROR_JARS_DIR}/connect-mirror-${KAFKA_VERSION}.jar" ]] || return 0
+  log "resolving the MirrorMaker 2 (connect-mirror ${KAFKA_VERSION}) jars with Maven (log: ${LOG_DIR}/maven-mirror.log)"
+  rm -rf "${tmp}"
+  mvn -B -q -f "${MIRROR_POM}" dependency:copy-dependencies -Dkafka.version="${KAFKA_VERSION}" \
+    -DoutputDirectory="${tmp}" >"${LOG_DIR}/maven-mirror.log" 2>&1 \
+    || { rm -rf "${tmp}"; die "Maven could not resolve connect-mirror ${KAFKA_VERSION}; see ${LOG_DIR}/maven-mirror.log"; }
+  [[ -f "${tmp}/connect-mirror-${KAFKA_VERSION}.jar" ]] || die "connect-mirror-${KAFKA_VERSION}.jar missing after Maven; see ${LOG_DIR}/maven-mirror.log"
+  rm -rf "${MIRROR_JARS_DIR}"
+  mv "${tmp}" "${MIRROR_JARS_DIR}"
+}
+mirror_jar_list() { (cd "${MIRROR_JARS_DIR}" && ls -- *.jar); }
 
 # The host's local certificate authorities (*.crt, as update-ca-certificates takes them).
 local_ca_certs() {
@@ -207,7 +229,7 @@ main() {
   for name in "${wanted[@]}"; do
     case "${name}" in
       debian) ;;
-      kafka) resolve_kafka_jars; build_from_containerfile kafka ;;
+      kafka) resolve_kafka_jars; resolve_mirror_jars; build_from_containerfile kafka ;;
       *) build_from_containerfile "${name}" ;;
     esac
   done
