@@ -487,22 +487,36 @@ read_topics() {
   sed -e 's/#.*//' "${TOPICS_FILE}" | awk 'NF >= 2 { print $1, $2 }'
 }
 
+# A broker just started may time out a creation on a loaded host (the admin client fails fast):
+# what failed is tried again, up to TOPIC_CREATE_ATTEMPTS times.
+TOPIC_CREATE_ATTEMPTS=3
 ensure_topics() {
-  local name parts pids=() names=() i failed=()
-  while read -r name parts; do
-    grep -qxF "${name}" <<<"${KAFKA_TOPICS}" && continue
-    log "creating topic ${name} on ${KAFKA_NAME} (${parts} partitions, replication factor $(kafka_replication))"
-    topics_cmd --create --if-not-exists --topic "${name}" --partitions "${parts}" \
-      --replication-factor "$(kafka_replication)" >>"${KAFKA_TOOLS_LOG}" 2>&1 &
-    pids+=("$!")
-    names+=("${name}")
-  done < <(read_topics)
-  # One JVM per topic (TopicCommand takes a single topic), run in parallel.
-  for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" || failed+=("${names[$i]}")
+  local name parts pids names i failed=() attempt created=0
+  for (( attempt = 1; attempt <= TOPIC_CREATE_ATTEMPTS; attempt++ )); do
+    pids=()
+    names=()
+    failed=()
+    while read -r name parts; do
+      grep -qxF "${name}" <<<"${KAFKA_TOPICS}" && continue
+      log "creating topic ${name} on ${KAFKA_NAME} (${parts} partitions, replication factor $(kafka_replication))"
+      topics_cmd --create --if-not-exists --topic "${name}" --partitions "${parts}" \
+        --replication-factor "$(kafka_replication)" >>"${KAFKA_TOOLS_LOG}" 2>&1 &
+      pids+=("$!")
+      names+=("${name}")
+    done < <(read_topics)
+    # One JVM per topic (TopicCommand takes a single topic), run in parallel.
+    for i in "${!pids[@]}"; do
+      wait "${pids[$i]}" || failed+=("${names[$i]}")
+    done
+    created+=${#pids[@]}
+    (( ${#failed[@]} )) || break
+    (( attempt < TOPIC_CREATE_ATTEMPTS )) || break
+    log "creating topic(s) ${failed[*]} on ${KAFKA_NAME} failed (attempt ${attempt} of ${TOPIC_CREATE_ATTEMPTS}); trying again"
+    sleep 2
+    KAFKA_TOPICS="$(topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")" || KAFKA_TOPICS=""
   done
-  (( ${#failed[@]} == 0 )) || die "creating topic(s) ${failed[*]} failed; see ${KAFKA_TOOLS_LOG}"
-  if (( ${#pids[@]} == 0 )); then log "${KAFKA_NAME}: topics present"; fi
+  (( ${#failed[@]} == 0 )) || die "creating topic(s) ${failed[*]} on ${KAFKA_NAME} failed; see ${KAFKA_TOOLS_LOG}"
+  if (( created == 0 )); then log "${KAFKA_NAME}: topics present"; fi
 }
 
 # A fresh broker creates __consumer_offsets on the first group request and answers
@@ -1079,21 +1093,33 @@ since_last_start() {
 # its source task replicating (a restarted one finds its topics there already).
 MM2_STARTED=()
 wait_mirrors() {
-  local deadline=$(( $(now) + MIRROR_TIMEOUT )) target topics name pending
+  local deadline=$(( $(now) + MIRROR_TIMEOUT )) target name pending listers listing="${RUN_DIR}/mirrored.topics"
   while :; do
     pending=()
     for target in "${MIRROR_REGIONS[@]}"; do
       pid_alive "$(read_pid "$(mm2_pid_file "${target}")")" \
         || die "mm2-${target} exited; see $(mm2_log "${target}")"
-      topics="$(in_cluster "${target}" topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")" || topics=""
-      while read -r name; do
-        grep -qxF "${name}" <<<"${topics}" || pending+=("${name} on kafka-${target} (see $(mm2_log "${target}"))")
-      done < <(mirrored_topics "${target}")
     done
+    # The log first (cheap); the topic lists (a JVM each, both at once) only then.
     for target in "${MM2_STARTED[@]}"; do
       since_last_start "$(mm2_log "${target}")" | grep -q "replicating [0-9]* topic-partitions" \
         || pending+=("mm2-${target}'s source task (see $(mm2_log "${target}"))")
     done
+    if (( ${#pending[@]} == 0 )); then
+      listers=()
+      for target in "${MIRROR_REGIONS[@]}"; do
+        { in_cluster "${target}" topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}" || true; } >"${listing}.${target}" &
+        listers+=("$!")
+      done
+      wait "${listers[@]}"  # not a bare wait: the brokers and MirrorMakers are children too
+      for target in "${MIRROR_REGIONS[@]}"; do
+        while read -r name; do
+          grep -qxF "${name}" "${listing}.${target}" \
+            || pending+=("${name} on kafka-${target} (see $(mm2_log "${target}"))")
+        done < <(mirrored_topics "${target}")
+        rm -f "${listing}.${target}"
+      done
+    fi
     (( ${#pending[@]} )) || return 0
     (( $(now) < deadline )) || die "mirroring not ready within ${MIRROR_TIMEOUT}s: waiting for ${pending[*]}"
     sleep 1
