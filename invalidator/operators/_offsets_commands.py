@@ -30,6 +30,7 @@ from invalidator.operators._offsets import (
     uncommitted_starts,
 )
 from invalidator.operators._rewind import RewindRow, plan_rewind
+from invalidator.operators._topics import present_event_topics
 from invalidator.operators._window import selected_bounds, topics_of
 from invalidator.settings import InvalidatorSettings
 from invalidator.times import parse_datetime, parse_duration
@@ -78,7 +79,7 @@ async def offsets_show(
         settings.targets(region)
     report: dict[str, Any] = {"regions": []}
     text = []
-    topics = settings.event_topics(catalogue)
+    topics = await present_event_topics(settings, catalogue)
     for region in regions:
         group = settings.group_id(region)
         lag = await group_lag(settings.kafka, group, topics)
@@ -185,7 +186,7 @@ async def offsets_rewind(
             f"{args.region} ever committed (check INVALIDATOR_GROUP_PREFIX)"
         )
     bounds = await selected_bounds(
-        args, settings.kafka, topics_of(settings.event_topics(catalogue), args.topic)
+        args, settings.kafka, topics_of(await present_event_topics(settings, catalogue), args.topic)
     )
     partitions = sorted(bounds)
     committed = await committed_offsets(settings.kafka, group)

@@ -21,6 +21,7 @@ from invalidator.operators._console import (
     emit,
 )
 from invalidator.operators._replay import plan_window, purge_planned
+from invalidator.operators._topics import present_event_topics
 from invalidator.operators._window import (
     Window,
     add_window_options,
@@ -66,7 +67,7 @@ async def _window(
     args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
 ) -> Window:
     bounds = await selected_bounds(
-        args, settings.kafka, topics_of(settings.event_topics(catalogue), args.topic)
+        args, settings.kafka, topics_of(await present_event_topics(settings, catalogue), args.topic)
     )
     return await window_of(args, settings.kafka, bounds)
 

@@ -64,6 +64,13 @@ async def missing_topics(settings: InvalidatorSettings, names: list[str]) -> lis
     return [name for name in names if name not in existing]
 
 
+async def present_event_topics(settings: InvalidatorSettings, catalogue: Catalogue) -> list[str]:
+    """The event topics the operators read (`settings.event_topics`), less the mirrored ones
+    MirrorMaker has not created yet: those hold nothing to show, rewind or replay."""
+    absent = set(await missing_topics(settings, settings.mirrored_topics(catalogue)))
+    return [topic for topic in settings.event_topics(catalogue) if topic not in absent]
+
+
 async def require_topics(settings: InvalidatorSettings, catalogue: Catalogue) -> list[str]:
     """Raise MissingTopicsError naming every needed topic of this cluster's own that does not
     exist; return the mirrored topics that do not exist yet (MirrorMaker creates them: the

@@ -249,7 +249,7 @@ async def test_unknown_group_topic_and_time_are_clear_errors(
     status = await asyncio.to_thread(
         main, ["replay", "--region", "eu", "--from", "1h", "--topic", "nope", "--dry-run"]
     )
-    assert status == 2 and "not a topic of the catalogue" in capsys.readouterr().err
+    assert status == 2 and "not an event topic of the catalogue" in capsys.readouterr().err
     status = await asyncio.to_thread(
         main, ["replay", "--region", "eu", "--from", "last tuesday", "--dry-run"]
     )
