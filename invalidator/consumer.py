@@ -208,6 +208,16 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             await start_uncommitted(self._consumer, assigned, self._owner.settings.start_from)
         except Exception:
+            if not assigned <= self._consumer.assignment():
+                # The subscription changed meanwhile (a mirrored topic appeared): these
+                # partitions are no longer assigned, and the rebalance that follows assigns
+                # again, where the start is decided again.
+                log.info(
+                    "invalidator %s: subscription changed while starting partitions; "
+                    "the next rebalance assigns again",
+                    self._owner.group_id,
+                )
+                return
             # aiokafka would swallow the error and go on from the reset position: stop instead,
             # so that the group's start is decided again, never by accident.
             log.exception("invalidator %s: start position not set; stopping", self._owner.group_id)
