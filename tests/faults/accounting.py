@@ -51,9 +51,11 @@ class Accounting:
         """How many events are lost in at least one region (each counted once)."""
         return len({event_id for ids in self.lost.values() for event_id in ids})
 
-    def outcome(self, scenario: str, recover_s: float | None) -> Outcome:
+    def outcome(self, scenario: str, recover_s: float | None, *, note: str = "") -> Outcome:
         """The scenario's line of the fault table, from this accounting."""
-        return Outcome(scenario, self.published, self.lost_events, self.dead_lettered, recover_s)
+        return Outcome(
+            scenario, self.published, self.lost_events, self.dead_lettered, recover_s, note=note
+        )
 
     def assert_nothing_lost(self) -> None:
         """Fail naming a few lost ids per region."""
@@ -117,6 +119,8 @@ class Outcome:
     recover_s: float | None
     """From the fault's end to every region caught up (None when not meaningful)."""
     long: bool = LONG
+    note: str = ""
+    """What else the scenario measured (e.g. duplicates), shown after its name in the table."""
 
 
 def record_outcome(outcome: Outcome) -> None:
@@ -139,8 +143,9 @@ def table(path: Path = OUTCOMES) -> str:
     for row in latest.values():
         recover = row["recover_s"]
         shown = "-" if recover is None else f"{float(recover):.1f} s"  # type: ignore[arg-type]
+        note = f" ({row['note']})" if row.get("note") else ""
         lines.append(
-            f"| {row['scenario']} | {row['events']} | {row['lost']} | {row['dead_lettered']}"
+            f"| {row['scenario']}{note} | {row['events']} | {row['lost']} | {row['dead_lettered']}"
             f" | {shown} |"
         )
     return "\n".join(lines)

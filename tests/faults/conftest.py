@@ -20,6 +20,7 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures)
     cli,
     database_url,
     invalidators,
+    mirrored_stack,
     publisher,
     redis_clients,
     settings,

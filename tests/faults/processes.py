@@ -3,6 +3,7 @@ them, waiting for their exit or their marker file."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,10 +23,11 @@ def spawn(
     *,
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Run `python <args>` from the repository with the settings' group prefix and broker.
+    """Run `python <args>` from the repository with the settings' group prefix, broker and
+    mirrored regions.
 
     args: the interpreter's arguments (a script path, or `-m invalidator ...`).
-    settings: its group prefix and bootstrap servers are passed on.
+    settings: its group prefix, bootstrap servers and mirrored_from are passed on.
     log: stdout and stderr are appended here.
     env: further environment variables (e.g. INVALIDATOR_STATS_FILE).
     """
@@ -33,6 +35,7 @@ def spawn(
         **os.environ,
         "INVALIDATOR_GROUP_PREFIX": settings.group_prefix,
         "INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "INVALIDATOR_MIRRORED_FROM": json.dumps(settings.mirrored_from),
         "PYTHONPATH": str(REPO),
         **(env or {}),
     }

@@ -23,7 +23,15 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bench.stack import ENDPOINT_VARIABLES, StackUnavailableError, stack_dir, start_local_stack
+from bench.stack import (
+    ENDPOINT_VARIABLES,
+    MIRRORED_SERVICES,
+    StackUnavailableError,
+    mirrored_pid_file,
+    stack_dir,
+    start_local_stack,
+    start_mirrored_stack,
+)
 from tests.conftest import wait_until
 from tests.integration.containers import RunningContainer, started_container, until_serving
 from tests.integration.stack import CONTAINERS, LOCAL, STACK_VARIABLE, stack_kind
@@ -258,3 +266,27 @@ class ContainerProcess(ServiceProcess):
         if not await asyncio.to_thread(self.container.running):
             await asyncio.to_thread(self.container.start_again)
         await until_serving(self.container)
+
+
+class MirroredProcess(ServiceProcess):
+    """A process of the local stack's mirrored topology (`kafka-eu`, `kafka-us`, `mm2-eu`,
+    `mm2-us`, `link`): the pid of its pid file; `stack.sh up --mirrored` starts what is down
+    again and waits until MirrorMaker replicates."""
+
+    def __init__(self, name: str) -> None:
+        if name not in MIRRORED_SERVICES:
+            raise ValueError(f"no mirrored service {name!r}; one of {', '.join(MIRRORED_SERVICES)}")
+        super().__init__(name)
+        self.pid_file = mirrored_pid_file(name)
+        _require_local(name, self.pid_file)
+
+    async def current_pid(self) -> int | None:
+        return local_pid(self.pid_file)
+
+    def describe(self) -> str:
+        return f"pid file {self.pid_file}"
+
+    async def _bring_up(self) -> None:
+        # Not when it runs: `up --mirrored` waits on every cluster and MirrorMaker (seconds).
+        if await self.current_pid() is None:
+            await asyncio.to_thread(start_mirrored_stack)
