@@ -1,17 +1,22 @@
 #!/bin/sh
-# The invalidators' entrypoint in docker-compose.yml: waits (at most INIT_TIMEOUT_S, default 180)
-# for the markers of topic-init and redis-init, then runs `invalidator` with the arguments.
+# The entrypoint of docker-compose.yml's invalidators (and docker-compose.mirrored.yml's
+# MirrorMaker services): waits (at most INIT_TIMEOUT_S, default 360) for the markers the one-shot
+# services leave in /init-done (INIT_MARKERS, default "topics redis": topic-init's and
+# redis-init's), then runs INIT_EXEC (default invalidator) with the arguments.
 # Docker Compose starts the invalidators only after both (depends_on conditions) and the wait
 # ends at once; compose implementations that ignore the conditions start them together.
 set -eu
 
-timeout_s="${INIT_TIMEOUT_S:-180}"
+timeout_s="${INIT_TIMEOUT_S:-360}"
+markers="${INIT_MARKERS:-topics redis}"
 deadline=$(( $(date +%s) + timeout_s ))
-until [ -e /init-done/topics ] && [ -e /init-done/redis ]; do
-  if [ "$(date +%s)" -ge "${deadline}" ]; then
-    echo "await-init: topic-init and redis-init not done within ${timeout_s}s" >&2
-    exit 1
-  fi
-  sleep 1
+for marker in ${markers}; do
+  until [ -e "/init-done/${marker}" ]; do
+    if [ "$(date +%s)" -ge "${deadline}" ]; then
+      echo "await-init: /init-done/${marker} not there within ${timeout_s}s (waiting for: ${markers})" >&2
+      exit 1
+    fi
+    sleep 1
+  done
 done
-exec invalidator "$@"
+exec "${INIT_EXEC:-invalidator}" "$@"
