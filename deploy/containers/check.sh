@@ -14,15 +14,22 @@
 #               eu (standalone) and us (the Cluster), checked from inside the compose network by
 #               deploy/containers/compose_check.py; always torn down (containers, volumes,
 #               network), failed or not
+#   compose-mirrored  the same with docker-compose.mirrored.yml over it: a Kafka cluster per
+#               region (kafka, kafka-us), MirrorMaker 2 into each (mm2-eu, mm2-us), each
+#               invalidator on its own cluster; the mirrored topics must appear in both
+#               clusters, and one event published in eu's cluster and one in us's must both be
+#               purged in both regions' Redis; always torn down
 #   dockerfile  deploy/Dockerfile built FROM the local python image, `invalidator --help` runs
 #               in it, as a user other than root
 #
-# Usage: deploy/containers/check.sh [images|smoke|tests|compose|dockerfile ...]   (default: all;
-# `images` alone builds the images only)
+# Usage: deploy/containers/check.sh [images|smoke|tests|compose|compose-mirrored|dockerfile ...]
+# (default: all; `images` alone builds the images only)
 # Exit status 0 only when every step passed. Environment: PYTHON_BIN (<repo>/.venv/bin/python)
 # and PYTEST_ARGS (its pytest arguments, default tests/integration) for the tests step,
-# COMPOSE_PROJECT (invalidator-check), the compose host ports KAFKA_HOST_PORT (29092),
-# REDIS_EU_HOST_PORT (29379), REDIS_US_{1..6}_HOST_PORT (29001-29006), POSTGRES_HOST_PORT
+# COMPOSE_PROJECT (invalidator-check), COMPOSE_MIRRORED_PROJECT (invalidator-check-mirrored),
+# COMPOSE_MIRRORED_STOP (services of the mirrored project to stop before its check, to see the
+# check fail: e.g. mm2-us), the compose host ports KAFKA_HOST_PORT (29092), KAFKA_US_HOST_PORT
+# (29094), REDIS_EU_HOST_PORT (29379), REDIS_US_{1..6}_HOST_PORT (29001-29006), POSTGRES_HOST_PORT
 # (29432), CONTAINERS_STATE_DIR (<repo>/.containers: logs under check/), and the image variables
 # (KAFKA_IMAGE, REDIS_IMAGE, POSTGRES_IMAGE, PYTHON_IMAGE; default: local-images.env's).
 # The podman service is stopped at the end if this script started it. Run as root.
@@ -35,12 +42,15 @@ export CONTAINERS_STATE_DIR="${STATE_DIR}"
 LOG_DIR="${STATE_DIR}/check"
 PYTHON_BIN="${PYTHON_BIN:-${REPO_ROOT}/.venv/bin/python}"
 COMPOSE_PROJECT="${COMPOSE_PROJECT:-invalidator-check}"
-ALL_STEPS=(smoke tests compose dockerfile)
+COMPOSE_MIRRORED_PROJECT="${COMPOSE_MIRRORED_PROJECT:-invalidator-check-mirrored}"
+COMPOSE_MIRRORED_STOP="${COMPOSE_MIRRORED_STOP:-}"
+ALL_STEPS=(smoke tests compose compose-mirrored dockerfile)
 SMOKE_TIMEOUT_S=90      # seconds for a smoke-checked service to answer
-COMPOSE_RUN_TIMEOUT_S=180  # seconds for the one-shot services to finish and the invalidators to run
+COMPOSE_RUN_TIMEOUT_S=420  # seconds for the one-shot services to finish and the long-running ones to run
 DOCKERFILE_IMAGE=localhost/invalidator:containers-check
 
 export KAFKA_HOST_PORT="${KAFKA_HOST_PORT:-29092}"
+export KAFKA_US_HOST_PORT="${KAFKA_US_HOST_PORT:-29094}"
 export REDIS_EU_HOST_PORT="${REDIS_EU_HOST_PORT:-29379}"
 export POSTGRES_HOST_PORT="${POSTGRES_HOST_PORT:-29432}"
 for _n in 1 2 3 4 5 6; do
@@ -151,21 +161,26 @@ step_tests() {
 
 # ------------------------------------------------------------------------------------ compose
 
+# The project, files and log name the compose functions act on: set by each compose step.
+PROJECT="${COMPOSE_PROJECT}"
+COMPOSE_FILES=(-f docker-compose.yml)
+COMPOSE_LOG=compose
+
 compose() {
-  (cd "${REPO_ROOT}" && podman-compose -p "${COMPOSE_PROJECT}" "$@")
+  (cd "${REPO_ROOT}" && podman-compose -p "${PROJECT}" "${COMPOSE_FILES[@]}" "$@")
 }
 
-compose_container() { printf '%s_%s_1\n' "${COMPOSE_PROJECT}" "$1"; }
+compose_container() { printf '%s_%s_1\n' "${PROJECT}" "$1"; }
 
 container_state() { podman inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$1" 2>/dev/null; }
 
-# Until the one-shot services exited 0 and both invalidators run; 1 at once when a one-shot
-# service failed, or after COMPOSE_RUN_TIMEOUT_S.
+# compose_wait_started "ONE_SHOT..." "RUNNING...": until the one-shot services exited 0 and the
+# others run; 1 at once when a one-shot service failed, or after COMPOSE_RUN_TIMEOUT_S.
 compose_wait_started() {
   local deadline=$(( $(date +%s) + COMPOSE_RUN_TIMEOUT_S )) service state pending
   while :; do
     pending=()
-    for service in topic-init redis-init; do
+    for service in $1; do
       state="$(container_state "$(compose_container "${service}")")"
       case "${state}" in
         "exited 0") ;;
@@ -173,7 +188,7 @@ compose_wait_started() {
         *) pending+=("${service}") ;;
       esac
     done
-    for service in invalidator-eu invalidator-us; do
+    for service in $2; do
       state="$(container_state "$(compose_container "${service}")")"
       [[ "${state}" == running* ]] || pending+=("${service}")
     done
@@ -189,9 +204,9 @@ compose_wait_started() {
 compose_diagnostics() {
   local id
   log "compose state and the last log lines of each container:"
-  podman ps -a --filter "label=io.podman.compose.project=${COMPOSE_PROJECT}" \
+  podman ps -a --filter "label=io.podman.compose.project=${PROJECT}" \
     --format '{{.Names}} {{.Status}}' >&2
-  for id in $(podman ps -aq --filter "label=io.podman.compose.project=${COMPOSE_PROJECT}"); do
+  for id in $(podman ps -aq --filter "label=io.podman.compose.project=${PROJECT}"); do
     printf -- '--- %s\n' "$(podman inspect -f '{{.Name}}' "${id}")" >&2
     podman logs --tail 15 "${id}" >&2 2>&1
   done
@@ -200,40 +215,65 @@ compose_diagnostics() {
 # podman-compose 1.0.3's down removes containers without their anonymous volumes (the images
 # declare some) and leaves the network: everything labelled with the project goes here.
 compose_teardown() {
-  local label="label=io.podman.compose.project=${COMPOSE_PROJECT}"
-  log "tearing down compose project ${COMPOSE_PROJECT} (log: ${LOG_DIR}/compose-down.log)"
+  local label="label=io.podman.compose.project=${PROJECT}"
+  log "tearing down compose project ${PROJECT} (log: ${LOG_DIR}/${COMPOSE_LOG}-down.log)"
   {
     podman ps -aq --filter "${label}" | xargs -r podman rm -f -v
     compose down -v
     podman volume ls -q --filter "${label}" | xargs -r podman volume rm -f
     podman network ls -q --filter "${label}" | xargs -r podman network rm -f
-  } >"${LOG_DIR}/compose-down.log" 2>&1
+  } >"${LOG_DIR}/${COMPOSE_LOG}-down.log" 2>&1
   [[ -z "$(podman ps -aq --filter "${label}")" ]]
 }
 
-step_compose() {
-  local status=0
+# compose_end_to_end "ONE_SHOT..." "RUNNING..." "STOP..." [RUN_OPTION...]: from a clean project,
+# build and start it, wait for it (compose_wait_started), stop the STOP services (none normally),
+# then run deploy/containers/compose_check.py with the RUN_OPTIONs; always torn down.
+compose_end_to_end() {
+  local one_shot="$1" running="$2" stop="$3" status=0 service
+  shift 3
   compose_teardown || return 1
-  log "building and starting compose project ${COMPOSE_PROJECT} (log: ${LOG_DIR}/compose-up.log)"
-  if ! { compose build && compose up -d; } >"${LOG_DIR}/compose-up.log" 2>&1; then
-    log "podman-compose build/up failed; see ${LOG_DIR}/compose-up.log"
+  log "building and starting compose project ${PROJECT} (log: ${LOG_DIR}/${COMPOSE_LOG}-up.log)"
+  if ! { compose build && compose up -d; } >"${LOG_DIR}/${COMPOSE_LOG}-up.log" 2>&1; then
+    log "podman-compose build/up failed; see ${LOG_DIR}/${COMPOSE_LOG}-up.log"
     status=1
-  elif ! compose_wait_started; then
+  elif ! compose_wait_started "${one_shot}" "${running}"; then
     status=1
   else
-    echo "compose: topic-init and redis-init done, invalidator-eu and invalidator-us running"
+    echo "${COMPOSE_LOG}: ${one_shot// /, } done, ${running// /, } running"
+    for service in ${stop}; do
+      log "stopping ${service} before the check (COMPOSE_MIRRORED_STOP): the check must fail"
+      podman stop "$(compose_container "${service}")" >/dev/null || status=1
+    done
     # The check runs as a one-off container of the invalidator service (its settings and
     # network); podman-compose run gives it standard input, from which python reads the script.
     # podman-compose 1.0.3 does not pass the container's exit status on: it is read from the
-    # container, removed afterwards by the teardown.
-    compose run --name "${COMPOSE_PROJECT}_check" --no-deps -T --entrypoint python invalidator-us - \
-      <"${SCRIPT_DIR}/compose_check.py" 2>>"${LOG_DIR}/compose-up.log" \
+    # container, removed afterwards by the teardown. With two files it prints the merged
+    # configuration first (" ** merged:" and JSON up to a "}" line): left out as well.
+    compose run --name "${PROJECT}_check" --no-deps -T "$@" --entrypoint python invalidator-us - \
+      <"${SCRIPT_DIR}/compose_check.py" 2>>"${LOG_DIR}/${COMPOSE_LOG}-up.log" \
+      | sed '/^ \*\* merged:$/,/^}$/d' \
       | grep -v -e '^\[' -e '^podman ' -e '^using podman' -e '^exit code:'
-    status="$(podman inspect -f '{{.State.ExitCode}}' "${COMPOSE_PROJECT}_check" 2>/dev/null || echo 1)"
+    (( status )) || status="$(podman inspect -f '{{.State.ExitCode}}' "${PROJECT}_check" 2>/dev/null || echo 1)"
   fi
   (( status == 0 )) || compose_diagnostics
   compose_teardown || { log "compose teardown left containers behind"; status=1; }
   return "${status}"
+}
+
+step_compose() {
+  PROJECT="${COMPOSE_PROJECT}" COMPOSE_LOG=compose
+  COMPOSE_FILES=(-f docker-compose.yml)
+  compose_end_to_end "topic-init redis-init" "invalidator-eu invalidator-us" ""
+}
+
+# The mirrored topology; the check is told each region's cluster (COMPOSE_CHECK_CLUSTERS).
+step_compose_mirrored() {
+  PROJECT="${COMPOSE_MIRRORED_PROJECT}" COMPOSE_LOG=compose-mirrored
+  COMPOSE_FILES=(-f docker-compose.yml -f docker-compose.mirrored.yml)
+  compose_end_to_end "topic-init topic-init-us redis-init" \
+    "invalidator-eu invalidator-us mm2-eu mm2-us" "${COMPOSE_MIRRORED_STOP}" \
+    -e 'COMPOSE_CHECK_CLUSTERS={"eu": "kafka:9092", "us": "kafka-us:9092"}'
 }
 
 # ------------------------------------------------------------------------------------ dockerfile
@@ -292,7 +332,7 @@ main() {
   for step in "${steps[@]}"; do
     log "step ${step}"
     started="${SECONDS}"
-    if "step_${step}"; then
+    if "step_${step//-/_}"; then
       results+=("PASS ${step} ($(( SECONDS - started ))s)")
     else
       results+=("FAIL ${step} ($(( SECONDS - started ))s)")
