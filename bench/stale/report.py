@@ -159,8 +159,16 @@ def _topology_clause(document: dict[str, Any]) -> str:
     slowest = ", ".join(
         f"{region} {purges[region]['max']:.1f} ms" for region in link_regions(purges)
     )
+    by_home = document["variants"][THIS_SYSTEM].get("purge_latency_ms_by_home", {})
+    local_remote = "".join(
+        f"; {region} purges {home}'s writes p50 {by_home[home][region]['p50']:.1f} ms, max "
+        f"{by_home[home][region]['max']:.1f} ms"
+        for home in sorted(by_home)
+        for region in sorted(by_home[home])
+    )
     return (
-        f"; mirrored clusters, link {link['delay_ms']:g} ms one way; slowest per region: {slowest}"
+        f"; mirrored clusters, link {link['delay_ms']:g} ms one way; slowest per region: "
+        f"{slowest}{local_remote}"
     )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from bench.stale.checker import distribution_ms, purge_latency
 from bench.stale.naive_invalidator import NaiveInvalidator
 from bench.stale.workload import Lookup, PurgeLanding, Variant
 from contracts.layout import generation_key
@@ -58,6 +59,29 @@ class BenchVariant(Variant, Protocol):
     def details(self) -> dict[str, Any]:
         """What the variant saw beyond reads, writes and purges, for the results."""
         ...
+
+
+def purge_latency_by_home(
+    landings: list[PurgeLanding], homes: list[str], regions: list[str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Commit acknowledged -> purge seen in each region, for the writes of each home region:
+    in the mirrored topology a region purges its own writes locally and the others' through the
+    mirror, in the same run.
+
+    landings: the writes' purges.
+    homes: the home regions, in the order `home_region` spreads items over.
+    regions: the regions purged.
+    """
+    return {
+        home: {
+            region: distribution_ms(samples, with_p999=True)
+            for region, samples in purge_latency(
+                [landing for landing in landings if home_region(landing.item, homes) == home],
+                regions,
+            ).per_region_ms.items()
+        }
+        for home in homes
+    }
 
 
 def status_event(item: str, version: int) -> OrderStatusChanged:
@@ -151,11 +175,17 @@ class ThisSystem:
         self._invalidators.check_running()
 
     def details(self) -> dict[str, Any]:
-        """What this variant saw beyond reads and writes."""
-        return {
+        """What this variant saw beyond reads and writes (in the mirrored topology also the
+        purge latency in each region by the writes' home region: local against mirrored)."""
+        details: dict[str, Any] = {
             "fills_refused": self.fills_refused,
             "invalidator_stats": self.invalidator_stats,
         }
+        if len(self._publishers) > 1:
+            details["purge_latency_ms_by_home"] = purge_latency_by_home(
+                self.landings, list(self._publishers), self._regions
+            )
+        return details
 
     @staticmethod
     def _namespace(item: str) -> BoundNamespace:

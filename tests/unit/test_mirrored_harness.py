@@ -10,6 +10,8 @@ import pytest
 from bench.cross_region import link_route, mirror_goal_ratios
 from bench.goals import goal_rows
 from bench.kafka_ping import api_versions_request, response_correlation_id
+from bench.stale.variants import purge_latency_by_home
+from bench.stale.workload import PurgeLanding
 from contracts import SettingsError
 from demo.topology import home_region, invalidator_environment, mirror_clusters, region_settings
 from invalidator.settings import InvalidatorSettings
@@ -82,3 +84,19 @@ def test_items_have_a_stable_home_spread_over_the_regions() -> None:
     assert homes == [home_region(item, ["eu", "us"]) for item in items]
     assert 60 < homes.count("eu") < 140
     assert {home_region(item, ["eu"]) for item in items} == {"eu"}
+
+
+def test_purges_are_split_by_the_writes_home_region() -> None:
+    homes = ["eu", "us"]
+    eu_item = next(f"i{n}" for n in range(100) if home_region(f"i{n}", homes) == "eu")
+    us_item = next(f"i{n}" for n in range(100) if home_region(f"i{n}", homes) == "us")
+    landings = [
+        PurgeLanding(eu_item, 1, 0.0, {"eu": 0.005, "us": 0.090}),
+        PurgeLanding(us_item, 1, 0.0, {"eu": 0.100, "us": 0.004}),
+        PurgeLanding(us_item, 2, 0.0, None),
+    ]
+    by_home = purge_latency_by_home(landings, homes, homes)
+    assert by_home["eu"]["eu"]["max"] == 5.0
+    assert by_home["eu"]["us"]["max"] == 90.0
+    assert by_home["us"]["eu"]["max"] == 100.0
+    assert by_home["us"]["us"]["p50"] == 4.0
