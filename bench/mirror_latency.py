@@ -1,11 +1,12 @@
 """`python -m bench.mirror_latency`: how long MirrorMaker 2 of the local stack's mirrored topology
 takes from eu's `orders.events` to us's `eu.orders.events`, through the link at given delays.
 
-Starts the mirrored stack (`stack.sh up --mirrored`) unless it runs. For each delay: sets the
+Starts the mirrored stack (`stack.sh up --mirrored`) unless it runs (`--no-start`: the
+endpoints come from the environment). For each delay: sets the
 link's delay (no jitter), produces `--rate` records a second for `--seconds` (aiokafka,
 `linger_ms=0`, `acks=all`) with the send time in the value, reads them on us with a bare
-consumer; latency = receive wall clock - send wall clock, one process. Prints p50/p99/max per
-delay and restores the link's delay afterwards.
+consumer (and on eu, for reference); latency = receive wall clock - send wall clock, one
+process. Prints p50/p99/max per delay and restores the link's delay afterwards.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 
@@ -25,21 +27,48 @@ from invalidator.operators._offsets import partitions_of
 SOURCE_TOPIC = "orders.events"
 
 
-async def measure(source: str, target: str, rate: int, seconds: float) -> list[float]:
-    """Latencies in ms of `rate * seconds` records mirrored from `source` to `target`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=target, enable_auto_commit=False)
+async def _reader(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A started bare consumer at the log end of `topic`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=source, acks="all", linger_ms=0)
-    await producer.start()
-    latencies: list[float] = []
+    partitions = await partitions_of(consumer, [topic])
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for tp in partitions:
+        await consumer.position(tp)
+    return consumer
+
+
+async def _read(
+    consumer: AIOKafkaConsumer, run: str, total: int, latencies: list[float], within_s: float
+) -> None:
+    deadline = time.monotonic() + within_s
+    while len(latencies) < total and time.monotonic() < deadline:
+        batch = await consumer.getmany(timeout_ms=200)
+        now = time.time()
+        for records in batch.values():
+            for record in records:
+                fields = json.loads(record.value)
+                if fields.get("run") == run:
+                    latencies.append((now - fields["sent"]) * 1000)
+
+
+async def measure(
+    source: str, target: str, rate: int, seconds: float
+) -> tuple[list[float], list[float]]:
+    """Latencies in ms of `rate * seconds` records: (mirrored from `source` to `target`, read
+    directly on `source` in the same run, for reference)."""
     total = int(rate * seconds)
     run = f"{time.time_ns()}"
+    mirrored: list[float] = []
+    direct: list[float] = []
+    readers = [
+        await _reader(target, f"eu.{SOURCE_TOPIC}"),
+        await _reader(source, SOURCE_TOPIC),
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=source, acks="all", linger_ms=0)
+    await producer.start()
     try:
-        partitions = await partitions_of(consumer, [f"eu.{SOURCE_TOPIC}"])
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        for tp in partitions:
-            await consumer.position(tp)
 
         async def produce() -> None:
             start = time.monotonic()
@@ -48,42 +77,40 @@ async def measure(source: str, target: str, rate: int, seconds: float) -> list[f
                 value = json.dumps({"run": run, "i": i, "sent": time.time()}).encode()
                 await producer.send(SOURCE_TOPIC, value, key=str(i).encode())
 
-        producing = asyncio.create_task(produce())
-        deadline = time.monotonic() + seconds + 60
-        while len(latencies) < total and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            now = time.time()
-            for records in batch.values():
-                for record in records:
-                    fields = json.loads(record.value)
-                    if fields.get("run") == run:
-                        latencies.append((now - fields["sent"]) * 1000)
-        await producing
+        await asyncio.gather(
+            produce(),
+            _read(readers[0], run, total, mirrored, seconds + 60),
+            _read(readers[1], run, total, direct, seconds + 60),
+        )
     finally:
         await producer.stop()
-        await consumer.stop()
-    if len(latencies) < total:
-        raise SystemExit(f"only {len(latencies)} of {total} records arrived")
-    return latencies
+        for reader in readers:
+            await reader.stop()
+    if len(mirrored) < total:
+        raise SystemExit(f"only {len(mirrored)} of {total} records arrived")
+    return mirrored, direct
 
 
-async def main_async(delays: list[float], rate: int, seconds: float) -> None:
+def _summary(ms: list[float]) -> str:
+    ms = sorted(ms)
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    return f"p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms"
+
+
+async def main_async(delays: list[float], rate: int, seconds: float, start: bool) -> None:
     """Measure at every delay; restore the link's delay."""
-    endpoints = start_mirrored_stack()
+    endpoints = start_mirrored_stack() if start else dict(os.environ)
     link = Link.from_env(endpoints["MIRROR_LINK_CONTROL"])
     before = await link.status()
     try:
         for delay in delays:
             await link.set_delay(delay)
-            ms = sorted(
-                await measure(
-                    endpoints["MIRROR_KAFKA_EU"], endpoints["MIRROR_KAFKA_US"], rate, seconds
-                )
+            mirrored, direct = await measure(
+                endpoints["MIRROR_KAFKA_EU"], endpoints["MIRROR_KAFKA_US"], rate, seconds
             )
-            p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
             print(
-                f"link {delay:g} ms one way: {len(ms)} records, p50 {statistics.median(ms):.1f} ms,"
-                f" p99 {p99:.1f} ms, max {ms[-1]:.1f} ms",
+                f"link {delay:g} ms one way: {len(mirrored)} records, mirrored "
+                f"{_summary(mirrored)}; direct {_summary(direct)}",
                 flush=True,
             )
     finally:
@@ -96,8 +123,13 @@ def main() -> None:
     parser.add_argument("--delays", type=float, nargs="+", default=[0.0, 40.0])
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--no-start",
+        action="store_true",
+        help="take MIRROR_KAFKA_EU, MIRROR_KAFKA_US, MIRROR_LINK_CONTROL from the environment",
+    )
     args = parser.parse_args()
-    asyncio.run(main_async(args.delays, args.rate, args.seconds))
+    asyncio.run(main_async(args.delays, args.rate, args.seconds, not args.no_start))
 
 
 if __name__ == "__main__":
