@@ -247,14 +247,18 @@ compose_end_to_end() {
     done
     # The check runs as a one-off container of the invalidator service (its settings and
     # network); podman-compose run gives it standard input, from which python reads the script.
-    # podman-compose 1.0.3 does not pass the container's exit status on: it is read from the
-    # container, removed afterwards by the teardown. With two files it prints the merged
-    # configuration first (" ** merged:" and JSON up to a "}" line): left out as well.
-    compose run --name "${PROJECT}_check" --no-deps -T "$@" --entrypoint python invalidator-us - \
-      <"${SCRIPT_DIR}/compose_check.py" 2>>"${LOG_DIR}/${COMPOSE_LOG}-up.log" \
+    # podman-compose 1.0.3 does not pass the container's exit status on, and the container
+    # would inherit the service's restart policy: restarted after a failure, with nothing left
+    # on its standard input, it would exit 0. So --rm (no restart), and the check passed only
+    # when its last line says so. With two files podman-compose prints the merged configuration
+    # first (" ** merged:" and JSON up to a "}" line): left out of the output.
+    compose run --rm --name "${PROJECT}_check" --no-deps -T "$@" --entrypoint python \
+      invalidator-us - <"${SCRIPT_DIR}/compose_check.py" 2>>"${LOG_DIR}/${COMPOSE_LOG}-up.log" \
       | sed '/^ \*\* merged:$/,/^}$/d' \
-      | grep -v -e '^\[' -e '^podman ' -e '^using podman' -e '^exit code:'
-    (( status )) || status="$(podman inspect -f '{{.State.ExitCode}}' "${PROJECT}_check" 2>/dev/null || echo 1)"
+      | grep -v -e '^\[' -e '^podman ' -e '^using podman' -e '^exit code:' \
+      | tee "${LOG_DIR}/${COMPOSE_LOG}-check.log"
+    [[ "$(tail -n 1 "${LOG_DIR}/${COMPOSE_LOG}-check.log")" == "compose check passed" ]] \
+      || { log "the compose check did not pass (its output: ${LOG_DIR}/${COMPOSE_LOG}-check.log)"; status=1; }
   fi
   (( status == 0 )) || compose_diagnostics
   compose_teardown || { log "compose teardown left containers behind"; status=1; }
