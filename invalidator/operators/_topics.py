@@ -67,7 +67,10 @@ async def missing_topics(settings: InvalidatorSettings, names: list[str]) -> lis
 async def present_event_topics(settings: InvalidatorSettings, catalogue: Catalogue) -> list[str]:
     """The event topics the operators read (`settings.event_topics`), less the mirrored ones
     MirrorMaker has not created yet: those hold nothing to show, rewind or replay."""
-    absent = set(await missing_topics(settings, settings.mirrored_topics(catalogue)))
+    mirrored = settings.mirrored_topics(catalogue)
+    if not mirrored:  # one cluster: nothing to ask the broker
+        return settings.event_topics(catalogue)
+    absent = set(await missing_topics(settings, mirrored))
     return [topic for topic in settings.event_topics(catalogue) if topic not in absent]
 
 
