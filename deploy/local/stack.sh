@@ -33,6 +33,9 @@ REDIS_US_PORT="${REDIS_US_PORT:-17001}"
 POSTGRES_PORT="${POSTGRES_PORT:-15432}"
 POSTGRES_BINDIR="${POSTGRES_BINDIR:-}"   # empty: found (pg_config --bindir, /usr/lib/postgresql/*/bin)
 POSTGRES_OS_USER="${POSTGRES_OS_USER:-postgres}"   # runs the server when stack.sh runs as root
+# Where PostgreSQL's data and log go, as root, when POSTGRES_OS_USER cannot enter STACK_DIR (see
+# locate_postgres): a directory of this stack's own under this root-owned one.
+POSTGRES_REACHABLE_ROOT="${POSTGRES_REACHABLE_ROOT:-/var/tmp/invalidator-stack-postgres}"
 # The mirrored topology (up --mirrored). Each cluster's LINK listener is on its client port + 2,
 # the link proxy's port in front of it on its client port + 3.
 MIRROR_EU_KAFKA_PORT="${MIRROR_EU_KAFKA_PORT:-23092}"
@@ -229,7 +232,8 @@ rcli() { local port="$1"; shift; timeout 5 redis-cli -h 127.0.0.1 -p "${port}" "
 
 redis_ping() { [[ "$(rcli "$1" ping)" == "PONG" ]]; }
 
-ensure_dirs() { mkdir -p "${LOG_DIR}" "${RUN_DIR}" "${KAFKA_DIR}" "${REDIS_DIR}" "${POSTGRES_DIR}"; }
+# PostgreSQL's directory is made by prepare_postgres_dirs (it may lie outside STACK_DIR).
+ensure_dirs() { mkdir -p "${LOG_DIR}" "${RUN_DIR}" "${KAFKA_DIR}" "${REDIS_DIR}"; }
 
 # Serialise up/down so two concurrent invocations cannot start two stacks.
 take_lock() {
@@ -805,14 +809,56 @@ postgres_pid() {
   fi
 }
 
+# True when user POSTGRES_OS_USER can enter directory $1, or, while $1 does not exist yet, its
+# nearest existing parent (what up creates there is world-traversable).
+postgres_user_enters() {
+  local dir="$1"
+  until [[ -d "${dir}" ]]; do dir="$(dirname "${dir}")"; done
+  pg_as test -x "${dir}"
+}
+
+# As root the server runs as POSTGRES_OS_USER, who must reach its data directory and log. When
+# it cannot enter STACK_DIR (a parent closed to it: a clone under /root or in a `mktemp -d`),
+# both live in POSTGRES_REACHABLE_ROOT/stack-<hash of STACK_DIR> instead, one directory per stack
+# so that two stacks never share one; $LOG_DIR/postgres.log then links to the log there
+# (docs/decisions.md). Run before any command that touches PostgreSQL's files.
+locate_postgres() {
+  local key
+  [[ "$(id -u)" == "0" ]] && id "${POSTGRES_OS_USER}" >/dev/null 2>&1 || return 0
+  postgres_user_enters "${STACK_DIR}" && return 0
+  key="$(realpath -m "${STACK_DIR}" | sha256sum | cut -c 1-16)"
+  POSTGRES_DIR="${POSTGRES_REACHABLE_ROOT}/stack-${key}"
+  POSTGRES_DATA="${POSTGRES_DIR}/data"
+  POSTGRES_LOG="${POSTGRES_DIR}/postgres.log"
+}
+
+# POSTGRES_REACHABLE_ROOT, made if missing: owned by root, writable by nobody else, traversable
+# by all (not listable), so no other user can plant or swap a stack's directory in it.
+ensure_postgres_reachable_root() {
+  local root="${POSTGRES_REACHABLE_ROOT}"
+  [[ -e "${root}" ]] || mkdir -p -m 0711 "${root}"
+  [[ -d "${root}" && ! -L "${root}" && "$(stat -c %u "${root}")" == 0 ]] \
+    || die "${root} (POSTGRES_REACHABLE_ROOT) must be a directory owned by root, not a link"
+  [[ -z "$(find "${root}" -maxdepth 0 -perm /022)" ]] \
+    || die "${root} (POSTGRES_REACHABLE_ROOT) is writable by others than root; chmod 0711 it"
+}
+
 # As root, the server's user must own its directory and log and reach them; checked before
 # anything starts.
 prepare_postgres_dirs() {
+  if [[ "$(id -u)" == "0" ]]; then
+    id "${POSTGRES_OS_USER}" >/dev/null 2>&1 \
+      || die "stack.sh runs as root and PostgreSQL refuses to: user ${POSTGRES_OS_USER} (POSTGRES_OS_USER) to run it as does not exist"
+    [[ "${POSTGRES_DIR}" == "${STACK_DIR}/"* ]] || ensure_postgres_reachable_root
+  fi
   mkdir -p "${POSTGRES_DIR}"
   touch "${POSTGRES_LOG}"
+  if [[ "${POSTGRES_DIR}" != "${STACK_DIR}/"* ]]; then
+    chmod 0700 "${POSTGRES_DIR}"
+    printf '%s\n' "${STACK_DIR}" >"${POSTGRES_DIR}/stack-dir"  # whose directory this is
+    ln -sfn "${POSTGRES_LOG}" "${LOG_DIR}/postgres.log"
+  fi
   [[ "$(id -u)" == "0" ]] || return 0
-  id "${POSTGRES_OS_USER}" >/dev/null 2>&1 \
-    || die "stack.sh runs as root and PostgreSQL refuses to: user ${POSTGRES_OS_USER} (POSTGRES_OS_USER) to run it as does not exist"
   chown "${POSTGRES_OS_USER}:" "${POSTGRES_DIR}" "${POSTGRES_LOG}"
   pg_as test -w "${POSTGRES_DIR}" \
     || die "user ${POSTGRES_OS_USER} cannot reach ${POSTGRES_DIR} (a parent directory is closed to it); choose another STACK_DIR"
@@ -1392,6 +1438,7 @@ cmd_logs() {
 main() {
   local cmd="${1:-}"
   [[ $# -gt 0 ]] && shift
+  case "${cmd}" in up|down|status|logs) locate_postgres ;; esac
   case "${cmd}" in
     up) cmd_up "$@" ;;
     down) resolve_brokers; cmd_down "$@" ;;

@@ -1,10 +1,12 @@
 """deploy/local/stack.sh refuses, before starting anything, ports the cluster bus would hit,
-and runs PostgreSQL with the outbox database like its other services. These tests run the script
-itself, whatever INVALIDATOR_TEST_STACK says."""
+runs PostgreSQL with the outbox database like its other services, and comes up from a clone in a
+directory closed to everyone else. These tests run the script itself, whatever
+INVALIDATOR_TEST_STACK says."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -13,10 +15,20 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bench.stack import STACK_SCRIPT, stack_dir, start_local_stack
+from bench.stack import REPO, STACK_SCRIPT, kafka_libs_dir, stack_dir, start_local_stack
 from tests.integration.stack import CONTAINERS, stack_kind
 
 POSTGRES_PORT = int(os.environ.get("POSTGRES_PORT", "15432"))
+STACK_PORT_DEFAULTS = {
+    "KAFKA_PORT": 19092,
+    "KAFKA_CONTROLLER_PORT": 19093,
+    "REDIS_EU_PORT": 16379,
+    "REDIS_US_PORT": 17001,
+    "POSTGRES_PORT": 15432,
+}
+CLONE_PORT_SHIFT = 400
+"""A clone's stack runs on the test stack's ports + this: clear of them, of their cluster bus
+ports (+ 10000) and of the 3-broker cluster of tests/faults (Kafka's ports + 2 to + 7)."""
 
 
 def _stack(
@@ -128,3 +140,49 @@ async def test_the_outbox_database_answers_through_asyncpg(local_stack: dict[str
         assert await connection.fetchval("SELECT current_database()") == "outbox"
     finally:
         await connection.close()
+
+
+@pytest.mark.timeout(480)
+def test_a_clone_in_a_directory_closed_to_others_brings_the_whole_stack_up(tmp_path: Path) -> None:
+    """`git clone` into a 0700 directory (as under /root or `mktemp -d`), then the clone's own
+    `stack.sh up` on ports of its own: every service answers, PostgreSQL included, although its
+    server's user (postgres, when root) cannot enter the clone. Stopped and purged afterwards."""
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git work tree: nothing to clone")
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    clone = closed / "clone"
+    subprocess.run(
+        ["git", "clone", "--quiet", str(REPO), str(clone)], check=True, capture_output=True
+    )
+    env = {name: value for name, value in os.environ.items() if name != "STACK_DIR"}
+    env["KAFKA_LIBS_DIR"] = str(kafka_libs_dir().resolve())  # the jars, not fetched again
+    for name, default in STACK_PORT_DEFAULTS.items():
+        env[name] = str(int(os.environ.get(name, default)) + CLONE_PORT_SHIFT)
+
+    def clone_stack(*command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(clone / "deploy" / "local" / "stack.sh"), *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+
+    postgres_log = clone / ".stack" / "logs" / "postgres.log"
+    try:
+        up = clone_stack("up", timeout_s=240)
+        assert up.returncode == 0, up.stderr[-4000:]
+        assert f"@127.0.0.1:{env['POSTGRES_PORT']}/outbox" in up.stdout
+        status = clone_stack("status", timeout_s=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"postgres  up   127.0.0.1:{env['POSTGRES_PORT']} database outbox" in status.stdout
+        postgres_dir = postgres_log.resolve().parent
+        if os.geteuid() == 0:  # the server runs as postgres: its data lives outside the clone
+            assert not postgres_dir.is_relative_to(closed), postgres_dir
+    finally:
+        down = clone_stack("down", "--purge", timeout_s=180)
+        shutil.rmtree(closed, ignore_errors=True)
+    assert down.returncode == 0, down.stderr[-4000:]
+    assert not postgres_dir.exists(), f"down --purge left {postgres_dir}"
