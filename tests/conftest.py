@@ -1,10 +1,6 @@
-"""Shared test fixtures and plugins; `wait_until` lives in tests/waiting.py (re-exported here for
-the tests that import it from this module)."""
+"""Shared test plugins. Helpers that tests import live in helper modules (`tests/waiting.py`,
+`tests/unit/loop_fakes.py`, `tests/integration/*.py` other than tests), never here."""
 
 from __future__ import annotations
-
-from tests.waiting import wait_until
-
-__all__ = ["wait_until"]
 
 pytest_plugins = ["contracts.pytest_plugin", "pytester"]

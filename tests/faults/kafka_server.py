@@ -23,8 +23,8 @@ from pydantic import SecretStr
 
 from bench.stack import REPO, STACK_SCRIPT, kafka_libs_dir
 from contracts import KafkaConnection
-from tests.conftest import wait_until
 from tests.integration.redis_server import free_port
+from tests.waiting import wait_until
 
 KAFKA_VERSION = os.environ.get("KAFKA_VERSION", "4.1.0")
 LOG4J_CONFIG = REPO / "deploy" / "local" / "log4j2.yaml"

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
 from tests.faults.accounting import account, dead_lettered_ids, record_outcome, scaled
 from tests.faults.workload import Published, publish_until_acknowledged
-from tests.integration.conftest import REGIONS, running_invalidators
+from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.kafka_tools import all_caught_up
+from tests.waiting import wait_until
 
 BEFORE_FAULT = scaled(300, 3000)
 """Events acknowledged before the fault, and again after it, before publishing stops."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.stack import REPO
 from invalidator import InvalidatorSettings
-from tests.conftest import wait_until
+from tests.waiting import wait_until
 
 
 def spawn(

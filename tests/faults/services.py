@@ -32,9 +32,9 @@ from bench.stack import (
     start_local_stack,
     start_mirrored_stack,
 )
-from tests.conftest import wait_until
 from tests.integration.containers import RunningContainer, started_container, until_serving
 from tests.integration.stack import CONTAINERS, LOCAL, STACK_VARIABLE, stack_kind
+from tests.waiting import wait_until
 
 KAFKA = "kafka"
 """The broker (the local stack's single broker, or its container)."""

@@ -22,9 +22,9 @@ import pytest
 from bench.stack import STACK_SCRIPT, kafka_libs_dir, stack_dir, start_local_stack
 from invalidator import InvalidatorSettings
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
 from tests.faults.outage import drain_through
 from tests.faults.services import local_pid, process_gone
+from tests.waiting import wait_until
 
 BROKERS = 3
 LOST_NODE = 1

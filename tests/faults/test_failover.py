@@ -29,11 +29,11 @@ from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import start_at_log_end
 from producers import EventPublisher, RedisClient, connect_redis
 from producers.publisher import EventToPublish
-from tests.conftest import wait_until
 from tests.faults.accounting import LONG, Outcome, account, record_outcome, scaled
 from tests.faults.services import redis_us, service_process
 from tests.integration.kafka_tools import caught_up
 from tests.integration.us_cluster import Node, cluster_nodes, replica_of, replicated_and_ok
+from tests.waiting import wait_until
 
 EVENTS = scaled(3000, 30000)
 CHUNK = 100

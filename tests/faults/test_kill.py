@@ -12,7 +12,6 @@ from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, record_outcome
 from tests.faults.processes import (
     exited,
@@ -23,6 +22,7 @@ from tests.faults.processes import (
     stop_process,
 )
 from tests.integration.kafka_tools import caught_up
+from tests.waiting import wait_until
 
 
 async def test_sigkill_after_purge_before_commit_repurges_and_loses_nothing(

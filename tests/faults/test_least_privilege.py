@@ -22,14 +22,14 @@ from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets, end_offsets
 from producers import CacheClient, EventPublisher, Source, connect_redis
-from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome
 from tests.faults.kafka_server import ADMIN as KAFKA_ADMIN
 from tests.faults.kafka_server import SaslKafkaServer
 from tests.faults.order_stream import publish_company_order
-from tests.integration.conftest import running_invalidators
+from tests.integration.invalidators import running_invalidators
 from tests.integration.kafka_tools import caught_up
 from tests.integration.redis_server import RedisServer
+from tests.waiting import wait_until
 
 ACL_FILE = REPO / "deploy" / "redis-acl.conf"
 PASSWORDS = {"invalidator": "inv-" + uuid.uuid4().hex, "cache": "cache-" + uuid.uuid4().hex}

@@ -32,7 +32,6 @@ from invalidator import InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import RedisClient
 from producers.outbox import OUTBOX_TABLE, OutboxRelay
-from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome, scaled
 from tests.faults.outbox_orders import committed_orders, create_tables, write_order
 from tests.faults.processes import (
@@ -42,8 +41,9 @@ from tests.faults.processes import (
     stop_process,
 )
 from tests.faults.services import KAFKA, restored_afterwards, service_process
-from tests.integration.conftest import running_invalidators
+from tests.integration.invalidators import running_invalidators
 from tests.integration.kafka_tools import records_to_end
+from tests.waiting import wait_until
 
 RECOVER_WITHIN_S = 180
 RELAY_POLL_S = 0.05

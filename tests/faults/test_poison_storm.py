@@ -15,11 +15,11 @@ from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from producers import RedisClient
-from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, dead_lettered_ids, record_outcome, scaled
 from tests.faults.records import MALFORMED_KINDS, WireRecord, malformed, publish_raw, wire
-from tests.integration.conftest import REGIONS
+from tests.integration.invalidators import REGIONS
 from tests.integration.kafka_tools import caught_up
+from tests.waiting import wait_until
 
 PAIRS = scaled(1_000, 10_000)
 DRAIN_BOUND_S = 30 + 2 * PAIRS / 200

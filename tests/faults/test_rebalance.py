@@ -14,10 +14,10 @@ from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import start_at_log_end
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, record_outcome
 from tests.faults.order_stream import OrderStream
 from tests.integration.kafka_tools import caught_up
+from tests.waiting import wait_until
 
 EVENTS = 600
 PACE_S = 0.004

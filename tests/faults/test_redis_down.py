@@ -11,10 +11,10 @@ from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, record_outcome
 from tests.faults.proxy import region_through_proxy
 from tests.integration.kafka_tools import caught_up
+from tests.waiting import wait_until
 
 
 async def test_eu_redis_cut_off_lags_alone_and_catches_up(

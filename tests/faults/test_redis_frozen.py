@@ -11,12 +11,12 @@ from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
 from tests.faults.accounting import account, dead_lettered_ids, record_outcome, scaled
 from tests.faults.order_stream import OrderStream
 from tests.faults.services import REDIS_EU, service_process
-from tests.integration.conftest import running_invalidators
+from tests.integration.invalidators import running_invalidators
 from tests.integration.kafka_tools import caught_up
+from tests.waiting import wait_until
 
 FREEZE_S = scaled(3, 10)
 EVENTS = scaled(400, 1500)

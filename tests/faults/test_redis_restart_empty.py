@@ -19,12 +19,12 @@ from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, ORDER
 from invalidator import InvalidatorSettings
 from producers import CacheClient, EventPublisher, RedisClient, Source
-from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, dead_lettered_ids, record_outcome, scaled
 from tests.faults.order_stream import OrderStream
 from tests.faults.services import REDIS_EU, ServiceProcess, service_process
-from tests.integration.conftest import running_invalidators
+from tests.integration.invalidators import running_invalidators
 from tests.integration.kafka_tools import caught_up
+from tests.waiting import wait_until
 
 EVENTS = scaled(300, 1500)
 READERS = 8

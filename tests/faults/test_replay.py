@@ -30,10 +30,11 @@ from contracts.namespaces import BoundNamespace
 from contracts.orders import CATALOGUE, COMPANY_ORDERS, ORDER
 from invalidator import InvalidatorSettings
 from producers import CacheClient, EventPublisher, RedisClient, Source
-from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome, scaled
-from tests.integration.conftest import REGIONS, Cli, running_invalidators
+from tests.integration.cli import Cli
+from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.kafka_tools import caught_up
+from tests.waiting import wait_until
 
 ITEMS = scaled(16, 64)
 WRITES_PER_PHASE = scaled(4, 20)

@@ -29,12 +29,12 @@ from invalidator.operators import (
     start_at_log_end,
 )
 from producers import EventPublisher
-from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome
 from tests.faults.kafka_server import SaslKafkaServer
 from tests.faults.order_stream import publish_company_order
 from tests.integration.cli import run_cli, spawn_cli
 from tests.integration.redis_server import RedisServer, free_port
+from tests.waiting import wait_until
 
 KAFKA_USER = "invalidator"
 KAFKA_PASSWORD = f"kafka+{uuid.uuid4().hex}/pw=@%"

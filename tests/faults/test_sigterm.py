@@ -17,11 +17,11 @@ from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets, start_at_log_end
 from producers import RedisClient
-from tests.conftest import wait_until
 from tests.faults.accounting import Outcome, account, record_outcome, scaled
 from tests.faults.processes import kill_if_running, spawn_invalidator, stop_process
 from tests.faults.workload import Published, produce_backlog
 from tests.integration.kafka_tools import caught_up
+from tests.waiting import wait_until
 
 BACKLOG = scaled(20_000, 100_000)
 BATCH = 5_000

@@ -22,8 +22,6 @@ from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.mirrored import MirroredStack, mirrored_stack_endpoints
 from tests.integration.stack import ensure_test_stack
 
-__all__ = ["REGIONS", "Cli", "running_invalidators"]
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

@@ -20,9 +20,9 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError
 
-from tests.conftest import wait_until
 from tests.integration.containers import REDIS_IMAGE, ContainerSpec, PortRange, RunningContainer
 from tests.integration.stack import CONTAINERS, stack_kind
+from tests.waiting import wait_until
 
 _START_TIMEOUT_S = 20.0
 

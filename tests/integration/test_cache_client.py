@@ -13,7 +13,7 @@ from contracts.orders import COMPANY_ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.purge import purge_namespaces
 from producers import CacheClient, RedisClient, connect_redis
-from tests.integration.conftest import REGIONS
+from tests.integration.invalidators import REGIONS
 
 pytestmark = pytest.mark.parametrize("region", REGIONS)
 

@@ -22,9 +22,10 @@ from invalidator import InvalidatorSettings
 from invalidator.cli import main
 from invalidator.operators import end_offsets, records_at
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
-from tests.integration.conftest import REGIONS, Cli, running_invalidators
+from tests.integration.cli import Cli
+from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.kafka_tools import ensure_topic
+from tests.waiting import wait_until
 
 BEFORE_THE_FIX = Catalogue(
     [

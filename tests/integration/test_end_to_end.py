@@ -21,9 +21,9 @@ from contracts.orders import (
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import CacheClient, EventPublisher, RedisClient
-from tests.conftest import wait_until
-from tests.integration.conftest import REGIONS
+from tests.integration.invalidators import REGIONS
 from tests.integration.kafka_tools import caught_up, records_after
+from tests.waiting import wait_until
 
 
 def _ids() -> tuple[str, str]:

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from invalidator import InvalidatorSettings
-from tests.conftest import wait_until
 from tests.faults.processes import exited, kill_if_running, spawn, stop_process
 from tests.integration.cli import spawn_cli
 from tests.integration.databases import sqlite_url
+from tests.waiting import wait_until
 
 _PARTITION = re.compile(r"[\w.-]+\[\d+\]")
 

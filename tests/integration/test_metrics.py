@@ -14,9 +14,9 @@ from contracts.orders import CATALOGUE, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import start_at_log_end
 from producers import EventPublisher
-from tests.conftest import wait_until
 from tests.faults.proxy import region_through_proxy
-from tests.integration.conftest import running_invalidators
+from tests.integration.invalidators import running_invalidators
+from tests.waiting import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -24,9 +24,10 @@ from invalidator.operators import (
     offsets_at,
 )
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
-from tests.integration.conftest import Cli, running_invalidators
+from tests.integration.cli import Cli
+from tests.integration.invalidators import running_invalidators
 from tests.integration.kafka_tools import caught_up
+from tests.waiting import wait_until
 
 REWIND_EU = ("offsets", "rewind", "--region", "eu")
 

@@ -20,8 +20,8 @@ from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import RedisClient
 from producers.outbox import OUTBOX_TABLE, OutboxRelay, add_event, create_outbox_table
-from tests.conftest import wait_until
 from tests.integration.kafka_tools import records_after
+from tests.waiting import wait_until
 
 SOURCE = "orders-api-outbox-test"
 service_tables = MetaData()

@@ -17,9 +17,9 @@ from invalidator import Invalidator, InvalidatorSettings
 from invalidator.deadletter import FORM_REFERENCE
 from invalidator.operators import end_offsets
 from producers import CacheClient, EventPublisher
-from tests.conftest import wait_until
-from tests.integration.conftest import REGIONS
+from tests.integration.invalidators import REGIONS
 from tests.integration.kafka_tools import records_after
+from tests.waiting import wait_until
 
 AT_THE_LIMIT = 1_048_450
 """A value this large, with a short key, makes a record batch just under the broker's default

@@ -15,9 +15,9 @@ from contracts.orders import OrderCreated
 from invalidator import InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
-from tests.integration.conftest import REGIONS, running_invalidators
+from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.kafka_tools import caught_up, records_after
+from tests.waiting import wait_until
 
 INDEXED = Namespace(
     name="refusal_indexed",

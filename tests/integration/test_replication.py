@@ -19,8 +19,8 @@ from contracts.orders import ORDER, OrderCreated
 from invalidator.purge import purge_namespaces
 from invalidator.replication import ReplicaAck, ReplicasNotReachedError
 from producers import RedisClient
-from tests.conftest import wait_until
 from tests.integration.us_cluster import Node, cluster_nodes, node_pid, replica_of
+from tests.waiting import wait_until
 
 ACK = ReplicaAck(replicas=1, timeout_ms=300)
 INDEXED = Namespace(

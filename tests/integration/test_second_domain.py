@@ -9,10 +9,10 @@ from contracts.testing import assert_purges, purged_namespaces
 from invalidator import InvalidatorSettings
 from invalidator.cli import main
 from producers import CacheClient, EventPublisher, RedisClient
-from tests.conftest import wait_until
 from tests.integration import library
-from tests.integration.conftest import REGIONS, running_invalidators
+from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.kafka_tools import ensure_topic
+from tests.waiting import wait_until
 
 
 def test_the_library_catalogue_passes_the_checks() -> None:

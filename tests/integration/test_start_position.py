@@ -17,7 +17,7 @@ from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import committed_offsets, log_bounds, offsets_at
 from producers import EventPublisher, RedisClient
-from tests.conftest import wait_until
+from tests.waiting import wait_until
 
 
 @contextlib.asynccontextmanager

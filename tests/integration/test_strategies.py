@@ -18,8 +18,8 @@ from contracts.orders import OrderCreated
 from invalidator.purge import escape_glob, purge_namespaces
 from producers import CacheClient, RedisClient
 from producers.cache import Source
-from tests.conftest import wait_until
-from tests.integration.conftest import REGIONS
+from tests.integration.invalidators import REGIONS
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.parametrize("region", REGIONS)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from bench.stack import StackUnavailableError
-from tests.conftest import wait_until
 from tests.faults.services import (
     KAFKA,
     REDIS_EU,
@@ -26,6 +25,7 @@ from tests.faults.services import (
     redis_us,
     service_process,
 )
+from tests.waiting import wait_until
 
 
 @pytest.fixture

@@ -1,33 +1,25 @@
 """The Invalidator on stand-in parts: it starts them, joins the group, commits only what was
 purged, and on stop commits and stops every part, also when a start fails.
 
-The parts are the fakes of `test_loop` with the lifecycle `invalidator.wiring` asks for; the
+The parts are the fakes of `loop_fakes`, with the lifecycle `invalidator.wiring` asks for; the
 Invalidator, its rebalance listener and the loop are the real ones.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
 
 import pytest
-from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from contracts import RedisTarget
 from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
-from invalidator.loop import InvalidationLoop
-from invalidator.stats import InvalidatorStats
-from invalidator.wiring import InvalidatorParts
-from tests.unit.test_loop import (
+from tests.unit.loop_fakes import (
     P0,
     P1,
-    FakeConsumer,
-    FakeDeadLetters,
-    FakeTargets,
-    _record,
-    _until,
+    invalidator_parts,
+    order_record,
+    until,
 )
 
 SETTINGS = InvalidatorSettings(
@@ -42,111 +34,17 @@ SETTINGS = InvalidatorSettings(
 )
 
 
-class FakeGroupConsumer:
-    """A `FakeConsumer` that joins a group: `start` assigns every partition it holds."""
-
-    def __init__(self, records: FakeConsumer, events: list[str]) -> None:
-        self.records = records
-        self.events = events
-        self.topics: Sequence[str] = ()
-        self.listener: ConsumerRebalanceListener | None = None
-        self.fail_start = False
-
-    def subscribe(self, *, topics: Sequence[str], listener: ConsumerRebalanceListener) -> None:
-        self.topics, self.listener = topics, listener
-
-    async def start(self) -> None:
-        self.events.append("consumer started")
-        if self.fail_start:
-            raise ConnectionError("no broker")
-        assert self.listener is not None
-        await self.listener.on_partitions_assigned(self.records.assignment())
-
-    async def stop(self) -> None:
-        self.events.append("consumer stopped")
-
-    async def committed(self, partition: TopicPartition) -> int:
-        return self.records.committed().get(partition, 0)
-
-    async def position(self, partition: TopicPartition) -> int:
-        return self.records.position[partition]
-
-    async def getmany(
-        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
-    ) -> dict[TopicPartition, list[Any]]:
-        return await self.records.getmany(
-            *partitions, timeout_ms=timeout_ms, max_records=max_records
-        )
-
-    def assignment(self) -> set[TopicPartition]:
-        return self.records.assignment()
-
-    def pause(self, *partitions: TopicPartition) -> None:
-        self.records.pause(*partitions)
-
-    def resume(self, *partitions: TopicPartition) -> None:
-        self.records.resume(*partitions)
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        await self.records.commit(offsets)
-
-
-class ClosingTargets(FakeTargets):
-    def __init__(self, consumer: FakeConsumer, events: list[str]) -> None:
-        super().__init__(consumer)
-        self.events = events
-
-    async def close(self) -> None:
-        self.events.append("targets closed")
-
-
-class StartingDeadLetters(FakeDeadLetters):
-    def __init__(self, events: list[str]) -> None:
-        super().__init__()
-        self.events = events
-
-    async def start(self) -> None:
-        self.events.append("dead letters started")
-
-    async def stop(self) -> None:
-        self.events.append("dead letters stopped")
-
-
-class FakeMetrics:
-    def __init__(self, events: list[str]) -> None:
-        self.events = events
-
-    async def start(self, loop: InvalidationLoop, stats: InvalidatorStats) -> tuple[str, int]:
-        self.events.append("metrics started")
-        return "127.0.0.1", 9
-
-    async def stop(self) -> None:
-        self.events.append("metrics stopped")
-
-
-def _parts(
-    records: dict[TopicPartition, list[Any]],
-) -> tuple[InvalidatorParts, FakeConsumer, ClosingTargets, list[str]]:
-    events: list[str] = []
-    fetched = FakeConsumer(records)
-    targets = ClosingTargets(fetched, events)
-    parts = InvalidatorParts(
-        FakeGroupConsumer(fetched, events),
-        targets,
-        StartingDeadLetters(events),
-        metrics=FakeMetrics(events),
-    )
-    return parts, fetched, targets, events
-
-
 async def test_it_commits_only_what_was_purged_and_stops_every_part() -> None:
-    records = {P0: [_record(P0, i) for i in range(5)], P1: [_record(P1, i) for i in range(2)]}
-    parts, fetched, targets, events = _parts(records)
+    records = {
+        P0: [order_record(P0, i) for i in range(5)],
+        P1: [order_record(P1, i) for i in range(2)],
+    }
+    parts, fetched, targets, events = invalidator_parts(records)
     invalidator = Invalidator(SETTINGS, region="eu", catalogue=CATALOGUE)
     running = asyncio.create_task(invalidator.run_on(parts))
     await asyncio.wait_for(invalidator.assigned.wait(), timeout=5)
     assert parts.consumer.topics == CATALOGUE.topics()  # type: ignore[attr-defined]
-    await _until(lambda: fetched.committed() == {P0: 5, P1: 2})
+    await until(lambda: fetched.committed() == {P0: 5, P1: 2})
     invalidator.stop()
     await asyncio.wait_for(running, timeout=5)
 
@@ -167,7 +65,7 @@ async def test_it_commits_only_what_was_purged_and_stops_every_part() -> None:
 
 
 async def test_a_failed_start_still_stops_every_part_started_or_not() -> None:
-    parts, _, _, events = _parts({P0: [_record(P0, 0)]})
+    parts, _, _, events = invalidator_parts({P0: [order_record(P0, 0)]})
     parts.consumer.fail_start = True  # type: ignore[attr-defined]
     invalidator = Invalidator(SETTINGS, region="eu", catalogue=CATALOGUE)
     with pytest.raises(ConnectionError, match="no broker"):
@@ -181,7 +79,9 @@ async def test_a_failed_start_still_stops_every_part_started_or_not() -> None:
 
 
 async def test_stop_before_the_run_returns_after_joining_and_purges_nothing() -> None:
-    parts, fetched, targets, events = _parts({P0: [_record(P0, i) for i in range(3)]})
+    parts, fetched, targets, events = invalidator_parts(
+        {P0: [order_record(P0, i) for i in range(3)]}
+    )
     invalidator = Invalidator(SETTINGS, region="eu", catalogue=CATALOGUE)
     invalidator.stop()
     await asyncio.wait_for(invalidator.run_on(parts), timeout=5)

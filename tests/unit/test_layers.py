@@ -132,3 +132,33 @@ def test_private_modules_are_imported_only_from_their_own_package() -> None:
 
 def _package_of(module: str) -> str:
     return module if _is_package(module) else module.rsplit(".", 1)[0]
+
+
+TEST_TREE = {_module_name(path): path for path in (REPO / "tests").rglob("*.py")}
+
+
+def _names_imported(path: Path) -> Iterator[tuple[str, str]]:
+    """(module, name) of each `from module import name` in `path`; (module, "") of each
+    `import module`."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, "") for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield from ((node.module, alias.name) for alias in node.names)
+
+
+def test_tests_take_their_helpers_from_helper_modules() -> None:
+    """No module of the test tree imports from a conftest.py or a test module (a helper two
+    tests share goes to a helper module), nor a private name of another; only a conftest may
+    take another's fixtures (tests/faults uses those of tests/integration)."""
+    wrong = set()
+    for module, path in TEST_TREE.items():
+        for source, name in _names_imported(path):
+            if source.split(".")[0] != "tests":
+                continue
+            imported = f"{source}.{name}" if f"{source}.{name}" in TEST_TREE else source
+            leaf = imported.rsplit(".", 1)[-1]
+            from_conftest = leaf == "conftest" and not module.endswith("conftest")
+            if leaf.startswith("test_") or from_conftest or name.startswith("_"):
+                wrong.add(f"{module} imports {name or imported} from {source}")
+    assert "tests.unit.loop_fakes" in TEST_TREE and wrong == set()

@@ -17,7 +17,7 @@ import pytest
 
 from bench.link import Link, LinkError
 from bench.stack import REPO
-from tests.conftest import wait_until
+from tests.waiting import wait_until
 
 LINK_PROXY = REPO / "deploy" / "local" / "link_proxy.py"
 DELAY_MS = 40

@@ -8,192 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
-from aiokafka.structs import ConsumerRecord
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from contracts.events import EventEnvelope, TraceContext
-from contracts.orders import CATALOGUE, OrderStatusChanged
+from contracts.orders import CATALOGUE
 from invalidator.committer import OffsetCommitter
 from invalidator.failures import FailureKind
-from invalidator.loop import InvalidationLoop, LoopTuning
-from invalidator.planner import NamespaceKeys
-
-P0 = TopicPartition("orders.events", 0)
-P1 = TopicPartition("orders.events", 1)
-FAST = LoopTuning(batch_max_records=3, fetch_timeout_ms=5, retry_initial_s=0.001, retry_max_s=0.004)
-
-
-def _record(
-    tp: TopicPartition,
-    offset: int,
-    *,
-    company: str = "c1",
-    value: bytes | None = None,
-    trace: TraceContext | None = None,
-) -> Any:
-    event = OrderStatusChanged(
-        order_id=f"o{offset}", company_id=company, old_status="placed", new_status="paid"
-    )
-    envelope = EventEnvelope.wrap(
-        event, source="test", tenant="t", aggregate_version=1, trace=trace
-    )
-    headers = [(name, text.encode()) for name, text in envelope.headers().items()]
-    body = envelope.to_bytes() if value is None else value
-    return ConsumerRecord(
-        tp.topic, tp.partition, offset, int(time.time() * 1000), 0, None, body, None, 0, 0, headers
-    )
-
-
-class FakeConsumer:
-    """Partitions of records; getmany honours positions, pauses and max_records."""
-
-    def __init__(self, records: dict[TopicPartition, list[Any]]) -> None:
-        self.records = records
-        self.position = dict.fromkeys(records, 0)
-        self.paused: set[TopicPartition] = set()
-        self.commits: list[dict[TopicPartition, int]] = []
-        self.commits_in_flight = 0
-        self.most_commits_in_flight = 0
-        self.commit_gate: asyncio.Event | None = None
-        self.failing_commits = 0
-        self.fetches_during_commit = 0
-        self.per_fetch = 10_000
-
-    async def getmany(
-        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
-    ) -> dict[TopicPartition, list[Any]]:
-        if self.commits_in_flight:
-            self.fetches_during_commit += 1
-        batch: dict[TopicPartition, list[Any]] = {}
-        room = min(max_records or 10_000, self.per_fetch)
-        for tp, records in self.records.items():
-            if tp in self.paused or room == 0:
-                continue
-            start = self.position[tp]
-            taken = records[start : start + room]
-            if taken:
-                batch[tp] = taken
-                self.position[tp] += len(taken)
-                room -= len(taken)
-        if not batch:
-            await asyncio.sleep(timeout_ms / 1000)  # the real call blocks up to its timeout
-        return batch
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self.records)
-
-    def pause(self, *partitions: TopicPartition) -> None:
-        self.paused.update(partitions)
-
-    def resume(self, *partitions: TopicPartition) -> None:
-        self.paused.difference_update(partitions)
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits_in_flight += 1
-        self.most_commits_in_flight = max(self.most_commits_in_flight, self.commits_in_flight)
-        try:
-            if self.commit_gate is not None:
-                await self.commit_gate.wait()
-            if self.failing_commits:
-                self.failing_commits -= 1
-                raise CommitFailedError("rebalanced")
-            self.commits.append(dict(offsets))
-        finally:
-            self.commits_in_flight -= 1
-
-    def committed(self) -> dict[TopicPartition, int]:
-        merged: dict[TopicPartition, int] = {}
-        for commit in self.commits:
-            merged.update(commit)
-        return merged
-
-
-class FakeTargets:
-    """Two targets; `failures[name]` purges of that target fail (an outage) before one
-    succeeds."""
-
-    def __init__(self, consumer: FakeConsumer) -> None:
-        self.failures = {"a": 0, "b": 0}
-        self.refused_keys: set[str] = set()
-        """Target a fails every purge that holds one of these keys, with `refusal`."""
-        self.refusal: Exception = RedisConnectionError("Connection closed by server.")
-        self.purged: dict[str, set[str]] = {"a": set(), "b": set()}
-        self.successes: list[tuple[str, set[str]]] = []
-        self.committed_when_purged: list[dict[TopicPartition, int]] = []
-        self._consumer = consumer
-        self.gate: asyncio.Event | None = None
-        """When set up, every purge waits for it."""
-
-    def names(self) -> set[str]:
-        return set(self.failures)
-
-    async def purge(
-        self, by_namespace: NamespaceKeys, *, only: set[str] | None = None
-    ) -> dict[str, Exception]:
-        self.committed_when_purged.append(self._consumer.committed())
-        if self.gate is not None:
-            await self.gate.wait()
-        failed: dict[str, Exception] = {}
-        keys = {key for _, keys in by_namespace for key in keys}
-        for name in sorted(only or self.failures):
-            if name == "a" and keys & self.refused_keys:
-                failed[name] = self.refusal
-            elif self.failures[name]:
-                self.failures[name] -= 1
-                failed[name] = RedisConnectionError("Error 111 connecting to redis")
-            else:
-                self.purged[name].update(keys)
-                self.successes.append((name, keys))
-        return failed
-
-
-class FakeDeadLetters:
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, str, str]] = []
-        self.failures = 0
-
-    async def send(self, rejected: Sequence[tuple[Any, str, str]]) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError("broker away")
-        self.sent.extend(rejected)
-
-
-def _loop(
-    records: dict[TopicPartition, list[Any]],
-) -> tuple[InvalidationLoop, FakeConsumer, FakeTargets, FakeDeadLetters]:
-    consumer = FakeConsumer(records)
-    targets = FakeTargets(consumer)
-    dead = FakeDeadLetters()
-    loop = InvalidationLoop(consumer, targets, dead, catalogue=CATALOGUE, name="test", tuning=FAST)
-    return loop, consumer, targets, dead
-
-
-async def _run_until(
-    loop: InvalidationLoop, done: Callable[[], bool], *, within: float = 5.0
-) -> None:
-    """Run the loop until `done()` holds, then stop it and wait for its final commit."""
-    running = asyncio.create_task(loop.run())
-    deadline = time.monotonic() + within
-    while not done():
-        assert time.monotonic() < deadline, "the loop did not get there in time"
-        assert not running.done(), running
-        await asyncio.sleep(0.001)
-    loop.stop()
-    await asyncio.wait_for(running, timeout=5)
+from tests.unit.loop_fakes import P0, P1, loop_on_fakes, order_record, run_until, until
 
 
 async def test_offsets_are_committed_only_after_every_target_purged() -> None:
-    records = {P0: [_record(P0, i) for i in range(5)], P1: [_record(P1, i) for i in range(2)]}
-    loop, consumer, targets, _ = _loop(records)
-    await _run_until(loop, lambda: consumer.committed() == {P0: 5, P1: 2})
+    records = {
+        P0: [order_record(P0, i) for i in range(5)],
+        P1: [order_record(P1, i) for i in range(2)],
+    }
+    loop, consumer, targets, _ = loop_on_fakes(records)
+    await run_until(loop, lambda: consumer.committed() == {P0: 5, P1: 2})
     assert (
         targets.purged["a"]
         == targets.purged["b"]
@@ -210,8 +45,8 @@ async def test_offsets_are_committed_only_after_every_target_purged() -> None:
 
 
 async def test_fetching_does_not_wait_for_a_commit_and_one_commit_is_in_flight() -> None:
-    records = {P0: [_record(P0, i) for i in range(9)]}
-    loop, consumer, _, _ = _loop(records)
+    records = {P0: [order_record(P0, i) for i in range(9)]}
+    loop, consumer, _, _ = loop_on_fakes(records)
     consumer.commit_gate = asyncio.Event()
     running = asyncio.create_task(loop.run())
     deadline = time.monotonic() + 5
@@ -230,17 +65,17 @@ async def test_fetching_does_not_wait_for_a_commit_and_one_commit_is_in_flight()
 
 
 async def test_fetching_goes_on_during_a_purge_and_what_came_meanwhile_is_purged_as_one() -> None:
-    records = {P0: [_record(P0, i) for i in range(5)]}
-    loop, consumer, targets, _ = _loop(records)
+    records = {P0: [order_record(P0, i) for i in range(5)]}
+    loop, consumer, targets, _ = loop_on_fakes(records)
     consumer.per_fetch = 1
     targets.gate = asyncio.Event()
     running = asyncio.create_task(loop.run())
     # One record a fetch: the first is purged (and hangs), the next three are fetched meanwhile;
     # then fetching waits, since batch_max_records (3) are held.
-    await _until(lambda: consumer.position[P0] == 4)
+    await until(lambda: consumer.position[P0] == 4)
     assert len(targets.committed_when_purged) == 1
     targets.gate.set()
-    await _until(lambda: consumer.committed() == {P0: 5})
+    await until(lambda: consumer.committed() == {P0: 5})
     loop.stop()
     await asyncio.wait_for(running, timeout=5)
     assert len(targets.committed_when_purged) == 3, "the three held records: one purge"
@@ -249,8 +84,8 @@ async def test_fetching_goes_on_during_a_purge_and_what_came_meanwhile_is_purged
 
 
 async def test_a_failing_target_pauses_retries_and_commits_nothing_until_it_purged() -> None:
-    records = {P0: [_record(P0, i) for i in range(3)]}
-    loop, consumer, targets, _ = _loop(records)
+    records = {P0: [order_record(P0, i) for i in range(3)]}
+    loop, consumer, targets, _ = loop_on_fakes(records)
     targets.failures["b"] = 4
     paused_seen: list[bool] = []
     original = consumer.getmany
@@ -262,7 +97,7 @@ async def test_a_failing_target_pauses_retries_and_commits_nothing_until_it_purg
         return await original(*args, **kwargs)
 
     consumer.getmany = watching_getmany  # type: ignore[method-assign]
-    await _run_until(loop, lambda: consumer.committed() == {P0: 3})
+    await run_until(loop, lambda: consumer.committed() == {P0: 3})
     assert any(paused_seen), "partitions were never paused during the retries"
     assert consumer.paused == set(), "partitions stayed paused after the recovery"
     assert loop.stats.purge_retries == 4
@@ -271,20 +106,20 @@ async def test_a_failing_target_pauses_retries_and_commits_nothing_until_it_purg
 
 
 async def test_stop_during_a_retry_abandons_the_batch_but_commits_earlier_ones() -> None:
-    records = {P0: [_record(P0, i) for i in range(6)]}
-    loop, consumer, targets, _ = _loop(records)
+    records = {P0: [order_record(P0, i) for i in range(6)]}
+    loop, consumer, targets, _ = loop_on_fakes(records)
     targets.refused_keys = {"order:o4"}  # the second batch (offsets 3-5) never purges on a
-    await _run_until(loop, lambda: loop.stats.purge_retries >= 3)
+    await run_until(loop, lambda: loop.stats.purge_retries >= 3)
     assert consumer.committed() == {P0: 3}
     assert "order:o4" in targets.purged["b"] and "order:o4" not in targets.purged["a"]
 
 
 async def test_records_fetched_during_a_retry_wait_behind_the_failing_batch() -> None:
     # P1 is assigned while the loop is paused (the fake returns it: it was not paused yet).
-    records = {P0: [_record(P0, i) for i in range(3)]}
-    loop, consumer, targets, _ = _loop(records)
+    records = {P0: [order_record(P0, i) for i in range(3)]}
+    loop, consumer, targets, _ = loop_on_fakes(records)
     targets.failures["a"] = 3
-    late = [_record(P1, i, company="late") for i in range(2)]
+    late = [order_record(P1, i, company="late") for i in range(2)]
     original_pause = consumer.pause
 
     def pause_then_assign(*partitions: TopicPartition) -> None:
@@ -294,7 +129,7 @@ async def test_records_fetched_during_a_retry_wait_behind_the_failing_batch() ->
             consumer.position[P1] = 0
 
     consumer.pause = pause_then_assign  # type: ignore[method-assign]
-    await _run_until(loop, lambda: consumer.committed() == {P0: 3, P1: 2})
+    await run_until(loop, lambda: consumer.committed() == {P0: 3, P1: 2})
     on_a = [keys for name, keys in targets.successes if name == "a"]
     first_p0 = next(i for i, keys in enumerate(on_a) if "order:o2" in keys)
     first_p1 = next(i for i, keys in enumerate(on_a) if "company:late:orders" in keys)
@@ -302,12 +137,12 @@ async def test_records_fetched_during_a_retry_wait_behind_the_failing_batch() ->
 
 
 async def test_rejected_records_reach_the_dead_letter_topic_before_the_commit() -> None:
-    unknown = _record(P0, 2)
+    unknown = order_record(P0, 2)
     unknown.value = unknown.value.replace(b"OrderStatusChanged", b"Gone")
-    records = {P0: [_record(P0, 0), _record(P0, 1, value=b"not json"), unknown]}
-    loop, consumer, targets, dead = _loop(records)
+    records = {P0: [order_record(P0, 0), order_record(P0, 1, value=b"not json"), unknown]}
+    loop, consumer, targets, dead = loop_on_fakes(records)
     dead.failures = 2
-    await _run_until(loop, lambda: consumer.committed() == {P0: 3})
+    await run_until(loop, lambda: consumer.committed() == {P0: 3})
     assert [(r.offset, reason) for r, reason, _ in dead.sent] == [
         (1, "malformed"),
         (2, "unknown_type"),
@@ -326,7 +161,7 @@ async def test_revoke_commits_what_was_purged_of_the_revoked_partitions() -> Non
 
     committer = OffsetCommitter(commit, name="test")
     committer.advance({P0: 5, P1: 7})
-    await _until(lambda: len(calls) == 1)  # in flight, held
+    await until(lambda: len(calls) == 1)  # in flight, held
     committer.advance({P0: 9, P1: 8})  # pending behind it
     flushing = asyncio.create_task(committer.flush([P1]))
     await asyncio.sleep(0.01)
@@ -351,7 +186,7 @@ async def test_a_failed_commit_is_not_retried_blindly_and_rides_on_the_next() ->
 
     committer = OffsetCommitter(commit, name="test")
     committer.advance({P0: 5})
-    await _until(lambda: committer.failures == 1)
+    await until(lambda: committer.failures == 1)
     assert calls == [{P0: 5}]
     committer.advance({P1: 2})
     await committer.flush()
@@ -369,10 +204,10 @@ async def test_commits_wait_out_the_interval_and_a_flush_does_not() -> None:
 
     committer = OffsetCommitter(commit, name="test", interval_s=0.3)
     committer.advance({P0: 1})
-    await _until(lambda: len(calls) == 1)
+    await until(lambda: len(calls) == 1)
     committer.advance({P0: 2})
     committer.advance({P0: 3})
-    await _until(lambda: len(calls) == 2)
+    await until(lambda: len(calls) == 2)
     assert calls[1][1] == {P0: 3}, "the waiting commit carries the newest offset"
     assert calls[1][0] - calls[0][0] >= 0.3
     committer.advance({P0: 4})
@@ -383,11 +218,11 @@ async def test_commits_wait_out_the_interval_and_a_flush_does_not() -> None:
 
 
 async def test_a_namespace_redis_refuses_dead_letters_its_events_and_the_rest_is_purged() -> None:
-    records = {P0: [_record(P0, i) for i in range(3)]}
-    loop, consumer, targets, dead = _loop(records)
+    records = {P0: [order_record(P0, i) for i in range(3)]}
+    loop, consumer, targets, dead = loop_on_fakes(records)
     targets.refused_keys = {"order:o1"}
     targets.refusal = ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
-    await _run_until(loop, lambda: consumer.committed() == {P0: 3})
+    await run_until(loop, lambda: consumer.committed() == {P0: 3})
     assert [(r.offset, reason) for r, reason, _ in dead.sent] == [(1, "purge_refused")]
     assert "a refused the purge of order:o1: WRONGTYPE" in dead.sent[0][2]
     # Every other namespace of the batch was purged on a, one at a time; b purged them all.
@@ -399,20 +234,20 @@ async def test_a_namespace_redis_refuses_dead_letters_its_events_and_the_rest_is
 async def test_a_defect_is_not_an_outage_it_is_logged_with_its_traceback_and_retried_slowly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    records = {P0: [_record(P0, i) for i in range(2)]}
-    loop, consumer, targets, _ = _loop(records)
+    records = {P0: [order_record(P0, i) for i in range(2)]}
+    loop, consumer, targets, _ = loop_on_fakes(records)
     targets.refused_keys = {"order:o1"}
     targets.refusal = ResponseError("ERR user_script:1: Script attempted to access a key")
     running = asyncio.create_task(loop.run())
     try:
-        await _until(lambda: loop.stats.purge_errors >= 2)
+        await until(lambda: loop.stats.purge_errors >= 2)
         assert loop.failure is FailureKind.DEFECT and loop.paused
         assert loop.stats.purge_retries == 0, "a defect was counted as an outage"
         assert consumer.committed() == {}
         tracebacks = [r for r in caplog.records if r.exc_info is not None]
         assert len(tracebacks) == 1, "the traceback is logged once per distinct error"
         targets.refused_keys = set()  # the operator fixed it
-        await _until(lambda: consumer.committed() == {P0: 2})
+        await until(lambda: consumer.committed() == {P0: 2})
         assert loop.failure is None and not loop.paused
     finally:
         loop.stop()
@@ -420,8 +255,8 @@ async def test_a_defect_is_not_an_outage_it_is_logged_with_its_traceback_and_ret
 
 
 async def test_a_record_whose_decoding_raises_is_dead_lettered_and_the_loop_goes_on() -> None:
-    records = {P0: [_record(P0, i) for i in range(3)]}
-    loop, consumer, _, dead = _loop(records)
+    records = {P0: [order_record(P0, i) for i in range(3)]}
+    loop, consumer, _, dead = loop_on_fakes(records)
     original = CATALOGUE.schemas.decode
 
     def decode(value: bytes | None, headers: Any = ()) -> Any:
@@ -430,7 +265,7 @@ async def test_a_record_whose_decoding_raises_is_dead_lettered_and_the_loop_goes
         return original(value, headers)
 
     loop._catalogue = _CatalogueWithSchemas(decode)  # type: ignore[assignment]
-    await _run_until(loop, lambda: consumer.committed() == {P0: 3})
+    await run_until(loop, lambda: consumer.committed() == {P0: 3})
     assert [(r.offset, reason) for r, reason, _ in dead.sent] == [(1, "decode_failed")]
     assert "KeyError" in dead.sent[0][2]
 
@@ -443,10 +278,3 @@ class _CatalogueWithSchemas:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(CATALOGUE, name)
-
-
-async def _until(done: Callable[[], bool], *, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not done():
-        assert time.monotonic() < deadline, "the loop did not get there in time"
-        await asyncio.sleep(0.001)

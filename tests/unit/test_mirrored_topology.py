@@ -19,16 +19,16 @@ from contracts.topics import mirror_origin, mirrored_topic
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator import consumer as consumer_module
 from invalidator.loop import InvalidationLoop
-from tests.unit.test_invalidator import _parts
-from tests.unit.test_loop import (
+from tests.unit.loop_fakes import (
     FAST,
     P0,
     FakeConsumer,
     FakeDeadLetters,
     FakeTargets,
-    _record,
-    _run_until,
-    _until,
+    invalidator_parts,
+    order_record,
+    run_until,
+    until,
 )
 
 MIRRORED = TopicPartition("eu.orders.events", 0)
@@ -75,11 +75,11 @@ class _Ages:
 
 async def test_the_age_of_mirrored_events_at_purge_is_reported_per_source_region() -> None:
     published_ms = int(time.time() * 1000) - 5000  # five seconds ago, in eu
-    old = _record(MIRRORED, 0)
+    old = order_record(MIRRORED, 0)
     old.timestamp = published_ms
     records: dict[TopicPartition, list[Any]] = {
         MIRRORED: [old],
-        P0: [_record(P0, 0)],
+        P0: [order_record(P0, 0)],
     }
     consumer = FakeConsumer(records)
     loop = InvalidationLoop(
@@ -93,7 +93,7 @@ async def test_the_age_of_mirrored_events_at_purge_is_reported_per_source_region
     )
     ages = _Ages()
     loop.observer = ages
-    await _run_until(loop, lambda: consumer.committed() == {MIRRORED: 1, P0: 1})
+    await run_until(loop, lambda: consumer.committed() == {MIRRORED: 1, P0: 1})
     assert len(ages.remote) == 1 and set(ages.remote[0]) == {"eu"}
     assert 5.0 <= ages.remote[0]["eu"] < 60.0
 
@@ -122,7 +122,7 @@ async def test_an_absent_mirrored_topic_is_waited_for_then_subscribed_to(
 ) -> None:
     monkeypatch.setattr(consumer_module, "MIRRORED_TOPICS_POLL_S", 0.01)
     settings = InvalidatorSettings(regions=REGIONS, mirrored_from=["eu"], commit_interval_ms=0)
-    parts, _, _, _ = _parts({P0: [_record(P0, 0)]})
+    parts, _, _, _ = invalidator_parts({P0: [order_record(P0, 0)]})
     cluster = _ConsumerOfACluster(parts.consumer, present=set(CATALOGUE.topics()))
     invalidator = Invalidator(settings, region="us", catalogue=CATALOGUE)
     running = asyncio.create_task(
@@ -131,13 +131,13 @@ async def test_an_absent_mirrored_topic_is_waited_for_then_subscribed_to(
             absent_topics=["eu.orders.events", "eu.companies.events"],
         )
     )
-    await _until(lambda: "waiting for topic(s) eu.companies.events,eu.orders.events" in caplog.text)
+    await until(lambda: "waiting for topic(s) eu.companies.events,eu.orders.events" in caplog.text)
     assert cluster.subscriptions == [["companies.events", "orders.events"]]
     cluster.present.add("eu.orders.events")
-    await _until(lambda: len(cluster.subscriptions) == 2)
+    await until(lambda: len(cluster.subscriptions) == 2)
     assert cluster.subscriptions[1] == ["companies.events", "orders.events", "eu.orders.events"]
     cluster.present.add("eu.companies.events")
-    await _until(lambda: len(cluster.subscriptions) == 3)
+    await until(lambda: len(cluster.subscriptions) == 3)
     assert cluster.subscriptions[2] == settings.event_topics(CATALOGUE)
     invalidator.stop()
     await asyncio.wait_for(running, timeout=5)

@@ -26,7 +26,7 @@ from invalidator.wiring import batch_spans_if_installed
 from producers import EventPublisher, EventToPublish, trace_context
 from producers.publisher import envelope_and_topic
 from producers.trace_context import current_trace
-from tests.unit.test_loop import P0, P1, _loop, _record, _run_until
+from tests.unit.loop_fakes import P0, P1, loop_on_fakes, order_record, run_until
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -111,11 +111,11 @@ async def test_the_loop_records_one_span_per_batch_linked_to_the_producer_spans(
         records[tp] = []
         for offset in range(4):
             with tracer.start_as_current_span("write") as span:
-                records[tp].append(_record(tp, offset, trace=current_trace()))
+                records[tp].append(order_record(tp, offset, trace=current_trace()))
             producer_spans[(tp, offset)] = span.get_span_context()
-    loop, consumer, _, _ = _loop(records)
+    loop, consumer, _, _ = loop_on_fakes(records)
     loop.tracer = BatchSpans(region="eu", group="test")
-    await _run_until(loop, lambda: consumer.committed() == {P0: 4, P1: 4})
+    await run_until(loop, lambda: consumer.committed() == {P0: 4, P1: 4})
 
     batches = _batch_spans(spans)
     assert len(batches) == loop.stats.batches >= 1
