@@ -31,11 +31,17 @@ def order_record(
     offset: int,
     *,
     company: str = "c1",
+    order_id: str | None = None,
     value: bytes | None = None,
     trace: TraceContext | None = None,
 ) -> Any:
+    """A record at `offset` of `tp`: an order's status change (order `o<offset>` unless
+    `order_id` says), or `value` as its body."""
     event = OrderStatusChanged(
-        order_id=f"o{offset}", company_id=company, old_status="placed", new_status="paid"
+        order_id=order_id or f"o{offset}",
+        company_id=company,
+        old_status="placed",
+        new_status="paid",
     )
     envelope = EventEnvelope.wrap(
         event, source="test", tenant="t", aggregate_version=1, trace=trace
@@ -123,6 +129,8 @@ class FakeTargets:
         self.purged: dict[str, set[str]] = {"a": set(), "b": set()}
         self.successes: list[tuple[str, set[str]]] = []
         self.committed_when_purged: list[dict[TopicPartition, int]] = []
+        self.committed_after_purge: list[tuple[set[str], dict[TopicPartition, int]]] = []
+        """Each purge attempt's keys, and the offsets committed when it ended."""
         self._consumer = consumer
         self.gate: asyncio.Event | None = None
         """When set up, every purge waits for it."""
@@ -147,6 +155,10 @@ class FakeTargets:
             else:
                 self.purged[name].update(keys)
                 self.successes.append((name, keys))
+        # A yield to the event loop, not a wait: a commit the loop set off before this purge
+        # (never after it) runs now, so the snapshot below sees it.
+        await asyncio.sleep(0)
+        self.committed_after_purge.append((keys, self._consumer.committed()))
         return failed
 
 

@@ -23,11 +23,18 @@ from tests.unit.loop_fakes import P0, P1, loop_on_fakes, order_record, run_until
 
 
 async def test_offsets_are_committed_only_after_every_target_purged() -> None:
+    order_ids = {P0: [f"o{i}" for i in range(5)], P1: [f"p1-{i}" for i in range(2)]}
     records = {
-        P0: [order_record(P0, i) for i in range(5)],
-        P1: [order_record(P1, i) for i in range(2)],
+        tp: [order_record(tp, offset, order_id=order) for offset, order in enumerate(orders)]
+        for tp, orders in order_ids.items()
+    }
+    position_of = {
+        f"order:{order}": (tp, offset)
+        for tp, orders in order_ids.items()
+        for offset, order in enumerate(orders)
     }
     loop, consumer, targets, _ = loop_on_fakes(records)
+    targets.failures["b"] = 2  # the first batch takes three attempts, the last on b alone
     await run_until(loop, lambda: consumer.committed() == {P0: 5, P1: 2})
     assert (
         targets.purged["a"]
@@ -35,12 +42,18 @@ async def test_offsets_are_committed_only_after_every_target_purged() -> None:
         == {
             "company:c1:orders",
             "company:c1:order-stats",
-            *(f"order:o{i}" for i in range(5)),
+            *position_of,
         }
     )
-    # Whenever a purge started, no offset beyond the batches already purged was committed.
-    for committed in targets.committed_when_purged:
-        assert committed.get(P0, 0) <= 5 and committed.get(P1, 0) <= 2
+    # At the end of every purge attempt, failed or not, none of its records is committed yet.
+    committed_too_early = [
+        f"{key} (partition {tp.partition}, offset {offset}): committed up to {committed[tp]}"
+        for keys, committed in targets.committed_after_purge
+        for key in keys & position_of.keys()
+        for tp, offset in [position_of[key]]
+        if committed.get(tp, 0) > offset
+    ]
+    assert len(targets.committed_after_purge) >= 4 and committed_too_early == []
     assert loop.stats.events == 7
 
 
