@@ -52,12 +52,6 @@ def test_the_readme_points_only_inside_the_repository() -> None:
         assert (REPO / path).exists(), path
 
 
-def test_make_unit_runs_every_test_that_needs_no_service() -> None:
-    makefile = (REPO / "Makefile").read_text()
-    unit = makefile.split("\nunit:")[1].split("\n\n")[0]
-    assert "tests/unit" in unit and "tests/contract" in unit
-
-
 def test_the_dead_letter_headers_table_is_the_one_the_code_documents() -> None:
     rows = "\n".join(f"| `{name}` | {holds} |" for name, holds in HEADERS_DOC.items())
     expected = f"| header | holds |\n|---|---|\n{rows}"
