@@ -3,9 +3,9 @@
 Runs the variants one after the other against the real Kafka broker and both regions' Redis
 (the local stack is started when INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS and INVALIDATOR_REGIONS are
 not set), writes the results as JSON and prints a table. Exit status 0 only when this system
-served no stale read beyond the window in any region, every purge was seen, and both baselines
-served stale reads in every region (proof that the races were exercised); 1 otherwise; 2 when
-the run could not be made.
+served no stale read beyond the window in any region, every purge was seen, its conditional
+fill refused at least one fill, and both baselines served stale reads in every region (proof
+that the races were exercised); 1 otherwise; 2 when the run could not be made.
 
 `--topology mirrored` (the stack's `up --mirrored`, started when MIRROR_* are not set): this
 system's writes are published in each item's home region, to its own cluster, and each region's

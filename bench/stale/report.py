@@ -79,11 +79,18 @@ def variant_document(outcome: VariantOutcome) -> dict[str, Any]:
 
 def failures(outcomes: list[VariantOutcome], *, reads_wanted: int) -> list[str]:
     """Why the run fails: a stale read of this system beyond the window, a purge never seen,
-    or a baseline without stale reads in some region (the races were not exercised)."""
+    a baseline without stale reads in some region (the races were not exercised), or this
+    system refusing no fill (its conditional fill was never tested: reads check generations
+    too, so without a refused fill a fill that ignores the generation would go unseen)."""
     found = []
     for outcome in outcomes:
         if len(outcome.log.reads) != reads_wanted or not outcome.log.writes:
             found.append(f"{outcome.name}: {len(outcome.log.reads)} reads, no writes or too few")
+        if outcome.name == THIS_SYSTEM and not outcome.details.get("fills_refused"):
+            found.append(
+                f"{outcome.name}: 0 fills refused, so no fill raced a purge or the conditional "
+                "fill stored it anyway"
+            )
         for region, staleness in sorted(outcome.regions.items()):
             if outcome.name == THIS_SYSTEM and staleness.stale_reads:
                 found.append(
