@@ -21,13 +21,26 @@ async def caught_up(kafka: KafkaConnection, group_id: str, topics: list[str]) ->
     return all(p.lag == 0 for p in (await group_lag(kafka, group_id, topics)).values())
 
 
-async def ensure_topic(kafka: KafkaConnection, topic: str, *, partitions: int) -> None:
-    """Create `topic` unless it exists (the broker does not create topics on first use)."""
+async def ensure_topic(
+    kafka: KafkaConnection, topic: str, *, partitions: int, configs: dict[str, str] | None = None
+) -> None:
+    """Create `topic` unless it exists (the broker does not create topics on first use).
+
+    configs: the topic's settings (e.g. `max.message.bytes`), when it is created here.
+    """
     async with admin_client(kafka) as admin:
         if topic not in await admin.list_topics():
             # A concurrent run may create it meanwhile.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(topic, partitions, replication_factor=1)])
+                await admin.create_topics(
+                    [NewTopic(topic, partitions, replication_factor=1, topic_configs=configs)]
+                )
+
+
+async def delete_topic(kafka: KafkaConnection, topic: str) -> None:
+    """Delete `topic` (a test's own)."""
+    async with admin_client(kafka) as admin:
+        await admin.delete_topics([topic])
 
 
 @contextlib.asynccontextmanager
