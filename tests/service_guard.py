@@ -19,16 +19,20 @@ STACK_PORT_DEFAULTS = {
     "KAFKA_PORT": 19092,
     "KAFKA_CONTROLLER_PORT": 19093,
     "REDIS_EU_PORT": 16379,
+    "REDIS_US_PORT": 17001,
     "POSTGRES_PORT": 15432,
+}
+"""deploy/local/stack.sh's port variables and their defaults (`REDIS_US_PORT`: the first of the
+us cluster's REDIS_US_NODES ports)."""
+REDIS_US_NODES = 6
+MIRRORED_PORT_DEFAULTS = {
     "MIRROR_EU_KAFKA_PORT": 23092,
     "MIRROR_EU_CONTROLLER_PORT": 23093,
     "MIRROR_US_KAFKA_PORT": 24092,
     "MIRROR_US_CONTROLLER_PORT": 24093,
     "MIRROR_LINK_CONTROL_PORT": 23099,
 }
-"""deploy/local/stack.sh's ports and its defaults (the us cluster's are added apart)."""
-REDIS_US_PORT_DEFAULT = 17001
-REDIS_US_NODES = 6
+"""Those of its mirrored topology (`up --mirrored`)."""
 ENDPOINT_VARIABLES = (
     "INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS",
     "INVALIDATOR_REGIONS",
@@ -50,8 +54,9 @@ def is_service_free(path: Path) -> bool:
 def service_ports(environ: Mapping[str, str]) -> set[int]:
     """The local stack's ports, as stack.sh would use them in `environ`, and every port the
     endpoint variables of `environ` name."""
-    ports = {int(environ.get(name) or default) for name, default in STACK_PORT_DEFAULTS.items()}
-    us_first = int(environ.get("REDIS_US_PORT") or REDIS_US_PORT_DEFAULT)
+    defaults = {**STACK_PORT_DEFAULTS, **MIRRORED_PORT_DEFAULTS}
+    ports = {int(environ.get(name) or default) for name, default in defaults.items()}
+    us_first = int(environ.get("REDIS_US_PORT") or STACK_PORT_DEFAULTS["REDIS_US_PORT"])
     ports.update(range(us_first, us_first + REDIS_US_NODES))
     for name in ENDPOINT_VARIABLES:
         ports.update(int(port) for port in re.findall(r":(\d{2,5})\b", environ.get(name, "")))

@@ -17,15 +17,9 @@ import pytest
 
 from bench.stack import REPO, STACK_SCRIPT, kafka_libs_dir, stack_dir, start_local_stack
 from tests.integration.stack import CONTAINERS, stack_kind
+from tests.service_guard import STACK_PORT_DEFAULTS
 
 POSTGRES_PORT = int(os.environ.get("POSTGRES_PORT", "15432"))
-STACK_PORT_DEFAULTS = {
-    "KAFKA_PORT": 19092,
-    "KAFKA_CONTROLLER_PORT": 19093,
-    "REDIS_EU_PORT": 16379,
-    "REDIS_US_PORT": 17001,
-    "POSTGRES_PORT": 15432,
-}
 CLONE_PORT_SHIFT = 400
 """A clone's stack runs on the test stack's ports + this: clear of them, of their cluster bus
 ports (+ 10000) and of the 3-broker cluster of tests/faults (Kafka's ports + 2 to + 7)."""
