@@ -13,6 +13,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from contracts import topics
 from contracts.connections import KafkaConnection
 from contracts.decoding import RejectReason
+from contracts.renewing_producer import RenewingProducer
 
 HEADER_REASON = "dlq-reason"
 HEADER_DETAIL = "dlq-detail"
@@ -82,13 +83,16 @@ class DeadLetters:
         self.topic = topic
         self._group_id = group_id
         self._mirrored_from = tuple(mirrored_from)
-        self._producer = AIOKafkaProducer(
-            acks="all",
-            enable_idempotence=True,
-            client_id=f"{group_id}.dead-letters",
-            # Refused here, before a sequence number is spent, rather than by the broker.
-            max_request_size=max_bytes,
-            **kafka.client_kwargs(),
+        self._producer = RenewingProducer(
+            lambda: AIOKafkaProducer(
+                acks="all",
+                enable_idempotence=True,
+                client_id=f"{group_id}.dead-letters",
+                # Refused here, before a sequence number is spent, rather than by the broker.
+                max_request_size=max_bytes,
+                **kafka.client_kwargs(),
+            ),
+            name=f"{group_id} dead letters",
         )
 
     async def start(self) -> None:
@@ -160,6 +164,6 @@ class DeadLetters:
                 (HEADER_SOURCE_TOPIC, origin[1].encode()),
             ]
         sent: asyncio.Future[Any] = await self._producer.send(
-            self.topic, value=value, key=key, headers=headers
+            self.topic, value, key=key, headers=headers
         )
         return sent

@@ -3,11 +3,16 @@
 Built on FastStream's KafkaBroker (it fits: plain keyed publishing, and TestKafkaBroker lets a
 service unit-test its publishing without a broker). The producer is idempotent with `acks=all`,
 so a publish that returned is on every in-sync replica and a retry never duplicates it.
+
+After a publish failed, the next one first replaces the broker with a new one (a new producer
+session): aiokafka keeps a failed batch's sequence number spent, and the brokers would refuse
+every later record of that partition (`contracts.renewing_producer` says more).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +26,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from contracts.connections import KafkaConnection
 from contracts.events import DomainEvent, EventEnvelope, TraceContext
 from producers.trace_context import current_trace
+
+log = logging.getLogger(__name__)
 
 _MAX_NAMED_FAILURES = 5
 
@@ -113,17 +120,29 @@ class EventPublisher:
         client_id: the Kafka client id; defaults to `source`.
         """
         self.source = source
-        self.broker = KafkaBroker(
-            # A list: FastStream passes a string on as the only server, commas and all.
-            [server.strip() for server in kafka.bootstrap_servers.split(",")],
-            security=broker_security(kafka),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=linger_ms,
-            client_id=client_id or source,
-            allow_auto_create_topics=False,
-            logger=None,
-        )
+        # A list: FastStream passes a string on as the only server, commas and all.
+        servers = [server.strip() for server in kafka.bootstrap_servers.split(",")]
+        security = broker_security(kafka)
+
+        def new_broker() -> KafkaBroker:
+            return KafkaBroker(
+                servers,
+                security=security,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=linger_ms,
+                client_id=client_id or source,
+                allow_auto_create_topics=False,
+                logger=None,
+            )
+
+        self._new_broker = new_broker
+        self.broker = new_broker()
+        """The FastStream broker publishing now (a new one replaces it after a failed publish)."""
+        self._failed_broker: KafkaBroker | None = None
+        self._renewing = asyncio.Lock()
+        self.renewals = 0
+        """How many times a new broker replaced one whose publish failed."""
 
     async def start(self) -> None:
         """Connect to the brokers."""
@@ -132,6 +151,31 @@ class EventPublisher:
     async def stop(self) -> None:
         """Flush what is pending and disconnect."""
         await self.broker.stop()
+
+    async def _current_broker(self) -> KafkaBroker:
+        """The broker to publish with: a new, started one in place of a broker whose publish
+        failed (the old one is stopped first, so none of its records is still in flight)."""
+        if self._failed_broker is not self.broker:
+            return self.broker
+        async with self._renewing:
+            if self._failed_broker is self.broker:
+                log.warning(
+                    "publisher %s: a publish failed; starting a new producer session", self.source
+                )
+                await self.broker.stop()
+                broker = self._new_broker()
+                try:
+                    await broker.start()
+                except BaseException:
+                    await broker.stop()
+                    raise
+                self.broker, self._failed_broker = broker, None
+                self.renewals += 1
+        return self.broker
+
+    def _note_failure(self, broker: KafkaBroker) -> None:
+        if broker is self.broker:
+            self._failed_broker = broker
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -179,13 +223,18 @@ class EventPublisher:
 
     async def publish_envelope(self, envelope: EventEnvelope, *, topic: str) -> None:
         """Publish an envelope built earlier (the outbox relay's path)."""
-        await self.broker.publish(
-            envelope.to_bytes(),
-            topic,
-            key=envelope.partition_key(),
-            headers=envelope.headers(),
-            correlation_id=str(envelope.event_id),
-        )
+        broker = await self._current_broker()
+        try:
+            await broker.publish(
+                envelope.to_bytes(),
+                topic,
+                key=envelope.partition_key(),
+                headers=envelope.headers(),
+                correlation_id=str(envelope.event_id),
+            )
+        except Exception:
+            self._note_failure(broker)
+            raise
 
     async def publish_many(
         self, batch: Iterable[EventToPublish | EnvelopeToPublish]
@@ -202,13 +251,14 @@ class EventPublisher:
         PublishBatchError names the failed envelopes (and the acknowledged ones).
         """
         outgoing = [envelope_and_topic(item, source=self.source) for item in batch]
+        broker = await self._current_broker()
         pending: list[tuple[EventEnvelope, Any]] = []
         failed: list[tuple[EventEnvelope, BaseException]] = []
         for envelope, topic in outgoing:
             try:
                 # Enqueued in call order into the producer's per-partition batches; the send
                 # itself is confirmed below, once for the whole batch.
-                confirmation = await self.broker.publish(
+                confirmation = await broker.publish(
                     envelope.to_bytes(),
                     topic,
                     key=envelope.partition_key(),
@@ -217,6 +267,7 @@ class EventPublisher:
                     no_confirm=True,
                 )
             except Exception as error:  # the rest of the batch must not overtake it
+                self._note_failure(broker)
                 failed.extend((later, error) for later, _ in outgoing[len(pending) :])
                 break
             pending.append((envelope, confirmation))
@@ -231,6 +282,8 @@ class EventPublisher:
                 sent_failures.append((envelope, result))
             else:
                 acknowledged.append(envelope)
+        if sent_failures:
+            self._note_failure(broker)
         failed = sent_failures + failed
         if failed:
             raise PublishBatchError(failed, acknowledged)
