@@ -54,7 +54,10 @@ def test_the_settings_table_names_every_redis_target_option() -> None:
 
 def test_the_readme_points_only_inside_the_repository() -> None:
     assert re.findall(r"`\.\./[^`]*`|\]\(\.\./", README) == []
-    for path in re.findall(r"`((?:docs|deploy|demo|tests)/[\w./-]+\.(?:md|py))`", README):
+    named = re.findall(r"`((?:docs|deploy|demo|tests)/[\w./-]+\.(?:md|py))`", README)
+    linked = re.findall(r"\]\(((?:docs|deploy)/[\w./-]+\.md)\)", README)
+    assert len(linked) >= 10, "the README links to every page of docs/"
+    for path in named + linked:
         assert (REPO / path).exists(), path
 
 
