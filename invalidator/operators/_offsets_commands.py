@@ -228,7 +228,8 @@ async def offsets_rewind(
                 [
                     *text,
                     f"Refused: group {group} has active members ({', '.join(members)}). Stop the "
-                    f"region's invalidators, rewind, then start them again (README, Operators).",
+                    "region's invalidators, rewind, then start them again "
+                    "(docs/operations.md, Operators).",
                 ]
             ),
         )
