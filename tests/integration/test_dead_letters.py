@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from contracts import Catalogue, EventEnvelope, KafkaConnection, Namespace, PurgeRule, topics
+from contracts.example_orders import CATALOGUE, ORDER, OrderCreated, OrderStatusChanged
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE, ORDER, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings
 from invalidator.cli import main
 from invalidator.operators import end_offsets, records_at
