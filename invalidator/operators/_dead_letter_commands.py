@@ -27,6 +27,7 @@ from invalidator.operators._console import (
     iso_time,
     table,
 )
+from invalidator.operators._handlers import on_catalogue, on_settings, set_handler
 from invalidator.operators._offsets import log_bounds, records_at
 from invalidator.operators._redrive import (
     DeadLetter,
@@ -67,15 +68,26 @@ def add_dead_letter_commands(commands: argparse._SubParsersAction[argparse.Argum
         parser.add_argument("--group", help="only dead letters of this group (invalidator.eu)")
         add_catalogue_option(parser)
         add_json_option(parser)
+    # Dead letters can be read with a broken catalogue, or none: only a redrive judges by one.
+    set_handler(show, on_settings(show_dead_letters))
+    set_handler(redrive, on_catalogue(redrive_dead_letters))
 
 
-async def run_dead_letter_command(args: argparse.Namespace, settings: InvalidatorSettings) -> int:
-    """Run `dead-letters show` or `dead-letters redrive`; returns the exit status."""
+async def show_dead_letters(args: argparse.Namespace, settings: InvalidatorSettings) -> int:
+    """`dead-letters show`: each original record of the window once; returns the exit status."""
     letters, unreadable = await _read_dead_letters(args, settings)
     selected = originals(letters, reason=args.reason, group=args.group)
-    if args.action == "show":
-        return _show(args, settings, selected, len(letters), unreadable)
-    return await _redrive(args, settings, selected)
+    return _show(args, settings, selected, len(letters), unreadable)
+
+
+async def redrive_dead_letters(
+    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
+) -> int:
+    """`dead-letters redrive`: re-publish the window's original records (a dry run unless
+    --execute), judged by `catalogue`; returns the exit status."""
+    letters, _ = await _read_dead_letters(args, settings)
+    selected = originals(letters, reason=args.reason, group=args.group)
+    return await _redrive(args, settings, selected, catalogue)
 
 
 async def _read_dead_letters(
@@ -181,10 +193,12 @@ class _Outgoing:
 
 
 async def _redrive(
-    args: argparse.Namespace, settings: InvalidatorSettings, selected: list[Original]
+    args: argparse.Namespace,
+    settings: InvalidatorSettings,
+    selected: list[Original],
+    catalogue: Catalogue,
 ) -> int:
     outgoing = await _resolved(settings, selected)
-    catalogue = settings.load_catalogue()
     rows = [_redrive_row(item, catalogue) for item in outgoing]
     ready = [item for item in outgoing if not item.gone]
     gone = len(outgoing) - len(ready)

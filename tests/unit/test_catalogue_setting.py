@@ -36,6 +36,7 @@ def test_the_settings_name_no_catalogue_by_default() -> None:
         ["offsets", "rewind", "--region", "eu", "--to-earliest"],
         ["replay", "--region", "eu", "--from", "1h"],
         ["purge", "--region", "eu", "company_orders", "company_id=42", "--yes"],
+        ["dead-letters", "redrive", "--from", "1h"],
         ["catalogue", "check"],
         ["catalogue", "show"],
         ["catalogue", "export"],
