@@ -176,6 +176,11 @@ async def offsets_rewind(
     """`offsets rewind`: plan moving a region's group, and apply the plan with --execute;
     returns the exit status."""
     settings.targets(args.region)  # unknown region: SettingsError naming the known ones
+    if args.to_offset is not None and args.to_offset < 0:
+        raise OperatorInputError(
+            f"--to-offset {args.to_offset}: an offset is 0 or more; to move back by a number of "
+            "records write --shift-by -N"
+        )
     group = settings.group_id(args.region)
     if not await group_exists(settings.kafka, group):
         raise OperatorInputError(

@@ -26,6 +26,7 @@ from invalidator.operators._topics import present_event_topics
 from invalidator.operators._window import (
     Window,
     add_window_options,
+    check_window_options,
     selected_bounds,
     topics_of,
     window_of,
@@ -71,6 +72,7 @@ async def replay_window(
     """`replay`: purge in a region what a window of events purged, the group's offsets
     untouched; returns the exit status."""
     settings.targets(args.region)  # unknown region: SettingsError naming the known ones
+    check_window_options(args)
     window = await _window(args, settings, catalogue)
     progress = ProgressBar(not args.json)
     plan = await plan_window(settings.kafka, catalogue, window, progress=progress)
