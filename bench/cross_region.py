@@ -27,7 +27,7 @@ from bench.processes import BenchProcess, invalidator_process, running
 from bench.progress import wait_stable
 from bench.stack import MIRROR_VARIABLES, start_mirrored_stack
 from contracts import topics
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from demo.topology import invalidator_environment, mirror_clusters, region_settings
 from invalidator.operators import start_at_log_end
 from invalidator.settings import InvalidatorSettings

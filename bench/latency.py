@@ -28,8 +28,8 @@ from bench.orders_load import CompanyPicker, OrderRecord, bare_producer, order_r
 from bench.processes import BenchProcess, region_invalidators, running
 from bench.progress import wait_stable
 from contracts import KafkaConnection, topics
+from contracts.example_orders import COMPANY_ORDERS
 from contracts.layout import generation_key
-from contracts.orders import COMPANY_ORDERS
 from invalidator.operators import end_offsets
 from invalidator.settings import InvalidatorSettings
 

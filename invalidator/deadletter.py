@@ -27,11 +27,20 @@ HEADER_SOURCE_CLUSTER = "dlq-source-cluster"
 HEADER_SOURCE_TOPIC = "dlq-source-topic"
 FORM_WHOLE = "whole"
 FORM_REFERENCE = "reference"
+LOOP_REASONS = {
+    "unplannable": "no key can be rendered from the event",
+    "decode_failed": "decoding raised",
+    "purge_refused": "Redis refused a namespace the event purges: WRONGTYPE",
+}
+"""The reasons the invalidation loop gives besides the decoding ones (`RejectReason`), and
+what each means."""
+DEAD_LETTER_REASONS = (*(r.value for r in RejectReason), *LOOP_REASONS)
+"""Every `dlq-reason` a dead letter can carry, as documented."""
 HEADERS_DOC = {
     HEADER_REASON: "why: "
     + ", ".join(r.value for r in RejectReason)
-    + " (decoding); unplannable (no key can be rendered from the event); decode_failed"
-    " (decoding raised); purge_refused (Redis refused a namespace the event purges: WRONGTYPE)",
+    + " (decoding); "
+    + "; ".join(f"{reason} ({meaning})" for reason, meaning in LOOP_REASONS.items()),
     HEADER_DETAIL: "what was wrong, in words (at most 2000 characters)",
     HEADER_TOPIC: "the topic the record was read from",
     HEADER_PARTITION: "its partition, as decimal text",

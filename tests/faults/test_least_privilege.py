@@ -16,8 +16,8 @@ from redis.exceptions import NoPermissionError
 
 from bench.stack import REPO
 from contracts import RedisTarget
+from contracts.example_orders import CATALOGUE, COMPANY_ORDERS
 from contracts.layout import entry_key, generation_key
-from contracts.orders import CATALOGUE, COMPANY_ORDERS
 from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets, end_offsets

@@ -11,8 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts import Event, EventEnvelope
+from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated, OrderStatusChanged
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings, purge_plan
 from invalidator.cli import main
 from invalidator.operators import _offsets as offsets_module

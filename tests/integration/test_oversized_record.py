@@ -12,7 +12,7 @@ import uuid
 from aiokafka import AIOKafkaProducer
 
 from contracts import topics
-from contracts.orders import ORDER, OrderCreated
+from contracts.example_orders import ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.deadletter import FORM_REFERENCE
 from invalidator.operators import end_offsets

@@ -20,7 +20,7 @@ from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
 
 from contracts.connections import KafkaConnection
 from contracts.events import EventEnvelope
-from contracts.orders import OrderCancelled
+from contracts.example_orders import OrderCancelled
 from contracts.renewing_producer import RenewingProducer
 from invalidator import InvalidatorSettings
 from invalidator.operators._offsets import admin_client

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from contracts import RedisTarget
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.loop import InvalidationLoop
 from invalidator.stats import InvalidatorStats

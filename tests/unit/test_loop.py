@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from contracts.events import EventEnvelope, TraceContext
-from contracts.orders import CATALOGUE, OrderStatusChanged
+from contracts.example_orders import CATALOGUE, OrderStatusChanged
 from invalidator.committer import OffsetCommitter
 from invalidator.failures import FailureKind
 from invalidator.loop import InvalidationLoop, LoopTuning

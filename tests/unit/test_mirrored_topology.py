@@ -13,7 +13,7 @@ from aiokafka import TopicPartition
 
 from contracts import RedisTarget
 from contracts.errors import SettingsError
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from contracts.settings import read_settings
 from contracts.topics import mirror_origin, mirrored_topic
 from invalidator import Invalidator, InvalidatorSettings

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from contracts import Event, KafkaConnection
 from contracts.events import EventEnvelope, TraceContext
-from contracts.orders import CATALOGUE, OrderCancelled
+from contracts.example_orders import CATALOGUE, OrderCancelled
 from invalidator.tracing import MAX_LINKS, SPAN_NAME, BatchSpans
 from invalidator.wiring import batch_spans_if_installed
 from producers import EventPublisher, EventToPublish, trace_context
