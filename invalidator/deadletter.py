@@ -7,12 +7,12 @@ import logging
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
 from contracts import topics
 from contracts.connections import KafkaConnection
 from contracts.decoding import RejectReason
+from contracts.kafka_clients import idempotent_producer
 
 HEADER_REASON = "dlq-reason"
 HEADER_DETAIL = "dlq-detail"
@@ -82,13 +82,11 @@ class DeadLetters:
         self.topic = topic
         self._group_id = group_id
         self._mirrored_from = tuple(mirrored_from)
-        self._producer = AIOKafkaProducer(
-            acks="all",
-            enable_idempotence=True,
+        self._producer = idempotent_producer(
+            kafka,
             client_id=f"{group_id}.dead-letters",
             # Refused here, before a sequence number is spent, rather than by the broker.
             max_request_size=max_bytes,
-            **kafka.client_kwargs(),
         )
 
     async def start(self) -> None:

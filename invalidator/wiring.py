@@ -18,6 +18,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from contracts.kafka_clients import kafka_consumer
 from invalidator.deadletter import DeadLetters
 from invalidator.endpoints import Endpoints
 from invalidator.loop import (
@@ -103,10 +104,10 @@ def production_parts(settings: InvalidatorSettings, *, region: str) -> Invalidat
     to it when they are built, and warn at exit if they were never stopped.
     """
     group_id = settings.group_id(region)
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_consumer(
+        settings.kafka,
         group_id=group_id,
         client_id=f"{group_id}.{socket.gethostname()}.{os.getpid()}",
-        enable_auto_commit=False,
         # Where the fetcher starts on a partition never committed, until the start position
         # is decided on assignment (start_position.py): a fetch in between may only return
         # records at or after the position that will be chosen, never before it.
@@ -116,7 +117,6 @@ def production_parts(settings: InvalidatorSettings, *, region: str) -> Invalidat
         # A member learns of a rebalance at its next heartbeat: aiokafka's 3 s default made
         # every join, leave and scale-out take over 3 s; 1 s costs a request a second.
         heartbeat_interval_ms=1000,
-        **settings.kafka.client_kwargs(),
     )
     targets = RegionTargets(region, settings.targets(region))
     dead_letters = DeadLetters(

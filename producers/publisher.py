@@ -15,30 +15,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from faststream.kafka import KafkaBroker
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-
 from contracts.connections import KafkaConnection
 from contracts.events import DomainEvent, EventEnvelope, TraceContext
+from contracts.kafka_clients import idempotent_broker
 from producers.trace_context import current_trace
 
 _MAX_NAMED_FAILURES = 5
-
-_SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
-
-
-def broker_security(kafka: KafkaConnection) -> BaseSecurity | None:
-    """FastStream's security object for these connection settings (None for PLAINTEXT)."""
-    ssl_context = kafka.tls.context() if kafka.tls else None
-    use_ssl = kafka.security_protocol in ("SSL", "SASL_SSL")
-    if kafka.sasl_mechanism:
-        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
-        return _SASL[kafka.sasl_mechanism](
-            kafka.sasl_username or "", password, ssl_context=ssl_context, use_ssl=use_ssl
-        )
-    if use_ssl:
-        return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +95,7 @@ class EventPublisher:
         client_id: the Kafka client id; defaults to `source`.
         """
         self.source = source
-        self.broker = KafkaBroker(
-            # A list: FastStream passes a string on as the only server, commas and all.
-            [server.strip() for server in kafka.bootstrap_servers.split(",")],
-            security=broker_security(kafka),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=linger_ms,
-            client_id=client_id or source,
-            allow_auto_create_topics=False,
-            logger=None,
-        )
+        self.broker = idempotent_broker(kafka, client_id=client_id or source, linger_ms=linger_ms)
 
     async def start(self) -> None:
         """Connect to the brokers."""

@@ -13,11 +13,12 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from contracts.catalogue import Catalogue
 from contracts.decoding import Rejected
+from contracts.kafka_clients import DEFAULT_MAX_REQUEST_BYTES, idempotent_producer
 from invalidator.operators._console import (
     EXIT_OK,
     EXIT_REFUSED,
@@ -44,7 +45,6 @@ from invalidator.operators._window import (
 from invalidator.planner import purge_plan
 from invalidator.settings import InvalidatorSettings
 
-_DEFAULT_MAX_REQUEST = 1024 * 1024
 _REQUEST_OVERHEAD = 64 * 1024
 _DETAIL_SHOWN = 60
 
@@ -296,14 +296,12 @@ def _decodes_now(item: _Outgoing, catalogue: Catalogue) -> str:
 async def _publish(settings: InvalidatorSettings, ready: list[_Outgoing]) -> list[SourcePosition]:
     """Publish every record to its source topic (idempotent, acks=all); returns the failures."""
     largest = max((len(item.value or b"") + len(item.key or b"") for item in ready), default=0)
-    producer = AIOKafkaProducer(
-        acks="all",
-        enable_idempotence=True,
+    producer = idempotent_producer(
+        settings.kafka,
         client_id="invalidator.redrive",
         # A record dead-lettered as a reference may be larger than the client's 1 MiB default;
         # its topic accepted it once, so the broker's limit is the one that applies.
-        max_request_size=max(_DEFAULT_MAX_REQUEST, largest + _REQUEST_OVERHEAD),
-        **settings.kafka.client_kwargs(),
+        max_request_size=max(DEFAULT_MAX_REQUEST_BYTES, largest + _REQUEST_OVERHEAD),
     )
     await producer.start()
     failed: list[SourcePosition] = []

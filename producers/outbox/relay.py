@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.connections import KafkaConnection
+from contracts.kafka_clients import idempotent_producer
 from contracts.percentiles import percentile
 from producers.outbox.table import OUTBOX_TABLE
 from producers.outbox.writer import NOTIFY_CHANNEL
@@ -88,14 +88,9 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._retention = timedelta(seconds=retention_s)
-        self._producer = AIOKafkaProducer(
-            acks="all",
-            enable_idempotence=True,
-            client_id=client_id,
-            # A row's record is as large as the broker allows; the broker refuses larger ones.
-            max_request_size=1_048_576,
-            **kafka.client_kwargs(),
-        )
+        # A row's record is as large as the broker allows (its default limit); the broker
+        # refuses larger ones.
+        self._producer = idempotent_producer(kafka, client_id=client_id)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._postgresql = engine.dialect.name == "postgresql"
