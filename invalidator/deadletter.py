@@ -27,10 +27,8 @@ HEADER_SOURCE_TOPIC = "dlq-source-topic"
 FORM_WHOLE = "whole"
 FORM_REFERENCE = "reference"
 HEADERS_DOC = {
-    HEADER_REASON: "why: "
-    + ", ".join(r.value for r in RejectReason)
-    + " (decoding); unplannable (no key can be rendered from the event); decode_failed"
-    " (decoding raised); purge_refused (Redis refused a namespace the event purges: WRONGTYPE)",
+    HEADER_REASON: "why, one of: "
+    + "; ".join(f"`{reason.value}`: {reason.description}" for reason in RejectReason),
     HEADER_DETAIL: "what was wrong, in words (at most 2000 characters)",
     HEADER_TOPIC: "the topic the record was read from",
     HEADER_PARTITION: "its partition, as decimal text",
@@ -56,9 +54,9 @@ REFERENCE_HEADERS_MAX_BYTES = 16 * 1024
 
 log = logging.getLogger(__name__)
 
-Rejection = tuple[Any, str, str]
-"""(record, reason, detail): an aiokafka ConsumerRecord, why it was rejected (short, machine-
-readable, e.g. `malformed`), and what was wrong, in words."""
+Rejection = tuple[Any, RejectReason, str]
+"""(record, reason, detail): an aiokafka ConsumerRecord, why it was rejected, and what was
+wrong, in words."""
 
 
 class DeadLetters:

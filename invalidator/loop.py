@@ -19,9 +19,10 @@ from aiokafka import TopicPartition
 
 from contracts import topics
 from contracts.catalogue import Catalogue
-from contracts.decoding import Rejected
+from contracts.decoding import Rejected, RejectReason
 from contracts.events import Event
 from invalidator.committer import OffsetCommitter, Offsets
+from invalidator.deadletter import Rejection
 from invalidator.failures import FailureKind, failure_kind
 from invalidator.planner import NamespaceKeys, PurgePlan, merged_plans, purge_plan
 from invalidator.stats import InvalidatorStats
@@ -89,7 +90,7 @@ class PurgeTargets(Protocol):
 class DeadLetterSink(Protocol):
     """What the loop needs of the dead-letter topic (`DeadLetters` has it)."""
 
-    async def send(self, rejected: Sequence[tuple[Any, str, str]]) -> None: ...
+    async def send(self, rejected: Sequence[Rejection]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class _Batch:
     events: list[tuple[Any, Event]]
     """(record, event) of every record that decoded."""
     plan: PurgePlan[Any]
-    rejected: list[tuple[Any, str, str]]
+    rejected: list[Rejection]
     """(record, reason, detail) of every record that goes to the dead-letter topic."""
     offsets: Offsets
     """Partition -> the offset after the batch's last record there."""
@@ -291,7 +292,7 @@ class InvalidationLoop:
         records = [record for partition in batch.values() for record in partition]
         decode = self._catalogue.schemas.decode
         decoded: list[tuple[Any, Event]] = []
-        rejected: list[tuple[Any, str, str]] = []
+        rejected: list[Rejection] = []
         for record in records:
             try:
                 outcome = decode(record.value, record.headers)
@@ -301,14 +302,17 @@ class InvalidationLoop:
                     *_position(record),
                     extra={"offsets": {f"{record.topic}[{record.partition}]": record.offset}},
                 )
-                rejected.append((record, "decode_failed", f"{type(error).__name__}: {error}"))
+                rejected.append(
+                    (record, RejectReason.DECODE_FAILED, f"{type(error).__name__}: {error}")
+                )
                 continue
             if type(outcome) is Rejected:
-                rejected.append((record, outcome.reason.value, outcome.detail))
+                rejected.append((record, outcome.reason, outcome.detail))
             else:
                 decoded.append((record, outcome))  # type: ignore[arg-type]
         plan = purge_plan(decoded, self._catalogue)
-        rejected.extend((record, "unplannable", why) for record, why in plan.unplannable)
+        unplannable = RejectReason.UNPLANNABLE
+        rejected.extend((record, unplannable, why) for record, why in plan.unplannable)
         offsets = {tp: partition[-1].offset + 1 for tp, partition in batch.items() if partition}
         newest = {tp: partition[-1].timestamp for tp, partition in batch.items() if partition}
         oldest = min(
@@ -438,7 +442,7 @@ class InvalidationLoop:
                 if (ns.name, key) in refused
             ]
             if hits and id(record) not in already:
-                batch.rejected.append((record, "purge_refused", "; ".join(hits)))
+                batch.rejected.append((record, RejectReason.PURGE_REFUSED, "; ".join(hits)))
                 already.add(id(record))
                 self.stats.purge_refused += 1
         return None

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from contracts.decoding import RejectReason
 from contracts.percentiles import percentile
 from invalidator.planner import NamespaceKeys
 
@@ -36,7 +37,7 @@ class InvalidatorStats:
     the latest samples."""
     purged_by_strategy: Counter[str] = field(default_factory=Counter)
     """Namespaces purged on every target, per purge strategy."""
-    dead_lettered_by_reason: Counter[str] = field(default_factory=Counter)
+    dead_lettered_by_reason: Counter[RejectReason] = field(default_factory=Counter)
     purged_to: dict[TopicPartition, int] = field(default_factory=dict)
     """Partition -> the offset after its last record purged everywhere."""
     purged_at_ms: dict[TopicPartition, float] = field(default_factory=dict)
@@ -58,7 +59,7 @@ class InvalidatorStats:
     def purged(
         self,
         by_namespace: NamespaceKeys,
-        rejected: Sequence[tuple[Any, str, str]],
+        rejected: Sequence[tuple[Any, RejectReason, str]],
         offsets: dict[TopicPartition, int],
         newest_ms: dict[TopicPartition, int],
     ) -> None:

@@ -17,7 +17,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from contracts.catalogue import Catalogue
-from contracts.decoding import Rejected
+from contracts.decoding import Rejected, RejectReason
 from contracts.kafka_clients import DEFAULT_MAX_REQUEST_BYTES, idempotent_producer
 from invalidator.operators._console import (
     EXIT_OK,
@@ -290,7 +290,8 @@ def _decodes_now(item: _Outgoing, catalogue: Catalogue) -> str:
     decoded = catalogue.schemas.decode(item.value, item.headers)
     if isinstance(decoded, Rejected):
         return decoded.reason.value
-    return "unplannable" if purge_plan([(0, decoded)], catalogue).unplannable else "yes"
+    unplannable = RejectReason.UNPLANNABLE.value
+    return unplannable if purge_plan([(0, decoded)], catalogue).unplannable else "yes"
 
 
 async def _publish(settings: InvalidatorSettings, ready: list[_Outgoing]) -> list[SourcePosition]:

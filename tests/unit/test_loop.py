@@ -18,6 +18,7 @@ from aiokafka.structs import ConsumerRecord
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from contracts.decoding import RejectReason
 from contracts.events import EventEnvelope, TraceContext
 from contracts.orders import CATALOGUE, OrderStatusChanged
 from invalidator.committer import OffsetCommitter
@@ -450,3 +451,32 @@ async def _until(done: Callable[[], bool], *, within: float = 5.0) -> None:
     while not done():
         assert time.monotonic() < deadline, "the loop did not get there in time"
         await asyncio.sleep(0.001)
+
+
+async def test_every_dead_letter_reason_is_a_member_of_the_one_reason_enum() -> None:
+    records = {P0: [_record(P0, 0, value=b"not json"), _record(P0, 1), _record(P0, 2)]}
+    loop, consumer, _, dead = _loop(records)
+    original = CATALOGUE.schemas.decode
+
+    def decode(value: bytes | None, headers: Any = ()) -> Any:
+        if value is not None and b'"o1"' in value:
+            raise KeyError("a bug in an upcast")
+        return original(value, headers)
+
+    def purge_keys(event: Any) -> Any:
+        if getattr(event.payload, "order_id", None) == "o2":
+            raise ValueError("a bug in a purge rule")
+        return CATALOGUE.purge_keys(event)
+
+    catalogue = _CatalogueWithSchemas(decode)
+    catalogue.purge_keys = purge_keys  # type: ignore[method-assign]
+    loop._catalogue = catalogue  # type: ignore[assignment]
+    await _run_until(loop, lambda: consumer.committed() == {P0: 3})
+    reasons = [reason for _, reason, _ in dead.sent]
+    assert reasons == [
+        RejectReason.MALFORMED,
+        RejectReason.DECODE_FAILED,
+        RejectReason.UNPLANNABLE,
+    ]
+    assert all(type(reason) is RejectReason for reason in reasons)
+    assert loop.stats.dead_lettered_by_reason == dict.fromkeys(reasons, 1)
