@@ -13,6 +13,7 @@ from contracts import topics
 from contracts.connections import KafkaConnection
 from contracts.decoding import RejectReason
 from contracts.kafka_clients import idempotent_producer
+from invalidator.outcome import Rejection
 
 HEADER_REASON = "dlq-reason"
 HEADER_DETAIL = "dlq-detail"
@@ -53,10 +54,6 @@ REFERENCE_HEADERS_MAX_BYTES = 16 * 1024
 """A reference letter keeps the original headers up to this total size (none beyond)."""
 
 log = logging.getLogger(__name__)
-
-Rejection = tuple[Any, RejectReason, str]
-"""(record, reason, detail): an aiokafka ConsumerRecord, why it was rejected, and what was
-wrong, in words."""
 
 
 class DeadLetters:

@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiokafka import TopicPartition
 
 from contracts.decoding import RejectReason
 from contracts.percentiles import percentile
-from invalidator.planner import NamespaceKeys
+from invalidator.outcome import BatchOutcome
 
 
 @dataclass
 class InvalidatorStats:
-    """What one invalidator process did since it started."""
+    """What one invalidator process did since it started.
+
+    The loop counts its failed attempts here; every batch purged everywhere reaches it as a
+    `BatchOutcome` (it is the loop's first listener).
+    """
 
     batches: int = 0
     events: int = 0
@@ -56,21 +59,21 @@ class InvalidatorStats:
             self.purged_to.pop(tp, None)
             self.purged_at_ms.pop(tp, None)
 
-    def purged(
-        self,
-        by_namespace: NamespaceKeys,
-        rejected: Sequence[tuple[Any, RejectReason, str]],
-        offsets: dict[TopicPartition, int],
-        newest_ms: dict[TopicPartition, int],
-    ) -> None:
-        """Count a batch purged everywhere (per namespace and per rejected record, never per
-        record)."""
-        for namespace, keys in by_namespace:
+    def batch_purged(self, outcome: BatchOutcome) -> None:
+        """Count a batch purged everywhere (a `BatchListener`): per namespace and per rejected
+        record; per record only the lag sample."""
+        purged_ms = outcome.purged_ms
+        self.lag_ms.extend(purged_ms - record.timestamp for record in outcome.records)
+        self.batches += 1
+        self.events += len(outcome.records)
+        self.namespaces_purged += outcome.namespaces_purged
+        self.dead_lettered += len(outcome.rejected)
+        for namespace, keys in outcome.purged:
             self.purged_by_strategy[namespace.strategy.value] += len(keys)
-        for _, reason, _ in rejected:
+        for _, reason, _ in outcome.rejected:
             self.dead_lettered_by_reason[reason] += 1
-        self.purged_to.update(offsets)
-        self.purged_at_ms.update(newest_ms)
+        self.purged_to.update(outcome.offsets)
+        self.purged_at_ms.update(outcome.newest_ms)
 
     def summary(self) -> str:
         """One log line."""

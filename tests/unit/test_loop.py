@@ -24,11 +24,19 @@ from contracts.orders import CATALOGUE, OrderStatusChanged
 from invalidator.committer import OffsetCommitter
 from invalidator.failures import FailureKind
 from invalidator.loop import InvalidationLoop, LoopTuning
+from invalidator.outcome import BatchListener, BatchOutcome, Rejection
 from invalidator.planner import NamespaceKeys
+from invalidator.settings import InvalidatorSettings
 
 P0 = TopicPartition("orders.events", 0)
 P1 = TopicPartition("orders.events", 1)
-FAST = LoopTuning(batch_max_records=3, fetch_timeout_ms=5, retry_initial_s=0.001, retry_max_s=0.004)
+FAST = LoopTuning(
+    batch_max_records=3,
+    fetch_timeout_ms=5,
+    retry_initial_s=0.001,
+    retry_max_s=0.004,
+    commit_interval_s=0.0,
+)
 
 
 def _record(
@@ -157,10 +165,10 @@ class FakeTargets:
 
 class FakeDeadLetters:
     def __init__(self) -> None:
-        self.sent: list[tuple[Any, str, str]] = []
+        self.sent: list[Rejection] = []
         self.failures = 0
 
-    async def send(self, rejected: Sequence[tuple[Any, str, str]]) -> None:
+    async def send(self, rejected: Sequence[Rejection]) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("broker away")
@@ -168,12 +176,20 @@ class FakeDeadLetters:
 
 
 def _loop(
-    records: dict[TopicPartition, list[Any]],
+    records: dict[TopicPartition, list[Any]], *, listeners: Sequence[BatchListener] = ()
 ) -> tuple[InvalidationLoop, FakeConsumer, FakeTargets, FakeDeadLetters]:
     consumer = FakeConsumer(records)
     targets = FakeTargets(consumer)
     dead = FakeDeadLetters()
-    loop = InvalidationLoop(consumer, targets, dead, catalogue=CATALOGUE, name="test", tuning=FAST)
+    loop = InvalidationLoop(
+        consumer,
+        targets,
+        dead,
+        catalogue=CATALOGUE,
+        name="test",
+        tuning=FAST,
+        listeners=listeners,
+    )
     return loop, consumer, targets, dead
 
 
@@ -480,3 +496,40 @@ async def test_every_dead_letter_reason_is_a_member_of_the_one_reason_enum() -> 
     ]
     assert all(type(reason) is RejectReason for reason in reasons)
     assert loop.stats.dead_lettered_by_reason == dict.fromkeys(reasons, 1)
+
+
+async def test_listeners_given_at_construction_get_one_outcome_per_batch_after_the_stats() -> None:
+    heard: list[tuple[BatchOutcome, int]] = []
+
+    class Listener:
+        def batch_purged(self, outcome: BatchOutcome) -> None:
+            heard.append((outcome, loop.stats.batches))
+
+    records = {P0: [_record(P0, 0), _record(P0, 1, value=b"not json")], P1: [_record(P1, 0)]}
+    loop, consumer, _, _ = _loop(records, listeners=[Listener()])
+    await _run_until(loop, lambda: consumer.committed() == {P0: 2, P1: 1})
+    assert sum(len(outcome.records) for outcome, _ in heard) == 3
+    assert [batches for _, batches in heard] == list(range(1, len(heard) + 1)), "stats first"
+    handed_over: dict[TopicPartition, int] = {}
+    for outcome, _ in heard:
+        handed_over.update(outcome.offsets)
+    assert handed_over == consumer.committed()
+    assert {(r.offset, reason) for o, _ in heard for r, reason, _ in o.rejected} == {
+        (1, RejectReason.MALFORMED)
+    }
+    assert all(o.duration_s >= 0 and o.oldest_age_s >= 0 for o, _ in heard)
+
+
+def test_loop_tuning_is_read_from_the_settings_and_has_no_defaults_of_its_own() -> None:
+    settings = InvalidatorSettings()
+    tuning = LoopTuning.from_settings(settings)
+    assert tuning == LoopTuning(
+        batch_max_records=settings.batch_max_records,
+        fetch_timeout_ms=settings.fetch_timeout_ms,
+        retry_initial_s=settings.retry_initial_s,
+        retry_max_s=settings.retry_max_s,
+        commit_interval_s=settings.commit_interval_ms / 1000,
+    )
+    assert tuning.commit_interval_s == 0.25
+    with pytest.raises(TypeError):
+        LoopTuning()  # type: ignore[call-arg]
