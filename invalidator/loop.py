@@ -24,7 +24,7 @@ from contracts.catalogue import Catalogue
 from contracts.decoding import Rejected, RejectReason
 from contracts.events import Event
 from invalidator.committer import OffsetCommitter, Offsets
-from invalidator.failures import FailureKind, failure_kind
+from invalidator.failures import FailureKind, dead_letter_failure_kind, failure_kind
 from invalidator.outcome import BatchListener, BatchOutcome, Rejection
 from invalidator.planner import NamespaceKeys, PurgePlan, merged_plans, purge_plan
 from invalidator.settings import InvalidatorSettings
@@ -333,7 +333,7 @@ class InvalidationLoop:
         """One try, `after_s` from now: the purges on every target not done yet, then the
         rejected records to the dead-letter topic. On success (None) the listeners are told of
         the batch and its offsets handed over; otherwise the worst kind of failure that holds
-        it (a defect before an outage)."""
+        it (a defect before an outage), each failure counted by what failed."""
         if after_s:
             await asyncio.sleep(after_s)  # the retry backoff
         failure = None
@@ -347,9 +347,8 @@ class InvalidationLoop:
                 self.stats.purge_errors += 1
         if batch.dead_lettered < len(batch.rejected):
             sending = await self._send_dead_letters(batch)
-            if failure is None and sending is not None:
+            if sending is FailureKind.DEFECT or failure is None:
                 failure = sending
-                self.stats.purge_retries += 1
         if failure is not None:
             return failure
         outcome = BatchOutcome(
@@ -372,12 +371,19 @@ class InvalidationLoop:
         return None
 
     async def _send_dead_letters(self, batch: _Batch) -> FailureKind | None:
-        """Send the batch's rejected records not sent yet; an outage if that failed."""
+        """Send the batch's rejected records not sent yet; the kind of failure, if any (counted
+        apart from the purge's: a dead-letter topic the invalidator may not write is a defect
+        of its own, never a purge retry)."""
         try:
             await self._dead_letters.send(batch.rejected[batch.dead_lettered :])
         except Exception as error:
-            log.warning("invalidator %s: sending dead letters failed: %s", self._name, error)
-            return FailureKind.OUTAGE
+            kind = dead_letter_failure_kind(error)
+            if kind is FailureKind.OUTAGE:
+                self.stats.dead_letter_retries += 1
+            else:
+                self.stats.dead_letter_errors += 1
+            self._log_failure("sending dead letters", kind, error)
+            return kind
         batch.dead_lettered = len(batch.rejected)
         return None
 

@@ -146,6 +146,16 @@ class InvalidatorMetrics(Collector):
                 stats.purge_refused,
             ),
             (
+                "invalidator_dead_letter_retries",
+                "Dead-letter send retries after an outage.",
+                stats.dead_letter_retries,
+            ),
+            (
+                "invalidator_dead_letter_errors",
+                "Dead-letter send retries after a defect (authorization, an unknown topic).",
+                stats.dead_letter_errors,
+            ),
+            (
                 "invalidator_commit_failures",
                 "Offset commits that failed.",
                 self._loop.committer.failures,

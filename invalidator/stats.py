@@ -34,6 +34,11 @@ class InvalidatorStats:
     """Retries of a purge that failed for anything else (permissions, a script error, a bug)."""
     purge_refused: int = 0
     """Events dead-lettered because Redis refused a namespace they purge (WRONGTYPE)."""
+    dead_letter_retries: int = 0
+    """Retries of a dead-letter send that failed for an outage (the brokers unreachable)."""
+    dead_letter_errors: int = 0
+    """Retries of a dead-letter send that failed for a defect (authorization, an unknown
+    topic, a bug)."""
     commit_failures: int = 0
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     """Record timestamp (when it was published) -> purged on every target of the region, ms;
@@ -93,6 +98,8 @@ class InvalidatorStats:
             "purge_retries": self.purge_retries,
             "purge_errors": self.purge_errors,
             "purge_refused": self.purge_refused,
+            "dead_letter_retries": self.dead_letter_retries,
+            "dead_letter_errors": self.dead_letter_errors,
             "commit_failures": self.commit_failures,
             "lag_ms_p50": percentile(samples, 0.5),
             "lag_ms_p99": percentile(samples, 0.99),

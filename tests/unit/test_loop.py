@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NotEnoughReplicasError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.structs import ConsumerRecord
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -22,7 +31,7 @@ from contracts.decoding import RejectReason
 from contracts.events import EventEnvelope, TraceContext
 from contracts.orders import CATALOGUE, OrderStatusChanged
 from invalidator.committer import OffsetCommitter
-from invalidator.failures import FailureKind
+from invalidator.failures import FailureKind, dead_letter_failure_kind
 from invalidator.loop import InvalidationLoop, LoopTuning
 from invalidator.outcome import BatchListener, BatchOutcome, Rejection
 from invalidator.planner import NamespaceKeys
@@ -164,14 +173,17 @@ class FakeTargets:
 
 
 class FakeDeadLetters:
+    """`failures` sends fail with `error` before one succeeds."""
+
     def __init__(self) -> None:
         self.sent: list[Rejection] = []
         self.failures = 0
+        self.error: Exception = ConnectionError("broker away")
 
     async def send(self, rejected: Sequence[Rejection]) -> None:
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("broker away")
+            raise self.error
         self.sent.extend(rejected)
 
 
@@ -329,7 +341,8 @@ async def test_rejected_records_reach_the_dead_letter_topic_before_the_commit() 
         (1, "malformed"),
         (2, "unknown_type"),
     ]
-    assert loop.stats.dead_lettered == 2 and loop.stats.purge_retries == 2
+    assert loop.stats.dead_lettered == 2 and loop.stats.dead_letter_retries == 2
+    assert loop.stats.purge_retries == 0, "a dead-letter send is not a purge"
     assert targets.purged["a"] == {"company:c1:orders", "company:c1:order-stats", "order:o0"}
 
 
@@ -467,6 +480,51 @@ async def _until(done: Callable[[], bool], *, within: float = 5.0) -> None:
     while not done():
         assert time.monotonic() < deadline, "the loop did not get there in time"
         await asyncio.sleep(0.001)
+
+
+async def test_a_dead_letter_topic_it_may_not_write_is_a_defect_counted_apart_from_purges(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    records = {P0: [_record(P0, 0), _record(P0, 1, value=b"not json")]}
+    loop, consumer, _, dead = _loop(records)
+    dead.error = TopicAuthorizationFailedError("invalidator.dead-letters")
+    dead.failures = 1_000
+    running = asyncio.create_task(loop.run())
+    try:
+        await _until(lambda: loop.stats.dead_letter_errors >= 2)
+        assert loop.failure is FailureKind.DEFECT and loop.paused
+        assert loop.stats.purge_retries == loop.stats.purge_errors == 0, "not a purge failure"
+        assert loop.stats.dead_letter_retries == 0, "a defect was counted as an outage"
+        assert consumer.committed() == {}
+        tracebacks = [r for r in caplog.records if r.exc_info is not None]
+        assert len(tracebacks) == 1 and "dead letters" in tracebacks[0].getMessage()
+        dead.failures = 0  # the operator granted the permission
+        await _until(lambda: consumer.committed() == {P0: 2})
+        assert loop.failure is None and not loop.paused
+        assert [(r.offset, reason) for r, reason, _ in dead.sent] == [(1, "malformed")]
+    finally:
+        loop.stop()
+        await asyncio.wait_for(running, timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (TopicAuthorizationFailedError("dead-letters"), FailureKind.DEFECT),
+        (ClusterAuthorizationFailedError(), FailureKind.DEFECT),
+        (UnknownTopicOrPartitionError(), FailureKind.DEFECT),
+        (SaslAuthenticationFailed(), FailureKind.DEFECT),
+        (TypeError("a bug"), FailureKind.DEFECT),
+        (KafkaConnectionError(), FailureKind.OUTAGE),
+        (KafkaTimeoutError(), FailureKind.OUTAGE),
+        (NotEnoughReplicasError(), FailureKind.OUTAGE),
+        (ConnectionError("broker away"), FailureKind.OUTAGE),
+    ],
+)
+def test_dead_letter_send_failures_are_classified_like_purge_failures(
+    error: Exception, kind: FailureKind
+) -> None:
+    assert dead_letter_failure_kind(error) is kind
 
 
 async def test_every_dead_letter_reason_is_a_member_of_the_one_reason_enum() -> None:
