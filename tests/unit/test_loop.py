@@ -452,24 +452,29 @@ async def test_a_defect_is_not_an_outage_it_is_logged_with_its_traceback_and_ret
 async def test_a_record_whose_decoding_raises_is_dead_lettered_and_the_loop_goes_on() -> None:
     records = {P0: [_record(P0, i) for i in range(3)]}
     loop, consumer, _, dead = _loop(records)
-    original = CATALOGUE.schemas.decode
-
-    def decode(value: bytes | None, headers: Any = ()) -> Any:
-        if value is not None and b'"o1"' in value:
-            raise KeyError("a bug in an upcast")
-        return original(value, headers)
-
-    loop._catalogue = _CatalogueWithSchemas(decode)  # type: ignore[assignment]
+    loop._catalogue = _FaultyCatalogue(decoding_raises_for="o1")  # type: ignore[assignment]
     await _run_until(loop, lambda: consumer.committed() == {P0: 3})
     assert [(r.offset, reason) for r, reason, _ in dead.sent] == [(1, "decode_failed")]
     assert "KeyError" in dead.sent[0][2]
 
 
-class _CatalogueWithSchemas:
-    """The example catalogue with another decoder."""
+class _FaultyCatalogue:
+    """The example catalogue whose decoding raises for the record of one order and whose
+    planning raises for the event of another (a defect in an upcast, in a purge rule)."""
 
-    def __init__(self, decode: Callable[..., Any]) -> None:
+    def __init__(self, *, decoding_raises_for: str = "", planning_raises_for: str = "") -> None:
+        def decode(value: bytes | None, headers: Any = ()) -> Any:
+            if decoding_raises_for and value and f'"{decoding_raises_for}"'.encode() in value:
+                raise KeyError("a bug in an upcast")
+            return CATALOGUE.schemas.decode(value, headers)
+
         self.schemas = type("Schemas", (), {"decode": staticmethod(decode)})()
+        self._planning_raises_for = planning_raises_for
+
+    def purge_keys(self, event: Any) -> Any:
+        if getattr(event.payload, "order_id", None) == self._planning_raises_for:
+            raise ValueError("a bug in a purge rule")
+        return CATALOGUE.purge_keys(event)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(CATALOGUE, name)
@@ -530,21 +535,9 @@ def test_dead_letter_send_failures_are_classified_like_purge_failures(
 async def test_every_dead_letter_reason_is_a_member_of_the_one_reason_enum() -> None:
     records = {P0: [_record(P0, 0, value=b"not json"), _record(P0, 1), _record(P0, 2)]}
     loop, consumer, _, dead = _loop(records)
-    original = CATALOGUE.schemas.decode
-
-    def decode(value: bytes | None, headers: Any = ()) -> Any:
-        if value is not None and b'"o1"' in value:
-            raise KeyError("a bug in an upcast")
-        return original(value, headers)
-
-    def purge_keys(event: Any) -> Any:
-        if getattr(event.payload, "order_id", None) == "o2":
-            raise ValueError("a bug in a purge rule")
-        return CATALOGUE.purge_keys(event)
-
-    catalogue = _CatalogueWithSchemas(decode)
-    catalogue.purge_keys = purge_keys  # type: ignore[method-assign]
-    loop._catalogue = catalogue  # type: ignore[assignment]
+    loop._catalogue = _FaultyCatalogue(  # type: ignore[assignment]
+        decoding_raises_for="o1", planning_raises_for="o2"
+    )
     await _run_until(loop, lambda: consumer.committed() == {P0: 3})
     reasons = [reason for _, reason, _ in dead.sent]
     assert reasons == [
