@@ -21,31 +21,15 @@ from types import TracebackType
 from typing import Any, Self
 
 from faststream.kafka import KafkaBroker
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from contracts.connections import KafkaConnection
 from contracts.events import DomainEvent, EventEnvelope, TraceContext
+from contracts.kafka_clients import idempotent_broker
 from producers.trace_context import current_trace
 
 log = logging.getLogger(__name__)
 
 _MAX_NAMED_FAILURES = 5
-
-_SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
-
-
-def broker_security(kafka: KafkaConnection) -> BaseSecurity | None:
-    """FastStream's security object for these connection settings (None for PLAINTEXT)."""
-    ssl_context = kafka.tls.context() if kafka.tls else None
-    use_ssl = kafka.security_protocol in ("SSL", "SASL_SSL")
-    if kafka.sasl_mechanism:
-        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
-        return _SASL[kafka.sasl_mechanism](
-            kafka.sasl_username or "", password, ssl_context=ssl_context, use_ssl=use_ssl
-        )
-    if use_ssl:
-        return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,21 +104,8 @@ class EventPublisher:
         client_id: the Kafka client id; defaults to `source`.
         """
         self.source = source
-        # A list: FastStream passes a string on as the only server, commas and all.
-        servers = [server.strip() for server in kafka.bootstrap_servers.split(",")]
-        security = broker_security(kafka)
-
         def new_broker() -> KafkaBroker:
-            return KafkaBroker(
-                servers,
-                security=security,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=linger_ms,
-                client_id=client_id or source,
-                allow_auto_create_topics=False,
-                logger=None,
-            )
+            return idempotent_broker(kafka, client_id=client_id or source, linger_ms=linger_ms)
 
         self._new_broker = new_broker
         self.broker = new_broker()

@@ -17,12 +17,13 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from contracts.catalogue import Catalogue
-from contracts.decoding import Rejected
+from contracts.decoding import Rejected, RejectReason
 from contracts.errors import OperatorInputError
+from contracts.kafka_clients import DEFAULT_MAX_REQUEST_BYTES, idempotent_producer
 from invalidator.deadletter import DEAD_LETTER_REASONS
 from invalidator.operators._console import (
     EXIT_OK,
@@ -52,7 +53,6 @@ from invalidator.operators._window import (
 from invalidator.planner import purge_plan
 from invalidator.settings import InvalidatorSettings
 
-_DEFAULT_MAX_REQUEST = 1024 * 1024
 _REQUEST_OVERHEAD = 64 * 1024
 _DETAIL_SHOWN = 60
 
@@ -349,20 +349,19 @@ def _decodes_now(item: _Outgoing, catalogue: Catalogue) -> str:
     decoded = catalogue.schemas.decode(item.value, item.headers)
     if isinstance(decoded, Rejected):
         return decoded.reason.value
-    return "unplannable" if purge_plan([(0, decoded)], catalogue).unplannable else "yes"
+    unplannable = RejectReason.UNPLANNABLE.value
+    return unplannable if purge_plan([(0, decoded)], catalogue).unplannable else "yes"
 
 
 async def _publish(settings: InvalidatorSettings, ready: list[_Outgoing]) -> list[SourcePosition]:
     """Publish every record to its source topic (idempotent, acks=all); returns the failures."""
     largest = max((len(item.value or b"") + len(item.key or b"") for item in ready), default=0)
-    producer = AIOKafkaProducer(
-        acks="all",
-        enable_idempotence=True,
+    producer = idempotent_producer(
+        settings.kafka,
         client_id="invalidator.redrive",
         # A record dead-lettered as a reference may be larger than the client's 1 MiB default;
         # its topic accepted it once, so the broker's limit is the one that applies.
-        max_request_size=max(_DEFAULT_MAX_REQUEST, largest + _REQUEST_OVERHEAD),
-        **settings.kafka.client_kwargs(),
+        max_request_size=max(DEFAULT_MAX_REQUEST_BYTES, largest + _REQUEST_OVERHEAD),
     )
     await producer.start()
     failed: list[SourcePosition] = []

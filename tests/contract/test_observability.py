@@ -41,6 +41,7 @@ ALERT_NAMES = {
     "InvalidatorPaused",
     "InvalidatorDeadLetters",
     "InvalidatorPurgeErrors",
+    "InvalidatorDeadLetterErrors",
     "InvalidatorCommitFailures",
     "InvalidatorDown",
     "InvalidatorRemotePurgeSlow",

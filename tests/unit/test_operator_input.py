@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from invalidator.cli import main
+from invalidator.deadletter import DEAD_LETTER_REASONS
 
 REGIONS = '{"eu": [{"name": "eu-main", "url": "redis://127.0.0.1:1/0"}]}'
 
@@ -81,7 +82,10 @@ def test_a_reason_no_dead_letter_carries_is_refused_naming_the_documented_ones(
     assert (
         "--reason 'unknown-type' is not a dead-letter reason (did you mean 'unknown_type'?)" in err
     )
-    assert "malformed, unknown_type, newer_version, upcast_failed, unplannable" in err
+    assert "the reasons are: " + ", ".join(DEAD_LETTER_REASONS) in err
+    assert {"unknown_type", "decode_failed", "unplannable", "purge_refused"} <= set(
+        DEAD_LETTER_REASONS
+    )
 
 
 @pytest.mark.usefixtures("_unreachable_services")
