@@ -53,9 +53,7 @@ class RenewingProducer:
 
     async def start(self) -> None:
         """Start the first session (connects; raises when the brokers cannot be reached)."""
-        producer = self._new_producer()
-        await producer.start()
-        self._producer = producer
+        self._producer = await self._started()
 
     async def stop(self) -> None:
         """Flush what is pending and stop the current session."""
@@ -110,16 +108,20 @@ class RenewingProducer:
                 self._name,
             )
             await old.stop()
+        self._producer = await self._started()
+        self._failed = None
+        if old is not None:
+            self.renewals += 1
+
+    async def _started(self) -> AIOKafkaProducer:
+        """A new session, started; stopped again (no unclosed client) when it cannot start."""
         producer = self._new_producer()
         try:
             await producer.start()
         except BaseException:
             await producer.stop()
             raise
-        self._producer = producer
-        self._failed = None
-        if old is not None:
-            self.renewals += 1
+        return producer
 
     def _note(self, sent: asyncio.Future[Any], producer: AIOKafkaProducer) -> None:
         if not sent.cancelled() and sent.exception() is not None and producer is self._producer:
