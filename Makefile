@@ -42,7 +42,8 @@ clean:
 
 docs: $(INSTALLED)  ## regenerate docs/ of the example domain from the catalogue
 	for format in markdown:catalogue.md json:catalogue.json asyncapi:asyncapi.json; do \
-	  INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:19092 $(BIN)/python -m invalidator catalogue export \
+	  INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:19092 INVALIDATOR_CATALOGUE=contracts.example_orders:CATALOGUE \
+	  $(BIN)/python -m invalidator catalogue export \
 	    --format $${format%%:*} --title "Example domain: orders" --output docs/$${format#*:} || exit 1; \
 	done
 

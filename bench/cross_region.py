@@ -8,31 +8,45 @@ mirrored topic `<home>.orders.events`, stamps each probe). The home cluster's ow
 produce -> consume is recorded beside it. This system: each region's invalidator as a process on
 its own cluster (its topics and the other's mirrored ones); the same paced producer sends to the
 home cluster; a probe has landed in a region when its generation key was written there, as
-Redis reports it (bench/keyspace_watch.py), timed per region.
+Redis reports it (bench/keyspace_watch.py), timed per region. Alongside this system, a bare
+consumer process of its own (`bench.arrival_stamps`) reads the mirrored topic in the remote region
+again: per probe, read there -> purged there is what the invalidator and Redis add to the mirror
+under the same load (the separate bare-mirror phase runs with no invalidator taking CPU).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.arrival_stamps import is_ready, read_stamps
 from bench.kafka_ping import round_trips_s
-from bench.latency import LatencyParams, Probe, bare_phase, region_latencies, system_phase
+from bench.latency import (
+    LatencyParams,
+    Probe,
+    bare_phase,
+    region_latencies,
+    system_phase,
+)
 from bench.link import Link
 from bench.machine import percentiles_ms
 from bench.processes import BenchProcess, invalidator_process, running
 from bench.progress import wait_stable
 from bench.stack import MIRROR_VARIABLES, start_mirrored_stack
-from contracts import topics
-from contracts.orders import CATALOGUE
+from contracts import KafkaConnection, topics
+from contracts.example_orders import CATALOGUE
 from demo.topology import invalidator_environment, mirror_clusters, region_settings
 from invalidator.operators import start_at_log_end
 from invalidator.settings import InvalidatorSettings
 
 HOME = "eu"
+READER_START_TIMEOUT_S = 60.0
 """Where the writes are published."""
 
 
@@ -67,6 +81,56 @@ def mirror_goal_ratios(remote: dict[str, float], mirror: dict[str, float]) -> di
         "p50_added_ms": round(remote["p50"] - mirror["p50"], 2),
         "p99": round(remote["p99"] / mirror["p99"], 2) if mirror["p99"] else None,
     }
+
+
+def mirror_alongside(
+    probes: dict[bytes, Probe], arrivals: dict[bytes, float], remote: str
+) -> dict[str, Any]:
+    """The bare mirror read while this system runs, and what the remote purge adds to it.
+
+    probes: the system phase's probes (sent, and landed in each region).
+    arrivals: when a bare consumer process on the remote cluster read each probe from the
+        mirrored topic, in the same phase (time.monotonic(), `bench.arrival_stamps`).
+    remote: the region the probes were mirrored to.
+
+    `mirror_ms`: sent -> read from the mirrored topic (the limit, under the same load as the
+    system: the invalidators' CPU slows MirrorMaker and the brokers too). `added_ms`: per probe,
+    read there -> purged in `remote` (what the invalidator and Redis add to the mirror).
+    """
+    read = [
+        (probe, arrivals[key])
+        for key, probe in probes.items()
+        if key in arrivals and remote in probe.seen_in
+    ]
+    return {
+        "probes": len(read),
+        "mirror_ms": percentiles_ms([arrived - probe.sent_at for probe, arrived in read]),
+        "added_ms": percentiles_ms([probe.seen_in[remote] - arrived for probe, arrived in read]),
+    }
+
+
+def arrival_stamps_process(kafka: KafkaConnection, output: Path, *, log_dir: Path) -> BenchProcess:
+    """A bare consumer process stamping arrivals on `kafka`'s copy of HOME's orders topic."""
+    return BenchProcess(
+        "mirror-reader",
+        [
+            sys.executable, "-m", "bench.arrival_stamps",
+            "--bootstrap-servers", kafka.bootstrap_servers,
+            "--topic", topics.mirrored_topic(HOME, topics.ORDERS),
+            "--output", str(output),
+        ],
+        env={},
+        log_path=log_dir / "mirror-reader.log",
+    )  # fmt: skip
+
+
+async def _wait_ready(stamps: Path, reader: BenchProcess) -> None:
+    deadline = time.monotonic() + READER_START_TIMEOUT_S
+    while not is_ready(stamps):
+        reader.check_running()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the mirror reader did not start; see {reader.log_path}")
+        await asyncio.sleep(0.1)  # polling the reader's first line, with a deadline
 
 
 async def _mirrored_endpoints() -> tuple[dict[str, str], Link]:
@@ -160,12 +224,17 @@ async def run_cross_region(
         for rate in params.rates:
             print(f"[cross_region] this system at {rate:,}/s", flush=True)
             probes: dict[bytes, Probe] = {}
-            sending = await system_phase(
-                settings, run_id=f"{run_id}-x", rate=rate, processes=processes,
-                params=LatencyParams(seconds=params.seconds,
-                                     settle_timeout_s=params.settle_timeout_s),
-                produce_to=kafka[HOME], probes=probes,
-            )  # fmt: skip
+            stamps = log_dir / f"mirror-read-{rate}.txt"
+            reader = arrival_stamps_process(kafka[remote], stamps, log_dir=log_dir)
+            async with running([reader]):
+                await _wait_ready(stamps, reader)
+                sending = await system_phase(
+                    settings, run_id=f"{run_id}-x", rate=rate, processes=[*processes, reader],
+                    params=LatencyParams(seconds=params.seconds,
+                                         settle_timeout_s=params.settle_timeout_s),
+                    produce_to=kafka[HOME], probes=probes,
+                )  # fmt: skip
+            arrivals = read_stamps(stamps)
             figures = results[str(rate)]
             figures["sending"] = {k: sending[k] for k in ("sent", "seconds", "achieved_per_s")}
             for region in sorted(clusters):
@@ -174,5 +243,7 @@ async def run_cross_region(
             figures["ratios"] = mirror_goal_ratios(
                 figures[f"purged_{remote}"]["ms"], figures["bare_mirror"]["ms"]
             )
+            figures["alongside"] = mirror_alongside(probes, arrivals, remote)
+            print(f"  mirror read alongside {figures['alongside']}", flush=True)
         results["peak_rss_mb"] = {p.name: p.sample_rss() for p in processes}
     return results

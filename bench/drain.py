@@ -30,7 +30,7 @@ from bench.orders_load import (
 from bench.processes import BenchProcess, invalidator_process, running
 from bench.progress import Drained, wait_drained
 from contracts import topics
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from invalidator.operators import end_offsets, start_at_log_end
 from invalidator.settings import InvalidatorSettings
 from producers import connect_redis

@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.stack import INVALIDATOR_ENDPOINTS, StackUnavailableError, ensure_stack
 from contracts import SettingsError
+from contracts.example_orders import EXAMPLE_CATALOGUE
 from invalidator.cli import load_settings
 from invalidator.settings import InvalidatorSettings
 
@@ -36,8 +37,9 @@ def cancel_on_signals() -> None:
 
 
 def settings_with_regions() -> InvalidatorSettings:
-    """The settings from the environment; a SettingsError when they name no region."""
-    settings = load_settings()
+    """The settings from the environment on the example catalogue (every benchmark runs the
+    example domain); a SettingsError when they name no region."""
+    settings = load_settings(EXAMPLE_CATALOGUE)
     if not settings.regions:
         raise SettingsError("INVALIDATOR_REGIONS is empty")
     return settings

@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ from bench.orders_load import CompanyPicker, OrderRecord, bare_producer, order_r
 from bench.processes import BenchProcess, region_invalidators, running
 from bench.progress import wait_stable
 from contracts import KafkaConnection, topics
+from contracts.example_orders import COMPANY_ORDERS
 from contracts.layout import generation_key
-from contracts.orders import COMPANY_ORDERS
 from invalidator.operators import end_offsets
 from invalidator.settings import InvalidatorSettings
 
@@ -124,6 +124,59 @@ async def send_paced(
     return {"sent": sent, "seconds": round(elapsed, 3), "achieved_per_s": round(sent / elapsed, 1)}
 
 
+class BareRead:
+    """A bare consumer's background read (`bare_reader`)."""
+
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self._task = task
+
+    def check(self) -> None:
+        """Raise what stopped the read, if it stopped."""
+        if self._task.done():
+            self._task.result()
+
+
+@contextlib.asynccontextmanager
+async def bare_reader(
+    kafka: KafkaConnection,
+    topic: str,
+    wanted: Collection[bytes],
+    arrivals: dict[bytes, float],
+) -> AsyncIterator[BareRead]:
+    """A bare aiokafka consumer assigned at the log end of `topic`'s partitions, reading in the
+    background while the block runs: the first arrival (time.monotonic(), after `json.loads` of
+    every value, as any consumer decodes) of each key in `wanted` goes into `arrivals`.
+
+    wanted: the keys to stamp (may grow while it reads: the probes sent so far).
+    """
+    ends = await end_offsets(kafka, [topic])
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
+    await consumer.start()
+    consumer.assign(list(ends))
+    for partition, end in ends.items():
+        consumer.seek(partition, end)
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.monotonic()
+            for records in batch.values():
+                for record in records:
+                    json.loads(record.value)
+                    if record.key in wanted and record.key not in arrivals:
+                        arrivals[record.key] = now
+
+    consuming = asyncio.create_task(consume())
+    try:
+        yield BareRead(consuming)
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
+        await consumer.stop()
+
+
 async def bare_phase(
     kafka: KafkaConnection,
     run_id: str,
@@ -146,46 +199,27 @@ async def bare_phase(
     consume_topic: the topic it reads there (default the orders topic).
     """
     probes: dict[bytes, Probe] = {}
-    reading = consume_from or kafka
-    ends = await end_offsets(reading, [consume_topic])
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **reading.client_kwargs())
-    await consumer.start()
-    consumer.assign(list(ends))
-    for partition, end in ends.items():
-        consumer.seek(partition, end)
-    stop = asyncio.Event()
-
-    async def consume() -> None:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=100)
-            now = time.monotonic()
-            for records in batch.values():
-                for record in records:
-                    json.loads(record.value)
-                    probe = probes.get(record.key)
-                    if probe is not None and probe.seen_at is None:
-                        probe.seen_at = now
+    arrivals: dict[bytes, float] = {}
 
     def on_probe(record: OrderRecord, sent_at: float) -> None:
         probes[record.key] = Probe(sent_at)
 
-    consuming = asyncio.create_task(consume())
-    producer = bare_producer(kafka)
-    await producer.start()
-    try:
-        source = EventSource(f"{run_id}-b{rate}", probe_every=_probe_every(rate))
-        sending = await send_paced(producer, source, rate=rate, seconds=seconds, on_probe=on_probe)
-        deadline = time.monotonic() + settle_timeout_s
-        while any(p.seen_at is None for p in probes.values()) and time.monotonic() < deadline:
-            if consuming.done():
-                consuming.result()
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
-        await producer.stop()
-        await consumer.stop()
+    async with bare_reader(consume_from or kafka, consume_topic, probes.keys(), arrivals) as read:
+        producer = bare_producer(kafka)
+        await producer.start()
+        try:
+            source = EventSource(f"{run_id}-b{rate}", probe_every=_probe_every(rate))
+            sending = await send_paced(
+                producer, source, rate=rate, seconds=seconds, on_probe=on_probe
+            )
+            deadline = time.monotonic() + settle_timeout_s
+            while len(arrivals) < len(probes) and time.monotonic() < deadline:
+                read.check()
+                await asyncio.sleep(0.05)  # polling the reader's progress, with a deadline
+        finally:
+            await producer.stop()
+    for key, arrived in arrivals.items():
+        probes[key].seen_at = arrived
     return _summary(probes, sending)
 
 

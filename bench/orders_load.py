@@ -12,8 +12,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from contracts import EventEnvelope, KafkaConnection
+from contracts.example_orders import COMPANY_ORDER_STATS, COMPANY_ORDERS, ORDER, OrderStatusChanged
 from contracts.layout import generation_key
-from contracts.orders import COMPANY_ORDER_STATS, COMPANY_ORDERS, ORDER, OrderStatusChanged
 
 ZIPF_COMPANIES = 10_000
 ZIPF_EXPONENT = 1.1

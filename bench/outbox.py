@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.orders_load import CompanyPicker, bare_producer, order_records
 from bench.publishing import rate
-from contracts.orders import OrderStatusChanged
+from contracts.example_orders import OrderStatusChanged
 from contracts.percentiles import percentile
 from invalidator.settings import InvalidatorSettings
 from producers import EventToPublish

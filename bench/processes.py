@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE, EXAMPLE_CATALOGUE
 from invalidator.operators import start_at_log_end
 from invalidator.settings import InvalidatorSettings
 
@@ -118,7 +118,8 @@ def invalidator_process(
     name: str | None = None,
     env: dict[str, str] | None = None,
 ) -> BenchProcess:
-    """`python -m invalidator run --region <region>` in a group of its own prefix.
+    """`python -m invalidator run --region <region>` on the example catalogue, in a group of
+    its own prefix.
 
     region: the region to purge.
     group_prefix: INVALIDATOR_GROUP_PREFIX (the group is `<prefix>.<region>`).
@@ -131,6 +132,7 @@ def invalidator_process(
         label,
         [sys.executable, "-m", "invalidator", "run", "--region", region],
         env={
+            "INVALIDATOR_CATALOGUE": EXAMPLE_CATALOGUE,
             "INVALIDATOR_GROUP_PREFIX": group_prefix,
             "INVALIDATOR_STATS_FILE": str(log_dir / f"{label}-stats.json"),
             **(env or {}),

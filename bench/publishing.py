@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.orders_load import CompanyPicker, bare_producer, order_records
-from contracts.orders import OrderStatusChanged
+from contracts.example_orders import OrderStatusChanged
 from invalidator.settings import InvalidatorSettings
 from producers import EventPublisher, EventToPublish
 

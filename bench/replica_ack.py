@@ -1,6 +1,6 @@
 """The replica-acknowledgement figure: what `min_replicas_acked=1` costs a purge on `us`.
 
-On the `us` Cluster (each master with one replica), `invalidator.purge.purge_keys` purges
+On the `us` Cluster (each master with one replica), `invalidator.purge.purge_on_target` purges
 generation-strategy namespaces with and without a WAIT for one replica, in the same run,
 alternating round by round so that both see the same machine: one namespace at a time (the
 latency of a lone event's purge) and batches of `batch` namespaces (a drain's batch, one script
@@ -16,7 +16,7 @@ from typing import Any
 
 from contracts.namespaces import BoundNamespace, Namespace
 from invalidator.planner import grouped
-from invalidator.purge import purge_keys
+from invalidator.purge import purge_on_target
 from invalidator.replication import ReplicaAck
 from invalidator.settings import InvalidatorSettings
 from producers import RedisClient, connect_redis
@@ -50,7 +50,7 @@ async def _timed(
     for plan in plans:
         by_namespace = grouped(plan)
         started = time.perf_counter()
-        await purge_keys(client, by_namespace, ack=ack)
+        await purge_on_target(client, by_namespace, ack=ack)
         timings.append(time.perf_counter() - started)
     return timings
 

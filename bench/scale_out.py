@@ -19,7 +19,7 @@ from bench.machine import cpu_busy_since, cpu_times
 from bench.orders_load import CompanyPicker, generation_keys, order_records, produce_all
 from bench.processes import invalidator_process, running
 from bench.progress import wait_drained, wait_stable
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from invalidator.operators import end_offsets, start_at_log_end
 from invalidator.settings import InvalidatorSettings
 from producers import connect_redis

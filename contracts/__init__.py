@@ -3,8 +3,8 @@
 The public surface is `__all__` (events, the namespace catalogue, connection settings, every
 error under `CacheInvalidationError`) and four modules a service team names: `contracts.testing`
 (which keys an event purges), `contracts.pytest_plugin` (the `cache_catalogue` fixture),
-`contracts.topics` (topic names) and `contracts.orders` (the example domain). The other modules
-are the implementation, shared by producers and the invalidator.
+`contracts.topics` (topic names) and `contracts.example_orders` (the example domain, for demos
+and tests). The other modules are the implementation, shared by producers and the invalidator.
 """
 
 from contracts.catalogue import Catalogue

@@ -22,17 +22,37 @@ RecordHeaders = Sequence[tuple[str, bytes]]
 
 
 class RejectReason(enum.StrEnum):
-    """Why a record could not become an `Event`; each one is handled, none is dropped."""
+    """Why a record goes to the dead-letter topic (its `dlq-reason` header): every reason, the
+    decoder's and the invalidator's. Each one is handled, none is dropped; `description` says
+    what it means (the dead-letter documentation is generated from it)."""
 
     MALFORMED = "malformed"
-    """Not JSON, or not a valid envelope, or a payload that fails its schema."""
     UNKNOWN_TYPE = "unknown_type"
-    """A well-formed envelope whose event type this consumer does not know."""
     NEWER_VERSION = "newer_version"
-    """A known event type at a schema version newer than this consumer knows."""
     UPCAST_FAILED = "upcast_failed"
-    """A known older version whose `upcast()` raised: a defect in the contracts' code (fix it,
-    then redrive the dead letters)."""
+    DECODE_FAILED = "decode_failed"
+    UNPLANNABLE = "unplannable"
+    PURGE_REFUSED = "purge_refused"
+
+    @property
+    def description(self) -> str:
+        """What the reason means, in words."""
+        return _REJECT_REASON_DESCRIPTIONS[self]
+
+
+_REJECT_REASON_DESCRIPTIONS = {
+    RejectReason.MALFORMED: "not JSON, not a valid envelope, or a payload that fails its schema",
+    RejectReason.UNKNOWN_TYPE: "a well-formed envelope whose event type the consumer does not know",
+    RejectReason.NEWER_VERSION: "a known event type at a schema version newer than the consumer"
+    " knows",
+    RejectReason.UPCAST_FAILED: "a known older version whose `upcast()` raised: a defect in the"
+    " contracts' code (fix it, then redrive the dead letters)",
+    RejectReason.DECODE_FAILED: "decoding raised (a defect in a validator or the decoding code)",
+    RejectReason.UNPLANNABLE: "no key can be rendered from the event (a field breaks a"
+    " namespace's parameter rules)",
+    RejectReason.PURGE_REFUSED: "Redis refused a namespace the event purges (WRONGTYPE: a key of"
+    " the namespace holds another type)",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -65,6 +66,44 @@ class ProcessContext(logging.Filter):
         return True
 
 
+class RepeatLimiter(logging.Filter):
+    """Lets one line of a library's repeated message through per `every_s` seconds.
+
+    aiokafka logs "Unable connect to node" and "Unable to update metadata" in a loop with no
+    backoff while a broker is down: tens of thousands of lines in 30 s. A message of a logger
+    under `prefixes` (by logger, level and text before its arguments) passes once per window;
+    the next one that passes says how many were held back. Other loggers always pass.
+    """
+
+    def __init__(
+        self,
+        prefixes: tuple[str, ...] = ("aiokafka",),
+        every_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._prefixes = prefixes
+        self._every_s = every_s
+        self._clock = clock
+        self._windows: dict[tuple[str, int, str], tuple[float, int]] = {}
+        """(logger, level, message template) -> (when one last passed, how many held since)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a repeat within the window; the first line after it carries the count."""
+        if not record.name.startswith(self._prefixes):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        passed_at, held = self._windows.get(key, (None, 0))
+        if passed_at is not None and now - passed_at < self._every_s:
+            self._windows[key] = (passed_at, held + 1)
+            return False
+        if passed_at is not None and held:
+            record.msg = f"{record.msg} [{held} more like this in the last {now - passed_at:.0f} s]"
+        self._windows[key] = (now, 0)
+        return True
+
+
 _CONTEXT = ProcessContext()
 
 
@@ -80,6 +119,7 @@ def configure_logging(level: str, log_format: LogFormat, text_format: str) -> No
     """Log to stderr at `level` (a name: DEBUG, INFO...), as JSON lines or as `text_format`."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_CONTEXT)
+    handler.addFilter(RepeatLimiter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts import SettingsError
+from contracts.example_orders import EXAMPLE_CATALOGUE
 from contracts.layout import generation_key
 from contracts.percentiles import percentile
 from demo.database import DATABASES, fresh_engine
@@ -248,7 +249,7 @@ async def _caught_up(
 
 
 async def _main(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    settings = load_settings(EXAMPLE_CATALOGUE)  # the demo is the example domain's service
     if not settings.regions:
         raise SettingsError("INVALIDATOR_REGIONS is empty; run `make demo` (it starts the stack)")
     RUN_DIR.mkdir(parents=True, exist_ok=True)

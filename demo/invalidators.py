@@ -87,6 +87,8 @@ class InvalidatorProcesses:
             env = {
                 **os.environ,
                 **own_cluster,
+                # The settings' catalogue (none: the process stops, naming the setting).
+                "INVALIDATOR_CATALOGUE": self._settings.catalogue or "",
                 "INVALIDATOR_GROUP_PREFIX": self._settings.group_prefix,
                 "INVALIDATOR_STATS_FILE": str(self.stats_path(region)),
                 "INVALIDATOR_STATS_INTERVAL_S": "1",

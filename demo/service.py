@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from contracts.events import EventEnvelope
+from contracts.example_orders import COMPANY_ORDERS, OrderStatusChanged
 from contracts.namespaces import BoundNamespace
-from contracts.orders import COMPANY_ORDERS, OrderStatusChanged
 from demo.store import OrdersStore, StatusChange
 from producers import CacheClient
 from producers.outbox import add_event

@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy import Column, Integer, MetaData, String, Table, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts.orders import STATUS_CYCLE, OrderStatus
+from contracts.example_orders import STATUS_CYCLE, OrderStatus
 from producers.outbox import create_outbox_table
 
 NEXT_STATUS = dict(zip(STATUS_CYCLE, STATUS_CYCLE[1:] + STATUS_CYCLE[:1], strict=True))

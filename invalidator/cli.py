@@ -22,13 +22,15 @@ from invalidator.operators import (
     EXIT_UNAVAILABLE,
     add_catalogue_option,
     add_operator_commands,
+    handler_of,
     require_topics,
-    run_operator_command,
+    set_handler,
 )
 from invalidator.settings import InvalidatorSettings
 
 
-def _parser() -> argparse.ArgumentParser:
+def command_parser() -> argparse.ArgumentParser:
+    """The `invalidator` parser: `run` and the operator commands, each naming its handler."""
     parser = argparse.ArgumentParser(
         prog="invalidator", description="Event-driven cache invalidation over Kafka."
     )
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="consume events and purge one region's Redis")
     run.add_argument("--region", required=True, help="a region of INVALIDATOR_REGIONS")
     add_catalogue_option(run)
+    set_handler(run, run_region)
     add_operator_commands(commands)
     return parser
 
@@ -52,6 +55,15 @@ def load_settings(catalogue: str | None = None) -> InvalidatorSettings:
     return settings
 
 
+def run_region(args: argparse.Namespace, settings: InvalidatorSettings) -> int:
+    """`invalidator run`: consume and purge one region until SIGTERM or SIGINT; the exit
+    status."""
+    set_log_context({"region": args.region, "group": settings.group_id(args.region)})
+    invalidator = Invalidator(settings, region=args.region)
+    asyncio.run(_run(invalidator))
+    return EXIT_OK
+
+
 async def _run(invalidator: Invalidator) -> None:
     # Before joining the group: a missing topic would otherwise be retried for ever, and an
     # unreachable broker is reported here with exit status 3 instead of from inside the loop.
@@ -65,25 +77,23 @@ async def _run(invalidator: Invalidator) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `invalidator` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = command_parser()
+    args = parser.parse_args(argv)
+    handler = handler_of(args)
+    if handler is None:  # registered on the parser without a handler: never run another one
+        parser.error(f"the command {args.command!r} has no handler; nothing was run")
     configure_logging(
         args.log_level, args.log_format, "%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
-        settings = load_settings(args.catalogue)
-        if args.command != "run":
-            return run_operator_command(args, settings)
-        set_log_context({"region": args.region, "group": settings.group_id(args.region)})
-        invalidator = Invalidator(settings, region=args.region)
-        asyncio.run(_run(invalidator))
+        return handler(args, load_settings(args.catalogue))
     except CacheInvalidationError as error:
         print(f"invalidator: {error}", file=sys.stderr)
         return EXIT_INPUT
     except (KafkaError, RedisError, OSError) as error:
         print(f"invalidator: a service cannot be reached: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    return EXIT_OK
 
 
 if __name__ == "__main__":

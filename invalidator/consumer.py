@@ -94,15 +94,9 @@ class Invalidator:
             parts.dead_letters,
             catalogue=self.catalogue,
             name=self.group_id,
-            tuning=LoopTuning(
-                batch_max_records=settings.batch_max_records,
-                fetch_timeout_ms=settings.fetch_timeout_ms,
-                retry_initial_s=settings.retry_initial_s,
-                retry_max_s=settings.retry_max_s,
-                commit_interval_s=settings.commit_interval_ms / 1000,
-            ),
+            tuning=LoopTuning.from_settings(settings),
             stats=self.stats,
-            tracer=parts.tracer,
+            listeners=parts.listeners,
             mirrored_from=settings.mirrored_from,
         )
         if self._stop_requested:

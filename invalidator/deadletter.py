@@ -7,12 +7,14 @@ import logging
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
 from contracts import topics
 from contracts.connections import KafkaConnection
 from contracts.decoding import RejectReason
+from contracts.kafka_clients import idempotent_producer
+from contracts.renewing_producer import RenewingProducer
+from invalidator.outcome import Rejection
 
 HEADER_REASON = "dlq-reason"
 HEADER_DETAIL = "dlq-detail"
@@ -26,11 +28,11 @@ HEADER_SOURCE_CLUSTER = "dlq-source-cluster"
 HEADER_SOURCE_TOPIC = "dlq-source-topic"
 FORM_WHOLE = "whole"
 FORM_REFERENCE = "reference"
+DEAD_LETTER_REASONS = tuple(reason.value for reason in RejectReason)
+"""Every `dlq-reason` a dead letter can carry, as documented."""
 HEADERS_DOC = {
-    HEADER_REASON: "why: "
-    + ", ".join(r.value for r in RejectReason)
-    + " (decoding); unplannable (no key can be rendered from the event); decode_failed"
-    " (decoding raised); purge_refused (Redis refused a namespace the event purges: WRONGTYPE)",
+    HEADER_REASON: "why, one of: "
+    + "; ".join(f"`{reason.value}`: {reason.description}" for reason in RejectReason),
     HEADER_DETAIL: "what was wrong, in words (at most 2000 characters)",
     HEADER_TOPIC: "the topic the record was read from",
     HEADER_PARTITION: "its partition, as decimal text",
@@ -56,10 +58,6 @@ REFERENCE_HEADERS_MAX_BYTES = 16 * 1024
 
 log = logging.getLogger(__name__)
 
-Rejection = tuple[Any, str, str]
-"""(record, reason, detail): an aiokafka ConsumerRecord, why it was rejected (short, machine-
-readable, e.g. `malformed`), and what was wrong, in words."""
-
 
 class DeadLetters:
     """Publishes rejected records (value, key and headers unchanged) plus why they were rejected."""
@@ -82,13 +80,14 @@ class DeadLetters:
         self.topic = topic
         self._group_id = group_id
         self._mirrored_from = tuple(mirrored_from)
-        self._producer = AIOKafkaProducer(
-            acks="all",
-            enable_idempotence=True,
-            client_id=f"{group_id}.dead-letters",
-            # Refused here, before a sequence number is spent, rather than by the broker.
-            max_request_size=max_bytes,
-            **kafka.client_kwargs(),
+        self._producer = RenewingProducer(
+            lambda: idempotent_producer(
+                kafka,
+                client_id=f"{group_id}.dead-letters",
+                # Refused here, before a sequence number is spent, rather than by the broker.
+                max_request_size=max_bytes,
+            ),
+            name=f"{group_id} dead letters",
         )
 
     async def start(self) -> None:
@@ -160,6 +159,6 @@ class DeadLetters:
                 (HEADER_SOURCE_TOPIC, origin[1].encode()),
             ]
         sent: asyncio.Future[Any] = await self._producer.send(
-            self.topic, value=value, key=key, headers=headers
+            self.topic, value, key=key, headers=headers
         )
         return sent

@@ -1,4 +1,5 @@
-"""What a failed purge means: an outage to wait out, data Redis refuses, or a defect.
+"""What a failed purge or dead-letter send means: an outage to wait out, data Redis refuses, or
+a defect.
 
 The loop treats the three differently (`invalidator.loop`):
 - an outage (connection lost, timeout, loading, failover, cluster down, out of memory) pauses
@@ -7,12 +8,17 @@ The loop treats the three differently (`invalidator.loop`):
   the namespaces Redis refuses, whose events go to the dead-letter topic, and the rest proceeds;
 - anything else (a missing permission, a wrong password, a script error, a bug) is a defect:
   logged with its traceback, counted apart, retried slowly, and never mistaken for an outage.
+
+A failed dead-letter send is an outage (the brokers unreachable, a timeout, too few in-sync
+replicas) or a defect (no permission to write the topic, a topic that does not exist or whose
+name is not valid, failed authentication, a bug); Kafka refuses no data by what it holds.
 """
 
 from __future__ import annotations
 
 import enum
 
+from aiokafka import errors as kafka_errors
 from redis import exceptions as redis_errors
 
 _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
@@ -55,6 +61,33 @@ def failure_kind(error: BaseException) -> FailureKind:
             return FailureKind.OUTAGE
         if reply.startswith(_DATA_REPLIES):
             return FailureKind.REFUSED
+    return FailureKind.DEFECT
+
+
+_KAFKA_DEFECT_TYPES: tuple[type[BaseException], ...] = (
+    kafka_errors.TopicAuthorizationFailedError,  # the ACL lacks WRITE on the dead-letter topic
+    kafka_errors.ClusterAuthorizationFailedError,  # ... or IDEMPOTENT_WRITE on the cluster
+    kafka_errors.TransactionalIdAuthorizationFailed,
+    kafka_errors.AuthenticationFailedError,  # wrong credentials
+    kafka_errors.SaslAuthenticationFailed,
+    kafka_errors.UnsupportedSaslMechanismError,
+    kafka_errors.IllegalSaslStateError,
+    # No such topic: aiokafka raises it once the topic's metadata has not come within the
+    # request timeout. The dead-letter producer reads the metadata at its first send, so a
+    # broker outage only looks like this when no dead letter was sent before it.
+    kafka_errors.UnknownTopicOrPartitionError,
+    kafka_errors.InvalidTopicError,  # a name Kafka does not accept
+)
+
+
+def dead_letter_failure_kind(error: BaseException) -> FailureKind:
+    """Classify an exception raised by sending records to the dead-letter topic: a defect
+    (authorization, authentication, a wrong or unknown topic, a bug) or an outage (anything
+    else Kafka or the network raised)."""
+    if isinstance(error, _KAFKA_DEFECT_TYPES):
+        return FailureKind.DEFECT
+    if isinstance(error, (kafka_errors.KafkaError, TimeoutError, OSError)):
+        return FailureKind.OUTAGE
     return FailureKind.DEFECT
 
 

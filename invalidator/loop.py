@@ -2,7 +2,9 @@
 
 It holds the loop's logic only (batching, commit placement, pause and retry); the
 Kafka consumer, the Redis targets and the dead-letter topic come in through small protocols, so
-the logic is tested without services (`tests/unit/test_loop.py`).
+the logic is tested without services (`tests/unit/test_loop.py`). What it produced goes out as
+data: a `BatchOutcome` per batch to the listeners it was built with, a `RejectReason` per
+dead letter.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,45 +21,18 @@ from aiokafka import TopicPartition
 
 from contracts import topics
 from contracts.catalogue import Catalogue
-from contracts.decoding import Rejected
+from contracts.decoding import Rejected, RejectReason
 from contracts.events import Event
 from invalidator.committer import OffsetCommitter, Offsets
-from invalidator.failures import FailureKind, failure_kind
+from invalidator.failures import FailureKind, dead_letter_failure_kind, failure_kind
+from invalidator.outcome import BatchListener, BatchOutcome, Rejection
 from invalidator.planner import NamespaceKeys, PurgePlan, merged_plans, purge_plan
+from invalidator.settings import InvalidatorSettings
 from invalidator.stats import InvalidatorStats
 
 log = logging.getLogger(__name__)
 
 Batch = dict[TopicPartition, list[Any]]
-
-
-class BatchObserver(Protocol):
-    """Told of every batch purged everywhere (the metrics' histograms)."""
-
-    def batch_purged(
-        self, duration_s: float, oldest_age_s: float, remote_age_s: Mapping[str, float]
-    ) -> None:
-        """duration_s: the successful purge attempt's time; oldest_age_s: how long ago the
-        batch's oldest record was published; remote_age_s: for each region the batch holds
-        mirrored events of, how long ago the oldest of them was published there (the record
-        timestamp, which MirrorMaker keeps)."""
-
-
-class BatchTracer(Protocol):
-    """Told of every batch purged everywhere, with its events (the trace spans)."""
-
-    def batch_purged(
-        self,
-        events: Iterable[Event],
-        *,
-        started_ns: int,
-        records: int,
-        namespaces: int,
-        dead_lettered: int,
-    ) -> None:
-        """events: the batch's decoded events, in fetch order; started_ns: when the successful
-        purge attempt started (time.time_ns()); records: the batch's records; namespaces: the
-        namespaces purged; dead_lettered: the records sent to the dead-letter topic."""
 
 
 class RecordSource(Protocol):
@@ -89,18 +64,29 @@ class PurgeTargets(Protocol):
 class DeadLetterSink(Protocol):
     """What the loop needs of the dead-letter topic (`DeadLetters` has it)."""
 
-    async def send(self, rejected: Sequence[tuple[Any, str, str]]) -> None: ...
+    async def send(self, rejected: Sequence[Rejection]) -> None: ...
 
 
 @dataclass(frozen=True)
 class LoopTuning:
-    """The loop's knobs (from `InvalidatorSettings`)."""
+    """The loop's knobs. Their defaults are the settings' (`from_settings`): none here."""
 
-    batch_max_records: int = 2000
-    fetch_timeout_ms: int = 100
-    retry_initial_s: float = 0.05
-    retry_max_s: float = 5.0
-    commit_interval_s: float = 0.0
+    batch_max_records: int
+    fetch_timeout_ms: int
+    retry_initial_s: float
+    retry_max_s: float
+    commit_interval_s: float
+
+    @classmethod
+    def from_settings(cls, settings: InvalidatorSettings) -> LoopTuning:
+        """The knobs as `settings` set them (`INVALIDATOR_BATCH_MAX_RECORDS`, ...)."""
+        return cls(
+            batch_max_records=settings.batch_max_records,
+            fetch_timeout_ms=settings.fetch_timeout_ms,
+            retry_initial_s=settings.retry_initial_s,
+            retry_max_s=settings.retry_max_s,
+            commit_interval_s=settings.commit_interval_ms / 1000,
+        )
 
 
 @dataclass(eq=False)
@@ -111,7 +97,7 @@ class _Batch:
     events: list[tuple[Any, Event]]
     """(record, event) of every record that decoded."""
     plan: PurgePlan[Any]
-    rejected: list[tuple[Any, str, str]]
+    rejected: list[Rejection]
     """(record, reason, detail) of every record that goes to the dead-letter topic."""
     offsets: Offsets
     """Partition -> the offset after the batch's last record there."""
@@ -143,9 +129,9 @@ class InvalidationLoop:
         *,
         catalogue: Catalogue,
         name: str,
-        tuning: LoopTuning = LoopTuning(),
+        tuning: LoopTuning,
         stats: InvalidatorStats | None = None,
-        tracer: BatchTracer | None = None,
+        listeners: Sequence[BatchListener] = (),
         mirrored_from: Collection[str] = (),
     ) -> None:
         """source: the consumer (subscribed, started).
@@ -153,9 +139,11 @@ class InvalidationLoop:
         dead_letters: where rejected records go.
         catalogue: what each event purges.
         name: the group id, for log lines.
-        tuning: batch size, fetch timeout, retry backoff.
-        stats: counters to update (a fresh set when omitted).
-        tracer: told of each batch purged everywhere (the trace spans), if any.
+        tuning: batch size, fetch timeout, retry backoff, commit interval
+            (`LoopTuning.from_settings`).
+        stats: counters to update (a fresh set when omitted); told of each batch first.
+        listeners: told of each batch purged everywhere, after the stats (the metrics'
+            histograms, the trace spans).
         mirrored_from: the regions whose topics are mirrored into this cluster (their records'
             age at purge is reported per region).
         """
@@ -168,10 +156,7 @@ class InvalidationLoop:
         self._mirrored_from = frozenset(mirrored_from)
         self._origin_region: dict[str, str | None] = {}
         self.stats = stats or InvalidatorStats()
-        self.observer: BatchObserver | None = None
-        """Told of each batch purged everywhere (the metrics, when served: they read this loop,
-        so they are attached once it exists)."""
-        self.tracer = tracer
+        self._listeners: tuple[BatchListener, ...] = (self.stats, *listeners)
         self.committer = OffsetCommitter(
             self._commit_owned, name=name, interval_s=tuning.commit_interval_s
         )
@@ -187,7 +172,8 @@ class InvalidationLoop:
         """time.monotonic() at the loop's latest iteration (it iterates at least every fetch
         timeout while it runs)."""
         self.failure: FailureKind | None = None
-        """Why the batch in hand is being retried (None while purges succeed)."""
+        """Why the batch in hand is being retried (None while its purge and dead letters
+        succeed)."""
         self._last_defect = ""
 
     def stop(self) -> None:
@@ -232,14 +218,14 @@ class InvalidationLoop:
                 if fetching is not None and fetching.done():
                     fetched, fetching = fetching.result(), None
                     if fetched:
-                        waiting.append(self.prepare(fetched))
+                        waiting.append(self.decode_and_plan(fetched))
                 if purging is not None and current is not None and purging.done():
                     purging, delay = self._retry_if_failed(current, purging.result(), delay)
                     if purging is None:
                         current = None
                 if current is None and waiting:
                     current, waiting = _merged(waiting), []
-                    purging = asyncio.create_task(self._attempt(current))
+                    purging = asyncio.create_task(self._purge_attempt(current))
                 if every is not None and time.monotonic() - last >= every_s:
                     every()
                     last = time.monotonic()
@@ -278,20 +264,19 @@ class InvalidationLoop:
             return None, self._tuning.retry_initial_s
         self._set_paused(True)
         if failure is FailureKind.OUTAGE:
-            self.stats.purge_retries += 1
-            retry = asyncio.create_task(self._attempt(batch, after_s=delay))
+            retry = asyncio.create_task(self._purge_attempt(batch, after_s=delay))
             return retry, min(delay * 2, self._tuning.retry_max_s)
-        self.stats.purge_errors += 1
-        return asyncio.create_task(self._attempt(batch, after_s=self._tuning.retry_max_s)), delay
+        retry = asyncio.create_task(self._purge_attempt(batch, after_s=self._tuning.retry_max_s))
+        return retry, delay
 
-    def prepare(self, batch: Batch) -> _Batch:
+    def decode_and_plan(self, batch: Batch) -> _Batch:
         """Decode and plan a fetched batch (CPU only, no I/O). A record that fails to decode
         or to plan, whatever the error, is rejected: it goes to the dead-letter topic, never
         stops the loop."""
         records = [record for partition in batch.values() for record in partition]
         decode = self._catalogue.schemas.decode
         decoded: list[tuple[Any, Event]] = []
-        rejected: list[tuple[Any, str, str]] = []
+        rejected: list[Rejection] = []
         for record in records:
             try:
                 outcome = decode(record.value, record.headers)
@@ -301,14 +286,17 @@ class InvalidationLoop:
                     *_position(record),
                     extra={"offsets": {f"{record.topic}[{record.partition}]": record.offset}},
                 )
-                rejected.append((record, "decode_failed", f"{type(error).__name__}: {error}"))
+                rejected.append(
+                    (record, RejectReason.DECODE_FAILED, f"{type(error).__name__}: {error}")
+                )
                 continue
             if type(outcome) is Rejected:
-                rejected.append((record, outcome.reason.value, outcome.detail))
+                rejected.append((record, outcome.reason, outcome.detail))
             else:
                 decoded.append((record, outcome))  # type: ignore[arg-type]
         plan = purge_plan(decoded, self._catalogue)
-        rejected.extend((record, "unplannable", why) for record, why in plan.unplannable)
+        unplannable = RejectReason.UNPLANNABLE
+        rejected.extend((record, unplannable, why) for record, why in plan.unplannable)
         offsets = {tp: partition[-1].offset + 1 for tp, partition in batch.items() if partition}
         newest = {tp: partition[-1].timestamp for tp, partition in batch.items() if partition}
         oldest = min(
@@ -341,10 +329,11 @@ class InvalidationLoop:
             self._origin_region[topic] = origin[0] if origin else None
         return self._origin_region[topic]
 
-    async def _attempt(self, batch: _Batch, *, after_s: float = 0.0) -> FailureKind | None:
+    async def _purge_attempt(self, batch: _Batch, *, after_s: float = 0.0) -> FailureKind | None:
         """One try, `after_s` from now: the purges on every target not done yet, then the
-        rejected records to the dead-letter topic. On success (None) the batch is counted and
-        its offsets handed over; otherwise what kind of failure holds it."""
+        rejected records to the dead-letter topic. On success (None) the listeners are told of
+        the batch and its offsets handed over; otherwise the worst kind of failure that holds
+        it (a defect before an outage), each failure counted by what failed."""
         if after_s:
             await asyncio.sleep(after_s)  # the retry backoff
         failure = None
@@ -352,35 +341,50 @@ class InvalidationLoop:
         started_ns = time.time_ns()
         if batch.plan.by_namespace and batch.pending_targets:
             failure = await self._purge_pending(batch)
+            if failure is FailureKind.OUTAGE:
+                self.stats.purge_retries += 1
+            elif failure is not None:
+                self.stats.purge_errors += 1
         if batch.dead_lettered < len(batch.rejected):
-            if not await _succeeds(self._dead_letters.send(batch.rejected[batch.dead_lettered :])):
-                return failure or FailureKind.OUTAGE
-            batch.dead_lettered = len(batch.rejected)
+            sending = await self._send_dead_letters(batch)
+            if sending is FailureKind.DEFECT or failure is None:
+                failure = sending
         if failure is not None:
             return failure
-        purged_ms = time.time() * 1000
-        self.stats.lag_ms.extend(purged_ms - record.timestamp for record in batch.records)
-        self.stats.batches += 1
-        self.stats.events += len(batch.records)
-        self.stats.namespaces_purged += batch.plan.size
-        self.stats.dead_lettered += len(batch.rejected)
-        self.stats.purged(batch.plan.by_namespace, batch.rejected, batch.offsets, batch.newest_ms)
-        if self.observer is not None:
-            age_s = (purged_ms - batch.oldest_ms) / 1000
-            remote_age_s = {
-                region: (purged_ms - oldest) / 1000
-                for region, oldest in batch.remote_oldest_ms.items()
-            }
-            self.observer.batch_purged(time.monotonic() - started, age_s, remote_age_s)
-        if self.tracer is not None:
-            self.tracer.batch_purged(
-                (event for _, event in batch.events),
-                started_ns=started_ns,
-                records=len(batch.records),
-                namespaces=batch.plan.size,
-                dead_lettered=len(batch.rejected),
-            )
+        outcome = BatchOutcome(
+            records=batch.records,
+            events=batch.events,
+            purged=batch.plan.by_namespace,
+            namespaces_purged=batch.plan.size,
+            rejected=batch.rejected,
+            offsets=batch.offsets,
+            newest_ms=batch.newest_ms,
+            oldest_ms=batch.oldest_ms,
+            remote_oldest_ms=batch.remote_oldest_ms,
+            started_ns=started_ns,
+            duration_s=time.monotonic() - started,
+            purged_ms=time.time() * 1000,
+        )
+        for listener in self._listeners:
+            listener.batch_purged(outcome)
         self.committer.advance(batch.offsets)
+        return None
+
+    async def _send_dead_letters(self, batch: _Batch) -> FailureKind | None:
+        """Send the batch's rejected records not sent yet; the kind of failure, if any (counted
+        apart from the purge's: a dead-letter topic the invalidator may not write is a defect
+        of its own, never a purge retry)."""
+        try:
+            await self._dead_letters.send(batch.rejected[batch.dead_lettered :])
+        except Exception as error:
+            kind = dead_letter_failure_kind(error)
+            if kind is FailureKind.OUTAGE:
+                self.stats.dead_letter_retries += 1
+            else:
+                self.stats.dead_letter_errors += 1
+            self._log_failure("sending dead letters", kind, error)
+            return kind
+        batch.dead_lettered = len(batch.rejected)
         return None
 
     async def _purge_pending(self, batch: _Batch) -> FailureKind | None:
@@ -398,7 +402,7 @@ class InvalidationLoop:
             if failed is None:
                 batch.pending_targets.discard(name)
                 continue
-            self._log_failure(name, *failed)
+            self._log_failure(f"purge on {name}", *failed)
             if worst is not FailureKind.DEFECT:
                 worst = failed[0]
         return worst
@@ -438,31 +442,27 @@ class InvalidationLoop:
                 if (ns.name, key) in refused
             ]
             if hits and id(record) not in already:
-                batch.rejected.append((record, "purge_refused", "; ".join(hits)))
+                batch.rejected.append((record, RejectReason.PURGE_REFUSED, "; ".join(hits)))
                 already.add(id(record))
                 self.stats.purge_refused += 1
         return None
 
-    def _log_failure(self, target: str, kind: FailureKind, error: Exception) -> None:
+    def _log_failure(self, what: str, kind: FailureKind, error: Exception) -> None:
+        """what: the step that failed, e.g. `purge on eu-main`."""
         if kind is FailureKind.OUTAGE:
-            log.warning("invalidator %s: purge on %s failed: %s", self._name, target, error)
+            log.warning("invalidator %s: %s failed: %s", self._name, what, error)
         elif _described(error) != self._last_defect:  # the traceback once per distinct error
             self._last_defect = _described(error)
             log.error(
-                "invalidator %s: purge on %s failed, and not for an outage: retrying every "
+                "invalidator %s: %s failed, and not for an outage: retrying every "
                 "%.0f s until fixed",
                 self._name,
-                target,
+                what,
                 self._tuning.retry_max_s,
                 exc_info=error,
             )
         else:
-            log.error(
-                "invalidator %s: purge on %s still failing: %s",
-                self._name,
-                target,
-                _described(error),
-            )
+            log.error("invalidator %s: %s still failing: %s", self._name, what, _described(error))
 
     async def revoked(self, partitions: Collection[TopicPartition]) -> None:
         """Commit what was purged of `partitions` before they go, then forget them."""
@@ -487,11 +487,11 @@ class InvalidationLoop:
             return
         assignment = self._source.assignment()
         if paused:
-            log.warning("invalidator %s: purge failing; partitions paused", self._name)
+            log.warning("invalidator %s: batch failing; partitions paused", self._name)
             self._source.pause(*assignment)
             self.paused_since = time.monotonic()
         else:
-            log.info("invalidator %s: purge recovered; partitions resumed", self._name)
+            log.info("invalidator %s: batch recovered; partitions resumed", self._name)
             self._source.resume(*assignment)
             self.paused_since = None
         self.paused = paused
@@ -507,15 +507,6 @@ def _described(error: Exception) -> str:
 
 def _position(record: Any) -> tuple[str, int, int]:
     return record.topic, record.partition, record.offset
-
-
-async def _succeeds(operation: Awaitable[None]) -> bool:
-    try:
-        await operation
-    except Exception as error:
-        log.warning("operation failed: %s", error)
-        return False
-    return True
 
 
 def _merged(batches: list[_Batch]) -> _Batch:

@@ -1,14 +1,16 @@
 """Prometheus metrics of one invalidator, in a registry of its own.
 
 The counters are read from `InvalidatorStats` and the loop at scrape time, so the loop counts
-nothing twice; only the two histograms are fed, once per batch (`BatchObserver`). Consumer lag
-is refreshed just before each scrape (`refresh_lag`), from the consumer's own positions.
+nothing twice (`InvalidatorMetrics`); only the histograms are fed, once per batch, by the
+`BatchOutcome` the loop hands its listeners (`BatchHistograms`, wired when the loop is built).
+Consumer lag is refreshed just before each scrape (`refresh_lag`), from the consumer's own
+positions.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Protocol
 
 from aiokafka import TopicPartition
@@ -17,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from invalidator.loop import InvalidationLoop
+from invalidator.outcome import BatchOutcome
 from invalidator.stats import InvalidatorStats
 
 _PURGE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -31,8 +34,50 @@ class PartitionPositions(Protocol):
     def highwater(self, partition: TopicPartition) -> int | None: ...
 
 
+class BatchHistograms:
+    """The histograms fed once per batch purged everywhere (a `BatchListener`): the purge's
+    duration, and the age at purge of the batch's oldest event, local and per source region."""
+
+    def __init__(self, *, region: str, group: str, registry: CollectorRegistry) -> None:
+        """region, group: the metrics' labels; registry: where they are registered."""
+        self._labels = {"region": region, "group": group}
+        self._purge_seconds = Histogram(
+            "invalidator_purge_duration_seconds",
+            "Time of a batch's successful purge on every target.",
+            ["region", "group"],
+            buckets=_PURGE_BUCKETS_S,
+            registry=registry,
+        ).labels(**self._labels)
+        self._age_seconds = Histogram(
+            "invalidator_event_age_at_purge_seconds",
+            "Publish to purged everywhere, of each batch's oldest event.",
+            ["region", "group"],
+            buckets=_AGE_BUCKETS_S,
+            registry=registry,
+        ).labels(**self._labels)
+        self._remote_age_seconds = Histogram(
+            "invalidator_remote_event_age_at_purge_seconds",
+            "Published in the source region to purged here, of each batch's oldest event "
+            "mirrored from there (the mirrored topology's cross-region lag).",
+            ["region", "group", "source"],
+            buckets=_AGE_BUCKETS_S,
+            registry=registry,
+        )
+
+    def batch_purged(self, outcome: BatchOutcome) -> None:
+        """Observe a batch purged everywhere."""
+        self._purge_seconds.observe(outcome.duration_s)
+        self._age_seconds.observe(max(0.0, outcome.oldest_age_s))
+        if outcome.remote_oldest_ms:
+            for source, age_s in outcome.remote_age_s().items():
+                self._remote_age_seconds.labels(**self._labels, source=source).observe(
+                    max(0.0, age_s)
+                )
+
+
 class InvalidatorMetrics(Collector):
-    """The metrics of one region's invalidator (labels `region` and `group`)."""
+    """The counters and gauges of one region's invalidator (labels `region` and `group`), read
+    at scrape time, and the exposition of its whole registry."""
 
     def __init__(
         self,
@@ -43,10 +88,12 @@ class InvalidatorMetrics(Collector):
         loop: InvalidationLoop,
         targets: set[str],
         consumer: PartitionPositions,
+        registry: CollectorRegistry,
     ) -> None:
         """stats, loop: what the counters and the paused gauge are read from.
         targets: the region's target names (every batch is purged on all of them).
         consumer: where the log end of each assigned partition is read.
+        registry: the registry to register in and to expose (the histograms' one).
         """
         self._labels = {"region": region, "group": group}
         self._stats = stats
@@ -54,39 +101,8 @@ class InvalidatorMetrics(Collector):
         self._targets = sorted(targets)
         self._consumer = consumer
         self._lag: dict[TopicPartition, tuple[int, float]] = {}
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = registry
         self.registry.register(self)
-        self._purge_seconds = Histogram(
-            "invalidator_purge_duration_seconds",
-            "Time of a batch's successful purge on every target.",
-            ["region", "group"],
-            buckets=_PURGE_BUCKETS_S,
-            registry=self.registry,
-        ).labels(**self._labels)
-        self._age_seconds = Histogram(
-            "invalidator_event_age_at_purge_seconds",
-            "Publish to purged everywhere, of each batch's oldest event.",
-            ["region", "group"],
-            buckets=_AGE_BUCKETS_S,
-            registry=self.registry,
-        ).labels(**self._labels)
-        self._remote_age_seconds = Histogram(
-            "invalidator_remote_event_age_at_purge_seconds",
-            "Published in the source region to purged here, of each batch's oldest event "
-            "mirrored from there (the mirrored topology's cross-region lag).",
-            ["region", "group", "source"],
-            buckets=_AGE_BUCKETS_S,
-            registry=self.registry,
-        )
-
-    def batch_purged(
-        self, duration_s: float, oldest_age_s: float, remote_age_s: Mapping[str, float]
-    ) -> None:
-        """Observe a batch purged everywhere (`BatchObserver`)."""
-        self._purge_seconds.observe(duration_s)
-        self._age_seconds.observe(max(0.0, oldest_age_s))
-        for source, age_s in remote_age_s.items():
-            self._remote_age_seconds.labels(**self._labels, source=source).observe(max(0.0, age_s))
 
     def refresh_lag(self) -> None:
         """Read the lag of every assigned partition: records between the log end and the last
@@ -128,6 +144,16 @@ class InvalidatorMetrics(Collector):
                 "invalidator_purge_refused",
                 "Events refused by Redis (WRONGTYPE).",
                 stats.purge_refused,
+            ),
+            (
+                "invalidator_dead_letter_retries",
+                "Dead-letter send retries after an outage.",
+                stats.dead_letter_retries,
+            ),
+            (
+                "invalidator_dead_letter_errors",
+                "Dead-letter send retries after a defect (authorization, an unknown topic).",
+                stats.dead_letter_errors,
             ),
             (
                 "invalidator_commit_failures",

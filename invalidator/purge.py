@@ -58,11 +58,11 @@ async def purge_namespaces(
     *,
     ack: ReplicaAck | None = None,
 ) -> PurgeCost:
-    """Purge concrete namespaces on one Redis target (see `purge_keys`)."""
-    return await purge_keys(client, grouped(namespaces), ack=ack)
+    """Purge concrete namespaces on one Redis target (see `purge_on_target`)."""
+    return await purge_on_target(client, grouped(namespaces), ack=ack)
 
 
-async def purge_keys(
+async def purge_on_target(
     client: RedisClient, by_namespace: NamespaceKeys, *, ack: ReplicaAck | None = None
 ) -> PurgeCost:
     """Purge every namespace on one Redis target, each by its namespace's strategy.

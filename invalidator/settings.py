@@ -31,9 +31,11 @@ class InvalidatorSettings(BaseSettings):
 
     kafka: KafkaConnection = Field(default_factory=KafkaConnection)
     regions: dict[str, list[RedisTarget]] = Field(default_factory=dict)
-    catalogue: str = Field(
-        default="contracts.orders:CATALOGUE",
-        description="package.module:attribute of the namespace catalogue",
+    catalogue: str | None = Field(
+        default=None,
+        description="package.module:attribute of the namespace catalogue (required by every "
+        "command that reads events or topics; no default, so that no invalidator purges a "
+        "domain it was not given)",
     )
     mirrored_from: list[str] = Field(
         default_factory=list,
@@ -140,5 +142,13 @@ class InvalidatorSettings(BaseSettings):
 
     def load_catalogue(self) -> Catalogue:
         """Import the catalogue named by `catalogue` (`package.module:attribute`); a
-        CatalogueError when it fails its checks, a SettingsError when it cannot be imported."""
+        CatalogueError when it fails its checks, a SettingsError when it is not set or cannot be
+        imported."""
+        if not self.catalogue:
+            raise SettingsError(
+                "INVALIDATOR_CATALOGUE is not set: name your namespace catalogue as "
+                "package.module:attribute, e.g. INVALIDATOR_CATALOGUE=mycompany.catalogue:CATALOGUE"
+                " (or pass --catalogue); the example domain is "
+                "contracts.example_orders:CATALOGUE, for demos and tests"
+            )
         return import_catalogue(self.catalogue, setting="INVALIDATOR_CATALOGUE")

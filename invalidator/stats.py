@@ -5,20 +5,24 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiokafka import TopicPartition
 
+from contracts.decoding import RejectReason
 from contracts.percentiles import percentile
-from invalidator.planner import NamespaceKeys
+from invalidator.outcome import BatchOutcome
 
 
 @dataclass
 class InvalidatorStats:
-    """What one invalidator process did since it started."""
+    """What one invalidator process did since it started.
+
+    The loop counts its failed attempts here; every batch purged everywhere reaches it as a
+    `BatchOutcome` (it is the loop's first listener).
+    """
 
     batches: int = 0
     events: int = 0
@@ -30,13 +34,18 @@ class InvalidatorStats:
     """Retries of a purge that failed for anything else (permissions, a script error, a bug)."""
     purge_refused: int = 0
     """Events dead-lettered because Redis refused a namespace they purge (WRONGTYPE)."""
+    dead_letter_retries: int = 0
+    """Retries of a dead-letter send that failed for an outage (the brokers unreachable)."""
+    dead_letter_errors: int = 0
+    """Retries of a dead-letter send that failed for a defect (authorization, an unknown
+    topic, a bug)."""
     commit_failures: int = 0
     lag_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     """Record timestamp (when it was published) -> purged on every target of the region, ms;
     the latest samples."""
     purged_by_strategy: Counter[str] = field(default_factory=Counter)
     """Namespaces purged on every target, per purge strategy."""
-    dead_lettered_by_reason: Counter[str] = field(default_factory=Counter)
+    dead_lettered_by_reason: Counter[RejectReason] = field(default_factory=Counter)
     purged_to: dict[TopicPartition, int] = field(default_factory=dict)
     """Partition -> the offset after its last record purged everywhere."""
     purged_at_ms: dict[TopicPartition, float] = field(default_factory=dict)
@@ -55,21 +64,21 @@ class InvalidatorStats:
             self.purged_to.pop(tp, None)
             self.purged_at_ms.pop(tp, None)
 
-    def purged(
-        self,
-        by_namespace: NamespaceKeys,
-        rejected: Sequence[tuple[Any, str, str]],
-        offsets: dict[TopicPartition, int],
-        newest_ms: dict[TopicPartition, int],
-    ) -> None:
-        """Count a batch purged everywhere (per namespace and per rejected record, never per
-        record)."""
-        for namespace, keys in by_namespace:
+    def batch_purged(self, outcome: BatchOutcome) -> None:
+        """Count a batch purged everywhere (a `BatchListener`): per namespace and per rejected
+        record; per record only the lag sample."""
+        purged_ms = outcome.purged_ms
+        self.lag_ms.extend(purged_ms - record.timestamp for record in outcome.records)
+        self.batches += 1
+        self.events += len(outcome.records)
+        self.namespaces_purged += outcome.namespaces_purged
+        self.dead_lettered += len(outcome.rejected)
+        for namespace, keys in outcome.purged:
             self.purged_by_strategy[namespace.strategy.value] += len(keys)
-        for _, reason, _ in rejected:
+        for _, reason, _ in outcome.rejected:
             self.dead_lettered_by_reason[reason] += 1
-        self.purged_to.update(offsets)
-        self.purged_at_ms.update(newest_ms)
+        self.purged_to.update(outcome.offsets)
+        self.purged_at_ms.update(outcome.newest_ms)
 
     def summary(self) -> str:
         """One log line."""
@@ -89,6 +98,8 @@ class InvalidatorStats:
             "purge_retries": self.purge_retries,
             "purge_errors": self.purge_errors,
             "purge_refused": self.purge_refused,
+            "dead_letter_retries": self.dead_letter_retries,
+            "dead_letter_errors": self.dead_letter_errors,
             "commit_failures": self.commit_failures,
             "lag_ms_p50": percentile(samples, 0.5),
             "lag_ms_p99": percentile(samples, 0.99),

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from contracts.connections import RedisTarget
 from contracts.redis_clients import RedisClient, redis_client
 from invalidator.planner import NamespaceKeys
-from invalidator.purge import purge_keys
+from invalidator.purge import purge_on_target
 from invalidator.replication import ReplicaAck
 
 
@@ -43,7 +43,7 @@ class RegionTargets:
         names = sorted(self._clients if only is None else only)
         results = await asyncio.gather(
             *(
-                purge_keys(self._clients[name], by_namespace, ack=self._acks[name])
+                purge_on_target(self._clients[name], by_namespace, ack=self._acks[name])
                 for name in names
             ),
             return_exceptions=True,

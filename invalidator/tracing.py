@@ -15,6 +15,7 @@ from opentelemetry.trace import Link
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from contracts.events import Event
+from invalidator.outcome import BatchOutcome
 
 SPAN_NAME = "invalidation.batch"
 MAX_LINKS = 128
@@ -24,32 +25,24 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 
 
 class BatchSpans:
-    """A `BatchTracer` recording one span per batch purged everywhere."""
+    """A `BatchListener` recording one span per batch purged everywhere."""
 
     def __init__(self, *, region: str, group: str) -> None:
         """region: the region the invalidator purges; group: its consumer group id."""
         self._tracer = trace.get_tracer("invalidator")
         self._attributes = {"invalidation.region": region, "invalidation.group": group}
 
-    def batch_purged(
-        self,
-        events: Iterable[Event],
-        *,
-        started_ns: int,
-        records: int,
-        namespaces: int,
-        dead_lettered: int,
-    ) -> None:
-        """Record the batch's span, from `started_ns` to now."""
+    def batch_purged(self, outcome: BatchOutcome) -> None:
+        """Record the batch's span, from the start of its successful purge attempt to now."""
         span = self._tracer.start_span(
             SPAN_NAME,
-            links=_producer_links(events),
-            start_time=started_ns,
+            links=_producer_links(event for _, event in outcome.events),
+            start_time=outcome.started_ns,
             attributes={
                 **self._attributes,
-                "invalidation.records": records,
-                "invalidation.namespaces_purged": namespaces,
-                "invalidation.dead_lettered": dead_lettered,
+                "invalidation.records": len(outcome.records),
+                "invalidation.namespaces_purged": outcome.namespaces_purged,
+                "invalidation.dead_lettered": len(outcome.rejected),
             },
         )
         span.end()

@@ -3,9 +3,9 @@
 `Invalidator.run_on` runs on the `InvalidatorParts` it is handed: a group consumer, the region's
 purge targets, a dead-letter producer and the observers. `production_parts` builds the real
 ones from the settings: the aiokafka consumer of the group `invalidator.<region>`, the region's
-Redis targets, the dead-letter topic's producer, the OpenTelemetry batch spans (when installed)
-and the Prometheus metrics and probes (when `metrics_port` is set). Tests hand over fakes, or
-real parts with one of them wrapped.
+Redis targets, the dead-letter topic's producer, the batch listeners (the OpenTelemetry batch
+spans when installed, the metrics' histograms) and the Prometheus metrics and probes (when
+`metrics_port` is set). Tests hand over fakes, or real parts with one of them wrapped.
 """
 
 from __future__ import annotations
@@ -17,17 +17,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from prometheus_client import CollectorRegistry
 
+from contracts.kafka_clients import kafka_consumer
 from invalidator.deadletter import DeadLetters
 from invalidator.endpoints import Endpoints
-from invalidator.loop import (
-    BatchTracer,
-    DeadLetterSink,
-    InvalidationLoop,
-    PurgeTargets,
-    RecordSource,
-)
-from invalidator.metrics import InvalidatorMetrics
+from invalidator.loop import DeadLetterSink, InvalidationLoop, PurgeTargets, RecordSource
+from invalidator.metrics import BatchHistograms, InvalidatorMetrics
+from invalidator.outcome import BatchListener
 from invalidator.settings import InvalidatorSettings
 from invalidator.start_position import reset_before_start
 from invalidator.stats import InvalidatorStats
@@ -90,8 +87,9 @@ class InvalidatorParts:
     consumer: GroupConsumer
     targets: Targets
     dead_letters: DeadLetterProducer
-    tracer: BatchTracer | None = None
-    """Told of every batch purged (the OpenTelemetry spans), if any."""
+    listeners: tuple[BatchListener, ...] = ()
+    """Told of every batch purged everywhere, besides the stats (the metrics' histograms, the
+    OpenTelemetry spans); handed to the loop when it is built."""
     metrics: MetricsService | None = None
     """The metrics and probes endpoints, if served."""
 
@@ -103,10 +101,10 @@ def production_parts(settings: InvalidatorSettings, *, region: str) -> Invalidat
     to it when they are built, and warn at exit if they were never stopped.
     """
     group_id = settings.group_id(region)
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_consumer(
+        settings.kafka,
         group_id=group_id,
         client_id=f"{group_id}.{socket.gethostname()}.{os.getpid()}",
-        enable_auto_commit=False,
         # Where the fetcher starts on a partition never committed, until the start position
         # is decided on assignment (start_position.py): a fetch in between may only return
         # records at or after the position that will be chosen, never before it.
@@ -116,7 +114,6 @@ def production_parts(settings: InvalidatorSettings, *, region: str) -> Invalidat
         # A member learns of a rebalance at its next heartbeat: aiokafka's 3 s default made
         # every join, leave and scale-out take over 3 s; 1 s costs a request a second.
         heartbeat_interval_ms=1000,
-        **settings.kafka.client_kwargs(),
     )
     targets = RegionTargets(region, settings.targets(region))
     dead_letters = DeadLetters(
@@ -137,20 +134,20 @@ def production_parts(settings: InvalidatorSettings, *, region: str) -> Invalidat
             max_paused_s=settings.ready_max_paused_s,
             max_idle_s=settings.alive_max_idle_s,
         )
-    return InvalidatorParts(
-        consumer,
-        targets,
-        dead_letters,
-        tracer=batch_spans_if_installed(region=region, group=group_id),
-        metrics=metrics,
+    spans = batch_spans_if_installed(region=region, group=group_id)
+    listeners = tuple(
+        listener
+        for listener in (metrics.histograms if metrics else None, spans)
+        if listener is not None
     )
+    return InvalidatorParts(consumer, targets, dead_letters, listeners=listeners, metrics=metrics)
 
 
 class MetricsEndpoints:
     """/metrics, /healthz and /readyz of one region's invalidator.
 
-    Started once the loop exists: the metrics read the loop's state at scrape time and are fed
-    each purged batch (the loop's `observer`).
+    Built before the loop: its histograms are one of the loop's listeners (`histograms`).
+    Started once the loop exists: the counters and gauges read the loop's state at scrape time.
     """
 
     def __init__(
@@ -179,6 +176,9 @@ class MetricsEndpoints:
         self._max_paused_s = max_paused_s
         self._max_idle_s = max_idle_s
         self._endpoints: Endpoints | None = None
+        self._registry = CollectorRegistry(auto_describe=True)
+        self.histograms = BatchHistograms(region=region, group=group, registry=self._registry)
+        """Fed each batch purged everywhere (a listener of the loop)."""
 
     async def start(self, loop: InvalidationLoop, stats: InvalidatorStats) -> tuple[str, int]:
         """Serve the metrics of `loop` and `stats` and the probes; the address bound."""
@@ -190,8 +190,8 @@ class MetricsEndpoints:
             loop=loop,
             targets=self._targets,
             consumer=consumer,
+            registry=self._registry,
         )
-        loop.observer = metrics
         self._endpoints = Endpoints(
             metrics,
             loop,
@@ -207,7 +207,7 @@ class MetricsEndpoints:
             await self._endpoints.stop()
 
 
-def batch_spans_if_installed(*, region: str, group: str) -> BatchTracer | None:
+def batch_spans_if_installed(*, region: str, group: str) -> BatchListener | None:
     """The batch spans when OpenTelemetry is installed (the `otel` extra); None otherwise."""
     try:
         from invalidator.tracing import BatchSpans  # noqa: PLC0415

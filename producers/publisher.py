@@ -3,11 +3,16 @@
 Built on FastStream's KafkaBroker (it fits: plain keyed publishing, and TestKafkaBroker lets a
 service unit-test its publishing without a broker). The producer is idempotent with `acks=all`,
 so a publish that returned is on every in-sync replica and a retry never duplicates it.
+
+After a publish failed, the next one first replaces the broker with a new one (a new producer
+session): aiokafka keeps a failed batch's sequence number spent, and the brokers would refuse
+every later record of that partition (`contracts.renewing_producer` says more).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,29 +21,15 @@ from types import TracebackType
 from typing import Any, Self
 
 from faststream.kafka import KafkaBroker
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from contracts.connections import KafkaConnection
 from contracts.events import DomainEvent, EventEnvelope, TraceContext
+from contracts.kafka_clients import idempotent_broker
 from producers.trace_context import current_trace
 
+log = logging.getLogger(__name__)
+
 _MAX_NAMED_FAILURES = 5
-
-_SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
-
-
-def broker_security(kafka: KafkaConnection) -> BaseSecurity | None:
-    """FastStream's security object for these connection settings (None for PLAINTEXT)."""
-    ssl_context = kafka.tls.context() if kafka.tls else None
-    use_ssl = kafka.security_protocol in ("SSL", "SASL_SSL")
-    if kafka.sasl_mechanism:
-        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
-        return _SASL[kafka.sasl_mechanism](
-            kafka.sasl_username or "", password, ssl_context=ssl_context, use_ssl=use_ssl
-        )
-    if use_ssl:
-        return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +104,17 @@ class EventPublisher:
         client_id: the Kafka client id; defaults to `source`.
         """
         self.source = source
-        self.broker = KafkaBroker(
-            # A list: FastStream passes a string on as the only server, commas and all.
-            [server.strip() for server in kafka.bootstrap_servers.split(",")],
-            security=broker_security(kafka),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=linger_ms,
-            client_id=client_id or source,
-            allow_auto_create_topics=False,
-            logger=None,
-        )
+
+        def new_broker() -> KafkaBroker:
+            return idempotent_broker(kafka, client_id=client_id or source, linger_ms=linger_ms)
+
+        self._new_broker = new_broker
+        self.broker = new_broker()
+        """The FastStream broker publishing now (a new one replaces it after a failed publish)."""
+        self._failed_broker: KafkaBroker | None = None
+        self._renewing = asyncio.Lock()
+        self.renewals = 0
+        """How many times a new broker replaced one whose publish failed."""
 
     async def start(self) -> None:
         """Connect to the brokers."""
@@ -132,6 +123,31 @@ class EventPublisher:
     async def stop(self) -> None:
         """Flush what is pending and disconnect."""
         await self.broker.stop()
+
+    async def _current_broker(self) -> KafkaBroker:
+        """The broker to publish with: a new, started one in place of a broker whose publish
+        failed (the old one is stopped first, so none of its records is still in flight)."""
+        if self._failed_broker is not self.broker:
+            return self.broker
+        async with self._renewing:
+            if self._failed_broker is self.broker:
+                log.warning(
+                    "publisher %s: a publish failed; starting a new producer session", self.source
+                )
+                await self.broker.stop()
+                broker = self._new_broker()
+                try:
+                    await broker.start()
+                except BaseException:
+                    await broker.stop()
+                    raise
+                self.broker, self._failed_broker = broker, None
+                self.renewals += 1
+        return self.broker
+
+    def _note_failure(self, broker: KafkaBroker) -> None:
+        if broker is self.broker:
+            self._failed_broker = broker
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -179,13 +195,18 @@ class EventPublisher:
 
     async def publish_envelope(self, envelope: EventEnvelope, *, topic: str) -> None:
         """Publish an envelope built earlier (the outbox relay's path)."""
-        await self.broker.publish(
-            envelope.to_bytes(),
-            topic,
-            key=envelope.partition_key(),
-            headers=envelope.headers(),
-            correlation_id=str(envelope.event_id),
-        )
+        broker = await self._current_broker()
+        try:
+            await broker.publish(
+                envelope.to_bytes(),
+                topic,
+                key=envelope.partition_key(),
+                headers=envelope.headers(),
+                correlation_id=str(envelope.event_id),
+            )
+        except Exception:
+            self._note_failure(broker)
+            raise
 
     async def publish_many(
         self, batch: Iterable[EventToPublish | EnvelopeToPublish]
@@ -202,13 +223,14 @@ class EventPublisher:
         PublishBatchError names the failed envelopes (and the acknowledged ones).
         """
         outgoing = [envelope_and_topic(item, source=self.source) for item in batch]
+        broker = await self._current_broker()
         pending: list[tuple[EventEnvelope, Any]] = []
         failed: list[tuple[EventEnvelope, BaseException]] = []
         for envelope, topic in outgoing:
             try:
                 # Enqueued in call order into the producer's per-partition batches; the send
                 # itself is confirmed below, once for the whole batch.
-                confirmation = await self.broker.publish(
+                confirmation = await broker.publish(
                     envelope.to_bytes(),
                     topic,
                     key=envelope.partition_key(),
@@ -217,6 +239,7 @@ class EventPublisher:
                     no_confirm=True,
                 )
             except Exception as error:  # the rest of the batch must not overtake it
+                self._note_failure(broker)
                 failed.extend((later, error) for later, _ in outgoing[len(pending) :])
                 break
             pending.append((envelope, confirmation))
@@ -231,6 +254,8 @@ class EventPublisher:
                 sent_failures.append((envelope, result))
             else:
                 acknowledged.append(envelope)
+        if sent_failures:
+            self._note_failure(broker)
         failed = sent_failures + failed
         if failed:
             raise PublishBatchError(failed, acknowledged)

@@ -1,6 +1,6 @@
-"""Shared test plugins and the guard of the service-free tests. Helpers that tests import live
-in helper modules (`tests/waiting.py`, `tests/service_guard.py`, `tests/unit/loop_fakes.py`,
-`tests/integration/*.py` other than tests), never here."""
+"""Shared test plugins, the example catalogue, and the guard of the service-free tests. Helpers
+that tests import live in helper modules (`tests/waiting.py`, `tests/service_guard.py`,
+`tests/unit/loop_fakes.py`, `tests/integration/*.py` other than tests), never here."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from contracts.example_orders import EXAMPLE_CATALOGUE
 from tests.service_guard import is_service_free, service_ports, services_refused
+
+# The tests run the example domain, chosen here (the invalidator has no default catalogue): every
+# settings object read in a test, and every invalidator process a test starts, loads it.
+os.environ["INVALIDATOR_CATALOGUE"] = EXAMPLE_CATALOGUE
 
 pytest_plugins = ["contracts.pytest_plugin", "pytester"]
 

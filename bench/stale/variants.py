@@ -20,9 +20,9 @@ from typing import Any, Protocol, cast
 from bench.stale.checker import distribution_ms, purge_latency
 from bench.stale.naive_invalidator import NaiveInvalidator
 from bench.stale.workload import Lookup, PurgeLanding, Variant
+from contracts.example_orders import COMPANY_ORDERS, STATUS_CYCLE, OrderStatusChanged
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
-from contracts.orders import COMPANY_ORDERS, STATUS_CYCLE, OrderStatusChanged
 from demo.invalidators import InvalidatorProcesses
 from demo.topology import home_region
 from demo.watch import GenerationWatch

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from contracts import BoundNamespace
-from contracts.orders import COMPANY_ORDER_STATS, COMPANY_ORDERS, ORDER, OrderCreated
+from contracts.example_orders import COMPANY_ORDER_STATS, COMPANY_ORDERS, ORDER, OrderCreated
 from invalidator import InvalidatorSettings
 from invalidator.operators import group_state, missing_topics
 from producers import CacheClient, EventPublisher, connect_redis

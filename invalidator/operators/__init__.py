@@ -3,12 +3,13 @@ from and write to Kafka.
 
 The public surface is what `__all__` names: a group's position on the broker (read, committed,
 moved from outside the group), the topics a catalogue needs, the AsyncAPI document, the exit
-codes scripts rely on, and the commands themselves for the `invalidator` parser. The modules are
+codes scripts rely on, and the commands themselves for the `invalidator` parser, each with the
+handler it runs. The modules are
 private (`_offsets.py`, `_replay_commands.py`, ...): their names may change between releases.
 """
 
 from invalidator.operators._asyncapi import asyncapi_document
-from invalidator.operators._commands import add_operator_commands, run_operator_command
+from invalidator.operators._commands import add_operator_commands
 from invalidator.operators._console import (
     EXIT_INPUT,
     EXIT_OK,
@@ -16,6 +17,7 @@ from invalidator.operators._console import (
     EXIT_UNAVAILABLE,
     add_catalogue_option,
 )
+from invalidator.operators._handlers import handler_of, set_handler
 from invalidator.operators._offsets import (
     GroupMember,
     GroupState,
@@ -58,12 +60,13 @@ __all__ = [
     "end_offsets",
     "group_lag",
     "group_state",
+    "handler_of",
     "log_bounds",
     "missing_topics",
     "needed_topics",
     "offsets_at",
     "records_at",
     "require_topics",
-    "run_operator_command",
+    "set_handler",
     "start_at_log_end",
 ]

@@ -1,23 +1,30 @@
 """`invalidator dead-letters show` and `dead-letters redrive`: reading dead letters back, and
-re-publishing their original records to their source topic once the cause is fixed.
+re-publishing their original events to their source topic once the cause is fixed.
 
 Positions are those of the dead-letter topic, as `replay` expresses them
 (`invalidator.operators._window`): `--from`/`--to` a time or a duration ago (when a record was
-dead-lettered), or `--from-offset`/`--to-offset`.
+dead-lettered), or `--from-offset`/`--to-offset`. `--reason` and `--group` must name a
+documented reason and a configured region's group: a typo is refused, not an empty selection.
+Each original event is shown and re-published once, however often it was dead-lettered
+(`invalidator.operators._redrive`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from contracts.catalogue import Catalogue
-from contracts.decoding import Rejected
+from contracts.decoding import Rejected, RejectReason
+from contracts.errors import OperatorInputError
+from contracts.kafka_clients import DEFAULT_MAX_REQUEST_BYTES, idempotent_producer
+from invalidator.deadletter import DEAD_LETTER_REASONS
 from invalidator.operators._console import (
     EXIT_OK,
     EXIT_REFUSED,
@@ -27,6 +34,7 @@ from invalidator.operators._console import (
     iso_time,
     table,
 )
+from invalidator.operators._handlers import on_catalogue, on_settings, set_handler
 from invalidator.operators._offsets import log_bounds, records_at
 from invalidator.operators._redrive import (
     DeadLetter,
@@ -37,6 +45,7 @@ from invalidator.operators._redrive import (
 )
 from invalidator.operators._window import (
     add_window_options,
+    check_window_options,
     read_window,
     selected_bounds,
     window_of,
@@ -44,7 +53,6 @@ from invalidator.operators._window import (
 from invalidator.planner import purge_plan
 from invalidator.settings import InvalidatorSettings
 
-_DEFAULT_MAX_REQUEST = 1024 * 1024
 _REQUEST_OVERHEAD = 64 * 1024
 _DETAIL_SHOWN = 60
 
@@ -63,19 +71,57 @@ def add_dead_letter_commands(commands: argparse._SubParsersAction[argparse.Argum
     add_window_options(redrive, required=True)
     redrive.add_argument("--execute", action="store_true", help="publish (default: dry run)")
     for parser in (show, redrive):
-        parser.add_argument("--reason", help="only dead letters with this reason")
+        parser.add_argument(
+            "--reason",
+            metavar="REASON",
+            help=f"only dead letters with this reason: {', '.join(DEAD_LETTER_REASONS)}",
+        )
         parser.add_argument("--group", help="only dead letters of this group (invalidator.eu)")
         add_catalogue_option(parser)
         add_json_option(parser)
+    # Dead letters can be read with a broken catalogue, or none: only a redrive judges by one.
+    set_handler(show, on_settings(show_dead_letters))
+    set_handler(redrive, on_catalogue(redrive_dead_letters))
 
 
-async def run_dead_letter_command(args: argparse.Namespace, settings: InvalidatorSettings) -> int:
-    """Run `dead-letters show` or `dead-letters redrive`; returns the exit status."""
+async def show_dead_letters(args: argparse.Namespace, settings: InvalidatorSettings) -> int:
+    """`dead-letters show`: each original event of the window once; returns the exit status."""
+    check_selection(args, settings)
     letters, unreadable = await _read_dead_letters(args, settings)
     selected = originals(letters, reason=args.reason, group=args.group)
-    if args.action == "show":
-        return _show(args, settings, selected, len(letters), unreadable)
-    return await _redrive(args, settings, selected)
+    return _show(args, settings, selected, len(letters), unreadable)
+
+
+async def redrive_dead_letters(
+    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
+) -> int:
+    """`dead-letters redrive`: re-publish the window's original records (a dry run unless
+    --execute), judged by `catalogue`; returns the exit status."""
+    check_selection(args, settings)
+    letters, _ = await _read_dead_letters(args, settings)
+    selected = originals(letters, reason=args.reason, group=args.group)
+    return await _redrive(args, settings, selected, catalogue)
+
+
+def check_selection(args: argparse.Namespace, settings: InvalidatorSettings) -> None:
+    """Refuse, with an OperatorInputError naming the option, a selection that cannot mean
+    anything: a window that cannot be one, a reason no dead letter carries, a group of no
+    configured region. Checked before anything is read or published."""
+    check_window_options(args)
+    if args.reason is not None and args.reason not in DEAD_LETTER_REASONS:
+        close = difflib.get_close_matches(args.reason, DEAD_LETTER_REASONS, n=1)
+        raise OperatorInputError(
+            f"--reason {args.reason!r} is not a dead-letter reason"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f"; the reasons are: {', '.join(DEAD_LETTER_REASONS)}"
+        )
+    groups = sorted(settings.group_id(region) for region in settings.regions)
+    if args.group is not None and args.group not in groups:
+        raise OperatorInputError(
+            f"--group {args.group!r} is the group of no configured region; INVALIDATOR_REGIONS "
+            f"and INVALIDATOR_GROUP_PREFIX={settings.group_prefix} give: "
+            f"{', '.join(groups) or 'none'}"
+        )
 
 
 async def _read_dead_letters(
@@ -126,8 +172,8 @@ def _show(
                 for r in rows
             ],
         ),
-        f"{copies} dead letters of {settings.dead_letter_topic} -> {len(rows)} original records "
-        "(each region's group writes its own copy; shown once per original)"
+        f"{copies} dead letters of {settings.dead_letter_topic} -> {len(rows)} original events "
+        f"({_ONCE_PER_EVENT}; each is shown once)"
         + (f"; {unreadable} records there are not dead letters" if unreadable else ""),
     ]
     emit(args, report, "\n".join(lines))
@@ -142,6 +188,7 @@ def _described(original: Original) -> dict[str, Any]:
         "topic": original.source.topic,
         "partition": original.source.partition,
         "offset": original.source.offset,
+        "sources": [str(position) for position in original.sources],
         "reasons": original.reasons,
         "detail": letter.detail,
         "groups": original.groups,
@@ -153,6 +200,12 @@ def _described(original: Original) -> dict[str, Any]:
         "dead_letter_offsets": [list(copy.at) for copy in original.letters],
     }
 
+
+_ONCE_PER_EVENT = (
+    "each region's group writes its own copy, and an event redriven and rejected again is "
+    "dead-lettered again: letters are matched by event id"
+)
+"""Why there are more dead letters than events, said by `show` and `redrive`."""
 
 _LETTER_HEADERS = ["SOURCE", "REASON", "GROUPS", "FORM"]
 """The columns `show` and `redrive` both begin with: where the original was, why and by which
@@ -181,10 +234,12 @@ class _Outgoing:
 
 
 async def _redrive(
-    args: argparse.Namespace, settings: InvalidatorSettings, selected: list[Original]
+    args: argparse.Namespace,
+    settings: InvalidatorSettings,
+    selected: list[Original],
+    catalogue: Catalogue,
 ) -> int:
     outgoing = await _resolved(settings, selected)
-    catalogue = settings.load_catalogue()
     rows = [_redrive_row(item, catalogue) for item in outgoing]
     ready = [item for item in outgoing if not item.gone]
     gone = len(outgoing) - len(ready)
@@ -192,14 +247,15 @@ async def _redrive(
     report: dict[str, Any] = {
         "topic": settings.dead_letter_topic,
         "dead_letters_selected": copies,
+        "catalogue": settings.catalogue,
         "originals": len(outgoing),
         "gone": gone,
         "executed": False,
         "records": rows,
     }
     summary = (
-        f"{copies} dead letters -> {len(outgoing)} original records (each region's group wrote "
-        f"its own copy: each original is re-published once)"
+        f"{copies} dead letters -> {len(outgoing)} original events ({_ONCE_PER_EVENT}; each is "
+        "re-published once)"
         + (f"; {gone} are no longer in their source log and are not re-published" if gone else "")
     )
     text = [
@@ -208,6 +264,8 @@ async def _redrive(
             [[*_letter_cells(r), r["decodes_now"], r["note"]] for r in rows],
         ),
         summary,
+        f"DECODES NOW is judged by catalogue {settings.catalogue}, the one this command loaded: "
+        "invalidators still running an older catalogue dead-letter what it cannot decode again.",
     ]
     if not args.execute:
         emit(
@@ -277,6 +335,7 @@ def _redrive_row(item: _Outgoing, catalogue: Catalogue) -> dict[str, Any]:
         "topic": original.source.topic,
         "partition": original.source.partition,
         "offset": original.source.offset,
+        "sources": [str(position) for position in original.sources],
         "reasons": original.reasons,
         "groups": original.groups,
         "form": original.carrier.form,
@@ -290,20 +349,19 @@ def _decodes_now(item: _Outgoing, catalogue: Catalogue) -> str:
     decoded = catalogue.schemas.decode(item.value, item.headers)
     if isinstance(decoded, Rejected):
         return decoded.reason.value
-    return "unplannable" if purge_plan([(0, decoded)], catalogue).unplannable else "yes"
+    unplannable = RejectReason.UNPLANNABLE.value
+    return unplannable if purge_plan([(0, decoded)], catalogue).unplannable else "yes"
 
 
 async def _publish(settings: InvalidatorSettings, ready: list[_Outgoing]) -> list[SourcePosition]:
     """Publish every record to its source topic (idempotent, acks=all); returns the failures."""
     largest = max((len(item.value or b"") + len(item.key or b"") for item in ready), default=0)
-    producer = AIOKafkaProducer(
-        acks="all",
-        enable_idempotence=True,
+    producer = idempotent_producer(
+        settings.kafka,
         client_id="invalidator.redrive",
         # A record dead-lettered as a reference may be larger than the client's 1 MiB default;
         # its topic accepted it once, so the broker's limit is the one that applies.
-        max_request_size=max(_DEFAULT_MAX_REQUEST, largest + _REQUEST_OVERHEAD),
-        **settings.kafka.client_kwargs(),
+        max_request_size=max(DEFAULT_MAX_REQUEST_BYTES, largest + _REQUEST_OVERHEAD),
     )
     await producer.start()
     failed: list[SourcePosition] = []

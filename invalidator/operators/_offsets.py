@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import for_code
 from aiokafka.protocol.commit import OffsetFetchRequest
 
+from contracts import kafka_clients
 from contracts.connections import KafkaConnection
 from contracts.errors import UnknownTopicError
 from invalidator.operators._coordinator import until_coordinator_answers
@@ -64,7 +65,7 @@ async def kafka_consumer(
     """A started consumer that commits nothing by itself (`options`: aiokafka's, e.g. a
     group_id), stopped on exit, and also when its start fails (aiokafka warns of an unclosed
     consumer otherwise)."""
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **options, **kafka.client_kwargs())
+    consumer = kafka_clients.kafka_consumer(kafka, **options)
     try:
         await consumer.start()
         yield consumer
@@ -75,7 +76,7 @@ async def kafka_consumer(
 @contextlib.asynccontextmanager
 async def admin_client(kafka: KafkaConnection) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started admin client, closed on exit."""
-    admin = AIOKafkaAdminClient(**kafka.client_kwargs())
+    admin = kafka_clients.kafka_admin(kafka)
     try:
         await admin.start()
         yield admin

@@ -19,6 +19,7 @@ from invalidator.operators._console import (
     iso_time,
     table,
 )
+from invalidator.operators._handlers import on_catalogue, set_handler
 from invalidator.operators._offsets import (
     commit_group_offsets,
     committed_offsets,
@@ -59,21 +60,14 @@ def add_offsets_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     for action in (show, rewind):
         add_catalogue_option(action)
         add_json_option(action)
-
-
-async def run_offsets_command(
-    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
-) -> int:
-    """Run `offsets show` or `offsets rewind`; returns the exit status."""
-    if args.action == "show":
-        return await offsets_show(args, settings, catalogue)
-    settings.targets(args.region)  # unknown region: SettingsError naming the known ones
-    return await offsets_rewind(args, settings, catalogue)
+    set_handler(show, on_catalogue(offsets_show))
+    set_handler(rewind, on_catalogue(offsets_rewind))
 
 
 async def offsets_show(
     args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
 ) -> int:
+    """`offsets show`: each region's group position and lag; returns the exit status."""
     regions = [args.region] if args.region else sorted(settings.regions)
     for region in regions:
         settings.targets(region)
@@ -179,6 +173,14 @@ async def _desired_offsets(
 async def offsets_rewind(
     args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
 ) -> int:
+    """`offsets rewind`: plan moving a region's group, and apply the plan with --execute;
+    returns the exit status."""
+    settings.targets(args.region)  # unknown region: SettingsError naming the known ones
+    if args.to_offset is not None and args.to_offset < 0:
+        raise OperatorInputError(
+            f"--to-offset {args.to_offset}: an offset is 0 or more; to move back by a number of "
+            "records write --shift-by -N"
+        )
     group = settings.group_id(args.region)
     if not await group_exists(settings.kafka, group):
         raise OperatorInputError(
@@ -228,7 +230,8 @@ async def offsets_rewind(
                 [
                     *text,
                     f"Refused: group {group} has active members ({', '.join(members)}). Stop the "
-                    f"region's invalidators, rewind, then start them again (README, Operators).",
+                    "region's invalidators, rewind, then start them again "
+                    "(docs/operations.md, Operators).",
                 ]
             ),
         )

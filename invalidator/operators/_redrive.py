@@ -1,12 +1,17 @@
-"""Dead letters read back, pure: what each one says, and the original records they carry.
+"""Dead letters read back, pure: what each one says, and the original events they carry.
 
-Each region's group writes its own copy of a dead letter (header `dlq-group`). The copies carry
-the same original record, named by its source position (topic, partition, offset), so the
-originals are the dead letters grouped by that position: a redrive re-publishes each once.
+One event can have many dead letters: each region's group writes its own copy (header
+`dlq-group`), and an event that was redriven and rejected again (invalidators still running the
+old catalogue) is dead-lettered again from its new source position. So the originals are the
+dead letters grouped by the event's id (`event-id` header, else the body's `event_id`); a letter
+whose event has no readable id is grouped by its content, and a reference letter without one by
+its source position. A redrive re-publishes each original once, however often it was
+dead-lettered.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -122,15 +127,27 @@ def _form_and_size(ours: dict[str, str]) -> tuple[bool, int | None]:
 
 @dataclass(frozen=True, slots=True)
 class Original:
-    """An original record and the dead letters that carry it, one per group that rejected it."""
+    """An original event and every dead letter that carries it: one per group that rejected
+    it, for each time it was published (first, and after each redrive rejected again)."""
 
-    source: SourcePosition
     letters: tuple[DeadLetter, ...]
+    """In source order: the first publication's letters first."""
 
     @property
     def carrier(self) -> DeadLetter:
-        """The letter to re-publish from: one that carries the value whole, if any does."""
+        """The letter to re-publish from: the earliest that carries the value whole, if any
+        does, else the earliest."""
         return next((letter for letter in self.letters if not letter.by_reference), self.letters[0])
+
+    @property
+    def source(self) -> SourcePosition:
+        """Where the carrier's record was read (a reference letter's record is read there)."""
+        return self.carrier.source
+
+    @property
+    def sources(self) -> list[SourcePosition]:
+        """Every position the event was dead-lettered from (more than one once redriven)."""
+        return sorted({letter.source for letter in self.letters})
 
     @property
     def groups(self) -> list[str]:
@@ -146,22 +163,39 @@ class Original:
 def originals(
     letters: Iterable[DeadLetter], *, reason: str | None = None, group: str | None = None
 ) -> list[Original]:
-    """The original records of the letters that match, each once, in source order.
+    """The original events of the letters that match, each once, in source order.
 
     letters: dead letters in the order read.
     reason: keep only letters with this `dlq-reason` (None: all).
     group: keep only letters written by this group (None: all).
-    Ordered by source position, so that records of one partition are re-published in their
-    original order (events of one aggregate stay in order).
+    Ordered by each event's first source position, so that events of one partition are
+    re-published in their original order (events of one aggregate stay in order).
     """
-    by_source: dict[SourcePosition, list[DeadLetter]] = {}
+    by_event: dict[tuple[str, str], list[DeadLetter]] = {}
     for letter in letters:
         if reason is not None and letter.reason != reason:
             continue
         if group is not None and letter.group != group:
             continue
-        by_source.setdefault(letter.source, []).append(letter)
-    return [Original(source, tuple(found)) for source, found in sorted(by_source.items())]
+        by_event.setdefault(event_identity(letter), []).append(letter)
+    found = [Original(tuple(sorted(event, key=_source_order))) for event in by_event.values()]
+    return sorted(found, key=lambda original: original.sources[0])
+
+
+def event_identity(letter: DeadLetter) -> tuple[str, str]:
+    """What makes two dead letters carry the same event: its id; without one, the record's
+    content (a redrive re-publishes key, value and headers unchanged); for a reference letter
+    without one, its source position."""
+    if letter.event_id is not None:
+        return ("event-id", letter.event_id)
+    if not letter.by_reference:
+        content = repr((letter.source.topic, letter.key, letter.value, letter.headers))
+        return ("content", hashlib.sha256(content.encode()).hexdigest())
+    return ("position", str(letter.source))
+
+
+def _source_order(letter: DeadLetter) -> tuple[SourcePosition, tuple[int, int]]:
+    return letter.source, letter.at
 
 
 def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:

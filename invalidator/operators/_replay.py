@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from contracts.catalogue import Catalogue
 from contracts.connections import KafkaConnection
-from contracts.decoding import Rejected
+from contracts.decoding import Rejected, RejectReason
 from contracts.namespaces import BoundNamespace
 from invalidator.operators._window import Window, read_window, window_size
 from invalidator.planner import grouped, purge_plan
@@ -60,7 +60,7 @@ async def plan_window(
                 decoded.append((record.offset, outcome))
         batch_plan = purge_plan(decoded, catalogue)
         plan.events += batch_plan.planned
-        plan.rejected["unplannable"] += len(batch_plan.unplannable)
+        plan.rejected[RejectReason.UNPLANNABLE.value] += len(batch_plan.unplannable)
         plan.namespaces.update(dict.fromkeys(batch_plan.namespaces))
         if progress is not None:
             progress("read", plan.records, total)

@@ -20,11 +20,13 @@ from invalidator.operators._console import (
     add_json_option,
     emit,
 )
+from invalidator.operators._handlers import on_catalogue, set_handler
 from invalidator.operators._replay import plan_window, purge_planned
 from invalidator.operators._topics import present_event_topics
 from invalidator.operators._window import (
     Window,
     add_window_options,
+    check_window_options,
     selected_bounds,
     topics_of,
     window_of,
@@ -51,16 +53,8 @@ def add_replay_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     for command in (replay, purge):
         add_catalogue_option(command)
         add_json_option(command)
-
-
-async def run_replay_command(
-    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
-) -> int:
-    """Run `replay` or `purge`; returns the exit status."""
-    settings.targets(args.region)  # unknown region: SettingsError naming the known ones
-    if args.command == "replay":
-        return await replay(args, settings, catalogue)
-    return await purge(args, settings, catalogue)
+    set_handler(replay, on_catalogue(replay_window))
+    set_handler(purge, on_catalogue(purge_namespace))
 
 
 async def _window(
@@ -72,9 +66,13 @@ async def _window(
     return await window_of(args, settings.kafka, bounds)
 
 
-async def replay(
+async def replay_window(
     args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
 ) -> int:
+    """`replay`: purge in a region what a window of events purged, the group's offsets
+    untouched; returns the exit status."""
+    settings.targets(args.region)  # unknown region: SettingsError naming the known ones
+    check_window_options(args)
     window = await _window(args, settings, catalogue)
     progress = ProgressBar(not args.json)
     plan = await plan_window(settings.kafka, catalogue, window, progress=progress)
@@ -155,9 +153,11 @@ async def _known_key_counts(
     return counts
 
 
-async def purge(
+async def purge_namespace(
     args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
 ) -> int:
+    """`purge`: purge one concrete namespace in a region by hand; returns the exit status."""
+    targets_config = settings.targets(args.region)  # unknown region: a SettingsError
     params: dict[str, str] = {}
     for item in args.params:
         name, sep, value = item.partition("=")
@@ -170,7 +170,6 @@ async def purge(
             )
         params[name] = value
     bound = catalogue.namespace(args.namespace).bind(**params)
-    targets_config = settings.targets(args.region)
     names = ", ".join(t.name for t in targets_config)
     if not args.yes:
         if not sys.stdin.isatty():

@@ -13,6 +13,7 @@ from invalidator.operators._console import (
     emit,
     table,
 )
+from invalidator.operators._handlers import on_catalogue, set_handler
 from invalidator.operators._topics import (
     DEFAULT_PARTITIONS,
     TopicNeed,
@@ -42,12 +43,13 @@ def add_topics_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     for action in (check, create):
         add_catalogue_option(action)
         add_json_option(action)
+        set_handler(action, on_catalogue(run_topics_command))
 
 
 async def run_topics_command(
     args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
 ) -> int:
-    """Run `topics <action>`; returns the exit status."""
+    """Run `topics check`, or `topics create` (creating first); returns the exit status."""
     needs = needed_topics(settings, catalogue)
     names = [need.name for need in needs]
     own = [need.name for need in needs if need.mirrored_from is None]

@@ -3,13 +3,15 @@
 
 `replay` (event topics) and `dead-letters` (the dead-letter topic) express positions the same
 way: a time or a duration ago (`--from`, `--to`), or an offset (`--from-offset`, `--to-offset`),
-clamped to each partition's log.
+clamped to each partition's log. What cannot mean a window (a negative offset, an end before
+the start) is refused before anything is read (`check_window_options`).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord, TopicPartition
 
@@ -17,6 +19,9 @@ from contracts.connections import KafkaConnection
 from contracts.errors import OperatorInputError
 from invalidator.operators._offsets import kafka_consumer, log_bounds, offsets_at
 from invalidator.times import parse_when
+
+OFFSET_OPTIONS = (("from_offset", "--from-offset"), ("to_offset", "--to-offset"))
+"""The offset options of `add_window_options`: (attribute, option)."""
 
 Window = dict[TopicPartition, tuple[int, int]]
 """Per partition, the first offset to read and the offset to stop before."""
@@ -81,6 +86,41 @@ def add_window_options(parser: argparse.ArgumentParser, *, required: bool) -> No
     )
     parser.add_argument("--to-offset", type=int, metavar="N", help="stop before this offset")
     parser.add_argument("--partitions", help="e.g. 0,1,5 (default: all)")
+
+
+def check_window_options(args: argparse.Namespace) -> None:
+    """Refuse, with an OperatorInputError naming the option, window options that cannot mean a
+    window: a negative offset, or an end before the start (both offsets, or both times).
+
+    Nothing is clamped silently: an offset below a partition's log start still reads from the
+    log start, but a negative one is a mistake (`-5` is not "5 back").
+    """
+    for attribute, option in OFFSET_OPTIONS:
+        offset = getattr(args, attribute)
+        if offset is not None and offset < 0:
+            raise OperatorInputError(
+                f"{option} {offset}: an offset is 0 or more (the log start is clamped to); "
+                "to start some time ago write --from 15m"
+            )
+    if (
+        args.from_offset is not None
+        and args.to_offset is not None
+        and args.to_offset < args.from_offset
+    ):
+        raise OperatorInputError(
+            f"--to-offset {args.to_offset} is before --from-offset {args.from_offset}: "
+            "the window would be empty; write the earlier offset in --from-offset"
+        )
+    if args.start is not None and args.end is not None:
+        now = datetime.now(UTC)  # one instant for both: `--from 1h --to 1h` is not reversed
+        start = parse_when(args.start, option="--from", now=now)
+        end = parse_when(args.end, option="--to", now=now)
+        if end < start:
+            raise OperatorInputError(
+                f"--to {args.end!r} ({end.isoformat()}) is earlier than --from {args.start!r} "
+                f"({start.isoformat()}): the window would be empty; write the earlier time in "
+                "--from"
+            )
 
 
 async def window_of(

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.connections import KafkaConnection
+from contracts.kafka_clients import idempotent_producer
 from contracts.percentiles import percentile
+from contracts.renewing_producer import RenewingProducer
 from producers.outbox.table import OUTBOX_TABLE
 from producers.outbox.writer import NOTIFY_CHANNEL
 
@@ -88,13 +89,10 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._retention = timedelta(seconds=retention_s)
-        self._producer = AIOKafkaProducer(
-            acks="all",
-            enable_idempotence=True,
-            client_id=client_id,
-            # A row's record is as large as the broker allows; the broker refuses larger ones.
-            max_request_size=1_048_576,
-            **kafka.client_kwargs(),
+        # A row's record is as large as the broker allows (its default limit); the broker
+        # refuses larger ones.
+        self._producer = RenewingProducer(
+            lambda: idempotent_producer(kafka, client_id=client_id), name="outbox relay"
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -237,7 +235,7 @@ class OutboxRelay:
             headers = [(name, value.encode()) for name, value in row.headers.items()]
             sends.append(
                 await self._producer.send(
-                    row.topic, value=row.value, key=row.partition_key, headers=headers
+                    row.topic, row.value, key=row.partition_key, headers=headers
                 )
             )
         results = await asyncio.gather(*sends, return_exceptions=True)

@@ -1,7 +1,7 @@
 """A catalogue with mistakes, for the tests of `invalidator catalogue check`."""
 
 from contracts import Catalogue, Namespace, PurgeRule
-from contracts.orders import OrderCreated
+from contracts.example_orders import OrderCreated
 
 CATALOGUE = Catalogue(
     [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contracts.docs import catalogue_json, catalogue_markdown
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from invalidator.cli import main
 from invalidator.operators import asyncapi_document
 

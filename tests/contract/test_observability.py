@@ -41,6 +41,7 @@ ALERT_NAMES = {
     "InvalidatorPaused",
     "InvalidatorDeadLetters",
     "InvalidatorPurgeErrors",
+    "InvalidatorDeadLetterErrors",
     "InvalidatorCommitFailures",
     "InvalidatorDown",
     "InvalidatorRemotePurgeSlow",
@@ -99,10 +100,10 @@ def test_the_registered_series_are_the_documented_ones() -> None:
     assert "invalidator_lag_seconds" in series
     assert "invalidator_purge_duration_seconds_bucket" in series
     assert "invalidator_paused_total" not in series
-    readme = (ROOT / "README.md").read_text()
+    documented = (ROOT / "docs" / "operations.md").read_text()
     for name in series:
         if not name.endswith(("_bucket", "_sum", "_count", "_created")):
-            assert f"`{name}" in readme, f"{name} is not in the README's metrics list"
+            assert f"`{name}" in documented, f"{name} is not in docs/operations.md's metrics list"
 
 
 def test_the_dashboard_has_every_panel_and_each_panel_a_query() -> None:
@@ -122,7 +123,11 @@ def test_the_rules_have_every_alert_with_a_runbook_step() -> None:
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
         annotations = rule["annotations"]
         assert annotations["summary"].strip(), rule["alert"]
-        assert re.search(r'README "[^"]+"|`invalidator ', annotations["description"]), rule["alert"]
+        step = re.search(r'docs/(\w+\.md) "([^"]+)"|`invalidator ', annotations["description"])
+        assert step, rule["alert"]
+        if step.group(1):
+            page = (ROOT / "docs" / step.group(1)).read_text()
+            assert f"## {step.group(2)}" in page, f"{rule['alert']}: no section {step.group(0)}"
     by_name = {rule["alert"]: rule for rule in rules}
     assert by_name["InvalidatorPurgeErrors"]["labels"]["severity"] == "critical"
     assert by_name["InvalidatorDeadLetters"]["labels"]["severity"] == "warning"

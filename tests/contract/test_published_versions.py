@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from contracts import Event, EventEnvelope
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = sorted(FIXTURES.glob("*.json"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import Catalogue
-from contracts.orders import COMPANY_ORDERS, OrderCreatedV1, OrderUpdated
+from contracts.example_orders import COMPANY_ORDERS, OrderCreatedV1, OrderUpdated
 from contracts.testing import assert_purges, purged_generation_keys
 
 
@@ -47,7 +47,10 @@ def test_old_versions_go_through_upcasting(cache_catalogue: Catalogue) -> None:
     [
         ("tests.contract.broken_catalogue:CATALOGUE", "*'orphan' has no purging event*"),
         ("tests.contract.no_such_module:CATALOGUE", "*cache_catalogue=*cannot be loaded*"),
-        ("contracts.orders:OrderCreated", "*is a ModelMetaclass, not a contracts.Catalogue*"),
+        (
+            "contracts.example_orders:OrderCreated",
+            "*is a ModelMetaclass, not a contracts.Catalogue*",
+        ),
     ],
 )
 def test_the_fixture_fails_a_catalogue_it_cannot_use_saying_why(

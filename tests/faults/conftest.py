@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.stack import REPO
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from contracts.topics import DEAD_LETTER
 from tests.faults.kafka_server import SaslKafkaServer
 from tests.integration.conftest import (  # noqa: F401  (fixtures)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
+from contracts.example_orders import CATALOGUE
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
-from contracts.orders import CATALOGUE
 from contracts.topics import ORDERS, mirrored_topic
 from invalidator import InvalidatorSettings
 from invalidator.operators import start_at_log_end

@@ -6,8 +6,8 @@ import asyncio
 import uuid
 
 from contracts.events import EventEnvelope
+from contracts.example_orders import ORDER, OrderCreated
 from contracts.namespaces import BoundNamespace
-from contracts.orders import ORDER, OrderCreated
 from producers import EventPublisher
 
 

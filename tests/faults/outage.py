@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from invalidator import InvalidatorSettings
 from producers import EventPublisher, RedisClient
 from tests.faults.accounting import account, dead_lettered_ids, record_outcome, scaled

@@ -11,8 +11,8 @@ from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts import EventEnvelope
+from contracts.example_orders import ORDER, OrderStatusChanged
 from contracts.namespaces import BoundNamespace
-from contracts.orders import ORDER, OrderStatusChanged
 from producers.outbox import add_event, create_outbox_table
 
 SOURCE = "orders-outbox-fault"

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from contracts import EventEnvelope, KafkaConnection, topics
 from contracts.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
-from contracts.orders import OrderCreated
+from contracts.example_orders import OrderCreated
 
 MALFORMED_KINDS = ("not_json", "no_envelope", "unknown_type", "newer_version", "glob_id")
 """What can be wrong with a record: every kind must be dead-lettered, none may stall."""

@@ -23,8 +23,8 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from contracts.example_orders import CATALOGUE, ORDER, OrderCreated
 from contracts.namespaces import BoundNamespace
-from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import start_at_log_end
 from producers import EventPublisher, RedisClient, connect_redis

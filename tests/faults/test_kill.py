@@ -7,8 +7,8 @@ import time
 import uuid
 from pathlib import Path
 
+from contracts.example_orders import CATALOGUE, ORDER, OrderCreated
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient

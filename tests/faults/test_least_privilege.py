@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import NewTopic
 from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -16,8 +17,8 @@ from redis.exceptions import NoPermissionError
 
 from bench.stack import REPO
 from contracts import RedisTarget
+from contracts.example_orders import CATALOGUE, COMPANY_ORDERS
 from contracts.layout import entry_key, generation_key
-from contracts.orders import CATALOGUE, COMPANY_ORDERS
 from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets, end_offsets
@@ -209,3 +210,55 @@ async def test_invalidator_works_with_least_privilege_kafka_acls(
         )
     finally:
         await redis_admin.aclose()
+
+
+async def test_a_dead_letter_topic_it_may_not_write_is_a_defect_and_heals_when_granted(
+    settings: InvalidatorSettings, acl_kafka: SaslKafkaServer, acl_server: RedisServer
+) -> None:
+    """Without WRITE on its dead-letter topic, the invalidator counts dead_letter_errors (neither
+    purge retries nor outage retries), commits nothing, and sends the dead letter once the ACL
+    grants it, without a restart."""
+    denied = f"invalidator.dead-letter.{uuid.uuid4().hex[:8]}"
+    async with acl_kafka.admin() as admin:
+        await admin.create_topics([NewTopic(denied, 1, replication_factor=1)])
+    as_admin = acl_kafka.connection(KAFKA_ADMIN)
+    settings = eu_only_as_invalidator(settings, acl_server).model_copy(
+        update={
+            "kafka": acl_kafka.connection("invalidator"),
+            "group_prefix": "invalidator",
+            "dead_letter_topic": denied,
+        }
+    )
+    group = settings.group_id("eu")
+    async with (
+        EventPublisher(acl_kafka.connection("publisher"), source="orders-api") as publisher,
+        running_invalidators(settings, CATALOGUE, regions=("eu",)) as running,
+    ):
+        stats = running["eu"].stats
+        committed_before = await committed_offsets(as_admin, group)
+        await publisher.broker.publish(b"not an event", topic=ORDERS, key=b"k")
+
+        async def reported() -> bool:
+            return stats.dead_letter_errors >= 2
+
+        await wait_until(reported, within=60, what="dead_letter_errors while WRITE is denied")
+        assert (stats.purge_retries, stats.purge_errors, stats.dead_letter_retries) == (0, 0, 0)
+        assert stats.dead_lettered == 0
+        assert await committed_offsets(as_admin, group) == committed_before, (
+            "offsets were committed while the dead letter could not be written"
+        )
+
+        await acl_kafka.run_tool(
+            "org.apache.kafka.tools.AclCommand",
+            *("--bootstrap-server", f"127.0.0.1:{acl_kafka.port}"),
+            *("--command-config", str(acl_kafka.admin_properties())),
+            *("--add", "--allow-principal", "User:invalidator"),
+            *("--operation", "Write", "--operation", "Describe", "--topic", denied),
+        )
+
+        async def healed() -> bool:
+            return stats.dead_lettered == 1 and await caught_up(as_admin, group, CATALOGUE.topics())
+
+        await wait_until(healed, within=60, what="the dead letter and commit once WRITE is granted")
+        assert sum((await end_offsets(as_admin, [denied])).values()) == 1
+        assert stats.dead_letter_retries == 0

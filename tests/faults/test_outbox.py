@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts import KafkaConnection
 from contracts.events import HEADER_EVENT_ID
+from contracts.example_orders import CATALOGUE
 from contracts.namespaces import BoundNamespace
-from contracts.orders import CATALOGUE
 from contracts.topics import ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.operators import end_offsets

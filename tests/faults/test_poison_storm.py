@@ -11,8 +11,8 @@ import time
 import uuid
 
 from contracts import EventEnvelope
+from contracts.example_orders import CATALOGUE, ORDER, OrderCreated
 from contracts.namespaces import BoundNamespace
-from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from producers import RedisClient
 from tests.faults.accounting import Outcome, account, dead_lettered_ids, record_outcome, scaled

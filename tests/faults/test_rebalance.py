@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+from contracts.example_orders import CATALOGUE
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import start_at_log_end
 from producers import EventPublisher, RedisClient

@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets, group_state, start_at_log_end
 from producers import RedisClient

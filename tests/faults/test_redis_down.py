@@ -6,8 +6,8 @@ import asyncio
 import time
 import uuid
 
+from contracts.example_orders import CATALOGUE, ORDER, OrderCreated
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import committed_offsets, start_at_log_end
 from producers import EventPublisher, RedisClient

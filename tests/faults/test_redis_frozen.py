@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from contracts.example_orders import CATALOGUE
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets
 from producers import EventPublisher, RedisClient

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
+from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, ORDER
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
-from contracts.orders import CATALOGUE, COMPANY_ORDERS, ORDER
 from invalidator import InvalidatorSettings
 from producers import CacheClient, EventPublisher, RedisClient, Source
 from tests.faults.accounting import Outcome, account, dead_lettered_ids, record_outcome, scaled

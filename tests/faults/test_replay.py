@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from bench.stale.store import ItemStore, value_version
 from bench.stale.variants import status_event
 from bench.stale.workload import Read
+from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, ORDER
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
-from contracts.orders import CATALOGUE, COMPANY_ORDERS, ORDER
 from invalidator import InvalidatorSettings
 from producers import CacheClient, EventPublisher, RedisClient, Source
 from tests.faults.accounting import Outcome, account, record_outcome, scaled

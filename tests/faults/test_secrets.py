@@ -18,8 +18,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 from redis.asyncio import Redis
 
+from contracts.example_orders import CATALOGUE, COMPANY_ORDERS
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE, COMPANY_ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.operators import (
     EXIT_INPUT,

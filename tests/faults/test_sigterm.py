@@ -12,8 +12,8 @@ import signal
 import time
 from pathlib import Path
 
+from contracts.example_orders import CATALOGUE
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets, start_at_log_end
 from producers import RedisClient

@@ -15,8 +15,8 @@ from aiokafka import TopicPartition
 from bench.orders_load import bare_producer, order_record
 from contracts import KafkaConnection
 from contracts.events import HEADER_EVENT_ID
+from contracts.example_orders import ORDER, OrderStatusChanged
 from contracts.namespaces import BoundNamespace
-from contracts.orders import ORDER, OrderStatusChanged
 from producers import EventPublisher
 
 _SEND_CHUNK = 5_000

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.cli import main
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis

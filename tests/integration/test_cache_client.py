@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
+from contracts.example_orders import COMPANY_ORDERS
 from contracts.layout import entry_key, generation_key
-from contracts.orders import COMPANY_ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.purge import purge_namespaces
 from producers import CacheClient, RedisClient, connect_redis

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from contracts import RedisTarget
-from contracts.orders import COMPANY_ORDERS
+from contracts.example_orders import COMPANY_ORDERS
 from producers import CacheClient, Source, connect_redis
 from tests.integration.redis_server import RedisServer
 

@@ -2,7 +2,8 @@
 
 Invalidators run with a catalogue that does not know `OrderStatusChanged` (the bug), so both
 regions' groups dead-letter those events; the fixed catalogue then purges what a redrive
-re-publishes, once per original record however many groups dead-lettered it.
+re-publishes, once per original event however many groups dead-lettered it, and however often a
+redrive made while they still ran the broken one had it dead-lettered again.
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from contracts import Catalogue, EventEnvelope, KafkaConnection, Namespace, PurgeRule, topics
+from contracts.example_orders import (
+    CATALOGUE,
+    EXAMPLE_CATALOGUE,
+    ORDER,
+    OrderCreated,
+    OrderStatusChanged,
+)
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE, ORDER, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings
 from invalidator.cli import main
 from invalidator.operators import end_offsets, records_at
@@ -260,3 +267,64 @@ async def test_a_reference_is_read_from_its_source_and_one_gone_is_reported(
     assert status == 0 and (done["published"], done["gone"]) == (1, 1)
     ((key, value, headers),) = await _read_from(settings.kafka, ends)
     assert (key, value, headers) == (b"k:1", large, [TRACE_HEADER])
+
+
+async def test_a_redrive_while_the_old_catalogue_still_runs_never_multiplies(
+    cli: Cli,
+    settings: InvalidatorSettings,
+    publisher: EventPublisher,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    groups = [settings.group_id(region) for region in REGIONS]
+    changes = await _dead_lettered_by_both_groups(settings, publisher, run)
+    ids = sorted(str(envelope.event_id) for envelope in changes)
+    redrive = ("dead-letters", "redrive", "--from", since, "--reason", "unknown_type")
+    async with running_invalidators(settings, BEFORE_THE_FIX) as running:
+        for attempt in range(3):
+            status, dry = await cli(*redrive)
+            mine = [r for r in dry["records"] if set(r["groups"]) <= set(groups)]
+            assert status == 0 and dry["catalogue"] == EXAMPLE_CATALOGUE
+            assert len(mine) == 3, f"redrive {attempt + 1} selected {len(mine)} of 3 events"
+            assert all(len(r["sources"]) == attempt + 1 for r in mine), mine
+
+            ends = await end_offsets(settings.kafka, [topics.ORDERS])
+            rejected = {region: inv.stats.dead_lettered for region, inv in running.items()}
+            status, done = await cli(*redrive, "--execute")
+            assert status == 0 and done["executed"] is True
+            republished = await _read_from(settings.kafka, ends)
+            mine_again = [h for _, value, h in republished if value and run.encode() in value]
+            assert sorted(dict(h)["event-id"].decode() for h in mine_again) == ids
+
+            async def dead_lettered_again(before: dict[str, int] = rejected) -> bool:
+                return all(inv.stats.dead_lettered >= before[r] + 3 for r, inv in running.items())
+
+            await wait_until(dead_lettered_again, within=60, what="the copies dead-lettered again")
+
+    capsys.readouterr()
+    status = await asyncio.to_thread(main, list(redrive))
+    text = capsys.readouterr().out
+    assert status == 0
+    assert f"DECODES NOW is judged by catalogue {EXAMPLE_CATALOGUE}, the one this command" in text
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        ["--from-offset", "-5"],
+        ["--from-offset", "0", "--to-offset", "-1"],
+        ["--from", "1m", "--to", "2m"],
+        ["--from-offset", "0", "--reason", "unknown-type"],
+        ["--from-offset", "0", "--group", "invalidator.apac"],
+    ],
+    ids=" ".join,
+)
+async def test_a_redrive_refused_for_its_input_publishes_nothing(
+    cli: Cli, settings: InvalidatorSettings, refused: list[str]
+) -> None:
+    watched = [topics.ORDERS, settings.dead_letter_topic]
+    ends = await end_offsets(settings.kafka, watched)
+    status, report = await cli("dead-letters", "redrive", *refused, "--execute")
+    assert (status, report) == (2, {})
+    assert await end_offsets(settings.kafka, watched) == ends

@@ -9,8 +9,7 @@ import uuid
 from aiokafka import AIOKafkaProducer
 
 from contracts import topics
-from contracts.layout import generation_key
-from contracts.orders import (
+from contracts.example_orders import (
     CATALOGUE,
     COMPANY_ORDER_STATS,
     COMPANY_ORDERS,
@@ -18,6 +17,7 @@ from contracts.orders import (
     OrderCreated,
     OrderStatusChanged,
 )
+from contracts.layout import generation_key
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import CacheClient, EventPublisher, RedisClient

@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from contracts.orders import CATALOGUE, OrderCreated
+from contracts.example_orders import CATALOGUE, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import start_at_log_end
 from producers import EventPublisher

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from bench.orders_load import bare_producer, order_record
+from contracts.example_orders import CATALOGUE, ORDER, OrderCreated
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
-from contracts.orders import CATALOGUE, ORDER, OrderCreated
 from contracts.topics import DEAD_LETTER, ORDERS, mirrored_topic
 from invalidator import InvalidatorSettings
 from invalidator.deadletter import (

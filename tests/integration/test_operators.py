@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from contracts import Event, EventEnvelope
+from contracts import Event, EventEnvelope, kafka_clients
+from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated, OrderStatusChanged
 from contracts.layout import generation_key
-from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings, purge_plan
 from invalidator.cli import main
-from invalidator.operators import _offsets as offsets_module
 from invalidator.operators import (
     commit_group_offsets,
     committed_offsets,
@@ -212,7 +211,7 @@ async def test_replay_purges_the_live_plan_of_the_window_and_leaves_the_group_al
             commits.append(offsets)
             await super().commit(offsets)
 
-    monkeypatch.setattr(offsets_module, "AIOKafkaConsumer", Watched)
+    monkeypatch.setattr(kafka_clients, "AIOKafkaConsumer", Watched)
     status, done = await cli("replay", "--region", "eu", "--from", window_start.isoformat())
     assert status == 0 and done["namespaces"] == len(live_keys) < len(envelopes) * 3
     after = {ns: await eu.get(generation_key(ns)) for ns in live.namespaces}

@@ -14,8 +14,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts import topics
+from contracts.example_orders import ORDER, OrderStatusChanged
 from contracts.layout import generation_key
-from contracts.orders import ORDER, OrderStatusChanged
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import RedisClient

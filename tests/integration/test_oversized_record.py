@@ -17,7 +17,7 @@ import uuid
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from contracts import topics
-from contracts.orders import CATALOGUE, ORDER, OrderCreated
+from contracts.example_orders import CATALOGUE, ORDER, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.deadletter import FORM_REFERENCE
 from invalidator.operators import end_offsets

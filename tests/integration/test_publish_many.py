@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import Event, topics
 from contracts.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
-from contracts.orders import CATALOGUE, OrderCreated, OrderStatusChanged
+from contracts.example_orders import CATALOGUE, OrderCreated, OrderStatusChanged
 from invalidator import InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import EventPublisher, EventToPublish

@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 
 from contracts import Catalogue, Namespace, PurgeRule, PurgeStrategy
+from contracts.example_orders import OrderCreated
 from contracts.layout import generation_key, index_key
-from contracts.orders import OrderCreated
 from invalidator import InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import EventPublisher, RedisClient

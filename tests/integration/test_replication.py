@@ -13,9 +13,9 @@ import pytest
 from redis.asyncio import RedisCluster
 
 from contracts import Namespace, PurgeRule, PurgeStrategy
+from contracts.example_orders import ORDER, OrderCreated
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
-from contracts.orders import ORDER, OrderCreated
 from invalidator.purge import purge_namespaces
 from invalidator.replication import ReplicaAck, ReplicasNotReachedError
 from producers import RedisClient

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import TopicPartition
 
 from contracts import topics
+from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
-from contracts.orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import committed_offsets, log_bounds, offsets_at
 from producers import EventPublisher, RedisClient

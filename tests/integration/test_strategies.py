@@ -13,8 +13,8 @@ import pytest
 from redis.asyncio import RedisCluster
 
 from contracts import ContractError, Namespace, PurgeRule, PurgeStrategy
+from contracts.example_orders import OrderCreated
 from contracts.layout import entry_key, fill_lock_key, hold_off_key, index_key
-from contracts.orders import OrderCreated
 from invalidator.purge import escape_glob, purge_namespaces
 from producers import CacheClient, RedisClient
 from producers.cache import Source

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts.example_orders import EXAMPLE_CATALOGUE
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"contracts", "producers", "invalidator"}
 INSTALL_TIMEOUT_S = 300  # a cold pip cache downloads every dependency
@@ -101,8 +103,11 @@ def test_the_installed_commands_run_from_the_fresh_venv(venv: Path) -> None:
         "Event-driven cache invalidation over Kafka."
         in _run([str(bin_dir / "invalidator"), "--help"], cwd=venv).stdout
     )
-    check = _run([str(bin_dir / "invalidator"), "catalogue", "check"], cwd=venv).stdout
-    assert "contracts.orders:CATALOGUE: ok (4 namespaces, 5 event types" in check
+    check = _run(
+        [str(bin_dir / "invalidator"), "catalogue", "check", "--catalogue", EXAMPLE_CATALOGUE],
+        cwd=venv,
+    ).stdout
+    assert f"{EXAMPLE_CATALOGUE}: ok (4 namespaces, 5 event types" in check
     assert (
         "The transactional outbox's relay and table."
         in _run([str(bin_dir / "outbox"), "--help"], cwd=venv).stdout

@@ -15,15 +15,22 @@ from aiokafka.structs import ConsumerRecord
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from contracts.events import EventEnvelope, TraceContext
-from contracts.orders import CATALOGUE, OrderStatusChanged
+from contracts.example_orders import CATALOGUE, OrderStatusChanged
 from invalidator.loop import InvalidationLoop, LoopTuning
+from invalidator.outcome import BatchListener, Rejection
 from invalidator.planner import NamespaceKeys
 from invalidator.stats import InvalidatorStats
 from invalidator.wiring import InvalidatorParts
 
 P0 = TopicPartition("orders.events", 0)
 P1 = TopicPartition("orders.events", 1)
-FAST = LoopTuning(batch_max_records=3, fetch_timeout_ms=5, retry_initial_s=0.001, retry_max_s=0.004)
+FAST = LoopTuning(
+    batch_max_records=3,
+    fetch_timeout_ms=5,
+    retry_initial_s=0.001,
+    retry_max_s=0.004,
+    commit_interval_s=0.0,
+)
 
 
 def order_record(
@@ -163,24 +170,35 @@ class FakeTargets:
 
 
 class FakeDeadLetters:
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, str, str]] = []
-        self.failures = 0
+    """`failures` sends fail with `error` before one succeeds."""
 
-    async def send(self, rejected: Sequence[tuple[Any, str, str]]) -> None:
+    def __init__(self) -> None:
+        self.sent: list[Rejection] = []
+        self.failures = 0
+        self.error: Exception = ConnectionError("broker away")
+
+    async def send(self, rejected: Sequence[Rejection]) -> None:
         if self.failures:
             self.failures -= 1
-            raise ConnectionError("broker away")
+            raise self.error
         self.sent.extend(rejected)
 
 
 def loop_on_fakes(
-    records: dict[TopicPartition, list[Any]],
+    records: dict[TopicPartition, list[Any]], *, listeners: Sequence[BatchListener] = ()
 ) -> tuple[InvalidationLoop, FakeConsumer, FakeTargets, FakeDeadLetters]:
     consumer = FakeConsumer(records)
     targets = FakeTargets(consumer)
     dead = FakeDeadLetters()
-    loop = InvalidationLoop(consumer, targets, dead, catalogue=CATALOGUE, name="test", tuning=FAST)
+    loop = InvalidationLoop(
+        consumer,
+        targets,
+        dead,
+        catalogue=CATALOGUE,
+        name="test",
+        tuning=FAST,
+        listeners=listeners,
+    )
     return loop, consumer, targets, dead
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import Catalogue, CatalogueError, Namespace, PurgeRule
-from contracts.orders import CATALOGUE, OrderCreated, OrderUpdated
+from contracts.example_orders import CATALOGUE, OrderCreated, OrderUpdated
 
 
 def _namespace(template: str = "thing:{order_id}", **rule_params: str) -> Namespace:

@@ -20,8 +20,8 @@ from contracts import (
 )
 from contracts.checks import colliding_key
 from contracts.events import SafeId
+from contracts.example_orders import CATALOGUE, OrderCreated
 from contracts.namespaces import TEMPLATE_PARAM
-from contracts.orders import CATALOGUE, OrderCreated
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import pytest
 
 import contracts.errors
 from contracts import CacheInvalidationError, MissingTopicsError
+from contracts.example_orders import EXAMPLE_CATALOGUE
 from invalidator import cli
 from invalidator.cli import main
 from invalidator.operators import EXIT_INPUT
@@ -19,8 +20,8 @@ REGIONS = '{"eu": [{"name": "eu-main", "url": "redis://127.0.0.1:1/0"}]}'
 def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INVALIDATOR_REGIONS", REGIONS)
     monkeypatch.setenv("INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
-    for name in ("INVALIDATOR_CATALOGUE", "INVALIDATOR_START_FROM"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INVALIDATOR_CATALOGUE", EXAMPLE_CATALOGUE)
+    monkeypatch.delenv("INVALIDATOR_START_FROM", raising=False)
 
 
 def _refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

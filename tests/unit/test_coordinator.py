@@ -14,6 +14,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
+from contracts import kafka_clients
 from contracts.connections import KafkaConnection
 from invalidator.operators import _offsets as offsets
 from invalidator.operators._coordinator import (
@@ -100,7 +101,7 @@ class FakeAdmin:
 async def test_operator_group_calls_wait_for_the_coordinator(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(offsets, "AIOKafkaAdminClient", FakeAdmin)
+    monkeypatch.setattr(kafka_clients, "AIOKafkaAdminClient", FakeAdmin)
     kafka = KafkaConnection(bootstrap_servers="127.0.0.1:1")
     assert await offsets.group_exists(kafka, "invalidator.eu")
     assert (await offsets.group_state(kafka, "invalidator.eu")).state == "Empty"
@@ -115,7 +116,7 @@ async def test_a_coordinator_still_loading_is_not_read_as_never_committed(
         async def _send_request(self, request: object, node_id: int) -> Any:
             return SimpleNamespace(error_code=GroupLoadInProgressError.errno, topics=[])
 
-    monkeypatch.setattr(offsets, "AIOKafkaAdminClient", Loading)
+    monkeypatch.setattr(kafka_clients, "AIOKafkaAdminClient", Loading)
     monkeypatch.setattr("invalidator.operators._coordinator.COORDINATOR_DEADLINE_S", 0.05)
     with pytest.raises(CoordinatorUnavailableError):
         await offsets.committed_offsets(KafkaConnection(), "invalidator.eu")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from contracts import Event, EventEnvelope, Rejected, RejectReason
 from contracts.events import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
-from contracts.orders import CATALOGUE, OrderCreated, OrderUpdated
+from contracts.example_orders import CATALOGUE, OrderCreated, OrderUpdated
 
 
 def _envelope(**overrides: object) -> EventEnvelope:

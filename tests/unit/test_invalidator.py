@@ -8,15 +8,22 @@ Invalidator, its rebalance listener and the loop are the real ones.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
 from contracts import RedisTarget
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
+from invalidator.loop import InvalidationLoop, LoopTuning
+from invalidator.outcome import BatchOutcome
+from invalidator.stats import InvalidatorStats
+from invalidator.wiring import MetricsEndpoints
 from tests.unit.loop_fakes import (
     P0,
     P1,
+    ClosingTargets,
+    FakeDeadLetters,
     invalidator_parts,
     order_record,
     until,
@@ -92,3 +99,48 @@ async def test_stop_before_the_run_returns_after_joining_and_purges_nothing() ->
 def test_an_unknown_region_is_refused_before_anything_is_built() -> None:
     with pytest.raises(Exception, match="unknown region 'mars'; INVALIDATOR_REGIONS defines: eu"):
         Invalidator(SETTINGS, region="mars", catalogue=CATALOGUE)
+
+
+async def test_the_parts_listeners_hear_every_batch_and_serving_metrics_patches_no_loop() -> None:
+    heard: list[int] = []
+
+    class Listener:
+        def batch_purged(self, outcome: BatchOutcome) -> None:
+            heard.append(len(outcome.records))
+
+    records = {P0: [order_record(P0, i) for i in range(5)]}
+    parts, fetched, _, _ = invalidator_parts(records)
+    parts = dataclasses.replace(parts, listeners=(Listener(),))
+    invalidator = Invalidator(SETTINGS, region="eu", catalogue=CATALOGUE)
+    running = asyncio.create_task(invalidator.run_on(parts))
+    await until(lambda: fetched.committed() == {P0: 5})
+    invalidator.stop()
+    await asyncio.wait_for(running, timeout=5)
+    assert sum(heard) == 5
+
+    served = MetricsEndpoints(
+        region="eu",
+        group="invalidator.eu",
+        consumer=fetched,  # type: ignore[arg-type]
+        targets={"a"},
+        address=("127.0.0.1", 0),
+        max_paused_s=30,
+        max_idle_s=30,
+    )
+    stats = InvalidatorStats()
+    loop = InvalidationLoop(
+        fetched,
+        ClosingTargets(fetched, []),
+        FakeDeadLetters(),
+        catalogue=CATALOGUE,
+        name="invalidator.eu",
+        tuning=LoopTuning.from_settings(SETTINGS),
+        stats=stats,
+        listeners=[served.histograms],
+    )
+    before = dict(vars(loop))
+    await served.start(loop, stats)
+    try:
+        assert vars(loop) == before, "serving the metrics changed the loop"
+    finally:
+        await served.stop()

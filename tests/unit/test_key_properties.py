@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts import NamespaceParamError
+from contracts.example_orders import COMPANY_ORDERS, ORDER
 from contracts.layout import entry_key, generation_key
-from contracts.orders import COMPANY_ORDERS, ORDER
 from invalidator.purge import escape_glob
 
 valid_ids = st.from_regex(r"[A-Za-z0-9_.\-]{1,128}", fullmatch=True)

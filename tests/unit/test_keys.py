@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import CatalogueError, EntryNameError, NamespaceParamError
+from contracts.example_orders import COMPANY_ORDERS, ORDER
 from contracts.layout import (
     decode_entry,
     encode_entry,
@@ -13,7 +14,6 @@ from contracts.layout import (
     index_key,
     new_generation,
 )
-from contracts.orders import COMPANY_ORDERS, ORDER
 
 
 def test_bound_namespace_renders_the_template() -> None:

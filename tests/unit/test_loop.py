@@ -8,18 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    NotEnoughReplicasError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 from redis.exceptions import ResponseError
 
-from contracts.orders import CATALOGUE
+from contracts.decoding import RejectReason
+from contracts.example_orders import CATALOGUE
 from invalidator.committer import OffsetCommitter
-from invalidator.failures import FailureKind
-from tests.unit.loop_fakes import P0, P1, loop_on_fakes, order_record, run_until, until
+from invalidator.failures import FailureKind, dead_letter_failure_kind
+from invalidator.loop import LoopTuning
+from invalidator.outcome import BatchOutcome
+from invalidator.settings import InvalidatorSettings
+from tests.unit.loop_fakes import (
+    P0,
+    P1,
+    loop_on_fakes,
+    order_record,
+    run_until,
+    until,
+)
 
 
 async def test_offsets_are_committed_only_after_every_target_purged() -> None:
@@ -160,7 +179,8 @@ async def test_rejected_records_reach_the_dead_letter_topic_before_the_commit() 
         (1, "malformed"),
         (2, "unknown_type"),
     ]
-    assert loop.stats.dead_lettered == 2 and loop.stats.purge_retries == 2
+    assert loop.stats.dead_lettered == 2 and loop.stats.dead_letter_retries == 2
+    assert loop.stats.purge_retries == 0, "a dead-letter send is not a purge"
     assert targets.purged["a"] == {"company:c1:orders", "company:c1:order-stats", "order:o0"}
 
 
@@ -270,24 +290,133 @@ async def test_a_defect_is_not_an_outage_it_is_logged_with_its_traceback_and_ret
 async def test_a_record_whose_decoding_raises_is_dead_lettered_and_the_loop_goes_on() -> None:
     records = {P0: [order_record(P0, i) for i in range(3)]}
     loop, consumer, _, dead = loop_on_fakes(records)
-    original = CATALOGUE.schemas.decode
-
-    def decode(value: bytes | None, headers: Any = ()) -> Any:
-        if value is not None and b'"o1"' in value:
-            raise KeyError("a bug in an upcast")
-        return original(value, headers)
-
-    loop._catalogue = _CatalogueWithSchemas(decode)  # type: ignore[assignment]
+    loop._catalogue = _FaultyCatalogue(decoding_raises_for="o1")  # type: ignore[assignment]
     await run_until(loop, lambda: consumer.committed() == {P0: 3})
     assert [(r.offset, reason) for r, reason, _ in dead.sent] == [(1, "decode_failed")]
     assert "KeyError" in dead.sent[0][2]
 
 
-class _CatalogueWithSchemas:
-    """The example catalogue with another decoder."""
+class _FaultyCatalogue:
+    """The example catalogue whose decoding raises for the record of one order and whose
+    planning raises for the event of another (a defect in an upcast, in a purge rule)."""
 
-    def __init__(self, decode: Callable[..., Any]) -> None:
+    def __init__(self, *, decoding_raises_for: str = "", planning_raises_for: str = "") -> None:
+        def decode(value: bytes | None, headers: Any = ()) -> Any:
+            if decoding_raises_for and value and f'"{decoding_raises_for}"'.encode() in value:
+                raise KeyError("a bug in an upcast")
+            return CATALOGUE.schemas.decode(value, headers)
+
         self.schemas = type("Schemas", (), {"decode": staticmethod(decode)})()
+        self._planning_raises_for = planning_raises_for
+
+    def purge_keys(self, event: Any) -> Any:
+        if getattr(event.payload, "order_id", None) == self._planning_raises_for:
+            raise ValueError("a bug in a purge rule")
+        return CATALOGUE.purge_keys(event)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(CATALOGUE, name)
+
+
+async def test_a_dead_letter_topic_it_may_not_write_is_a_defect_counted_apart_from_purges(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    records = {P0: [order_record(P0, 0), order_record(P0, 1, value=b"not json")]}
+    loop, consumer, _, dead = loop_on_fakes(records)
+    dead.error = TopicAuthorizationFailedError("invalidator.dead-letters")
+    dead.failures = 1_000
+    running = asyncio.create_task(loop.run())
+    try:
+        await until(lambda: loop.stats.dead_letter_errors >= 2)
+        assert loop.failure is FailureKind.DEFECT and loop.paused
+        assert loop.stats.purge_retries == loop.stats.purge_errors == 0, "not a purge failure"
+        assert loop.stats.dead_letter_retries == 0, "a defect was counted as an outage"
+        assert consumer.committed() == {}
+        tracebacks = [r for r in caplog.records if r.exc_info is not None]
+        assert len(tracebacks) == 1 and "dead letters" in tracebacks[0].getMessage()
+        dead.failures = 0  # the operator granted the permission
+        await until(lambda: consumer.committed() == {P0: 2})
+        assert loop.failure is None and not loop.paused
+        assert [(r.offset, reason) for r, reason, _ in dead.sent] == [(1, "malformed")]
+    finally:
+        loop.stop()
+        await asyncio.wait_for(running, timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (TopicAuthorizationFailedError("dead-letters"), FailureKind.DEFECT),
+        (ClusterAuthorizationFailedError(), FailureKind.DEFECT),
+        (UnknownTopicOrPartitionError(), FailureKind.DEFECT),
+        (SaslAuthenticationFailed(), FailureKind.DEFECT),
+        (TypeError("a bug"), FailureKind.DEFECT),
+        (KafkaConnectionError(), FailureKind.OUTAGE),
+        (KafkaTimeoutError(), FailureKind.OUTAGE),
+        (NotEnoughReplicasError(), FailureKind.OUTAGE),
+        (ConnectionError("broker away"), FailureKind.OUTAGE),
+    ],
+)
+def test_dead_letter_send_failures_are_classified_like_purge_failures(
+    error: Exception, kind: FailureKind
+) -> None:
+    assert dead_letter_failure_kind(error) is kind
+
+
+async def test_every_dead_letter_reason_is_a_member_of_the_one_reason_enum() -> None:
+    records = {
+        P0: [order_record(P0, 0, value=b"not json"), order_record(P0, 1), order_record(P0, 2)]
+    }
+    loop, consumer, _, dead = loop_on_fakes(records)
+    loop._catalogue = _FaultyCatalogue(  # type: ignore[assignment]
+        decoding_raises_for="o1", planning_raises_for="o2"
+    )
+    await run_until(loop, lambda: consumer.committed() == {P0: 3})
+    reasons = [reason for _, reason, _ in dead.sent]
+    assert reasons == [
+        RejectReason.MALFORMED,
+        RejectReason.DECODE_FAILED,
+        RejectReason.UNPLANNABLE,
+    ]
+    assert all(type(reason) is RejectReason for reason in reasons)
+    assert loop.stats.dead_lettered_by_reason == dict.fromkeys(reasons, 1)
+
+
+async def test_listeners_given_at_construction_get_one_outcome_per_batch_after_the_stats() -> None:
+    heard: list[tuple[BatchOutcome, int]] = []
+
+    class Listener:
+        def batch_purged(self, outcome: BatchOutcome) -> None:
+            heard.append((outcome, loop.stats.batches))
+
+    records = {
+        P0: [order_record(P0, 0), order_record(P0, 1, value=b"not json")],
+        P1: [order_record(P1, 0)],
+    }
+    loop, consumer, _, _ = loop_on_fakes(records, listeners=[Listener()])
+    await run_until(loop, lambda: consumer.committed() == {P0: 2, P1: 1})
+    assert sum(len(outcome.records) for outcome, _ in heard) == 3
+    assert [batches for _, batches in heard] == list(range(1, len(heard) + 1)), "stats first"
+    handed_over: dict[TopicPartition, int] = {}
+    for outcome, _ in heard:
+        handed_over.update(outcome.offsets)
+    assert handed_over == consumer.committed()
+    assert {(r.offset, reason) for o, _ in heard for r, reason, _ in o.rejected} == {
+        (1, RejectReason.MALFORMED)
+    }
+    assert all(o.duration_s >= 0 and o.oldest_age_s >= 0 for o, _ in heard)
+
+
+def test_loop_tuning_is_read_from_the_settings_and_has_no_defaults_of_its_own() -> None:
+    settings = InvalidatorSettings()
+    tuning = LoopTuning.from_settings(settings)
+    assert tuning == LoopTuning(
+        batch_max_records=settings.batch_max_records,
+        fetch_timeout_ms=settings.fetch_timeout_ms,
+        retry_initial_s=settings.retry_initial_s,
+        retry_max_s=settings.retry_max_s,
+        commit_interval_s=settings.commit_interval_ms / 1000,
+    )
+    assert tuning.commit_interval_s == 0.25
+    with pytest.raises(TypeError):
+        LoopTuning()  # type: ignore[call-arg]

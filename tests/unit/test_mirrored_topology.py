@@ -13,12 +13,13 @@ from aiokafka import TopicPartition
 
 from contracts import RedisTarget
 from contracts.errors import SettingsError
-from contracts.orders import CATALOGUE
+from contracts.example_orders import CATALOGUE
 from contracts.settings import read_settings
 from contracts.topics import mirror_origin, mirrored_topic
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator import consumer as consumer_module
 from invalidator.loop import InvalidationLoop
+from invalidator.outcome import BatchOutcome
 from tests.unit.loop_fakes import (
     FAST,
     P0,
@@ -67,10 +68,8 @@ class _Ages:
     def __init__(self) -> None:
         self.remote: list[Mapping[str, float]] = []
 
-    def batch_purged(
-        self, duration_s: float, oldest_age_s: float, remote_age_s: Mapping[str, float]
-    ) -> None:
-        self.remote.append(dict(remote_age_s))
+    def batch_purged(self, outcome: BatchOutcome) -> None:
+        self.remote.append(outcome.remote_age_s())
 
 
 async def test_the_age_of_mirrored_events_at_purge_is_reported_per_source_region() -> None:
@@ -82,6 +81,7 @@ async def test_the_age_of_mirrored_events_at_purge_is_reported_per_source_region
         P0: [order_record(P0, 0)],
     }
     consumer = FakeConsumer(records)
+    ages = _Ages()
     loop = InvalidationLoop(
         consumer,
         FakeTargets(consumer),
@@ -89,10 +89,9 @@ async def test_the_age_of_mirrored_events_at_purge_is_reported_per_source_region
         catalogue=CATALOGUE,
         name="test",
         tuning=FAST,
+        listeners=[ages],
         mirrored_from=["eu"],
     )
-    ages = _Ages()
-    loop.observer = ages
     await run_until(loop, lambda: consumer.committed() == {MIRRORED: 1, P0: 1})
     assert len(ages.remote) == 1 and set(ages.remote[0]) == {"eu"}
     assert 5.0 <= ages.remote[0]["eu"] < 60.0

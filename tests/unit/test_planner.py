@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts import Catalogue, Event, EventEnvelope, Namespace, PurgeRule
 from contracts.events import DomainEvent
-from contracts.orders import (
+from contracts.example_orders import (
     CATALOGUE,
     COMPANY_ORDER_STATS,
     COMPANY_ORDERS,

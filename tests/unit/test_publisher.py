@@ -10,7 +10,7 @@ from aiokafka.errors import KafkaTimeoutError
 from faststream.kafka import KafkaMessage, TestKafkaBroker
 
 from contracts import Event, EventEnvelope, KafkaConnection
-from contracts.orders import CATALOGUE, OrderCancelled, OrderStatusChanged
+from contracts.example_orders import CATALOGUE, OrderCancelled, OrderStatusChanged
 from producers import EnvelopeToPublish, EventPublisher, EventToPublish, PublishBatchError
 
 

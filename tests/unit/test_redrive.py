@@ -6,7 +6,9 @@ from aiokafka import ConsumerRecord
 
 from invalidator.operators._redrive import DeadLetter, SourcePosition, originals, read_dead_letter
 
-ORIGINAL_HEADERS = [("event-type", b"orders.OrderCreated"), ("event-id", b"e-1")]
+
+def _original_headers(event_id: str) -> list[tuple[str, bytes]]:
+    return [("event-type", b"orders.OrderCreated"), ("event-id", event_id.encode())]
 
 
 def _letter(
@@ -17,12 +19,15 @@ def _letter(
     at: int = 0,
     extra: tuple[tuple[str, bytes], ...] = (),
     value: bytes | None = b'{"type": "orders.Nope"}',
+    event_id: str | None = None,
+    topic: str = "orders.events",
 ) -> ConsumerRecord[bytes, bytes]:
+    """A dead letter of the record at `offset`, whose event id is `e-<offset>` unless given."""
     headers = [
-        *ORIGINAL_HEADERS,
+        *_original_headers(event_id or f"e-{offset}"),
         ("dlq-reason", reason.encode()),
         ("dlq-detail", b"not in this consumer's catalogue"),
-        ("dlq-topic", b"orders.events"),
+        ("dlq-topic", topic.encode()),
         ("dlq-partition", b"2"),
         ("dlq-offset", str(offset).encode()),
         ("dlq-group", group.encode()),
@@ -39,8 +44,8 @@ def test_a_letter_says_where_its_original_was_and_keeps_only_the_original_header
     assert letter is not None
     assert letter.source == SourcePosition("orders.events", 2, 41)
     assert (letter.reason, letter.group, letter.at) == ("unknown_type", "invalidator.eu", (0, 7))
-    assert letter.headers == tuple(ORIGINAL_HEADERS)
-    assert (letter.event_type, letter.event_id) == ("orders.OrderCreated", "e-1")
+    assert letter.headers == tuple(_original_headers("e-41"))
+    assert (letter.event_type, letter.event_id) == ("orders.OrderCreated", "e-41")
     assert (letter.key, letter.by_reference, letter.size) == (b"order:o-1", False, None)
 
 
@@ -124,3 +129,51 @@ def test_a_whole_copy_is_preferred_to_a_reference_copy() -> None:
     assert original.carrier is whole
     (only_reference,) = originals([reference])
     assert only_reference.carrier is reference
+
+
+def _dead_lettered(offset: int, event_id: str) -> list[DeadLetter]:
+    """The letters both regions' groups write for the record at `offset`."""
+    return [
+        _parsed(_letter(offset=offset, group=group, event_id=event_id))
+        for group in ("invalidator.eu", "invalidator.us")
+    ]
+
+
+def test_an_event_redriven_and_dead_lettered_again_is_selected_once() -> None:
+    # Published at offset 5; redriven to offset 20 and 40, dead-lettered by both groups each time.
+    letters = [*_dead_lettered(20, "e-1"), *_dead_lettered(5, "e-1"), *_dead_lettered(40, "e-1")]
+    (original,) = originals(letters)
+    assert [p.offset for p in original.sources] == [5, 20, 40]
+    assert original.source.offset == 5
+    assert len(original.letters) == 6
+    assert original.groups == ["invalidator.eu", "invalidator.us"]
+
+
+def test_redrives_of_twenty_events_select_twenty_however_often_they_were_redriven() -> None:
+    first = [letter for i in range(20) for letter in _dead_lettered(i, f"e-{i}")]
+    # A redrive selecting by position would have re-published the originals and the copies.
+    copies = [letter for i in range(20) for letter in _dead_lettered(20 + i, f"e-{i}")]
+    again = [letter for i in range(40) for letter in _dead_lettered(40 + i, f"e-{i % 20}")]
+    for window in (first, first + copies, first + copies + again):
+        found = originals(window)
+        assert [o.carrier.event_id for o in found] == [f"e-{i}" for i in range(20)]
+        assert [o.source.offset for o in found] == list(range(20))
+
+
+def test_without_an_event_id_a_copy_is_known_by_its_content() -> None:
+    def no_id(offset: int, value: bytes) -> DeadLetter:
+        record = _letter(offset=offset, group="invalidator.eu", value=value)
+        record.headers = [(k, v) for k, v in record.headers if k != "event-id"]
+        return _parsed(record)
+
+    found = originals([no_id(3, b"not json"), no_id(30, b"not json"), no_id(4, b"other")])
+    assert [[p.offset for p in o.sources] for o in found] == [[3, 30], [4]]
+
+
+def test_a_reference_letter_without_an_event_id_is_known_by_its_position() -> None:
+    def reference(offset: int) -> DeadLetter:
+        record = _letter(offset=offset, group="invalidator.eu", extra=(("dlq-form", b"reference"),))
+        record.headers = [(k, v) for k, v in record.headers if k != "event-id"]
+        return _parsed(record)
+
+    assert [o.source.offset for o in originals([reference(8), reference(2)])] == [2, 8]

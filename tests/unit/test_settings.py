@@ -73,7 +73,7 @@ def test_unloadable_catalogue_says_the_expected_form(
     status, err = _run(capsys, "--region", "eu", "--catalogue", "no.such.module:CATALOGUE")
     assert status == 2
     assert "package.module:attribute" in err
-    status, err = _run(capsys, "--region", "eu", "--catalogue", "contracts.orders:ORDER")
+    status, err = _run(capsys, "--region", "eu", "--catalogue", "contracts.example_orders:ORDER")
     assert status == 2
     assert "not a contracts.Catalogue" in err
 

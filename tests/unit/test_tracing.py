@@ -20,7 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from contracts import Event, KafkaConnection
 from contracts.events import EventEnvelope, TraceContext
-from contracts.orders import CATALOGUE, OrderCancelled
+from contracts.example_orders import CATALOGUE, OrderCancelled
+from invalidator.outcome import BatchOutcome
 from invalidator.tracing import MAX_LINKS, SPAN_NAME, BatchSpans
 from invalidator.wiring import batch_spans_if_installed
 from producers import EventPublisher, EventToPublish, trace_context
@@ -113,8 +114,7 @@ async def test_the_loop_records_one_span_per_batch_linked_to_the_producer_spans(
             with tracer.start_as_current_span("write") as span:
                 records[tp].append(order_record(tp, offset, trace=current_trace()))
             producer_spans[(tp, offset)] = span.get_span_context()
-    loop, consumer, _, _ = loop_on_fakes(records)
-    loop.tracer = BatchSpans(region="eu", group="test")
+    loop, consumer, _, _ = loop_on_fakes(records, listeners=[BatchSpans(region="eu", group="test")])
     await run_until(loop, lambda: consumer.committed() == {P0: 4, P1: 4})
 
     batches = _batch_spans(spans)
@@ -155,7 +155,20 @@ def test_links_are_bounded_to_the_first_events_and_untraced_events_have_none(
     assert len(batch) == len(decoded)
 
     BatchSpans(region="us", group="g").batch_purged(
-        batch, started_ns=0, records=len(batch), namespaces=1, dead_lettered=0
+        BatchOutcome(
+            records=batch,
+            events=[(None, event) for event in batch],
+            purged=(),
+            namespaces_purged=1,
+            rejected=(),
+            offsets={},
+            newest_ms={},
+            oldest_ms=0.0,
+            remote_oldest_ms={},
+            started_ns=0,
+            duration_s=0.0,
+            purged_ms=0.0,
+        )
     )
 
     (span,) = _batch_spans(spans)

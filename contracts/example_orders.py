@@ -1,7 +1,8 @@
 """The example domain: company orders, their events and the namespaces they purge.
 
-It is the default catalogue of the invalidator and the domain of the demo; a service team
-declares its own the same way in its own module.
+The demo, the tests and the benchmarks choose it explicitly (`EXAMPLE_CATALOGUE`); it is never
+a default, so an invalidator started without `INVALIDATOR_CATALOGUE` stops instead of purging
+this domain. A service team declares its own catalogue the same way in its own module.
 """
 
 from __future__ import annotations
@@ -155,4 +156,7 @@ COMPANY_PROFILE = Namespace(
 CATALOGUE = Catalogue(
     [COMPANY_ORDERS, ORDER, COMPANY_ORDER_STATS, COMPANY_PROFILE], events=(OrderCreatedV1,)
 )
-"""The example catalogue: the invalidator's default."""
+"""The example catalogue."""
+
+EXAMPLE_CATALOGUE = f"{__name__}:CATALOGUE"
+"""Where the demo, the tests and the benchmarks point `INVALIDATOR_CATALOGUE` (or `--catalogue`)."""
