@@ -104,6 +104,7 @@ class EventPublisher:
         client_id: the Kafka client id; defaults to `source`.
         """
         self.source = source
+
         def new_broker() -> KafkaBroker:
             return idempotent_broker(kafka, client_id=client_id or source, linger_ms=linger_ms)
 
