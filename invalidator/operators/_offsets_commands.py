@@ -182,7 +182,7 @@ async def offsets_export(
     for region in regions:
         settings.targets(region)  # unknown region: SettingsError naming the known ones
     if args.interval <= 0:
-        raise OperatorInputError(f"--interval {args.interval}: seconds between reads, above 0")
+        raise OperatorInputError(f"--interval {args.interval:g}: seconds between reads, above 0")
     reader = GroupLagReader(
         settings.kafka,
         groups={region: settings.group_id(region) for region in regions},

@@ -102,3 +102,12 @@ def test_a_group_of_no_configured_region_is_refused_naming_the_groups(
 def test_a_negative_rewind_offset_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     err = _refused(capsys, ["offsets", "rewind", "--region", "eu", "--to-offset", "-1"])
     assert "--to-offset -1: an offset is 0 or more" in err
+
+
+@pytest.mark.usefixtures("_unreachable_services")
+@pytest.mark.parametrize("interval", ["0", "-5"])
+def test_an_export_interval_that_is_no_period_is_refused(
+    capsys: pytest.CaptureFixture[str], interval: str
+) -> None:
+    err = _refused(capsys, ["offsets", "export", "--port", "0", "--interval", interval])
+    assert f"--interval {interval}: seconds between reads, above 0" in err
