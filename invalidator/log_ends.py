@@ -45,17 +45,16 @@ class LogEndWatch:
         self._client_id = client_id
         self._interval_s = interval_s
         self._ends: dict[TopicPartition, int] = {}
-        self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._failing = False
 
     def log_end(self, partition: TopicPartition) -> int | None:
         """The last log end read for `partition`; None before the first read of it."""
         return self._ends.get(partition)
 
     async def start(self) -> None:
-        """Connect and start reading in the background."""
-        self._consumer = kafka_consumer(self._kafka, client_id=self._client_id)
-        await self._consumer.start()
+        """Start reading in the background (connecting is part of it: the metrics and probes
+        do not wait for Kafka)."""
         self._task = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
@@ -64,26 +63,44 @@ class LogEndWatch:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
 
-    async def refresh(self) -> None:
-        """Read the log ends of the watched partitions once (the last ones stay on a failure)."""
-        assert self._consumer is not None, "refresh() before start()"
+    async def refresh(self, consumer: AIOKafkaConsumer) -> None:
+        """Read the log ends of the watched partitions once with `consumer` (the last ones stay
+        on a failure)."""
         partitions = sorted(self._partitions())
         if not partitions:
             return
         try:
             ends = await asyncio.wait_for(
-                self._consumer.end_offsets(partitions), timeout=max(5.0, 2 * self._interval_s)
+                consumer.end_offsets(partitions), timeout=max(5.0, 2 * self._interval_s)
             )
-        except (KafkaError, TimeoutError) as error:
-            log.warning("cannot read the log ends (lag keeps the last ones read): %r", error)
+        except (KafkaError, TimeoutError, OSError) as error:
+            if not self._failing:  # once per outage, not every few seconds
+                log.warning("cannot read the log ends (the lag keeps the last ones): %r", error)
+            self._failing = True
             return
+        if self._failing:
+            log.info("reading the log ends again")
+        self._failing = False
         self._ends = {tp: ends[tp] for tp in partitions if tp in ends}
 
     async def _watch(self) -> None:
-        while True:
-            await self.refresh()
-            # A period between reads, not a wait on a condition.
-            await asyncio.sleep(self._interval_s)
+        consumer = kafka_consumer(self._kafka, client_id=self._client_id)
+        try:
+            while True:
+                try:
+                    await consumer.start()
+                    break
+                except (KafkaError, OSError) as error:
+                    if not self._failing:
+                        log.warning("cannot connect to read the log ends (retrying): %r", error)
+                    self._failing = True
+                    await consumer.stop()
+                    consumer = kafka_consumer(self._kafka, client_id=self._client_id)
+                await asyncio.sleep(self._interval_s)  # a period between attempts
+            while True:
+                await self.refresh(consumer)
+                # A period between reads, not a wait on a condition.
+                await asyncio.sleep(self._interval_s)
+        finally:
+            await consumer.stop()
