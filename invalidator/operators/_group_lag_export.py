@@ -34,8 +34,9 @@ class GroupPartitionLag:
     records: int
     """Log end less the committed offset."""
     seconds: float | None
-    """Seconds since the last committed record was published (0 when caught up); None when that
-    record is gone (retention) or was never there (committed at offset 0)."""
+    """Seconds since the last committed record was published (since the first record waiting
+    was, where the group committed offset 0); 0 when caught up; None when no record is left to
+    tell (retention)."""
 
 
 class GroupLagReader:
@@ -58,8 +59,11 @@ class GroupLagReader:
         stamps: dict[tuple[TopicPartition, int], int | None] = {}
         for region, group in sorted(self._groups.items()):
             positions = await group_lag(self._kafka, group, self._topics)
+            # The last record purged; where none was (offset 0), the first one waiting.
             last_purged = {
-                tp: p.committed - 1 for tp, p in positions.items() if p.committed and p.lag > 0
+                tp: max(0, p.committed - 1)
+                for tp, p in positions.items()
+                if p.committed is not None and p.lag > 0
             }
             unread = {tp: o for tp, o in last_purged.items() if (tp, o) not in self._stamps}
             read = await record_timestamps(self._kafka, unread) if unread else {}
