@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
-from contracts.example_orders import CATALOGUE, OrderCreated
+from contracts.example_orders import CATALOGUE
 from invalidator import InvalidatorSettings
 from invalidator.operators import commit_group_offsets, end_offsets
 from invalidator.operators._group_lag_export import GroupLagReader
 from producers import EventPublisher
+from tests.integration.orders import publish_orders
 
 
 async def test_a_group_that_purged_nothing_yet_lags_since_its_first_waiting_record(
@@ -16,13 +15,7 @@ async def test_a_group_that_purged_nothing_yet_lags_since_its_first_waiting_reco
 ) -> None:
     group = settings.group_id("eu")
     topics = CATALOGUE.topics()
-    run = uuid.uuid4().hex[:8]
-    for i in range(12):
-        await publisher.publish(
-            OrderCreated(order_id=f"o-{run}-{i}", company_id=f"c-{run}-{i}", total_cents=i),
-            tenant="acme",
-            aggregate_version=1,
-        )
+    await publish_orders(publisher, 12)
     ends = await end_offsets(settings.kafka, topics)
     # Committed at 0 everywhere: nothing was purged, so there is no last purged record.
     await commit_group_offsets(settings.kafka, group, dict.fromkeys(ends, 0))

@@ -4,17 +4,17 @@ paused, and `invalidator offsets export` reports the group's lag while no invali
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
-from contracts.example_orders import CATALOGUE, OrderCreated
+from contracts.example_orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import group_lag
 from producers import EventPublisher
 from tests.faults.services import REDIS_EU, service_process
 from tests.integration.cli import spawn_cli
-from tests.integration.invalidators import running_invalidators
+from tests.integration.invalidators import failing_fast, running_invalidators
 from tests.integration.kafka_tools import caught_up
+from tests.integration.orders import publish_orders
 from tests.integration.prometheus import PrometheusApi, free_port, running_prometheus
 from tests.waiting import wait_until
 
@@ -22,17 +22,6 @@ BEHIND = 60
 """Events published behind the lagging group."""
 PartitionKey = tuple[str, str]
 """(topic, partition), as Prometheus labels them."""
-
-
-async def publish_orders(publisher: EventPublisher, count: int) -> None:
-    """Publish `count` OrderCreated events, each of its own order (spread over partitions)."""
-    run = uuid.uuid4().hex[:8]
-    for i in range(count):
-        await publisher.publish(
-            OrderCreated(order_id=f"o-{run}-{i}", company_id=f"c-{run}-{i}", total_cents=i),
-            tenant="acme",
-            aggregate_version=1,
-        )
 
 
 async def broker_lag(settings: InvalidatorSettings, group: str) -> dict[PartitionKey, float]:
@@ -63,18 +52,28 @@ async def scraped_lag_is_the_brokers(
     return scraped_lag == broker and sum(broker.values()) >= BEHIND
 
 
+async def until_scraped_lag_is_the_brokers(
+    prometheus: PrometheusApi, gauges: str, settings: InvalidatorSettings, group: str
+) -> None:
+    """Wait until the `gauges`_records Prometheus scraped are the broker's lag of `group` on
+    every partition; then `gauges`_seconds must be above 0 on exactly the partitions behind."""
+    await wait_until(
+        lambda: scraped_lag_is_the_brokers(prometheus, f"{gauges}_records", settings, group),
+        within=30,
+        what=f"the scraped {gauges}_records of each partition to be the broker's",
+        interval=0.5,
+    )
+    behind = {key for key, lag in (await broker_lag(settings, group)).items() if lag}
+    seconds = await prometheus.series(
+        f'{gauges}_seconds{{group="{group}"}} > 0', "topic", "partition"
+    )
+    assert set(seconds) == behind
+
+
 async def test_the_invalidators_lag_gauge_rises_while_its_redis_is_frozen(
     settings: InvalidatorSettings, publisher: EventPublisher, tmp_path: Path
 ) -> None:
-    eu_target = settings.targets("eu")[0].model_copy(update={"socket_timeout_s": 0.5})
-    settings = settings.model_copy(
-        update={
-            "regions": {**settings.regions, "eu": [eu_target]},
-            "retry_initial_s": 0.05,
-            "retry_max_s": 0.5,
-            "metrics_port": 0,
-        }
-    )
+    settings = failing_fast(settings, "eu").model_copy(update={"metrics_port": 0})
     group = settings.group_id("eu")
     redis_eu = service_process(REDIS_EU)
     async with running_invalidators(settings, CATALOGUE, regions=("eu",)) as invalidators:
@@ -90,19 +89,9 @@ async def test_the_invalidators_lag_gauge_rises_while_its_redis_is_frozen(
 
                 await wait_until(paused, within=30, what="the scraped paused gauge to read 1")
                 await publish_orders(publisher, BEHIND)
-                await wait_until(
-                    lambda: scraped_lag_is_the_brokers(
-                        prometheus, "invalidator_lag_records", settings, group
-                    ),
-                    within=30,
-                    what="the scraped lag of each partition to be the broker's",
-                    interval=0.5,
+                await until_scraped_lag_is_the_brokers(
+                    prometheus, "invalidator_lag", settings, group
                 )
-                lagging = {key for key, lag in (await broker_lag(settings, group)).items() if lag}
-                seconds = await prometheus.series(
-                    f'invalidator_lag_seconds{{group="{group}"}} > 0', "topic", "partition"
-                )
-                assert set(seconds) == lagging
 
 
 async def test_the_exporter_reports_the_lag_while_the_invalidator_is_stopped(
@@ -137,21 +126,11 @@ async def test_the_exporter_reports_the_lag_while_the_invalidator_is_stopped(
                 what=f"a scrape of the exporter ({tmp_path / 'exporter.log'})",
             )
             await publish_orders(publisher, BEHIND)
-            await wait_until(
-                lambda: scraped_lag_is_the_brokers(
-                    prometheus, "invalidator_group_lag_records", settings, group
-                ),
-                within=30,
-                what="the exporter's scraped lag of each partition to be the broker's",
-                interval=0.5,
+            await until_scraped_lag_is_the_brokers(
+                prometheus, "invalidator_group_lag", settings, group
             )
             assert sum((await broker_lag(settings, group)).values()) == BEHIND
             assert await prometheus.value('up{job="invalidator"}') == 0
-            lagging = {key for key, lag in (await broker_lag(settings, group)).items() if lag}
-            seconds = await prometheus.series(
-                f'invalidator_group_lag_seconds{{group="{group}"}} > 0', "topic", "partition"
-            )
-            assert set(seconds) == lagging
     finally:
         exporter.terminate()
         assert exporter.wait(timeout=30) == 0, (tmp_path / "exporter.log").read_text()[-3000:]

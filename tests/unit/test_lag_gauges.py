@@ -10,7 +10,7 @@ from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from invalidator.metrics import InvalidatorMetrics
+from invalidator.metrics import InvalidatorMetrics, LogEnds
 from invalidator.stats import InvalidatorStats
 
 STUCK = TopicPartition("orders.events", 0)
@@ -37,6 +37,20 @@ class BrokerLogEnds:
         return {STUCK: 60, EMPTY_AT_PAUSE: 7}[partition]
 
 
+def _metrics(stats: InvalidatorStats, log_ends: LogEnds, *, paused: bool) -> InvalidatorMetrics:
+    loop = SimpleNamespace(paused=paused, committer=SimpleNamespace(failures=0))
+    return InvalidatorMetrics(
+        region="eu",
+        group="invalidator.eu",
+        stats=stats,
+        loop=loop,  # type: ignore[arg-type]
+        targets={"eu"},
+        consumer=PausedConsumer(),
+        log_ends=log_ends,
+        registry=CollectorRegistry(auto_describe=True),
+    )
+
+
 def _lag(metrics: InvalidatorMetrics) -> dict[tuple[str, int], float]:
     lag: dict[tuple[str, int], float] = {}
     for family in text_string_to_metric_families(metrics.exposition().decode()):
@@ -54,17 +68,7 @@ def test_the_lag_of_paused_partitions_counts_what_the_broker_holds_behind_them()
     stats = InvalidatorStats()
     assigned_ms = time.time() * 1000 - 5000
     stats.starting({STUCK: 10, EMPTY_AT_PAUSE: 0}, assigned_ms)
-    loop = SimpleNamespace(paused=True, committer=SimpleNamespace(failures=0))
-    metrics = InvalidatorMetrics(
-        region="eu",
-        group="invalidator.eu",
-        stats=stats,
-        loop=loop,  # type: ignore[arg-type]
-        targets={"eu"},
-        consumer=PausedConsumer(),
-        log_ends=BrokerLogEnds(),
-        registry=CollectorRegistry(auto_describe=True),
-    )
+    metrics = _metrics(stats, BrokerLogEnds(), paused=True)
     lag = _lag(metrics)
     assert lag[("records", 0)] == 60 - 10
     assert lag[("records", 1)] == 7
@@ -80,16 +84,7 @@ def test_a_fetch_fresher_than_the_broker_read_counts() -> None:
         def log_end(self, partition: TopicPartition) -> int | None:
             return {STUCK: 11}.get(partition)
 
-    metrics = InvalidatorMetrics(
-        region="eu",
-        group="invalidator.eu",
-        stats=stats,
-        loop=SimpleNamespace(paused=False, committer=SimpleNamespace(failures=0)),  # type: ignore[arg-type]
-        targets={"eu"},
-        consumer=PausedConsumer(),
-        log_ends=StaleBroker(),
-        registry=CollectorRegistry(auto_describe=True),
-    )
+    metrics = _metrics(stats, StaleBroker(), paused=False)
     lag = _lag(metrics)
     assert lag[("records", 0)] == 12 - 10
     assert (lag[("records", 1)], lag[("seconds", 1)]) == (0, 0)
