@@ -183,26 +183,32 @@ async def offsets_export(
         settings.targets(region)  # unknown region: SettingsError naming the known ones
     if args.interval <= 0:
         raise OperatorInputError(f"--interval {args.interval:g}: seconds between reads, above 0")
-    reader = GroupLagReader(
-        settings.kafka,
-        groups={region: settings.group_id(region) for region in regions},
-        topics=await present_event_topics(settings, catalogue),
-    )
     collector = GroupLagCollector()
     registry = CollectorRegistry(auto_describe=True)
     registry.register(collector)
-    await refresh_group_lag(reader, collector)
-    server, thread = start_http_server(args.port, addr=args.host, registry=registry)
-    print(
-        f"serving the lag of {', '.join(settings.group_id(r) for r in regions)} on "
-        f"http://{args.host}:{args.port}/metrics, read every {args.interval:g} s",
-        flush=True,
-    )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+    # Listen before anything is read: a port taken is bad input, whether Kafka answers or not.
     try:
+        server, thread = start_http_server(args.port, addr=args.host, registry=registry)
+    except OSError as error:
+        raise OperatorInputError(
+            f"--host {args.host} --port {args.port}: cannot listen there ({error.strerror})"
+        ) from error
+    try:
+        reader = GroupLagReader(
+            settings.kafka,
+            groups={region: settings.group_id(region) for region in regions},
+            topics=await present_event_topics(settings, catalogue),
+        )
+        await refresh_group_lag(reader, collector)
+        print(
+            f"serving the lag of {', '.join(settings.group_id(r) for r in regions)} on "
+            f"http://{args.host}:{args.port}/metrics, read every {args.interval:g} s",
+            flush=True,
+        )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
         while not stopping.is_set():
             # The period between reads; a signal ends it at once.
             with contextlib.suppress(TimeoutError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from invalidator.cli import main
@@ -111,3 +113,15 @@ def test_an_export_interval_that_is_no_period_is_refused(
 ) -> None:
     err = _refused(capsys, ["offsets", "export", "--port", "0", "--interval", interval])
     assert f"--interval {interval}: seconds between reads, above 0" in err
+
+
+@pytest.mark.usefixtures("_unreachable_services")
+def test_an_export_port_already_taken_is_refused_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = _refused(capsys, ["offsets", "export", "--port", str(port)])
+    assert f"--host 127.0.0.1 --port {port}: cannot listen there" in err
