@@ -56,7 +56,8 @@ class GroupLagReader:
         """Every group's lag on every partition it committed on (a partition it never committed
         on has no lag yet: where it would start is the INVALIDATOR_START_FROM setting's)."""
         lags: list[GroupPartitionLag] = []
-        stamps: dict[tuple[TopicPartition, int], int | None] = {}
+        known = dict(self._stamps)
+        kept: dict[tuple[TopicPartition, int], int | None] = {}
         for region, group in sorted(self._groups.items()):
             positions = await group_lag(self._kafka, group, self._topics)
             # The last record purged; where none was (offset 0), the first one waiting.
@@ -65,8 +66,10 @@ class GroupLagReader:
                 for tp, p in positions.items()
                 if p.committed is not None and p.lag > 0
             }
-            unread = {tp: o for tp, o in last_purged.items() if (tp, o) not in self._stamps}
-            read = await record_timestamps(self._kafka, unread) if unread else {}
+            unread = {tp: o for tp, o in last_purged.items() if (tp, o) not in known}
+            if unread:
+                for tp, stamp in (await record_timestamps(self._kafka, unread)).items():
+                    known[(tp, unread[tp])] = stamp
             now_ms = time.time() * 1000
             for tp, position in sorted(positions.items()):
                 if position.committed is None:
@@ -74,11 +77,10 @@ class GroupLagReader:
                 seconds: float | None = 0.0
                 if tp in last_purged:
                     key = (tp, last_purged[tp])
-                    stamp = read[tp] if tp in read else self._stamps[key]
-                    stamps[key] = stamp
+                    stamp = kept[key] = known[key]
                     seconds = None if stamp is None else max(0.0, (now_ms - stamp) / 1000)
                 lags.append(GroupPartitionLag(region, group, tp, position.lag, seconds))
-        self._stamps = stamps
+        self._stamps = kept
         return tuple(lags)
 
 
