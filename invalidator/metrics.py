@@ -3,8 +3,9 @@
 The counters are read from `InvalidatorStats` and the loop at scrape time, so the loop counts
 nothing twice (`InvalidatorMetrics`); only the histograms are fed, once per batch, by the
 `BatchOutcome` the loop hands its listeners (`BatchHistograms`, wired when the loop is built).
-Consumer lag is refreshed just before each scrape (`refresh_lag`), from the consumer's own
-positions.
+Consumer lag is computed just before each scrape (`refresh_lag`), with no I/O: from the last
+purged positions and the log ends a `LogEnds` read from the broker in the background (the
+consumer's own fetches tell nothing of a paused partition).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ class PartitionPositions(Protocol):
     def assignment(self) -> set[TopicPartition]: ...
 
     def highwater(self, partition: TopicPartition) -> int | None: ...
+
+
+class LogEnds(Protocol):
+    """The broker's log ends, as last read (`LogEndWatch` has it)."""
+
+    def log_end(self, partition: TopicPartition) -> int | None:
+        """The last log end read for `partition`; None before the first read."""
 
 
 class BatchHistograms:
@@ -88,11 +96,13 @@ class InvalidatorMetrics(Collector):
         loop: InvalidationLoop,
         targets: set[str],
         consumer: PartitionPositions,
+        log_ends: LogEnds,
         registry: CollectorRegistry,
     ) -> None:
         """stats, loop: what the counters and the paused gauge are read from.
         targets: the region's target names (every batch is purged on all of them).
-        consumer: where the log end of each assigned partition is read.
+        consumer: the assigned partitions, and the log end its last fetch of each told.
+        log_ends: the log ends read from the broker (fresher than the fetches' while paused).
         registry: the registry to register in and to expose (the histograms' one).
         """
         self._labels = {"region": region, "group": group}
@@ -100,19 +110,22 @@ class InvalidatorMetrics(Collector):
         self._loop = loop
         self._targets = sorted(targets)
         self._consumer = consumer
+        self._log_ends = log_ends
         self._lag: dict[TopicPartition, tuple[int, float]] = {}
         self.registry = registry
         self.registry.register(self)
 
     def refresh_lag(self) -> None:
-        """Read the lag of every assigned partition: records between the log end and the last
-        purged record (0 until a fetch there told the log end), and seconds since the last
-        purged record was published, or since the partition was assigned when none was purged
-        there yet (0 when caught up)."""
+        """Compute the lag of every assigned partition (no I/O): records between the log end
+        (the later of the broker's last answer and the last fetch's; 0 lag until either told
+        one) and the last purged record, and seconds since the last purged record was published,
+        or since the partition was assigned when none was purged there yet (0 when caught up)."""
         now_ms = time.time() * 1000
         lag: dict[TopicPartition, tuple[int, float]] = {}
         for tp in self._consumer.assignment():
-            end = self._consumer.highwater(tp)
+            ends = (self._log_ends.log_end(tp), self._consumer.highwater(tp))
+            known = [end for end in ends if end is not None]
+            end = max(known) if known else None
             purged_to = self._stats.purged_to.get(tp)
             if end is None or purged_to is None:
                 lag[tp] = (0, 0.0)

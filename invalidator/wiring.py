@@ -22,8 +22,9 @@ from prometheus_client import CollectorRegistry
 from contracts.kafka_clients import kafka_consumer
 from invalidator.deadletter import DeadLetters
 from invalidator.endpoints import Endpoints
+from invalidator.log_ends import LogEndWatch
 from invalidator.loop import DeadLetterSink, InvalidationLoop, PurgeTargets, RecordSource
-from invalidator.metrics import BatchHistograms, InvalidatorMetrics
+from invalidator.metrics import BatchHistograms, InvalidatorMetrics, LogEnds
 from invalidator.outcome import BatchListener
 from invalidator.settings import InvalidatorSettings
 from invalidator.start_position import reset_before_start
@@ -68,6 +69,16 @@ class DeadLetterProducer(DeadLetterSink, Protocol):
         """Flush and disconnect."""
 
 
+class WatchedLogEnds(LogEnds, Protocol):
+    """Log ends read from the broker while started (`LogEndWatch` is it)."""
+
+    async def start(self) -> None:
+        """Connect and start reading."""
+
+    async def stop(self) -> None:
+        """Stop reading and disconnect."""
+
+
 class MetricsService(Protocol):
     """The metrics and probes, served while the loop runs (`MetricsEndpoints` is it): they
     read the loop, so they start once it exists."""
@@ -101,10 +112,11 @@ def production_parts(settings: InvalidatorSettings, *, region: str) -> Invalidat
     to it when they are built, and warn at exit if they were never stopped.
     """
     group_id = settings.group_id(region)
+    client_id = f"{group_id}.{socket.gethostname()}.{os.getpid()}"
     consumer = kafka_consumer(
         settings.kafka,
         group_id=group_id,
-        client_id=f"{group_id}.{socket.gethostname()}.{os.getpid()}",
+        client_id=client_id,
         # Where the fetcher starts on a partition never committed, until the start position
         # is decided on assignment (start_position.py): a fetch in between may only return
         # records at or after the position that will be chosen, never before it.
@@ -129,6 +141,9 @@ def production_parts(settings: InvalidatorSettings, *, region: str) -> Invalidat
             region=region,
             group=group_id,
             consumer=consumer,
+            log_ends=LogEndWatch(
+                settings.kafka, partitions=consumer.assignment, client_id=f"{client_id}.log-ends"
+            ),
             targets=targets.names(),
             address=(settings.metrics_host, settings.metrics_port),
             max_paused_s=settings.ready_max_paused_s,
@@ -156,13 +171,16 @@ class MetricsEndpoints:
         region: str,
         group: str,
         consumer: AIOKafkaConsumer,
+        log_ends: WatchedLogEnds,
         targets: set[str],
         address: tuple[str, int],
         max_paused_s: float,
         max_idle_s: float,
     ) -> None:
         """region, group: the metrics' labels.
-        consumer: where the lag and the assignment are read.
+        consumer: where the assignment (and the log end its fetches told) is read.
+        log_ends: reads the assigned partitions' log ends from the broker while serving, so the
+            lag stays true while the partitions are paused.
         targets: the region's target names.
         address: (host, port) to listen on (port 0: a free one).
         max_paused_s: /readyz fails once the partitions are paused this long.
@@ -171,6 +189,7 @@ class MetricsEndpoints:
         self._region = region
         self._group = group
         self._consumer = consumer
+        self._log_ends = log_ends
         self._targets = targets
         self._address = address
         self._max_paused_s = max_paused_s
@@ -183,6 +202,7 @@ class MetricsEndpoints:
     async def start(self, loop: InvalidationLoop, stats: InvalidatorStats) -> tuple[str, int]:
         """Serve the metrics of `loop` and `stats` and the probes; the address bound."""
         consumer = self._consumer
+        await self._log_ends.start()
         metrics = InvalidatorMetrics(
             region=self._region,
             group=self._group,
@@ -190,6 +210,7 @@ class MetricsEndpoints:
             loop=loop,
             targets=self._targets,
             consumer=consumer,
+            log_ends=self._log_ends,
             registry=self._registry,
         )
         self._endpoints = Endpoints(
@@ -205,6 +226,7 @@ class MetricsEndpoints:
         """Stop serving."""
         if self._endpoints is not None:
             await self._endpoints.stop()
+        await self._log_ends.stop()
 
 
 def batch_spans_if_installed(*, region: str, group: str) -> BatchListener | None:

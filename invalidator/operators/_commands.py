@@ -1,6 +1,6 @@
 """Every operator command of `invalidator`, registered on its parser with the handler it runs.
 
-`offsets show | rewind`, `replay`, `purge`, `dead-letters show | redrive`, `topics check |
+`offsets show | export | rewind`, `replay`, `purge`, `dead-letters show | redrive`, `topics check |
 create`, `catalogue check | show | export`. Each command's parser names its handler
 (`invalidator.operators._handlers`): there is no fallback command. Exit codes scripts can rely on
 (`invalidator.operators._console`): 0 done; 1 refused (active members, declined confirmation, a

@@ -1,12 +1,17 @@
-"""`invalidator offsets show` and `offsets rewind`: a region's group position, and moving it."""
+"""`invalidator offsets show`, `offsets export` and `offsets rewind`: a region's group position,
+served to Prometheus, and moving it."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import TopicPartition
+from prometheus_client import CollectorRegistry, start_http_server
 
 from contracts.catalogue import Catalogue
 from contracts.errors import OperatorInputError
@@ -18,6 +23,11 @@ from invalidator.operators._console import (
     emit,
     iso_time,
     table,
+)
+from invalidator.operators._group_lag_export import (
+    GroupLagCollector,
+    GroupLagReader,
+    refresh_group_lag,
 )
 from invalidator.operators._handlers import on_catalogue, set_handler
 from invalidator.operators._offsets import (
@@ -38,11 +48,26 @@ from invalidator.times import parse_datetime, parse_duration
 
 
 def add_offsets_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `offsets show` and `offsets rewind`."""
+    """Register `offsets show`, `offsets export` and `offsets rewind`."""
     offsets = commands.add_parser("offsets", help="inspect and rewind a region's group offsets")
     actions = offsets.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="committed offset, log end, lag and time per partition")
     show.add_argument("--region", help="one region (default: every region)")
+    export = actions.add_parser(
+        "export", help="serve each region group's lag to Prometheus, read from the broker"
+    )
+    export.add_argument("--region", help="one region (default: every region)")
+    export.add_argument("--port", type=int, required=True, help="serve /metrics on this port")
+    export.add_argument("--host", default="127.0.0.1", help="the address to bind")
+    export.add_argument(
+        "--interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between reads from the broker (default 5)",
+    )
+    add_catalogue_option(export)
+    set_handler(export, on_catalogue(offsets_export))
     rewind = actions.add_parser("rewind", help="move a region's group (dry run unless --execute)")
     rewind.add_argument("--region", required=True)
     target = rewind.add_mutually_exclusive_group(required=True)
@@ -145,6 +170,55 @@ async def offsets_show(
             )
         )
     emit(args, report, "\n".join(text))
+    return EXIT_OK
+
+
+async def offsets_export(
+    args: argparse.Namespace, settings: InvalidatorSettings, catalogue: Catalogue
+) -> int:
+    """`offsets export`: serve each region group's lag on /metrics, read from the broker every
+    --interval seconds, until SIGTERM or SIGINT; returns the exit status."""
+    regions = [args.region] if args.region else sorted(settings.regions)
+    for region in regions:
+        settings.targets(region)  # unknown region: SettingsError naming the known ones
+    if args.interval <= 0:
+        raise OperatorInputError(f"--interval {args.interval:g}: seconds between reads, above 0")
+    collector = GroupLagCollector()
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(collector)
+    # Listen before anything is read: a port taken is bad input, whether Kafka answers or not.
+    try:
+        server, thread = start_http_server(args.port, addr=args.host, registry=registry)
+    except OSError as error:
+        raise OperatorInputError(
+            f"--host {args.host} --port {args.port}: cannot listen there ({error.strerror})"
+        ) from error
+    try:
+        reader = GroupLagReader(
+            settings.kafka,
+            groups={region: settings.group_id(region) for region in regions},
+            topics=await present_event_topics(settings, catalogue),
+        )
+        await refresh_group_lag(reader, collector)
+        print(
+            f"serving the lag of {', '.join(settings.group_id(r) for r in regions)} on "
+            f"http://{args.host}:{args.port}/metrics, read every {args.interval:g} s",
+            flush=True,
+        )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        while not stopping.is_set():
+            # The period between reads; a signal ends it at once.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=args.interval)
+            if not stopping.is_set():
+                await refresh_group_lag(reader, collector)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
     return EXIT_OK
 
 

@@ -15,7 +15,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "observability" / "invalidator-dashboard.json"
 ALERTS = ROOT / "deploy" / "observability" / "invalidator-alerts.yml"
-METRICS_MODULE = ROOT / "invalidator" / "metrics.py"
+METRICS_MODULES = (
+    ROOT / "invalidator" / "metrics.py",
+    ROOT / "invalidator" / "operators" / "_group_lag_export.py",
+)
+"""Where series are registered: the invalidator's own, and `invalidator offsets export`'s."""
 
 METRIC_NAME = re.compile(r"\binvalidator_[a-z_]+\b")
 SUFFIXES = {
@@ -35,6 +39,8 @@ PANEL_TITLES = {
     "Purge duration p50 / p99",
     "Event age at purge p50 / p99",
     "Remote event age at purge p50 / p99, per source region",
+    "Group lag in seconds, per partition, from the broker",
+    "Group lag in records, per partition, from the broker",
 }
 ALERT_NAMES = {
     "InvalidatorLagHigh",
@@ -45,15 +51,18 @@ ALERT_NAMES = {
     "InvalidatorCommitFailures",
     "InvalidatorDown",
     "InvalidatorRemotePurgeSlow",
+    "InvalidatorGroupLagHigh",
+    "InvalidatorGroupLagUnread",
 }
 
 
 def _registered_series() -> set[str]:
-    """The series names the metrics module exposes: each `invalidator_*` literal is a histogram
+    """The series names the metrics modules expose: each `invalidator_*` literal is a histogram
     or gauge where it is passed to one, else a counter (the counters' names are passed to
     `CounterMetricFamily` through a loop variable)."""
     kinds: dict[str, str] = {}
-    for node in ast.walk(ast.parse(METRICS_MODULE.read_text())):
+    nodes = [node for m in METRICS_MODULES for node in ast.walk(ast.parse(m.read_text()))]
+    for node in nodes:
         if (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
@@ -99,6 +108,7 @@ def test_the_registered_series_are_the_documented_ones() -> None:
     assert "invalidator_paused" in series
     assert "invalidator_lag_seconds" in series
     assert "invalidator_purge_duration_seconds_bucket" in series
+    assert "invalidator_group_lag_records" in series
     assert "invalidator_paused_total" not in series
     documented = (ROOT / "docs" / "operations.md").read_text()
     for name in series:

@@ -14,7 +14,7 @@ from producers import EventPublisher, RedisClient
 from tests.faults.accounting import account, dead_lettered_ids, record_outcome, scaled
 from tests.faults.order_stream import OrderStream
 from tests.faults.services import REDIS_EU, service_process
-from tests.integration.invalidators import running_invalidators
+from tests.integration.invalidators import failing_fast, running_invalidators
 from tests.integration.kafka_tools import caught_up
 from tests.waiting import wait_until
 
@@ -28,14 +28,7 @@ async def test_eu_redis_frozen_pauses_eu_alone_and_it_catches_up(
     redis_clients: dict[str, RedisClient],
 ) -> None:
     eu_server = service_process(REDIS_EU)
-    eu_target = settings.targets("eu")[0].model_copy(update={"socket_timeout_s": 0.5})
-    settings = settings.model_copy(
-        update={
-            "regions": {**settings.regions, "eu": [eu_target]},
-            "retry_initial_s": 0.05,
-            "retry_max_s": 0.5,
-        }
-    )
+    settings = failing_fast(settings, "eu")
     topics = CATALOGUE.topics()
     group_eu, group_us = settings.group_id("eu"), settings.group_id("us")
     # Spread over the freeze and as long again around it.

@@ -46,3 +46,17 @@ async def running_invalidators(
         for invalidator in running.values():
             invalidator.stop()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+
+
+def failing_fast(settings: InvalidatorSettings, region: str) -> InvalidatorSettings:
+    """`settings` with `region`'s first target timing out after 0.5 s and purge retries backing
+    off from 50 ms to 0.5 s, so a frozen or cut server pauses the partitions within a second."""
+    first, *others = settings.targets(region)
+    quick = first.model_copy(update={"socket_timeout_s": 0.5})
+    return settings.model_copy(
+        update={
+            "regions": {**settings.regions, region: [quick, *others]},
+            "retry_initial_s": 0.05,
+            "retry_max_s": 0.5,
+        }
+    )

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from contracts.example_orders import CATALOGUE, OrderCreated
+from contracts.example_orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import start_at_log_end
 from producers import EventPublisher
 from tests.faults.proxy import region_through_proxy
 from tests.integration.invalidators import running_invalidators
+from tests.integration.orders import publish_orders
 from tests.waiting import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -54,17 +54,6 @@ async def probe(invalidator: Invalidator, path: str) -> tuple[int, dict[str, Any
     """A probe's status and JSON body."""
     status, body = await http_get(invalidator.metrics_address, path)
     return status, json.loads(body)
-
-
-async def publish_orders(publisher: EventPublisher, count: int) -> None:
-    """Publish `count` OrderCreated events of a fresh run."""
-    run = uuid.uuid4().hex[:8]
-    for i in range(count):
-        await publisher.publish(
-            OrderCreated(order_id=f"o-{run}-{i}", company_id=f"c-{run}", total_cents=i),
-            tenant="acme",
-            aggregate_version=1,
-        )
 
 
 async def test_metrics_move_while_events_flow(

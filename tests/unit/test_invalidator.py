@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 
 import pytest
+from aiokafka import TopicPartition
 
 from contracts import RedisTarget
 from contracts.example_orders import CATALOGUE
@@ -101,6 +102,19 @@ def test_an_unknown_region_is_refused_before_anything_is_built() -> None:
         Invalidator(SETTINGS, region="mars", catalogue=CATALOGUE)
 
 
+class UnreadLogEnds:
+    """Log ends never read: the lag comes from the fetches alone."""
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def log_end(self, partition: TopicPartition) -> int | None:
+        return None
+
+
 async def test_the_parts_listeners_hear_every_batch_and_serving_metrics_patches_no_loop() -> None:
     heard: list[int] = []
 
@@ -122,6 +136,7 @@ async def test_the_parts_listeners_hear_every_batch_and_serving_metrics_patches_
         region="eu",
         group="invalidator.eu",
         consumer=fetched,  # type: ignore[arg-type]
+        log_ends=UnreadLogEnds(),
         targets={"a"},
         address=("127.0.0.1", 0),
         max_paused_s=30,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from invalidator.cli import main
@@ -102,3 +104,24 @@ def test_a_group_of_no_configured_region_is_refused_naming_the_groups(
 def test_a_negative_rewind_offset_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     err = _refused(capsys, ["offsets", "rewind", "--region", "eu", "--to-offset", "-1"])
     assert "--to-offset -1: an offset is 0 or more" in err
+
+
+@pytest.mark.usefixtures("_unreachable_services")
+@pytest.mark.parametrize("interval", ["0", "-5"])
+def test_an_export_interval_that_is_no_period_is_refused(
+    capsys: pytest.CaptureFixture[str], interval: str
+) -> None:
+    err = _refused(capsys, ["offsets", "export", "--port", "0", "--interval", interval])
+    assert f"--interval {interval}: seconds between reads, above 0" in err
+
+
+@pytest.mark.usefixtures("_unreachable_services")
+def test_an_export_port_already_taken_is_refused_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = _refused(capsys, ["offsets", "export", "--port", str(port)])
+    assert f"--host 127.0.0.1 --port {port}: cannot listen there" in err
