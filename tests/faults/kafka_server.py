@@ -178,7 +178,9 @@ class SaslKafkaServer:
         (name -> partitions)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's Uuid: "-..." would read as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         await self.run_tool(
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
         )

@@ -12,10 +12,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
 from bench.orders_load import bare_producer, order_record
+from contracts.connections import KafkaConnection
 from contracts.example_orders import CATALOGUE, ORDER, OrderCreated
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
@@ -88,6 +91,23 @@ def _all_purged_again(
         return all(now[e] is not None and now[e] != before[e] for e in namespaces)
 
     return check
+
+
+async def _not_copied_after(
+    kafka: KafkaConnection,
+    start: dict[TopicPartition, int],
+    plan: list[dict[str, Any]],
+    events: dict[str, Any],
+) -> set[str]:
+    """The `events` with no mirrored copy at or after the position a rewind `plan` moved to
+    (most of them: a late copy is a MirrorMaker task restart's, seconds' worth at most)."""
+    rewound_to = {(row["topic"], row["partition"]): row["new"] for row in plan}
+    copies = await records_by_event_id(kafka, start)
+    kept = {
+        e for e in events if all(r.offset < rewound_to[(r.topic, r.partition)] for r in copies[e])
+    }
+    assert len(kept) >= len(events) // 2, f"{len(events) - len(kept)} copied after T"
+    return kept
 
 
 async def test_rewind_to_a_time_purges_again_exactly_the_eu_events_published_after_it(
@@ -178,7 +198,11 @@ async def test_rewind_to_a_time_purges_again_exactly_the_eu_events_published_aft
             interval=0.1,
         )
     again = await _generations(client, everything)
-    assert {e: again[e] for e in before_t} == {e: generations[e] for e in before_t}, (
+    # MirrorMaker delivers at least once: a before-T event it wrote again after T's position
+    # (a task restarted from its last flushed source offset) is replayed by the rewind too, a
+    # harmless extra purge. Every other before-T event keeps its token.
+    kept = await _not_copied_after(us.kafka, us_start, plan["plan"], before_t)
+    assert {e: again[e] for e in kept} == {e: generations[e] for e in kept}, (
         "events published in eu before T were purged again"
     )
 
