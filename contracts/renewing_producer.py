@@ -8,10 +8,11 @@ process lives. A batch the broker refused (a record over the topic's `max.messag
 leaves the same gap. Kafka's Java client bumps the producer epoch in both cases; aiokafka does
 not.
 
-`RenewingProducer` restores the Java client's behaviour the only way aiokafka allows: after a
+`RenewingSession` restores the Java client's behaviour the only way aiokafka allows: after a
 send failed, the next send first stops the producer and starts a new one, which gets a new
-producer id and numbers from zero again. The failed send itself is reported to its caller,
-who sends it again (with the same event id, so a duplicate is harmless).
+producer id and numbers from zero again. `RenewingProducer` sends through it with aiokafka;
+`EventPublisher` keeps its FastStream broker in one. The failed send itself is reported to its
+caller, who sends it again (with the same event id, so a duplicate is harmless).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
 
@@ -28,24 +29,35 @@ log = logging.getLogger(__name__)
 Headers = Sequence[tuple[str, bytes]]
 
 
-class RenewingProducer:
-    """Sends through an aiokafka producer made by `new_producer`, and replaces that producer
-    before the next send once one of its sends has failed.
+class Session(Protocol):
+    """A producer session: an aiokafka producer, or a FastStream broker holding one."""
 
-    Use `start()`/`stop()`, or `async with`. Sends of one key stay in order within a producer
-    session; the replacement waits until the old session has stopped, so nothing of it is
-    still in flight when the new one sends.
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Session)
+
+
+class RenewingSession(Generic[S]):
+    """The current session made by `new_session`, replaced by a new one before its next use
+    once a send through it has failed (`failed`).
+
+    The replacement waits until the old session has stopped, so nothing of it is still in
+    flight when the new one sends: sends of one key stay in order.
     """
 
-    def __init__(self, new_producer: Callable[[], AIOKafkaProducer], *, name: str) -> None:
-        """new_producer: builds an unstarted idempotent producer (`acks="all"`), the same way
-            each time.
-        name: what the log lines call this producer (e.g. `outbox relay`).
+    def __init__(self, new_session: Callable[[], S], *, name: str) -> None:
+        """new_session: builds an unstarted session, the same way each time (an idempotent
+            `acks="all"` producer).
+        name: what the log lines call it (e.g. `outbox relay`).
         """
-        self._new_producer = new_producer
+        self._new_session = new_session
         self._name = name
-        self._producer: AIOKafkaProducer | None = None
-        self._failed: AIOKafkaProducer | None = None
+        self.session = new_session()
+        """The session in use (unstarted until `start`)."""
+        self._failed: S | None = None
         """The session a send failed in, until it is replaced."""
         self._renewing = asyncio.Lock()
         self.renewals = 0
@@ -53,13 +65,75 @@ class RenewingProducer:
 
     async def start(self) -> None:
         """Start the first session (connects; raises when the brokers cannot be reached)."""
-        self._producer = await self._started()
+        await _start(self.session)
 
     async def stop(self) -> None:
         """Flush what is pending and stop the current session."""
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.stop()
+        await self.session.stop()
+
+    async def current(self) -> S:
+        """The session to send with: a new, started one in place of one marked failed (raises
+        what starting it raises while the brokers cannot be reached; the next call tries
+        again)."""
+        if self._failed is not self.session:
+            return self.session
+        async with self._renewing:
+            if self._failed is self.session:
+                log.warning(
+                    "%s: a send failed; starting a new producer session (aiokafka keeps a "
+                    "failed batch's sequence number spent, and the broker would refuse every "
+                    "later one)",
+                    self._name,
+                )
+                await self.session.stop()
+                fresh = self._new_session()
+                await _start(fresh)
+                self.session, self._failed = fresh, None
+                self.renewals += 1
+        return self.session
+
+    def failed(self, session: S) -> None:
+        """Note that a send through `session` failed: the next `current()` replaces it (when it
+        is still the current one)."""
+        if session is self.session:
+            self._failed = session
+
+
+async def _start(session: Session) -> None:
+    """Start `session`; stop it again (no unclosed client) when it cannot start."""
+    try:
+        await session.start()
+    except BaseException:
+        await session.stop()
+        raise
+
+
+class RenewingProducer:
+    """Sends through an aiokafka producer made by `new_producer`, and replaces that producer
+    before the next send once one of its sends has failed (`RenewingSession`).
+
+    Use `start()`/`stop()`, or `async with`.
+    """
+
+    def __init__(self, new_producer: Callable[[], AIOKafkaProducer], *, name: str) -> None:
+        """new_producer: builds an unstarted idempotent producer (`acks="all"`), the same way
+            each time.
+        name: what the log lines call this producer (e.g. `outbox relay`).
+        """
+        self._sessions = RenewingSession(new_producer, name=name)
+
+    @property
+    def renewals(self) -> int:
+        """How many times a new session replaced one whose send failed."""
+        return self._sessions.renewals
+
+    async def start(self) -> None:
+        """Start the first session (connects; raises when the brokers cannot be reached)."""
+        await self._sessions.start()
+
+    async def stop(self) -> None:
+        """Flush what is pending and stop the current session."""
+        await self._sessions.stop()
 
     async def __aenter__(self) -> RenewingProducer:
         await self.start()
@@ -83,46 +157,13 @@ class RenewingProducer:
         over `max_request_size`; no sequence number is spent), and what starting a new session
         raises while the brokers cannot be reached.
         """
-        producer = await self._current()
+        producer = await self._sessions.current()
         sent: asyncio.Future[Any] = await producer.send(
             topic, value, key=key, headers=list(headers) if headers is not None else None
         )
         sent.add_done_callback(lambda done: self._note(done, producer))
         return sent
 
-    async def _current(self) -> AIOKafkaProducer:
-        if self._producer is not None and self._failed is not self._producer:
-            return self._producer
-        async with self._renewing:
-            if self._producer is None or self._failed is self._producer:
-                await self._renew()
-            assert self._producer is not None
-            return self._producer
-
-    async def _renew(self) -> None:
-        old, self._producer = self._producer, None
-        if old is not None:
-            log.warning(
-                "%s: a send failed; starting a new producer session (aiokafka keeps a failed "
-                "batch's sequence number spent, and the broker would refuse every later one)",
-                self._name,
-            )
-            await old.stop()
-        self._producer = await self._started()
-        self._failed = None
-        if old is not None:
-            self.renewals += 1
-
-    async def _started(self) -> AIOKafkaProducer:
-        """A new session, started; stopped again (no unclosed client) when it cannot start."""
-        producer = self._new_producer()
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
-        return producer
-
     def _note(self, sent: asyncio.Future[Any], producer: AIOKafkaProducer) -> None:
-        if not sent.cancelled() and sent.exception() is not None and producer is self._producer:
-            self._failed = producer
+        if not sent.cancelled() and sent.exception() is not None:
+            self._sessions.failed(producer)

@@ -12,7 +12,6 @@ every later record of that partition (`contracts.renewing_producer` says more).
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,9 +24,8 @@ from faststream.kafka import KafkaBroker
 from contracts.connections import KafkaConnection
 from contracts.events import DomainEvent, EventEnvelope, TraceContext
 from contracts.kafka_clients import idempotent_broker
+from contracts.renewing_producer import RenewingSession
 from producers.trace_context import current_trace
-
-log = logging.getLogger(__name__)
 
 _MAX_NAMED_FAILURES = 5
 
@@ -108,46 +106,25 @@ class EventPublisher:
         def new_broker() -> KafkaBroker:
             return idempotent_broker(kafka, client_id=client_id or source, linger_ms=linger_ms)
 
-        self._new_broker = new_broker
-        self.broker = new_broker()
+        self._brokers = RenewingSession(new_broker, name=f"publisher {source}")
+
+    @property
+    def broker(self) -> KafkaBroker:
         """The FastStream broker publishing now (a new one replaces it after a failed publish)."""
-        self._failed_broker: KafkaBroker | None = None
-        self._renewing = asyncio.Lock()
-        self.renewals = 0
+        return self._brokers.session
+
+    @property
+    def renewals(self) -> int:
         """How many times a new broker replaced one whose publish failed."""
+        return self._brokers.renewals
 
     async def start(self) -> None:
         """Connect to the brokers."""
-        await self.broker.start()
+        await self._brokers.start()
 
     async def stop(self) -> None:
         """Flush what is pending and disconnect."""
-        await self.broker.stop()
-
-    async def _current_broker(self) -> KafkaBroker:
-        """The broker to publish with: a new, started one in place of a broker whose publish
-        failed (the old one is stopped first, so none of its records is still in flight)."""
-        if self._failed_broker is not self.broker:
-            return self.broker
-        async with self._renewing:
-            if self._failed_broker is self.broker:
-                log.warning(
-                    "publisher %s: a publish failed; starting a new producer session", self.source
-                )
-                await self.broker.stop()
-                broker = self._new_broker()
-                try:
-                    await broker.start()
-                except BaseException:
-                    await broker.stop()
-                    raise
-                self.broker, self._failed_broker = broker, None
-                self.renewals += 1
-        return self.broker
-
-    def _note_failure(self, broker: KafkaBroker) -> None:
-        if broker is self.broker:
-            self._failed_broker = broker
+        await self._brokers.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -195,7 +172,7 @@ class EventPublisher:
 
     async def publish_envelope(self, envelope: EventEnvelope, *, topic: str) -> None:
         """Publish an envelope built earlier (the outbox relay's path)."""
-        broker = await self._current_broker()
+        broker = await self._brokers.current()
         try:
             await broker.publish(
                 envelope.to_bytes(),
@@ -205,7 +182,7 @@ class EventPublisher:
                 correlation_id=str(envelope.event_id),
             )
         except Exception:
-            self._note_failure(broker)
+            self._brokers.failed(broker)
             raise
 
     async def publish_many(
@@ -223,7 +200,7 @@ class EventPublisher:
         PublishBatchError names the failed envelopes (and the acknowledged ones).
         """
         outgoing = [envelope_and_topic(item, source=self.source) for item in batch]
-        broker = await self._current_broker()
+        broker = await self._brokers.current()
         pending: list[tuple[EventEnvelope, Any]] = []
         failed: list[tuple[EventEnvelope, BaseException]] = []
         for envelope, topic in outgoing:
@@ -239,7 +216,7 @@ class EventPublisher:
                     no_confirm=True,
                 )
             except Exception as error:  # the rest of the batch must not overtake it
-                self._note_failure(broker)
+                self._brokers.failed(broker)
                 failed.extend((later, error) for later, _ in outgoing[len(pending) :])
                 break
             pending.append((envelope, confirmation))
@@ -255,7 +232,7 @@ class EventPublisher:
             else:
                 acknowledged.append(envelope)
         if sent_failures:
-            self._note_failure(broker)
+            self._brokers.failed(broker)
         failed = sent_failures + failed
         if failed:
             raise PublishBatchError(failed, acknowledged)
