@@ -2,56 +2,43 @@
 each key first arrived, for a figure that pairs it with what another process did to the same
 records (the cross-region figure: read from the mirrored topic -> purged).
 
-Assigned at the log end of every partition of the topic; `json.loads` of every value, as any
-consumer decodes; one line per key at its first arrival, `<key as hex> <time.monotonic()>`
-(CLOCK_MONOTONIC: comparable with the other processes of this machine), flushed after every
-fetch. The first line, `# ready`, says it is positioned. Runs until SIGTERM or SIGINT.
+The reader is `bench.latency.bare_reader` (assigned at the log end of every partition of the
+topic, `json.loads` of every value, as any consumer decodes). The first line, `# ready`, says it
+is positioned; it runs until SIGTERM or SIGINT, then writes one line per key at its first
+arrival, `<key as hex> <time.monotonic()>` (CLOCK_MONOTONIC: comparable with the other
+processes of this machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import signal
-import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-
+from bench.latency import bare_reader
 from contracts import KafkaConnection
-from invalidator.operators import end_offsets
 
 READY = "# ready"
 
 
 async def stamp(kafka: KafkaConnection, topic: str, output: Path) -> None:
-    """Read `topic` from its log end until SIGTERM or SIGINT, stamping keys into `output`."""
+    """Read `topic` from its log end until SIGTERM or SIGINT, then write the stamps to
+    `output` (whose first line, written once the reader is positioned, is READY)."""
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
-    ends = await end_offsets(kafka, [topic])
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
-    await consumer.start()
-    seen: set[bytes] = set()
-    try:
-        consumer.assign(list(ends))
-        for partition, end in ends.items():
-            consumer.seek(partition, end)
+    arrivals: dict[bytes, float] = {}
+    async with bare_reader(kafka, topic, None, arrivals) as read:
         with output.open("w") as lines:
-            print(READY, file=lines, flush=True)
-            while not stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=100)
-                now = time.monotonic()
-                for records in batch.values():
-                    for record in records:
-                        json.loads(record.value)
-                        if record.key is not None and record.key not in seen:
-                            seen.add(record.key)
-                            print(f"{record.key.hex()} {now:.6f}", file=lines)
-                lines.flush()
-    finally:
-        await consumer.stop()
+            print(READY, file=lines)
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=1.0)
+            read.check()
+    with output.open("a") as lines:
+        lines.writelines(f"{key.hex()} {at:.6f}\n" for key, at in arrivals.items())
 
 
 def read_stamps(output: Path) -> dict[bytes, float]:

@@ -140,14 +140,15 @@ class BareRead:
 async def bare_reader(
     kafka: KafkaConnection,
     topic: str,
-    wanted: Collection[bytes],
+    wanted: Collection[bytes] | None,
     arrivals: dict[bytes, float],
 ) -> AsyncIterator[BareRead]:
     """A bare aiokafka consumer assigned at the log end of `topic`'s partitions, reading in the
     background while the block runs: the first arrival (time.monotonic(), after `json.loads` of
     every value, as any consumer decodes) of each key in `wanted` goes into `arrivals`.
 
-    wanted: the keys to stamp (may grow while it reads: the probes sent so far).
+    wanted: the keys to stamp (may grow while it reads: the probes sent so far); None: every
+        record's key.
     """
     ends = await end_offsets(kafka, [topic])
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
@@ -164,8 +165,13 @@ async def bare_reader(
             for records in batch.values():
                 for record in records:
                     json.loads(record.value)
-                    if record.key in wanted and record.key not in arrivals:
-                        arrivals[record.key] = now
+                    key = record.key
+                    if (
+                        key is not None
+                        and key not in arrivals
+                        and (wanted is None or key in wanted)
+                    ):
+                        arrivals[key] = now
 
     consuming = asyncio.create_task(consume())
     try:
