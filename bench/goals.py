@@ -8,6 +8,10 @@ from typing import Any
 RSS_LIMIT_MB = 150.0
 MIRROR_P50_ADDED_MS = 5.0
 """The remote region's purge p50 may exceed the bare mirror's by this much."""
+READ_HIT_THROUGHPUT = 0.9
+"""A `CacheClient.fetch` hit: at least this share of a bare `MGET`'s calls per second..."""
+READ_HIT_P50 = 1.1
+"""...and at most this multiple of its p50 latency."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ def goal_rows(documents: dict[str, dict[str, Any]]) -> list[GoalRow]:
             ratio = figures["ratios"][quantile]
         rows.append(_at_most(f"e2e {quantile} at {int(rate):,}/s", measured, ratio, goal))
     rows += _cross_region_rows(documents.get("cross_region", {}).get("results", {}))
+    rows += _read_path_rows(documents.get("read_path", {}).get("results", {}))
     scale = documents.get("scale_out", {}).get("results", {})
     one, two = scale.get("1"), scale.get("2")
     ratio = round(two["events_per_s"] / one["events_per_s"], 3) if one and two else None
@@ -134,6 +139,37 @@ def _cross_region_rows(results: dict[str, Any]) -> list[GoalRow]:
                 2.0,
             )
         )
+    return rows
+
+
+def _read_path_rows(results: dict[str, Any]) -> list[GoalRow]:
+    """`CacheClient.fetch` on a hit against a bare `MGET` of the same keys, per region and
+    number of concurrent callers: throughput and p50."""
+    rows = []
+    for region, kind in (("eu", "standalone"), ("us", "Cluster")):
+        for callers in ("1", "64"):
+            hit = results.get(region, {}).get("hit", {}).get(callers)
+            name = f"read hit {region} ({kind}), {callers} caller{'s' if callers != '1' else ''}"
+            fetch, mget = (hit["fetch"], hit["mget"]) if hit else ({}, {})
+            ratios = hit["ratios"] if hit else {}
+            rows.append(
+                _at_least(
+                    f"{name}: calls/s",
+                    f"{fetch['calls_per_s']:,.0f} vs MGET {mget['calls_per_s']:,.0f}/s"
+                    if hit
+                    else "-",
+                    ratios.get("throughput_to_mget"),
+                    READ_HIT_THROUGHPUT,
+                )
+            )
+            rows.append(
+                _at_most(
+                    f"{name}: p50",
+                    f"{fetch['p50_ms']:.3f} vs MGET {mget['p50_ms']:.3f} ms" if hit else "-",
+                    ratios.get("p50_to_mget"),
+                    READ_HIT_P50,
+                )
+            )
     return rows
 
 

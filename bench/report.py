@@ -21,6 +21,7 @@ FIGURE_NAMES = (
     "publishing",
     "outbox",
     "cross_region",
+    "read_path",
     "soak",
 )
 DOC = Path("docs") / "performance.md"
@@ -93,6 +94,16 @@ ABOUT = {
         "a bare consumer of `eu.orders.events` on us, assigned at the log end); eu's own bare "
         "produce -> consume beside it."
     ),
+    "read_path": (
+        "`CacheClient.fetch` on each region's Redis (eu standalone, us Cluster), 1 and 64 "
+        "concurrent callers, each caller on a namespace of its own. Hit: a valid entry, against "
+        "a bare redis-py `MGET` of the same two keys (generation and entry) and a bare `GET` of "
+        "the entry (what a naive cache does). Miss: a new entry read, loaded (at once) and "
+        "filled, against a bare `GET` + `SET` of a new key. The bare reads run on a client of "
+        "their own from the same target. Every variant runs once per round, the order rotating; "
+        "the figures are medians over the rounds, each ratio the median of the per-round ratios "
+        "to the bare variant run beside it."
+    ),
     "soak": "Both invalidators under a steady 2k events/s for 10 minutes; RSS sampled.",
 }
 
@@ -152,6 +163,8 @@ def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
         _outbox_chart(axes, results)
     elif name == "cross_region":
         _cross_region_chart(axes, results)
+    elif name == "read_path":
+        _read_path_chart(axes, results)
     elif name == "soak":
         for process, points in results.get("samples", {}).items():
             axes.plot([p[0] for p in points], [p[1] for p in points], label=process)
@@ -230,6 +243,36 @@ def _cross_region_chart(axes: Any, results: dict[str, Any]) -> None:
     axes.set_yscale("log")
     axes.set_ylabel("ms")
     axes.legend(fontsize=6, ncol=2)
+
+
+def _read_path_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Bars: calls/s of each variant, per region and number of callers, hits then misses."""
+    cases = [
+        (region, kind, callers)
+        for kind in ("hit", "miss")
+        for region in ("eu", "us")
+        for callers in results.get(region, {}).get(kind, {})
+    ]
+    colours = {"fetch": "C0", "mget": "C1", "get": "C2", "get_set": "C3"}
+    width, labelled = 0.25, set()
+    for index, (region, kind, callers) in enumerate(cases):
+        figures = results[region][kind][callers]
+        variants = [name for name in colours if name in figures]
+        for slot, variant in enumerate(variants):
+            axes.bar(
+                index + (slot - (len(variants) - 1) / 2) * width,
+                figures[variant]["calls_per_s"],
+                width=width,
+                color=colours[variant],
+                label=None if variant in labelled else variant,
+            )
+            labelled.add(variant)
+    axes.set_xticks(
+        range(len(cases)), [f"{kind} {region}\nx{callers}" for region, kind, callers in cases]
+    )
+    axes.tick_params(axis="x", labelsize=7)
+    axes.set_ylabel("calls/s")
+    axes.legend(fontsize=7)
 
 
 def _outbox_chart(axes: Any, results: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 Figures: publishing, drain (with the naive baseline), scale-out, latency, purge cost, replica
 acknowledgement, the outbox (write latency and relay rate), cross-region (the mirrored topology:
-`stack.sh up --mirrored`, started when MIRROR_* are not given); the soak
+`stack.sh up --mirrored`, started when MIRROR_* are not given), the read path (`CacheClient.fetch`
+against bare redis-py reads); the soak
 alone with --soak. Short (--short, CI): small sizes, results in .stack/bench/results. Full:
 bench/results, then docs/performance.md, the charts and the README table are regenerated.
 Exit status 0 when the run completed with no lost purge (ratios below their goals are reported,
@@ -28,6 +29,7 @@ from bench.machine import RESULTS_DIR, SHORT_RESULTS_DIR, write_result
 from bench.outbox import OutboxParams, run_outbox
 from bench.publishing import PublishingParams, run_publishing
 from bench.purge_cost import PurgeCostParams, run_purge_cost
+from bench.read_path import ReadPathParams, run_read_path
 from bench.replica_ack import ReplicaAckParams, run_replica_ack
 from bench.report import load_documents, write_report
 from bench.scale_out import ScaleOutParams, run_scale_out
@@ -44,6 +46,7 @@ FIGURES = (
     "replica_ack",
     "outbox",
     "cross_region",
+    "read_path",
 )
 LOG_DIR = Path(".stack") / "bench" / "logs"
 
@@ -58,6 +61,7 @@ SHORT = {
     "replica_ack": ReplicaAckParams(single_purges=300, batches=10, rounds=5),
     "outbox": OutboxParams(writes=500, rounds=5, relay_events=5_000),
     "cross_region": CrossRegionParams(seconds=3.0, settle_timeout_s=60.0, link_round_trips=10),
+    "read_path": ReadPathParams(calls=1_000, rounds=3, miss_calls=400),
 }
 FULL = {
     "publishing": PublishingParams(),
@@ -68,6 +72,7 @@ FULL = {
     "replica_ack": ReplicaAckParams(),
     "outbox": OutboxParams(),
     "cross_region": CrossRegionParams(),
+    "read_path": ReadPathParams(),
 }
 
 
@@ -110,6 +115,8 @@ async def run_figures(
         elif figure == "cross_region":
             results = await run_cross_region(settings, params, run_id=run_id, log_dir=LOG_DIR)
             failures += _cross_region_late(results)
+        elif figure == "read_path":
+            results = await run_read_path(settings, params, run_id=run_id)
         else:
             results = await run_outbox(settings, params, run_id=run_id)
         results["duration_s"] = round(time.monotonic() - started, 1)
