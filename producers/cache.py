@@ -15,11 +15,10 @@ restart), and if Redis still fails the loader's value is served without being ca
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -116,10 +115,7 @@ class CacheClient:
             Keep it below the client's pool size: redis-py fails a command, rather than
             waiting, when its pool is exhausted.
         """
-        self._redis = redis
-        self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._cluster_ready = not isinstance(redis, RedisCluster)
-        self._cluster_init = asyncio.Lock()
+        self._turn = _Turn(redis, max_in_flight)
         self._fill_if_generation = redis.register_script(FILL_IF_GENERATION)
         self._release_fill_lock = redis.register_script(RELEASE_FILL_LOCK)
         self._local_fills: dict[tuple[str, bytes], asyncio.Future[bytes]] = {}
@@ -132,7 +128,7 @@ class CacheClient:
         """
         _require_client_layout(namespace)
         keys = (generation_key(namespace), entry_key(namespace, entry))
-        async with self._turn() as redis:
+        async with self._turn as redis:
             # Clients are created without decode_responses, so values come back as bytes.
             generation, raw = cast(list[bytes | None], await redis.mget(*keys))
         if generation is None:
@@ -162,7 +158,7 @@ class CacheClient:
         ns = namespace.namespace
         ttl_ms = int(ns.ttl.total_seconds() * 1000)
         indexed = "1" if ns.strategy is PurgeStrategy.INDEX else "0"
-        async with self._turn():
+        async with self._turn:
             outcome = await self._fill_if_generation(
                 keys=[
                     generation_key(namespace),
@@ -272,13 +268,13 @@ class CacheClient:
         lock = fill_lock_key(namespace, entry)
         token = new_generation()
         wait_ms = max(1, int(ns.fill_wait.total_seconds() * 1000))
-        async with self._turn() as redis:
+        async with self._turn as redis:
             acquired = await redis.set(lock, token, nx=True, px=wait_ms)
         if acquired:
             try:
                 value = await self._load_and_store(namespace, entry, load, read)
             finally:
-                async with self._turn():
+                async with self._turn:
                     await self._release_fill_lock(keys=[lock], args=[token])
             return Fetched(value, Source.LOADED)
         if ns.serve_stale_while_filling and read.previous is not None:
@@ -295,28 +291,45 @@ class CacheClient:
         # The filler is slow or gone: load ourselves rather than fail the caller.
         return Fetched(await self._load_and_store(namespace, entry, load, read), Source.LOADED)
 
-    @contextlib.asynccontextmanager
-    async def _turn(self) -> AsyncIterator[RedisClient]:
-        """The client, once it is ready and a place among the in-flight commands is free."""
-        if not self._cluster_ready:
-            # A Cluster client left to initialise itself under concurrent first use routes
-            # some commands to the wrong master, and the MOVED storm makes it reset
-            # connections other calls are using. Load the slot map once, before any command.
-            async with self._cluster_init:
-                if not self._cluster_ready:
-                    await cast(RedisCluster, self._redis).initialize()
-                    self._cluster_ready = True
-        async with self._in_flight:
-            yield self._redis
-
     async def _ensure_generation(self, namespace: BoundNamespace) -> bytes:
         fresh = new_generation()
         ttl_ms = int(generation_ttl(namespace.namespace).total_seconds() * 1000)
-        async with self._turn() as redis:
+        async with self._turn as redis:
             current = await redis.set(
                 generation_key(namespace), fresh, nx=True, get=True, px=ttl_ms
             )
         return current if isinstance(current, bytes) else fresh
+
+
+class _Turn:
+    """`async with turn as redis`: the client, once it is ready and a place among the in-flight
+    commands is free. One object serves every command of a `CacheClient`: its entry and exit
+    are two plain coroutines, where an `asynccontextmanager` made an async generator (and
+    registered it with the event loop) per command."""
+
+    def __init__(self, redis: RedisClient, max_in_flight: int) -> None:
+        self._redis = redis
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._cluster_ready = not isinstance(redis, RedisCluster)
+        self._cluster_init = asyncio.Lock()
+
+    async def __aenter__(self) -> RedisClient:
+        if not self._cluster_ready:
+            await self._initialise_cluster()
+        await self._in_flight.acquire()
+        return self._redis
+
+    async def __aexit__(self, *_: object) -> None:
+        self._in_flight.release()
+
+    async def _initialise_cluster(self) -> None:
+        # A Cluster client left to initialise itself under concurrent first use routes some
+        # commands to the wrong master, and the MOVED storm makes it reset connections other
+        # calls are using. Load the slot map once, before any command.
+        async with self._cluster_init:
+            if not self._cluster_ready:
+                await cast(RedisCluster, self._redis).initialize()
+                self._cluster_ready = True
 
 
 class _LoadOnce:
