@@ -15,6 +15,7 @@ restart), and if Redis still fails the loader's value is served without being ca
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 import time
@@ -198,7 +199,10 @@ class CacheClient:
         """
         loader = _LoadOnce(load)
         try:
-            return await self._fetch_cached(namespace, entry, loader)
+            read = await self.read(namespace, entry)
+            if read.value is not None:
+                return Fetched(read.value, Source.HIT)
+            return await self._fill(namespace, entry, loader, read)
         except _OUTAGES as error:
             if isinstance(error, AuthenticationError) or loader.failed:
                 raise
@@ -210,12 +214,10 @@ class CacheClient:
             )
             return Fetched(await loader(), Source.UNCACHED)
 
-    async def _fetch_cached(
-        self, namespace: BoundNamespace, entry: str, load: _LoadOnce
+    async def _fill(
+        self, namespace: BoundNamespace, entry: str, load: _LoadOnce, read: CacheRead
     ) -> Fetched:
-        read = await self.read(namespace, entry)
-        if read.value is not None:
-            return Fetched(read.value, Source.HIT)
+        """A miss: load and store, or share a fill (single-flight namespaces)."""
         if not namespace.namespace.single_flight:
             return Fetched(await self._load_and_store(namespace, entry, load, read), Source.LOADED)
         return await self._single_flight(namespace, entry, load, read)
@@ -303,24 +305,51 @@ class CacheClient:
 
 class _Turn:
     """`async with turn as redis`: the client, once it is ready and a place among the in-flight
-    commands is free. One object serves every command of a `CacheClient`: its entry and exit
-    are two plain coroutines, where an `asynccontextmanager` made an async generator (and
-    registered it with the event loop) per command."""
+    commands is free (the places are handed on in arrival order). One object serves every
+    command of a `CacheClient`: its entry and exit are two plain coroutines, where an
+    `asynccontextmanager` made an async generator (and registered it with the event loop) per
+    command; a free place is taken without awaiting anything."""
 
     def __init__(self, redis: RedisClient, max_in_flight: int) -> None:
         self._redis = redis
-        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._free = max_in_flight
+        # Invariant: while a place is free, nobody waits (a place is freed only when no live
+        # caller waits for it).
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._cluster_ready = not isinstance(redis, RedisCluster)
         self._cluster_init = asyncio.Lock()
 
     async def __aenter__(self) -> RedisClient:
         if not self._cluster_ready:
             await self._initialise_cluster()
-        await self._in_flight.acquire()
+        if self._free:
+            self._free -= 1
+        else:
+            await self._wait_for_a_place()
         return self._redis
 
     async def __aexit__(self, *_: object) -> None:
-        self._in_flight.release()
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        """The place of a command that ended goes to the first caller still waiting, else is
+        freed."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():  # a cancelled caller's future is done: skipped
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+    async def _wait_for_a_place(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._hand_on()  # handed a place just as it was cancelled: passed on
+            raise
 
     async def _initialise_cluster(self) -> None:
         # A Cluster client left to initialise itself under concurrent first use routes some
