@@ -9,10 +9,11 @@ reading a namespace of its own (so that on the Cluster the callers spread over t
   the read, the loader (which returns at once) and the conditional fill, against a bare `GET` of
   a fresh key and a `SET` of it.
 The bare variants run on a client of their own, built from the same target (pool, timeouts).
-The variants alternate within each round, the order rotating from round to round, so that each
-sees the same moments of a shared machine. Per round: calls/s and p50/p99 of the per-call
-latency. The figure is the median over rounds; each ratio is the median of the rounds' ratios of
-the system to the bare variant run beside it.
+The variants alternate within each round, the order rotating from round to round; rounds are
+short and many, so that every variant sees the same moments of a shared machine. Per round:
+calls/s, p50/p99 of the per-call latency, and this process's CPU time per call (steadier than a
+rate where other work shares the cores). The figure is the median over rounds; each ratio is the
+median of the rounds' ratios of the system to the bare variant run beside it.
 """
 
 from __future__ import annotations
@@ -54,10 +55,10 @@ Call = Callable[[int, int, int], Awaitable[object]]
 class ReadPathParams:
     """What the read-path figure runs."""
 
-    calls: int = 5_000
+    calls: int = 1_000
     """Calls per variant, round and concurrency (split among the callers)."""
-    rounds: int = 7
-    miss_calls: int = 2_000
+    rounds: int = 41
+    miss_calls: int = 500
     """Calls per miss variant, round and concurrency."""
     concurrency: tuple[int, ...] = (1, 64)
 
@@ -76,12 +77,13 @@ async def _round(call: Call, number: int, callers: int, calls: int) -> dict[str,
             timings.append(time.perf_counter() - started)
         latencies.extend(timings)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(caller(index) for index in range(callers)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     latencies.sort()
     return {
         "calls_per_s": len(latencies) / elapsed,
+        "cpu_us_per_call": cpu / len(latencies) * 1e6,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
     }
@@ -103,7 +105,7 @@ async def _compare(
     results: dict[str, Any] = {
         name: {
             metric: round(statistics.median(r[metric] for r in rounds_of), 4)
-            for metric in ("calls_per_s", "p50_ms", "p99_ms")
+            for metric in ("calls_per_s", "p50_ms", "p99_ms", "cpu_us_per_call")
         }
         for name, rounds_of in per_round.items()
     }
@@ -117,6 +119,9 @@ async def _compare(
         )
         ratios[f"p50_to_{bare}"] = round(
             statistics.median(s["p50_ms"] / b["p50_ms"] for s, b in pairs), 3
+        )
+        ratios[f"cpu_to_{bare}"] = round(
+            statistics.median(s["cpu_us_per_call"] / b["cpu_us_per_call"] for s, b in pairs), 3
         )
     results["ratios"] = ratios
     return results

@@ -61,7 +61,7 @@ SHORT = {
     "replica_ack": ReplicaAckParams(single_purges=300, batches=10, rounds=5),
     "outbox": OutboxParams(writes=500, rounds=5, relay_events=5_000),
     "cross_region": CrossRegionParams(seconds=3.0, settle_timeout_s=60.0, link_round_trips=10),
-    "read_path": ReadPathParams(calls=1_000, rounds=3, miss_calls=400),
+    "read_path": ReadPathParams(calls=500, rounds=5, miss_calls=250),
 }
 FULL = {
     "publishing": PublishingParams(),
