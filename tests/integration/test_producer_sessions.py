@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import NewTopic
 from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
 
 from contracts.connections import KafkaConnection
@@ -23,11 +22,14 @@ from contracts.events import EventEnvelope
 from contracts.example_orders import OrderCancelled
 from contracts.renewing_producer import RenewingProducer
 from invalidator import InvalidatorSettings
-from invalidator.operators._offsets import admin_client
 from producers import EventPublisher
-
-BATCH_OVERHEAD = 120
-"""A one-record batch's bytes besides the value and headers (batch header, record framing)."""
+from tests.integration.refused_records import (
+    BATCH_OVERHEAD,
+    create_limited_topic,
+    kafka_headers,
+    record_bytes,
+    refusing_limit,
+)
 
 
 def envelope(reason: str) -> EventEnvelope:
@@ -36,29 +38,13 @@ def envelope(reason: str) -> EventEnvelope:
     return EventEnvelope.wrap(event, source="tests", tenant="acme", aggregate_version=1)
 
 
-def kafka_headers(sent: EventEnvelope) -> list[tuple[str, bytes]]:
-    """`sent`'s headers as a Kafka record carries them."""
-    return [(name, value.encode()) for name, value in sent.headers().items()]
-
-
-def record_bytes(sent: EventEnvelope) -> int:
-    """The value's and headers' bytes of `sent`'s record."""
-    headers = sum(len(name) + len(value) for name, value in kafka_headers(sent))
-    return len(sent.to_bytes()) + headers
-
-
 SMALL, LARGE = envelope("x"), envelope("x" * 500)
 
 
 async def topic_refusing_the_large_record(kafka: KafkaConnection) -> str:
     """A new one-partition topic that takes SMALL's record and refuses LARGE's."""
-    limit = (record_bytes(SMALL) + record_bytes(LARGE)) // 2 + BATCH_OVERHEAD
-    assert record_bytes(SMALL) + BATCH_OVERHEAD < limit < record_bytes(LARGE)
     topic = f"tests.producer-sessions.{uuid.uuid4().hex[:8]}"
-    async with admin_client(kafka) as admin:
-        await admin.create_topics(
-            [NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": str(limit)})]
-        )
+    await create_limited_topic(kafka, topic, max_message_bytes=refusing_limit([SMALL], LARGE))
     return topic
 
 
