@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from contracts.ids import validate_entry
 from contracts.namespaces import BoundNamespace, Namespace
@@ -75,9 +75,11 @@ def new_generation() -> bytes:
     return f"{time.time_ns():016x}{secrets.token_hex(8)}".encode()
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEntry:
-    """A decoded entry: the generation it was filled under, its schema version, its value."""
+class StoredEntry(NamedTuple):
+    """A decoded entry: the generation it was filled under, its schema version, its value.
+
+    A named tuple rather than a frozen dataclass: it is built on every cache read, and a tuple
+    is made in C where a frozen dataclass sets each field through `object.__setattr__`."""
 
     generation: bytes
     schema_version: int

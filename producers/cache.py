@@ -127,6 +127,13 @@ class CacheClient:
         namespace: the concrete namespace, e.g. `COMPANY_ORDERS.bind(company_id=42)`.
         entry: the entry name inside it, e.g. `page:1`.
         """
+        return CacheRead(*await self._lookup(namespace, entry))
+
+    async def _lookup(
+        self, namespace: BoundNamespace, entry: str
+    ) -> tuple[bytes, bytes | None, bytes | None]:
+        """`read`'s outcome as a plain tuple (generation, value, previous): `fetch` builds no
+        record on a hit besides the one it returns."""
         _require_client_layout(namespace)
         keys = (generation_key(namespace), entry_key(namespace, entry))
         async with self._turn as redis:
@@ -135,13 +142,13 @@ class CacheClient:
         if generation is None:
             # No token (never purged, evicted, lost in a failover): write a fresh one first,
             # so that no entry filled under a lost token can become valid again.
-            return CacheRead(await self._ensure_generation(namespace), None)
+            return await self._ensure_generation(namespace), None, None
         stored = decode_entry(raw) if raw is not None else None
         if stored is None or stored.schema_version != namespace.namespace.value_schema_version:
-            return CacheRead(generation, None)
+            return generation, None, None
         if stored.generation == generation:
-            return CacheRead(generation, stored.value)
-        return CacheRead(generation, None, previous=stored.value)
+            return generation, stored.value, None
+        return generation, None, stored.value
 
     async def get(self, namespace: BoundNamespace, entry: str) -> bytes | None:
         """The entry's value, or None on a miss."""
@@ -199,9 +206,10 @@ class CacheClient:
         """
         loader = _LoadOnce(load)
         try:
-            read = await self.read(namespace, entry)
-            if read.value is not None:
-                return Fetched(read.value, Source.HIT)
+            generation, value, previous = await self._lookup(namespace, entry)
+            if value is not None:
+                return Fetched(value, Source.HIT)
+            read = CacheRead(generation, None, previous)
             return await self._fill(namespace, entry, loader, read)
         except _OUTAGES as error:
             if isinstance(error, AuthenticationError) or loader.failed:
@@ -380,9 +388,13 @@ class _LoadOnce:
         return self._value
 
 
+_CLIENT_LAYOUT = frozenset(strategy for strategy in PurgeStrategy if strategy.uses_client_layout)
+"""The strategies whose entries CacheClient writes (a set: checked on every read)."""
+
+
 def _require_client_layout(namespace: BoundNamespace) -> None:
     strategy = namespace.namespace.strategy
-    if not strategy.uses_client_layout:
+    if strategy not in _CLIENT_LAYOUT:
         raise ContractError(
             f"namespace {namespace.namespace.name!r} uses the {strategy} strategy, for legacy "
             "keys written without CacheClient; declare it with strategy generation or index"
