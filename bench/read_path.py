@@ -250,7 +250,8 @@ def _print(region: str, callers: int, hit: dict[str, Any], miss: dict[str, Any])
     print(
         f"  {region} x{callers}: hit {hit['fetch']['calls_per_s']:,.0f} calls/s, p50 "
         f"{hit['fetch']['p50_ms']:.3f} ms; vs MGET {hit['ratios']['throughput_to_mget']}x / "
-        f"p50 {hit['ratios']['p50_to_mget']}x; vs GET {hit['ratios']['throughput_to_get']}x / "
+        f"p50 {hit['ratios']['p50_to_mget']}x / CPU {hit['ratios']['cpu_to_mget']}x; vs GET "
+        f"{hit['ratios']['throughput_to_get']}x / "
         f"p50 {hit['ratios']['p50_to_get']}x; miss+fill vs GET+SET "
         f"{miss['ratios']['throughput_to_get_set']}x / p50 {miss['ratios']['p50_to_get_set']}x",
         flush=True,
