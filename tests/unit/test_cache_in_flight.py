@@ -18,7 +18,8 @@ NAMESPACE = COMPANY_ORDERS.bind(company_id="42")
 
 
 class GatedRedis:
-    """A stand-in for redis-py whose MGETs answer only when the test opens their gate."""
+    """A stand-in for redis-py whose MGETs (the only command a hit sends) answer only when the
+    test opens their gate."""
 
     def __init__(self) -> None:
         self.in_flight = 0
@@ -31,7 +32,8 @@ class GatedRedis:
     def register_script(self, script: str) -> None:
         return None
 
-    async def mget(self, *keys: str) -> list[bytes]:
+    async def execute_command(self, command: str, *keys: str, **options: object) -> list[bytes]:
+        assert command == "MGET", f"a read sent {command}"
         started, gate = asyncio.Event(), asyncio.Event()
         self.started.append(started)
         self.gates.append(gate)
