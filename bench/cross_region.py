@@ -24,13 +24,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench.arrival_stamps import is_ready, read_stamps
+from bench.bare_purge import PREFIX, bare_key_of_order
 from bench.kafka_ping import round_trips_s
+from bench.keyspace_watch import KeyspaceWatch
 from bench.latency import (
     LatencyParams,
     Probe,
     bare_phase,
+    probe_source_id,
     region_latencies,
     system_phase,
 )
@@ -40,6 +44,7 @@ from bench.processes import BenchProcess, invalidator_process, running
 from bench.progress import wait_stable
 from bench.stack import MIRROR_VARIABLES, start_mirrored_stack
 from contracts import KafkaConnection, topics
+from contracts.connections import RedisTarget
 from contracts.example_orders import CATALOGUE
 from demo.topology import invalidator_environment, mirror_clusters, region_settings
 from invalidator.operators import start_at_log_end
@@ -84,7 +89,10 @@ def mirror_goal_ratios(remote: dict[str, float], mirror: dict[str, float]) -> di
 
 
 def mirror_alongside(
-    probes: dict[bytes, Probe], arrivals: dict[bytes, float], remote: str
+    probes: dict[bytes, Probe],
+    arrivals: dict[bytes, float],
+    remote: str,
+    bare_purged: dict[bytes, float],
 ) -> dict[str, Any]:
     """The bare mirror read while this system runs, and what the remote purge adds to it.
 
@@ -92,25 +100,36 @@ def mirror_alongside(
     arrivals: when a bare consumer process on the remote cluster read each probe from the
         mirrored topic, in the same phase (time.monotonic(), `bench.arrival_stamps`).
     remote: the region the probes were mirrored to.
+    bare_purged: when that bare consumer's own purge of each probe (`bench.bare_purge`)
+        landed in `remote`'s Redis, as Redis reported it.
 
     `mirror_ms`: sent -> read from the mirrored topic (the limit, under the same load as the
     system: the invalidators' CPU slows MirrorMaker and the brokers too). `added_ms`: per probe,
-    read there -> purged in `remote` (what the invalidator and Redis add to the mirror).
+    read there -> purged in `remote` by this system (what the invalidator and Redis add to the
+    mirror). `bare_purge_added_ms`: read there -> the bare consumer's plain SET + WAIT landed
+    (what Redis alone adds, on this host under this load). `probes` counts the probes read and
+    purged both ways.
     """
     read = [
-        (probe, arrivals[key])
+        (probe, arrivals[key], bare_purged[key])
         for key, probe in probes.items()
-        if key in arrivals and remote in probe.seen_in
+        if key in arrivals and key in bare_purged and remote in probe.seen_in
     ]
     return {
         "probes": len(read),
-        "mirror_ms": percentiles_ms([arrived - probe.sent_at for probe, arrived in read]),
-        "added_ms": percentiles_ms([probe.seen_in[remote] - arrived for probe, arrived in read]),
+        "of_probes": len(probes),
+        "mirror_ms": percentiles_ms([arrived - probe.sent_at for probe, arrived, _ in read]),
+        "added_ms": percentiles_ms([probe.seen_in[remote] - arrived for probe, arrived, _ in read]),
+        "bare_purge_added_ms": percentiles_ms([bare - arrived for _, arrived, bare in read]),
     }
 
 
-def arrival_stamps_process(kafka: KafkaConnection, output: Path, *, log_dir: Path) -> BenchProcess:
-    """A bare consumer process stamping arrivals on `kafka`'s copy of HOME's orders topic."""
+def arrival_stamps_process(
+    kafka: KafkaConnection, output: Path, *, purge_on: RedisTarget, log_dir: Path
+) -> BenchProcess:
+    """A bare consumer process stamping arrivals on `kafka`'s copy of HOME's orders topic, and
+    purging each event on `purge_on` (a Cluster) as a bare consumer would."""
+    address = urlsplit(purge_on.url)
     return BenchProcess(
         "mirror-reader",
         [
@@ -118,10 +137,18 @@ def arrival_stamps_process(kafka: KafkaConnection, output: Path, *, log_dir: Pat
             "--bootstrap-servers", kafka.bootstrap_servers,
             "--topic", topics.mirrored_topic(HOME, topics.ORDERS),
             "--output", str(output),
+            "--purge-cluster", f"{address.hostname}:{address.port}",
+            "--replicas", str(purge_on.min_replicas_acked),
         ],
         env={},
         log_path=log_dir / "mirror-reader.log",
     )  # fmt: skip
+
+
+def bare_purge_watch(target: RedisTarget, *, run_id: str, rate: int) -> KeyspaceWatch:
+    """A keyspace watch on the bare purges of the system phase's probes at `rate`."""
+    order_prefix = f"{PREFIX}{{order:{probe_source_id(run_id, rate)}-po*"
+    return KeyspaceWatch({"bare": target}, key_pattern=order_prefix)
 
 
 async def _wait_ready(stamps: Path, reader: BenchProcess) -> None:
@@ -224,16 +251,36 @@ async def run_cross_region(
         for rate in params.rates:
             print(f"[cross_region] this system at {rate:,}/s", flush=True)
             probes: dict[bytes, Probe] = {}
-            stamps = log_dir / f"mirror-read-{rate}.txt"
-            reader = arrival_stamps_process(kafka[remote], stamps, log_dir=log_dir)
-            async with running([reader]):
-                await _wait_ready(stamps, reader)
-                sending = await system_phase(
-                    settings, run_id=f"{run_id}-x", rate=rate, processes=[*processes, reader],
-                    params=LatencyParams(seconds=params.seconds,
-                                         settle_timeout_s=params.settle_timeout_s),
-                    produce_to=kafka[HOME], probes=probes,
-                )  # fmt: skip
+            stamps = log_dir / f"mirror-read-{run_id}-{rate}.txt"
+            stamps.unlink(missing_ok=True)  # its first line says when the new reader is ready
+            remote_redis = settings.targets(remote)[0]
+            reader = arrival_stamps_process(
+                kafka[remote], stamps, purge_on=remote_redis, log_dir=log_dir
+            )
+            bare_watch = bare_purge_watch(remote_redis, run_id=f"{run_id}-x", rate=rate)
+            await bare_watch.start()
+            try:
+                async with running([reader]):
+                    await _wait_ready(stamps, reader)
+                    sending = await system_phase(
+                        settings, run_id=f"{run_id}-x", rate=rate,
+                        processes=[*processes, reader],
+                        params=LatencyParams(seconds=params.seconds,
+                                             settle_timeout_s=params.settle_timeout_s),
+                        produce_to=kafka[HOME], probes=probes,
+                    )  # fmt: skip
+                    status = await reader.stop()  # it reads on to the log end first
+                    if status:
+                        raise RuntimeError(
+                            f"the mirror reader exited with {status}; see {reader.log_path}"
+                        )
+                bare_purged = {
+                    key: landed["bare"]
+                    for key in probes
+                    if "bare" in (landed := bare_watch.landings(bare_key_of_order(key.decode())))
+                }
+            finally:
+                await bare_watch.stop()
             arrivals = read_stamps(stamps)
             figures = results[str(rate)]
             figures["sending"] = {k: sending[k] for k in ("sent", "seconds", "achieved_per_s")}
@@ -243,7 +290,7 @@ async def run_cross_region(
             figures["ratios"] = mirror_goal_ratios(
                 figures[f"purged_{remote}"]["ms"], figures["bare_mirror"]["ms"]
             )
-            figures["alongside"] = mirror_alongside(probes, arrivals, remote)
+            figures["alongside"] = mirror_alongside(probes, arrivals, remote, bare_purged)
             print(f"  mirror read alongside {figures['alongside']}", flush=True)
         results["peak_rss_mb"] = {p.name: p.sample_rss() for p in processes}
     return results
