@@ -11,7 +11,10 @@ home cluster; a probe has landed in a region when its generation key was written
 Redis reports it (bench/keyspace_watch.py), timed per region. Alongside this system, a bare
 consumer process of its own (`bench.arrival_stamps`) reads the mirrored topic in the remote region
 again: per probe, read there -> purged there is what the invalidator and Redis add to the mirror
-under the same load (the separate bare-mirror phase runs with no invalidator taking CPU).
+under the same load (the separate bare-mirror phase runs with no invalidator taking CPU). A
+second bare consumer process reads it too and purges each event with plain redis-py, SET + WAIT
+per master (`bench.bare_purge`), timed by the same kind of keyspace watch: read -> that landing is
+what Redis alone adds on this host under this load, the least any purging consumer adds.
 """
 
 from __future__ import annotations
@@ -125,23 +128,35 @@ def mirror_alongside(
 
 
 def arrival_stamps_process(
-    kafka: KafkaConnection, output: Path, *, purge_on: RedisTarget, log_dir: Path
+    kafka: KafkaConnection,
+    output: Path,
+    *,
+    name: str,
+    log_dir: Path,
+    purge_on: RedisTarget | None = None,
 ) -> BenchProcess:
-    """A bare consumer process stamping arrivals on `kafka`'s copy of HOME's orders topic, and
-    purging each event on `purge_on` (a Cluster) as a bare consumer would."""
-    address = urlsplit(purge_on.url)
+    """A bare consumer process stamping arrivals on `kafka`'s copy of HOME's orders topic into
+    `output`; with `purge_on` (a Cluster), it also purges each event as a bare consumer would
+    (its stamps are then late by its own purges: the plain reader is another process)."""
+    purging = []
+    if purge_on is not None:
+        address = urlsplit(purge_on.url)
+        purging = [
+            "--purge-cluster", f"{address.hostname}:{address.port}",
+            "--replicas", str(purge_on.min_replicas_acked),
+        ]  # fmt: skip
+    output.unlink(missing_ok=True)  # its first line says when the new process is ready
     return BenchProcess(
-        "mirror-reader",
+        name,
         [
             sys.executable, "-m", "bench.arrival_stamps",
             "--bootstrap-servers", kafka.bootstrap_servers,
             "--topic", topics.mirrored_topic(HOME, topics.ORDERS),
             "--output", str(output),
-            "--purge-cluster", f"{address.hostname}:{address.port}",
-            "--replicas", str(purge_on.min_replicas_acked),
+            *purging,
         ],
         env={},
-        log_path=log_dir / "mirror-reader.log",
+        log_path=log_dir / f"{name}.log",
     )  # fmt: skip
 
 
@@ -156,8 +171,14 @@ async def _wait_ready(stamps: Path, reader: BenchProcess) -> None:
     while not is_ready(stamps):
         reader.check_running()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the mirror reader did not start; see {reader.log_path}")
+            raise RuntimeError(f"{reader.name} did not start; see {reader.log_path}")
         await asyncio.sleep(0.1)  # polling the reader's first line, with a deadline
+
+
+async def _stop_reader(reader: BenchProcess) -> None:
+    status = await reader.stop()  # it reads on to the log end first
+    if status:
+        raise RuntimeError(f"{reader.name} exited with {status}; see {reader.log_path}")
 
 
 async def _mirrored_endpoints() -> tuple[dict[str, str], Link]:
@@ -252,28 +273,29 @@ async def run_cross_region(
             print(f"[cross_region] this system at {rate:,}/s", flush=True)
             probes: dict[bytes, Probe] = {}
             stamps = log_dir / f"mirror-read-{run_id}-{rate}.txt"
-            stamps.unlink(missing_ok=True)  # its first line says when the new reader is ready
+            purger_stamps = log_dir / f"bare-purger-{run_id}-{rate}.txt"
             remote_redis = settings.targets(remote)[0]
-            reader = arrival_stamps_process(
-                kafka[remote], stamps, purge_on=remote_redis, log_dir=log_dir
-            )
+            readers = [
+                arrival_stamps_process(kafka[remote], stamps, name="mirror-reader",
+                                       log_dir=log_dir),
+                arrival_stamps_process(kafka[remote], purger_stamps, name="bare-purger",
+                                       log_dir=log_dir, purge_on=remote_redis),
+            ]  # fmt: skip
             bare_watch = bare_purge_watch(remote_redis, run_id=f"{run_id}-x", rate=rate)
             await bare_watch.start()
             try:
-                async with running([reader]):
-                    await _wait_ready(stamps, reader)
+                async with running(readers):
+                    await _wait_ready(stamps, readers[0])
+                    await _wait_ready(purger_stamps, readers[1])
                     sending = await system_phase(
                         settings, run_id=f"{run_id}-x", rate=rate,
-                        processes=[*processes, reader],
+                        processes=[*processes, *readers],
                         params=LatencyParams(seconds=params.seconds,
                                              settle_timeout_s=params.settle_timeout_s),
                         produce_to=kafka[HOME], probes=probes,
                     )  # fmt: skip
-                    status = await reader.stop()  # it reads on to the log end first
-                    if status:
-                        raise RuntimeError(
-                            f"the mirror reader exited with {status}; see {reader.log_path}"
-                        )
+                    for reader in readers:
+                        await _stop_reader(reader)
                 bare_purged = {
                     key: landed["bare"]
                     for key in probes
