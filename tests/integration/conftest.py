@@ -16,6 +16,7 @@ from contracts.example_orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.cli import main
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
+from tests.certificates import Certificates, make_certificates
 from tests.integration.cli import Cli
 from tests.integration.databases import DATABASES, scratch_postgres_database, sqlite_url
 from tests.integration.invalidators import REGIONS, running_invalidators
@@ -35,6 +36,12 @@ def stack_env() -> Iterator[dict[str, str]]:
     `ensure_test_stack`; fails if it cannot)."""
     with ensure_test_stack() as endpoints:
         yield endpoints
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A CA of this test module and its certificates (good and bad ones), made with openssl."""
+    return make_certificates(tmp_path_factory.mktemp("certificates"))
 
 
 @pytest.fixture(scope="session")
