@@ -19,19 +19,6 @@ from tests.integration.tls_redis import TlsRedisServer
 
 
 @pytest.fixture(scope="module")
-async def tls_redis(
-    certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[TlsRedisServer]:
-    """A redis-server with no plaintext port, presenting the CA's good server certificate."""
-    server = TlsRedisServer(
-        tmp_path_factory.mktemp("tls-redis"), ca=certificates.ca, server=certificates.server
-    )
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture(scope="module")
 async def mutual_tls_redis(
     certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[TlsRedisServer]:

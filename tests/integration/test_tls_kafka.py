@@ -1,0 +1,61 @@
+"""End to end over SASL_SSL and TLS: EventPublisher publishes to a broker whose only client
+listener is SASL_SSL (SCRAM-SHA-512), the invalidator consumes there and purges a Redis that
+serves TLS only, and the cache client's next read is a miss."""
+
+from __future__ import annotations
+
+import uuid
+
+from contracts import TlsSettings
+from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
+from invalidator import InvalidatorSettings
+from producers import CacheClient, EventPublisher, Fetched, Source, connect_redis
+from tests.certificates import Certificates
+from tests.integration.invalidators import running_invalidators
+from tests.integration.tls_kafka import ScramTlsKafkaServer
+from tests.integration.tls_redis import TlsRedisServer
+from tests.waiting import wait_until
+
+
+async def test_a_published_event_is_purged_over_sasl_ssl_and_tls(
+    tls_kafka: ScramTlsKafkaServer, tls_redis: TlsRedisServer, certificates: Certificates
+) -> None:
+    tls = TlsSettings(ca_file=str(certificates.ca))
+    settings = InvalidatorSettings(
+        kafka=tls_kafka.connection("invalidator", tls=tls),
+        regions={"eu": [tls_redis.target("invalidator", tls=tls)]},
+        group_prefix=f"tls-{uuid.uuid4().hex[:10]}",
+        stats_interval_s=3600,
+    )
+    company = f"c-{uuid.uuid4().hex[:12]}"
+    page = COMPANY_ORDERS.bind(company_id=company)
+    cache_redis = connect_redis(tls_redis.target("cache", tls=tls))
+    cache = CacheClient(cache_redis)
+    loads = 0
+
+    async def load() -> bytes:
+        nonlocal loads
+        loads += 1
+        return f"orders-{loads}".encode()
+
+    async def purged() -> bool:
+        return not (await cache.read(page, "page:1")).hit
+
+    try:
+        assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-1", Source.LOADED)
+        async with (
+            EventPublisher(tls_kafka.connection("publisher", tls=tls), source="orders-api") as pub,
+            running_invalidators(settings, CATALOGUE, regions=("eu",)) as running,
+        ):
+            assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-1", Source.HIT)
+            await pub.publish(
+                OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
+                tenant="acme",
+                aggregate_version=1,
+            )
+            await wait_until(purged, within=30, what="the purge of the published event over TLS")
+            stats = running["eu"].stats
+            assert (stats.purge_retries, stats.purge_errors, stats.dead_lettered) == (0, 0, 0)
+        assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-2", Source.LOADED)
+    finally:
+        await cache_redis.aclose()
