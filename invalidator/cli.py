@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from contracts.connection_checks import check_kafka, check_redis
 from contracts.errors import CacheInvalidationError
 from contracts.logs import add_log_options, configure_logging, set_log_context
 from contracts.settings import read_settings
@@ -64,10 +65,23 @@ def run_region(args: argparse.Namespace, settings: InvalidatorSettings) -> int:
     return EXIT_OK
 
 
+async def check_connections(settings: InvalidatorSettings, region: str) -> None:
+    """Raise ConnectionSecurityError when Kafka or one of `region`'s Redis targets refuses the
+    connection's TLS or login (an outage is left to the start-up that follows).
+
+    settings: the invalidator's settings; region: whose Redis targets are checked.
+    """
+    await check_kafka(settings.kafka)
+    for target in settings.targets(region):
+        await check_redis(target)
+
+
 async def _run(invalidator: Invalidator) -> None:
-    # Before joining the group: a missing topic would otherwise be retried for ever, and an
-    # unreachable broker is reported here with exit status 3 instead of from inside the loop.
-    # Mirrored topics that MirrorMaker has not created yet are waited for, not an error.
+    # Before joining the group: a refused TLS handshake or login would otherwise show as an
+    # unreachable broker, or as purges retried for ever; a missing topic would be retried for
+    # ever, and an unreachable broker is reported here with exit status 3 instead of from inside
+    # the loop. Mirrored topics that MirrorMaker has not created yet are waited for, not an error.
+    await check_connections(invalidator.settings, invalidator.region)
     absent = await require_topics(invalidator.settings, invalidator.catalogue)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -41,12 +41,15 @@ class TlsRedisServer:
         ca: Path,
         server: KeyPair,
         admin_client_cert: KeyPair | None = None,
+        plaintext: bool = False,
     ) -> None:
         """directory: its config and log go there.
         ca: the CA certificate it trusts for client certificates.
         server: the certificate it presents.
         admin_client_cert: when given, every client must present a certificate signed by `ca`
             (`tls-auth-clients yes`); the admin's PING at start presents this one.
+        plaintext: serve plaintext on the port instead, no TLS (for clients that wrongly
+            connect with TLS).
         """
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server not found: install the redis-server package")
@@ -54,24 +57,27 @@ class TlsRedisServer:
         self.ca = ca
         self.server = server
         self.admin_client_cert = admin_client_cert
+        self.plaintext = plaintext
         self.port = free_test_port()
         self.passwords = {name: f"{name}-{uuid.uuid4().hex}" for name in (ADMIN, *USERS)}
         self._process: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
-        """`rediss://127.0.0.1:<port>/0` (credentials travel separately)."""
-        return f"rediss://127.0.0.1:{self.port}/0"
+        """`rediss://127.0.0.1:<port>/0` (`redis://` when plaintext; credentials travel
+        separately)."""
+        return f"{'redis' if self.plaintext else 'rediss'}://127.0.0.1:{self.port}/0"
 
     @property
     def log_file(self) -> Path:
         """The server's log."""
         return self.directory / "redis.log"
 
-    def target(self, user: str, *, tls: TlsSettings, url: str | None = None) -> RedisTarget:
+    def target(self, user: str, *, tls: TlsSettings | None, url: str | None = None) -> RedisTarget:
         """A target on this server logged in as `user`, connecting with `tls`.
 
-        url: instead of `url` (e.g. a `redis://` one, for a client that forgets TLS).
+        url: instead of `url` (e.g. a `redis://` one with tls None, for a client that forgets
+            TLS).
         """
         return RedisTarget(
             name=f"tls-{user}",
@@ -82,14 +88,19 @@ class TlsRedisServer:
         )
 
     def _config(self) -> str:
-        lines = [
-            "port 0",
-            f"tls-port {self.port}",
+        if self.plaintext:
+            lines = [f"port {self.port}"]
+        else:
+            lines = [
+                "port 0",
+                f"tls-port {self.port}",
+                f"tls-ca-cert-file {self.ca}",
+                f"tls-cert-file {self.server.cert}",
+                f"tls-key-file {self.server.key}",
+                f"tls-auth-clients {'no' if self.admin_client_cert is None else 'yes'}",
+            ]
+        lines += [
             "bind 127.0.0.1",
-            f"tls-ca-cert-file {self.ca}",
-            f"tls-cert-file {self.server.cert}",
-            f"tls-key-file {self.server.key}",
-            f"tls-auth-clients {'no' if self.admin_client_cert is None else 'yes'}",
             f'dir "{self.directory}"',
             f'logfile "{self.log_file}"',
             'save ""',
@@ -105,7 +116,7 @@ class TlsRedisServer:
         return "\n".join(lines) + "\n"
 
     async def start(self) -> None:
-        """Start it and wait until the admin's PING over TLS is answered (stopped again if it
+        """Start it and wait until the admin's PING is answered (stopped again if it
         is not)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         conf = self.directory / "redis.conf"
@@ -122,7 +133,7 @@ class TlsRedisServer:
             port=self.port,
             username=ADMIN,
             password=self.passwords[ADMIN],
-            ssl=True,
+            ssl=not self.plaintext,
             ssl_cert_reqs=ssl.CERT_NONE,
             ssl_check_hostname=False,
         )
