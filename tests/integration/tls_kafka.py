@@ -1,8 +1,8 @@
 """A Kafka broker of a test's own whose only client listener is SASL_SSL with SCRAM-SHA-512.
 
-KRaft combined mode on ports of `tests.ports`, the jars of deploy/local/stack.sh's cache
-(`tests.faults.kafka_server.kafka_libs`), its data in the test's directory. The broker reads its
-key and certificates as PEM (`ssl.keystore.type=PEM`, `ssl.truststore.type=PEM`) from
+KRaft combined mode on free ports of `INVALIDATOR_TEST_PORTS`, the jars of deploy/local/stack.sh's
+cache (`tests.faults.kafka_server.kafka_libs`), its data in the test's directory. The broker
+reads its key and certificates as PEM (`ssl.keystore.type=PEM`, `ssl.truststore.type=PEM`) from
 `tests.certificates`; the SCRAM users are written into its storage when it is formatted
 (`kafka-storage format --add-scram`), so they exist before it first starts. Every SCRAM user may
 do anything (no authorizer): this broker proves encryption and login, not ACLs.
@@ -25,7 +25,8 @@ from pydantic import SecretStr
 from contracts import KafkaConnection, TlsSettings
 from tests.certificates import KeyPair
 from tests.faults.kafka_server import LOG4J_CONFIG, kafka_libs
-from tests.ports import free_test_port
+from tests.integration.containers import PortRange
+from tests.integration.tls_redis import PICKED_PORTS
 from tests.waiting import wait_until
 
 _START_TIMEOUT_S = 120.0
@@ -48,8 +49,8 @@ class ScramTlsKafkaServer:
         self.directory = directory
         self.ca = ca
         self.server = server
-        self.port = free_test_port()
-        self.controller_port = free_test_port()
+        ports = PortRange.from_environment().pick(2, taken=PICKED_PORTS)
+        self.port, self.controller_port = ports
         self.passwords = {name: f"{name}-{uuid.uuid4().hex}" for name in (ADMIN, *USERS)}
         self._process: asyncio.subprocess.Process | None = None
 

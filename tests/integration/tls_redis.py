@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError
 
 from contracts import RedisTarget, TlsSettings
 from tests.certificates import KeyPair
-from tests.ports import free_test_port
+from tests.integration.containers import PortRange
 from tests.waiting import wait_until
 
 _START_TIMEOUT_S = 20.0
@@ -29,6 +29,9 @@ ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "redis-acl.conf"
 USERS = ("invalidator", "cache")
 """The users of deploy/redis-acl.conf, each with a password of its own."""
 ADMIN = "admin"
+PICKED_PORTS: set[int] = set()
+"""The ports this run's TLS test servers were given (Redis and Kafka): never given twice, even to
+a server built before another one binds its port."""
 
 
 class TlsRedisServer:
@@ -58,7 +61,7 @@ class TlsRedisServer:
         self.server = server
         self.admin_client_cert = admin_client_cert
         self.plaintext = plaintext
-        self.port = free_test_port()
+        self.port = PortRange.from_environment().pick(1, taken=PICKED_PORTS)[0]
         self.passwords = {name: f"{name}-{uuid.uuid4().hex}" for name in (ADMIN, *USERS)}
         self._process: asyncio.subprocess.Process | None = None
 
