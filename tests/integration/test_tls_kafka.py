@@ -1,6 +1,6 @@
 """End to end over SASL_SSL and TLS: EventPublisher publishes to a broker whose only client
-listener is SASL_SSL (SCRAM-SHA-512), the invalidator consumes there and purges a Redis that
-serves TLS only, and the cache client's next read is a miss."""
+listener is SASL_SSL (SCRAM-SHA-512), the invalidator consumes there, purges a Redis that serves
+TLS only (the cache client's next read is a miss) and dead-letters a malformed record there."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import uuid
 
 from contracts import TlsSettings
 from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
+from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
+from invalidator.operators import end_offsets
 from producers import CacheClient, EventPublisher, Fetched, Source, connect_redis
 from tests.certificates import Certificates
 from tests.integration.invalidators import running_invalidators
@@ -17,7 +19,7 @@ from tests.integration.tls_redis import TlsRedisServer
 from tests.waiting import wait_until
 
 
-async def test_a_published_event_is_purged_over_sasl_ssl_and_tls(
+async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
     tls_kafka: ScramTlsKafkaServer, tls_redis: TlsRedisServer, certificates: Certificates
 ) -> None:
     tls = TlsSettings(ca_file=str(certificates.ca))
@@ -38,8 +40,9 @@ async def test_a_published_event_is_purged_over_sasl_ssl_and_tls(
         loads += 1
         return f"orders-{loads}".encode()
 
-    async def purged() -> bool:
-        return not (await cache.read(page, "page:1")).hit
+    async def purged_and_dead_lettered() -> bool:
+        dead_lettered = running["eu"].stats.dead_lettered == 1
+        return dead_lettered and not (await cache.read(page, "page:1")).hit
 
     try:
         assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-1", Source.LOADED)
@@ -53,9 +56,14 @@ async def test_a_published_event_is_purged_over_sasl_ssl_and_tls(
                 tenant="acme",
                 aggregate_version=1,
             )
-            await wait_until(purged, within=30, what="the purge of the published event over TLS")
+            await pub.broker.publish(b"not an event", topic=ORDERS, key=b"k")
+            await wait_until(
+                purged_and_dead_lettered, within=30, what="the purge and the dead letter over TLS"
+            )
             stats = running["eu"].stats
-            assert (stats.purge_retries, stats.purge_errors, stats.dead_lettered) == (0, 0, 0)
+            assert (stats.purge_retries, stats.purge_errors, stats.dead_letter_errors) == (0, 0, 0)
+            dead_letters = await end_offsets(tls_kafka.connection("admin", tls=tls), [DEAD_LETTER])
+            assert sum(dead_letters.values()) == 1
         assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-2", Source.LOADED)
     finally:
         await cache_redis.aclose()
