@@ -1,6 +1,8 @@
-"""The project's own Redis clients over TLS on a real redis-server that serves TLS only: the
-invalidator's purge targets and CacheClient, built from RedisTarget settings with TlsSettings and
-a least-privilege ACL user whose password is a SecretStr."""
+"""The project's own Redis clients over TLS on real redis-servers that serve TLS only (a
+standalone server, one that asks for client certificates, and a Redis Cluster whose bus and
+replication are TLS too): the invalidator's purge targets and CacheClient, built from
+RedisTarget settings with TlsSettings and a least-privilege ACL user whose password is a
+SecretStr."""
 
 from __future__ import annotations
 
@@ -8,14 +10,18 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import SecretStr
+from redis.exceptions import NoPermissionError
 
-from contracts import TlsSettings
+from contracts import RedisTarget, TlsSettings
 from contracts.example_orders import COMPANY_ORDERS
+from invalidator.failures import FailureKind, failure_kind
 from invalidator.planner import grouped
+from invalidator.replication import ReplicasNotReachedError
 from invalidator.targets import RegionTargets
 from producers import CacheClient, Fetched, Source, connect_redis
 from tests.certificates import Certificates
-from tests.integration.tls_redis import TlsRedisServer
+from tests.integration.tls_redis import TlsRedisServer, acl_users
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +44,13 @@ def _company() -> str:
     return f"c-{uuid.uuid4().hex[:12]}"
 
 
-async def _loads_then_purges_then_loads(server: TlsRedisServer, tls: TlsSettings) -> None:
+async def _loads_then_purges_then_loads(cache_as: RedisTarget, invalidator_as: RedisTarget) -> None:
     """Fill and hit as the cache user, purge as the invalidator user, then miss: both clients
-    talked to `server`, which has no plaintext port."""
+    talked to servers that have no plaintext port."""
     namespace = COMPANY_ORDERS.bind(company_id=_company())
-    cache_redis = connect_redis(server.target("cache", tls=tls))
+    cache_redis = connect_redis(cache_as)
     cache = CacheClient(cache_redis)
-    targets = RegionTargets("eu", [server.target("invalidator", tls=tls)])
+    targets = RegionTargets("eu", [invalidator_as])
     loads = 0
 
     async def load() -> bytes:
@@ -65,7 +71,10 @@ async def _loads_then_purges_then_loads(server: TlsRedisServer, tls: TlsSettings
 async def test_cache_client_and_purge_targets_work_over_tls(
     tls_redis: TlsRedisServer, certificates: Certificates
 ) -> None:
-    await _loads_then_purges_then_loads(tls_redis, TlsSettings(ca_file=str(certificates.ca)))
+    tls = TlsSettings(ca_file=str(certificates.ca))
+    await _loads_then_purges_then_loads(
+        tls_redis.target("cache", tls=tls), tls_redis.target("invalidator", tls=tls)
+    )
 
 
 async def test_client_certificates_from_tls_settings_pass_mutual_tls(
@@ -76,4 +85,42 @@ async def test_client_certificates_from_tls_settings_pass_mutual_tls(
         cert_file=str(certificates.client.cert),
         key_file=str(certificates.client.key),
     )
-    await _loads_then_purges_then_loads(mutual_tls_redis, tls)
+    await _loads_then_purges_then_loads(
+        mutual_tls_redis.target("cache", tls=tls), mutual_tls_redis.target("invalidator", tls=tls)
+    )
+
+
+async def test_a_purge_acknowledged_by_replicas_needs_wait_in_the_acl(
+    tls_redis: TlsRedisServer, certificates: Certificates
+) -> None:
+    """The invalidator user of deploy/redis-acl.conf may WAIT (a standalone server has no replica
+    to acknowledge: that is a lagging replica, an outage); the same user without +wait gets a
+    permission defect, reported and retried as such, never taken for a lagging replica."""
+    tls = TlsSettings(ca_file=str(certificates.ca))
+    namespaces = grouped([COMPANY_ORDERS.bind(company_id=_company())])
+    acked = {"min_replicas_acked": 1, "replicas_timeout_ms": 100}
+    as_invalidator = tls_redis.target("invalidator", tls=tls).model_copy(update=acked)
+    user, password = f"no-wait-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    admin = tls_redis.admin()
+    rules = next(
+        line.split()[2:]
+        for line in acl_users(tls_redis.passwords)
+        if line.startswith("user invalidator ")
+    )
+    assert "+wait" in rules
+    without = [rule for rule in rules if rule != "+wait" and not rule.startswith(">")]
+    await admin.execute_command("ACL", "SETUSER", user, *without, f">{password}")  # type: ignore[no-untyped-call]
+    without_wait = as_invalidator.model_copy(
+        update={"name": "no-wait", "username": user, "password": SecretStr(password)}
+    )
+    targets = RegionTargets("eu", [as_invalidator, without_wait])
+    try:
+        failed = await targets.purge(namespaces)
+    finally:
+        await targets.close()
+        await admin.acl_deluser(user)
+        await admin.aclose()
+    assert isinstance(failed[as_invalidator.name], ReplicasNotReachedError)
+    assert failure_kind(failed[as_invalidator.name]) is FailureKind.OUTAGE
+    assert isinstance(failed["no-wait"], NoPermissionError)
+    assert failure_kind(failed["no-wait"]) is FailureKind.DEFECT

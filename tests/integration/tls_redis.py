@@ -34,6 +34,18 @@ PICKED_PORTS: set[int] = set()
 a server built before another one binds its port."""
 
 
+def acl_users(passwords: dict[str, str]) -> list[str]:
+    """redis.conf lines: the default user off, ADMIN with every right, and the users of
+    deploy/redis-acl.conf, each with its password of `passwords` (user name -> password)."""
+    lines = ["user default off", f"user {ADMIN} on >{passwords[ADMIN]} ~* &* +@all"]
+    acl_lines = [line for line in ACL_FILE.read_text().splitlines() if line.startswith("user ")]
+    for line in acl_lines:
+        name = line.split()[1]
+        lines.append(line.replace(" on ", f" on >{passwords[name]} ", 1))
+    assert len(acl_lines) == len(USERS), f"{ACL_FILE} has other users than {USERS}"
+    return lines
+
+
 class TlsRedisServer:
     """One redis-server (no persistence) on a TLS port only, started and stopped by a test."""
 
@@ -90,6 +102,20 @@ class TlsRedisServer:
             tls=tls,
         )
 
+    def admin(self) -> Redis:
+        """A client logged in as the admin, trusting any certificate (call `aclose`)."""
+        client_cert = self.admin_client_cert
+        return Redis(
+            port=self.port,
+            username=ADMIN,
+            password=self.passwords[ADMIN],
+            ssl=not self.plaintext,
+            ssl_cert_reqs=ssl.CERT_NONE,
+            ssl_check_hostname=False,
+            ssl_certfile=None if client_cert is None else str(client_cert.cert),
+            ssl_keyfile=None if client_cert is None else str(client_cert.key),
+        )
+
     def _config(self) -> str:
         if self.plaintext:
             lines = [f"port {self.port}"]
@@ -108,14 +134,8 @@ class TlsRedisServer:
             f'logfile "{self.log_file}"',
             'save ""',
             "appendonly no",
-            "user default off",
-            f"user {ADMIN} on >{self.passwords[ADMIN]} ~* &* +@all",
+            *acl_users(self.passwords),
         ]
-        acl_lines = [line for line in ACL_FILE.read_text().splitlines() if line.startswith("user ")]
-        for line in acl_lines:
-            name = line.split()[1]
-            lines.append(line.replace(" on ", f" on >{self.passwords[name]} ", 1))
-        assert len(acl_lines) == len(USERS), f"{ACL_FILE} has other users than {USERS}"
         return "\n".join(lines) + "\n"
 
     async def start(self) -> None:
@@ -129,17 +149,7 @@ class TlsRedisServer:
         )
         self._process = process
         # The admin does not check the certificate: an expired or wrong-host one must start too.
-        client_cert = self.admin_client_cert
-        admin = Redis(
-            ssl_certfile=None if client_cert is None else str(client_cert.cert),
-            ssl_keyfile=None if client_cert is None else str(client_cert.key),
-            port=self.port,
-            username=ADMIN,
-            password=self.passwords[ADMIN],
-            ssl=not self.plaintext,
-            ssl_cert_reqs=ssl.CERT_NONE,
-            ssl_check_hostname=False,
-        )
+        admin = self.admin()
 
         async def answers() -> bool:
             if process.returncode is not None:
