@@ -21,6 +21,7 @@ from invalidator.replication import ReplicasNotReachedError
 from invalidator.targets import RegionTargets
 from producers import CacheClient, Fetched, Source, connect_redis
 from tests.certificates import Certificates
+from tests.integration.tls_cluster import TlsRedisCluster
 from tests.integration.tls_redis import TlsRedisServer, acl_users
 
 
@@ -87,6 +88,30 @@ async def test_client_certificates_from_tls_settings_pass_mutual_tls(
     )
     await _loads_then_purges_then_loads(
         mutual_tls_redis.target("cache", tls=tls), mutual_tls_redis.target("invalidator", tls=tls)
+    )
+
+
+@pytest.fixture(scope="module")
+async def tls_cluster(
+    certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[TlsRedisCluster]:
+    """A Redis Cluster, 3 masters and 3 replicas, TLS only: clients, bus and replication."""
+    cluster = TlsRedisCluster(
+        tmp_path_factory.mktemp("tls-cluster"), ca=certificates.ca, server=certificates.server
+    )
+    await cluster.start()
+    yield cluster
+    await cluster.stop()
+
+
+async def test_cache_client_and_purges_acknowledged_by_replicas_work_on_a_tls_cluster(
+    tls_cluster: TlsRedisCluster, certificates: Certificates
+) -> None:
+    """The purge waits until a replica has it (WAIT): replication runs over TLS too."""
+    tls = TlsSettings(ca_file=str(certificates.ca))
+    await _loads_then_purges_then_loads(
+        tls_cluster.target("cache", tls=tls),
+        tls_cluster.target("invalidator", tls=tls, min_replicas_acked=1),
     )
 
 
