@@ -4,10 +4,15 @@ TLS only (the cache client's next read is a miss) and dead-letters a malformed r
 
 from __future__ import annotations
 
+import logging
 import uuid
 
-from contracts import TlsSettings
+import pytest
+from aiokafka import ConsumerRecord
+
+from contracts import KafkaConnection, TlsSettings
 from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
+from contracts.kafka_clients import kafka_consumer
 from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.operators import end_offsets
@@ -19,9 +24,41 @@ from tests.integration.tls_redis import TlsRedisServer
 from tests.waiting import wait_until
 
 
+def _secrets(
+    kafka: ScramTlsKafkaServer, redis: TlsRedisServer, certificates: Certificates
+) -> list[str]:
+    """Every password of both servers, and a line of each private key's text."""
+    keys = [pair.key for pair in (certificates.server, certificates.client)]
+    return [
+        *kafka.passwords.values(),
+        *redis.passwords.values(),
+        *(key.read_text().splitlines()[1] for key in keys),
+    ]
+
+
+async def _dead_letter(kafka: KafkaConnection) -> ConsumerRecord[bytes, bytes]:
+    """The one record of the dead-letter topic."""
+    async with kafka_consumer(kafka, auto_offset_reset="earliest") as consumer:
+        consumer.subscribe([DEAD_LETTER])  # no group: assigned every partition
+        records: list[ConsumerRecord[bytes, bytes]] = []
+
+        async def read() -> bool:
+            batches = await consumer.getmany(timeout_ms=200)
+            records.extend(record for batch in batches.values() for record in batch)
+            return bool(records)
+
+        await wait_until(read, within=30, what="the dead letter")
+    return records[0]
+
+
 async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
-    tls_kafka: ScramTlsKafkaServer, tls_redis: TlsRedisServer, certificates: Certificates
+    tls_kafka: ScramTlsKafkaServer,
+    tls_redis: TlsRedisServer,
+    certificates: Certificates,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """... and no password or private key shows in the logs (every level) or the dead letter."""
+    caplog.set_level(logging.DEBUG)
     tls = TlsSettings(ca_file=str(certificates.ca))
     settings = InvalidatorSettings(
         kafka=tls_kafka.connection("invalidator", tls=tls),
@@ -65,5 +102,11 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
             dead_letters = await end_offsets(tls_kafka.connection("admin", tls=tls), [DEAD_LETTER])
             assert sum(dead_letters.values()) == 1
         assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-2", Source.LOADED)
+        dead_letter = await _dead_letter(tls_kafka.connection("admin", tls=tls))
+        headers = b" ".join(name.encode() + b"=" + value for name, value in dead_letter.headers)
+        seen = [caplog.text.encode(), headers, dead_letter.value or b""]
+        secrets = _secrets(tls_kafka, tls_redis, certificates)
+        leaked = [i for i, secret in enumerate(secrets) for text in seen if secret.encode() in text]
+        assert leaked == [], "a password or a private key is in the logs or the dead letter"
     finally:
         await cache_redis.aclose()
