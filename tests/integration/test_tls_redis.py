@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import RedisCluster
 from redis.exceptions import NoPermissionError
 
 from contracts import RedisTarget, TlsSettings
 from contracts.example_orders import COMPANY_ORDERS
+from contracts.layout import entry_key, generation_key
 from invalidator.failures import FailureKind, failure_kind
 from invalidator.planner import grouped
 from invalidator.replication import ReplicasNotReachedError
@@ -23,6 +26,7 @@ from producers import CacheClient, Fetched, Source, connect_redis
 from tests.certificates import Certificates
 from tests.integration.tls_cluster import TlsRedisCluster
 from tests.integration.tls_redis import TlsRedisServer, acl_users
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +153,50 @@ async def test_a_purge_acknowledged_by_replicas_needs_wait_in_the_acl(
     assert failure_kind(failed[as_invalidator.name]) is FailureKind.OUTAGE
     assert isinstance(failed["no-wait"], NoPermissionError)
     assert failure_kind(failed["no-wait"]) is FailureKind.DEFECT
+
+
+async def test_least_privilege_users_on_a_tls_cluster_work_after_a_failover(
+    tls_cluster: TlsRedisCluster, certificates: Certificates
+) -> None:
+    """Each user may do only its part (the invalidator cannot read an entry, the cache client
+    cannot write outside the layout), and both go on after a master is killed and its replica
+    promoted. Runs last in this module: the Cluster keeps one master without a replica."""
+    tls = TlsSettings(ca_file=str(certificates.ca))
+    cache_redis = cast(RedisCluster, connect_redis(tls_cluster.target("cache", tls=tls)))
+    cache = CacheClient(cache_redis)
+    invalidator_as = tls_cluster.target("invalidator", tls=tls)
+    targets = RegionTargets("eu", [invalidator_as])
+    invalidator_redis = cast(RedisCluster, connect_redis(invalidator_as))
+    await cache_redis.initialize()
+    namespace = next(  # on a master other than the seed, which the clients keep using
+        bound
+        for bound in (COMPANY_ORDERS.bind(company_id=_company()) for _ in range(100))
+        if cache_redis.get_node_from_key(generation_key(bound)).port != tls_cluster.ports[0]
+    )
+    master = cache_redis.get_node_from_key(generation_key(namespace)).port
+    loads = 0
+
+    async def load() -> bytes:
+        nonlocal loads
+        loads += 1
+        return f"orders-{loads}".encode()
+
+    async def purged() -> bool:
+        return await targets.purge(grouped([namespace])) == {}
+
+    try:
+        assert await cache.fetch(namespace, "page:1", load) == Fetched(b"orders-1", Source.LOADED)
+        with pytest.raises(NoPermissionError):
+            await invalidator_redis.get(entry_key(namespace, "page:1"))
+        with pytest.raises(NoPermissionError):
+            await cache_redis.set(f"{{outside}}:{_company()}", b"x")
+
+        await tls_cluster.kill(master)
+        await wait_until(purged, within=30, what="a purge after the replica took over")
+        assert await cache.fetch(namespace, "page:1", load) == Fetched(b"orders-2", Source.LOADED)
+        assert await cache.fetch(namespace, "page:1", load) == Fetched(b"orders-2", Source.HIT)
+        assert cache_redis.get_node_from_key(generation_key(namespace)).port != master
+    finally:
+        await targets.close()
+        await invalidator_redis.aclose()
+        await cache_redis.aclose()

@@ -190,6 +190,13 @@ class TlsRedisCluster:
             synced = replication.get("master_link_status") == "up"
         return str(state) == "ok" and synced
 
+    async def kill(self, port: int) -> None:
+        """SIGKILL the node on `port` and wait until it is gone (its replica takes over after
+        cluster-node-timeout, 2 s)."""
+        process = self._processes[self.ports.index(port)]
+        process.kill()
+        await asyncio.wait_for(process.wait(), timeout=10)
+
     async def stop(self) -> None:
         """SIGKILL every node (no data is kept) and wait until they are gone."""
         for process in self._processes:
