@@ -9,11 +9,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from redis.exceptions import RedisError
 
 from contracts.connection_checks import check_kafka, check_redis
-from contracts.errors import CacheInvalidationError
+from contracts.errors import CacheInvalidationError, ConnectionSecurityError
 from contracts.logs import add_log_options, configure_logging, set_log_context
 from contracts.settings import read_settings
 from invalidator.consumer import Invalidator
@@ -100,14 +100,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.log_level, args.log_format, "%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    settings: InvalidatorSettings | None = None
     try:
-        return handler(args, load_settings(args.catalogue))
+        settings = load_settings(args.catalogue)
+        return handler(args, settings)
     except CacheInvalidationError as error:
         print(f"invalidator: {error}", file=sys.stderr)
         return EXIT_INPUT
     except (KafkaError, RedisError, OSError) as error:
+        refusal = kafka_refusal(settings) if isinstance(error, KafkaConnectionError) else None
+        if refusal is not None:
+            print(f"invalidator: {refusal}", file=sys.stderr)
+            return EXIT_INPUT
         print(f"invalidator: a service cannot be reached: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+
+
+def kafka_refusal(settings: InvalidatorSettings | None) -> ConnectionSecurityError | None:
+    """After a command could not bootstrap from Kafka: the refused TLS handshake or login behind
+    it, if that is what it was (aiokafka only logs the cause); None for an outage.
+
+    settings: the command's settings (None: they were not read, nothing to check).
+    """
+    if settings is None:
+        return None
+    try:
+        asyncio.run(check_kafka(settings.kafka))
+    except ConnectionSecurityError as refusal:
+        return refusal
+    except (KafkaError, OSError):
+        return None
+    return None
 
 
 if __name__ == "__main__":

@@ -199,3 +199,33 @@ def test_the_invalidator_process_exits_2_on_a_refusal(servers: Servers) -> None:
     refusal = REFUSALS["redis-wrong-password"](servers)
     result = run_cli("run", "--region", "eu", env=_environment(refusal), timeout=60)
     _assert_refused(result.returncode, result.stderr, refusal, servers)
+
+
+@pytest.mark.parametrize(
+    ("command", "case"),
+    [
+        (("offsets", "show"), "kafka-unknown-ca"),
+        (("topics", "check"), "kafka-wrong-password"),
+        (("offsets", "show"), "kafka-plaintext-against-tls"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else " ".join(value),
+)
+async def test_an_operator_command_names_the_refusal_behind_a_failed_bootstrap(
+    command: tuple[str, ...],
+    case: str,
+    servers: Servers,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Exit status 2 and, on the last line, the endpoint and the cause (aiokafka's own log line
+    of the failed bootstrap may come before it)."""
+    refusal = REFUSALS[case](servers)
+    for name, value in _environment(refusal).items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    status = await asyncio.to_thread(cli.main, list(command))
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1] + "\n" if err else ""
+    _assert_refused(status, last, refusal, servers)
+    assert "Traceback" not in err
+    assert [secret for secret in servers.secrets() if secret in err] == []
