@@ -1,9 +1,12 @@
 """End to end over SASL_SSL and TLS: EventPublisher publishes to a broker whose only client
 listener is SASL_SSL (SCRAM-SHA-512), the invalidator consumes there, purges a Redis that serves
-TLS only (the cache client's next read is a miss) and dead-letters a malformed record there."""
+TLS only (the cache client's next read is a miss) and dead-letters a malformed record there; the
+operator commands work on the same servers."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import uuid
 
@@ -15,10 +18,12 @@ from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
 from contracts.kafka_clients import kafka_consumer
 from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
-from invalidator.operators import end_offsets
+from invalidator.cli import main
+from invalidator.operators import EXIT_OK, end_offsets
 from producers import CacheClient, EventPublisher, Fetched, Source, connect_redis
 from tests.certificates import Certificates
 from tests.integration.invalidators import running_invalidators
+from tests.integration.settings_env import kafka_environment, regions_environment
 from tests.integration.tls_kafka import ScramTlsKafkaServer
 from tests.integration.tls_redis import TlsRedisServer
 from tests.waiting import wait_until
@@ -110,3 +115,34 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
         assert leaked == [], "a password or a private key is in the logs or the dead letter"
     finally:
         await cache_redis.aclose()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("topics", "check"),
+        ("offsets", "show", "--region", "eu"),
+        ("purge", "--region", "eu", "company_orders", "company_id=c-by-hand", "--yes"),
+    ],
+    ids=" ".join,
+)
+async def test_operator_commands_work_over_sasl_ssl_and_tls(
+    command: tuple[str, ...],
+    tls_kafka: ScramTlsKafkaServer,
+    tls_redis: TlsRedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tls = TlsSettings(ca_file=str(tls_redis.ca))
+    environment = {
+        **kafka_environment(tls_kafka.connection("invalidator", tls=tls)),
+        **regions_environment({"eu": [tls_redis.target("invalidator", tls=tls)]}),
+        "INVALIDATOR_GROUP_PREFIX": f"tls-{uuid.uuid4().hex[:10]}",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    status = await asyncio.to_thread(main, [*command, "--json"])
+    out, err = capsys.readouterr()
+    assert status == EXIT_OK, err
+    assert json.loads(out)
