@@ -9,9 +9,11 @@ import asyncio
 import json
 import logging
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka import ConsumerRecord
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts import KafkaConnection, TlsSettings
 from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
@@ -21,7 +23,9 @@ from invalidator import InvalidatorSettings
 from invalidator.cli import main
 from invalidator.operators import EXIT_OK, end_offsets
 from producers import CacheClient, EventPublisher, Fetched, Source, connect_redis
+from producers.outbox import OutboxRelay, add_event, create_outbox_table
 from tests.certificates import Certificates
+from tests.integration.databases import sqlite_url
 from tests.integration.invalidators import running_invalidators
 from tests.integration.settings_env import kafka_environment, regions_environment
 from tests.integration.tls_kafka import ScramTlsKafkaServer
@@ -146,3 +150,30 @@ async def test_operator_commands_work_over_sasl_ssl_and_tls(
     out, err = capsys.readouterr()
     assert status == EXIT_OK, err
     assert json.loads(out)
+
+
+async def test_the_outbox_relay_publishes_over_sasl_ssl(
+    tls_kafka: ScramTlsKafkaServer, certificates: Certificates, tmp_path: Path
+) -> None:
+    """A row committed to the outbox (SQLite here) is published to the SASL_SSL-only broker."""
+    tls = TlsSettings(ca_file=str(certificates.ca))
+    as_publisher = tls_kafka.connection("publisher", tls=tls)
+    engine = create_async_engine(sqlite_url(tmp_path / "outbox.db"))
+    await create_outbox_table(engine)
+    before = sum((await end_offsets(as_publisher, [ORDERS])).values())
+    relay = OutboxRelay(engine, as_publisher)
+    try:
+        async with engine.begin() as connection:
+            await add_event(
+                connection,
+                OrderCreated(order_id="o-outbox-tls", company_id="c-outbox-tls", total_cents=1),
+                source="orders-api",
+                tenant="acme",
+                aggregate_version=1,
+            )
+        await relay.start()
+        assert await relay.relay_once() == 1
+    finally:
+        await relay.stop_producer()
+        await engine.dispose()
+    assert sum((await end_offsets(as_publisher, [ORDERS])).values()) == before + 1
