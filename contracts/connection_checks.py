@@ -59,12 +59,7 @@ _TLS_ALERTS = {
     "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the server says the client certificate has expired",
     "WRONG_VERSION_NUMBER": "the server does not speak TLS on this port (a plaintext port?)",
 }
-_KAFKA_LOGIN_ERRORS = (
-    SaslAuthenticationFailed,
-    AuthenticationFailedError,
-    UnsupportedSaslMechanismError,
-    IllegalSaslStateError,
-)
+_KAFKA_LOGIN_ERRORS = (SaslAuthenticationFailed, AuthenticationFailedError, IllegalSaslStateError)
 
 
 async def check_kafka(kafka: KafkaConnection, *, timeout_s: float = KAFKA_CHECK_TIMEOUT_S) -> None:
@@ -86,6 +81,12 @@ async def check_kafka(kafka: KafkaConnection, *, timeout_s: float = KAFKA_CHECK_
             connection = await create_conn(
                 host, int(port), request_timeout_ms=int(timeout_s * 1000), **options
             )
+        except UnsupportedSaslMechanismError:
+            raise ConnectionSecurityError(
+                endpoint,
+                f"the listener does not offer SASL {kafka.sasl_mechanism}: set sasl_mechanism to"
+                " one it offers, or use the listener that offers it",
+            ) from None
         except _KAFKA_LOGIN_ERRORS as error:
             raise ConnectionSecurityError(
                 endpoint,

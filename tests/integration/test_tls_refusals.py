@@ -97,6 +97,11 @@ REFUSALS: dict[str, Callable[[Servers], Refusal]] = {
         s.kafka.connection("invalidator", tls=s.tls, password=WRONG_PASSWORD),
         "SASL SCRAM-SHA-512 login refused for user 'invalidator'",
     ),
+    "kafka-sasl-mechanism-not-offered": lambda s: _kafka_refused(
+        s,
+        s.good_kafka().model_copy(update={"sasl_mechanism": "SCRAM-SHA-256"}),
+        "the listener does not offer SASL SCRAM-SHA-256",
+    ),
     "kafka-plaintext-against-tls": lambda s: _kafka_refused(
         s,
         s.good_kafka().model_copy(update={"security_protocol": "SASL_PLAINTEXT", "tls": None}),
