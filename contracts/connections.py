@@ -130,8 +130,8 @@ class RedisTarget(BaseModel):
 
     @model_validator(mode="after")
     def _tls_with_rediss(self) -> RedisTarget:
-        # redis-py only speaks TLS for rediss://: with redis:// the TLS options would be refused
-        # by its plaintext connection, or a client without them would send the password in clear.
+        # redis-py speaks TLS only for rediss://: with redis:// the TLS options would reach its
+        # plaintext connection, which fails on them at the first command (a TypeError).
         if self.tls is not None and not self.url.startswith("rediss://"):
             raise ValueError("tls is set: the url must start with rediss:// (TLS)")
         return self

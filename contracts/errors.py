@@ -3,8 +3,8 @@
 Bad settings, a catalogue that fails its checks, a value that would break a key, an operator's
 malformed argument, a topic missing on the broker, a server that refuses the connection's TLS or
 login: each message names the thing and the fix, and the commands (`invalidator`, `outbox`)
-print it and exit with status 2. An outage is not among
-them: it surfaces as the client's own error (KafkaError, RedisError, OSError) and exits with 3.
+print it and exit with status 2. An outage is not among them: it surfaces as the client's own
+error (KafkaError, RedisError, OSError) and exits with 3.
 
 Each error keeps the builtin base it is also (ValueError, LookupError), so code that catches
 those still does.
