@@ -1,6 +1,7 @@
 """A local certificate authority made at test time with `openssl`: a CA, server and client
-certificates signed by it, and the bad ones a client must refuse (an expired server
-certificate, one for another host name, a CA nobody was told to trust).
+certificates signed by it, the bad ones a client must refuse (an expired server certificate, one
+for another host name, a CA nobody was told to trust), and a server certificate of that second CA
+to rotate to.
 
 Nothing of it is committed: every file is written under the directory it is given (a test's
 temporary one), keys unencrypted (PKCS#8 PEM, as Kafka's `ssl.keystore.type=PEM` reads them).
@@ -54,6 +55,17 @@ class Certificates:
     unknown_ca: Path
     """A second CA's certificate, which signed none of the above (a client that trusts only
     it refuses every server here)."""
+    rotated: KeyPair
+    """A server certificate for SERVER_NAMES signed by `unknown_ca`: what a server presents once
+    its certificate was rotated to the new CA."""
+
+    def ca_bundle(self) -> Path:
+        """One PEM file with both CAs' certificates (what clients trust while a rotation from
+        `ca` to `unknown_ca` is under way), written next to `ca` on first use."""
+        path = self.ca.with_name("ca-bundle.pem")
+        if not path.exists():
+            path.write_text(self.ca.read_text() + self.unknown_ca.read_text())
+        return path
 
 
 def make_certificates(directory: Path) -> Certificates:
@@ -74,6 +86,7 @@ def make_certificates(directory: Path) -> Certificates:
         ),
         wrong_host=authority.sign("wrong-host", alt_names=_alt_name(WRONG_HOST)),
         unknown_ca=unknown_ca.cert,
+        rotated=unknown_ca.sign("rotated", alt_names=server_names),
     )
 
 

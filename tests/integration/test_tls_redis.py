@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -15,7 +16,8 @@ from pydantic import SecretStr
 from redis.asyncio import RedisCluster
 from redis.exceptions import NoPermissionError
 
-from contracts import RedisTarget, TlsSettings
+from contracts import ConnectionSecurityError, RedisTarget, TlsSettings
+from contracts.connection_checks import check_redis
 from contracts.example_orders import COMPANY_ORDERS
 from contracts.layout import entry_key, generation_key
 from invalidator.failures import FailureKind, failure_kind
@@ -200,3 +202,34 @@ async def test_least_privilege_users_on_a_tls_cluster_work_after_a_failover(
         await targets.close()
         await invalidator_redis.aclose()
         await cache_redis.aclose()
+
+
+async def test_a_server_certificate_rotates_to_a_new_ca_without_a_restart(
+    certificates: Certificates, tmp_path: Path
+) -> None:
+    """The rotation deployment.md describes: clients first trust both CAs (a bundle in
+    `tls.ca_file`), then the server swaps its certificate (CONFIG SET, no restart). Clients that
+    trust the bundle go on, through new connections too; one that trusts only the old CA is
+    refused on its next connection, naming the unknown CA."""
+    server = TlsRedisServer(tmp_path / "redis", ca=certificates.ca, server=certificates.server)
+    await server.start()
+    bundle = TlsSettings(ca_file=str(certificates.ca_bundle()))
+    old_only = server.target("invalidator", tls=TlsSettings(ca_file=str(certificates.ca)))
+    admin = server.admin()
+    try:
+        await _loads_then_purges_then_loads(
+            server.target("cache", tls=bundle), server.target("invalidator", tls=bundle)
+        )
+        await check_redis(old_only)
+        rotated = certificates.rotated
+        await admin.execute_command(  # type: ignore[no-untyped-call]
+            "CONFIG", "SET", "tls-cert-file", str(rotated.cert), "tls-key-file", str(rotated.key)
+        )
+        await _loads_then_purges_then_loads(
+            server.target("cache", tls=bundle), server.target("invalidator", tls=bundle)
+        )
+        with pytest.raises(ConnectionSecurityError, match="unknown CA"):
+            await check_redis(old_only)
+    finally:
+        await admin.aclose()
+        await server.stop()
