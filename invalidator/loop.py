@@ -10,6 +10,7 @@ dead letter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -72,7 +73,6 @@ class LoopTuning:
 
     batch_max_records: int
     fetch_timeout_ms: int
-    purges_in_flight: int
     retry_initial_s: float
     retry_max_s: float
     commit_interval_s: float
@@ -83,7 +83,6 @@ class LoopTuning:
         return cls(
             batch_max_records=settings.batch_max_records,
             fetch_timeout_ms=settings.fetch_timeout_ms,
-            purges_in_flight=settings.purges_in_flight,
             retry_initial_s=settings.retry_initial_s,
             retry_max_s=settings.retry_max_s,
             commit_interval_s=settings.commit_interval_ms / 1000,
@@ -112,20 +111,6 @@ class _Batch:
     """Region -> the timestamp of the batch's oldest record mirrored from there."""
     dead_lettered: int = 0
     """How many of `rejected` are on the dead-letter topic."""
-
-
-@dataclass(eq=False)
-class _Purge:
-    """A batch being purged: its current attempt, and how its retries go."""
-
-    batch: _Batch
-    task: asyncio.Task[FailureKind | None]
-    purged: bool = False
-    """Every target purged and every rejected record dead-lettered."""
-    failure: FailureKind | None = None
-    """Why the batch is being retried (None before its first attempt failed, and after)."""
-    delay: float = 0.0
-    """The next retry's backoff, after an outage."""
 
 
 class InvalidationLoop:
@@ -190,9 +175,6 @@ class InvalidationLoop:
         """Why the batch in hand is being retried (None while its purge and dead letters
         succeed)."""
         self._last_defect = ""
-        self._in_flight: list[_Purge] = []
-        """The batches being purged, and those purged but not handed over yet, in fetch
-        order."""
 
     def stop(self) -> None:
         """Ask the loop to return after the batch in hand (abandoned if it is still retrying)."""
@@ -201,24 +183,24 @@ class InvalidationLoop:
     async def run(self, *, every: Callable[[], None] | None = None, every_s: float = 10.0) -> None:
         """Fetch and purge until `stop()`, then commit what was purged.
 
-        Fetching never waits for a purge: while batches are purged (at most
-        `purges_in_flight` at once), the loop goes on fetching, decoding and planning; when a
-        purge slot frees, everything fetched meanwhile is purged next, as one batch (up to
-        `batch_max_records` are held, then fetching waits). So the CPU work overlaps the Redis
-        round trips, a busy moment makes bigger batches that coalesce better, and a quiet one
-        purges each event as it comes. Purges may end out of order; offsets are handed to the
-        committer in fetch order, only up to the first batch not purged yet. A batch whose
-        purge fails is retried with capped exponential backoff, every partition paused
-        meanwhile and still polled (the group keeps this member), and no new purge starts:
-        whatever was fetched waits behind it, in order. Only this method fetches.
+        Fetching never waits for a purge: while one batch is purged (at most one at a time),
+        the loop goes on fetching, decoding and planning; when the purge ends, everything
+        fetched meanwhile is purged next, as one batch (up to `batch_max_records` are held, then
+        fetching waits). So the CPU work overlaps the Redis round trips, a busy moment makes
+        bigger batches that coalesce better, and a quiet one purges each event as it comes.
+        A batch whose purge fails is retried with capped exponential backoff, every partition
+        paused meanwhile and still polled (the group keeps this member); whatever was fetched
+        waits behind it, in order. Only this method fetches.
 
         every: called every `every_s` seconds (the periodic stats line).
         """
         last = time.monotonic()
         stopping = asyncio.create_task(self._stopping.wait())
         fetching: asyncio.Task[Batch] | None = None
-        in_flight = self._in_flight = []  # in fetch order
+        purging: asyncio.Task[FailureKind | None] | None = None
+        current: _Batch | None = None
         waiting: list[_Batch] = []
+        delay = self._tuning.retry_initial_s
         self.running = True
         try:
             while not self._stopping.is_set():
@@ -231,25 +213,19 @@ class InvalidationLoop:
                             max_records=self._tuning.batch_max_records,
                         )
                     )
-                running: set[asyncio.Future[Any]] = {
-                    purge.task for purge in in_flight if not purge.purged
-                }
-                if fetching is not None:
-                    running.add(fetching)
+                running = {task for task in (fetching, purging) if task is not None}
                 await asyncio.wait({stopping, *running}, return_when=asyncio.FIRST_COMPLETED)
                 if fetching is not None and fetching.done():
                     fetched, fetching = fetching.result(), None
                     if fetched:
                         waiting.append(self.decode_and_plan(fetched))
-                for purge in in_flight:
-                    if not purge.purged and purge.task.done():
-                        self._retry_if_failed(purge)
-                self._set_paused(self.failure is not None)
-                purging = sum(not purge.purged for purge in in_flight)
-                if waiting and not self.paused and purging < self._tuning.purges_in_flight:
-                    batch, waiting = _merged(waiting), []
-                    task = asyncio.create_task(self._purge_attempt(batch))
-                    in_flight.append(_Purge(batch, task, delay=self._tuning.retry_initial_s))
+                if purging is not None and current is not None and purging.done():
+                    purging, delay = self._retry_if_failed(current, purging.result(), delay)
+                    if purging is None:
+                        current = None
+                if current is None and waiting:
+                    current, waiting = _merged(waiting), []
+                    purging = asyncio.create_task(self._purge_attempt(current))
                 if every is not None and time.monotonic() - last >= every_s:
                     every()
                     last = time.monotonic()
@@ -257,62 +233,41 @@ class InvalidationLoop:
             self.running = False
             self.finished = True
             stopping.cancel()
-            await self._finish(fetching)
+            if purging is not None and not self.paused:
+                await purging  # the batch in hand is finished; one still retrying is abandoned
+            elif purging is not None:
+                purging.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purging
+            if fetching is not None:
+                await fetching  # what it brings stays uncommitted: read again by the next owner
+            if self.paused:
+                log.warning(
+                    "invalidator %s: stopped while a purge was failing; its batch stays "
+                    "uncommitted, for the partitions' next owner",
+                    self._name,
+                )
+                self._source.resume(*self._source.assignment())
+                self.paused = False
+                self.paused_since = None
+            await self.committer.flush()
 
-    async def _finish(self, fetching: asyncio.Task[Batch] | None) -> None:
-        """On the way out of `run`: end the purges in hand, commit what was purged."""
-        unfinished = [purge.task for purge in self._in_flight if not purge.purged]
-        if self.paused:  # a batch still retrying is abandoned, and every batch after it
-            for task in unfinished:
-                task.cancel()
-        # Otherwise the batches in hand are finished; one that fails now stays uncommitted.
-        await asyncio.gather(*unfinished, return_exceptions=True)
-        if fetching is not None:
-            await fetching  # what it brings stays uncommitted: read again by the next owner
-        if self.paused:
-            log.warning(
-                "invalidator %s: stopped while a purge was failing; its batch stays "
-                "uncommitted, for the partitions' next owner",
-                self._name,
-            )
-            self._source.resume(*self._source.assignment())
-            self.paused = False
-            self.paused_since = None
-        await self.committer.flush()
-
-    def _retry_if_failed(self, purge: _Purge) -> None:
-        """After an attempt ended: the batch is purged, or its retry is under way.
-
+    def _retry_if_failed(
+        self, batch: _Batch, failure: FailureKind | None, delay: float
+    ) -> tuple[asyncio.Task[FailureKind | None] | None, float]:
+        """After an attempt: (the retry's task or None when it succeeded, the next delay).
         An outage is retried with capped exponential backoff; a defect every `retry_max_s`, in
-        case the operator fixes it meanwhile. `failure` says why a batch is being retried."""
-        purge.failure = purge.task.result()
-        if purge.failure is None:
-            return  # handed over by the attempt itself
-        self._note_failures()
-        if purge.failure is FailureKind.OUTAGE:
-            purge.task = asyncio.create_task(self._purge_attempt(purge.batch, after_s=purge.delay))
-            purge.delay = min(purge.delay * 2, self._tuning.retry_max_s)
-        else:
-            purge.task = asyncio.create_task(
-                self._purge_attempt(purge.batch, after_s=self._tuning.retry_max_s)
-            )
-
-    def _purged(self, batch: _Batch) -> None:
-        """Hand the committer the offsets of the purged batches at the head of the batches in
-        hand, now that `batch` is purged (fetch order: none past a batch not purged yet)."""
-        in_flight = self._in_flight
-        for purge in in_flight:
-            if purge.batch is batch:
-                purge.purged, purge.failure = True, None
-        while in_flight and in_flight[0].purged:
-            self.committer.advance(in_flight.pop(0).batch.offsets)
-        self._note_failures()
-
-    def _note_failures(self) -> None:
-        """`failure`: why a batch in hand is being retried (a defect before an outage)."""
-        failures = [purge.failure for purge in self._in_flight if purge.failure is not None]
-        defects = [kind for kind in failures if kind is not FailureKind.OUTAGE]
-        self.failure = (defects or failures or [None])[0]
+        case the operator fixes it meanwhile. Either way the partitions stay paused."""
+        self.failure = failure
+        if failure is None:
+            self._set_paused(False)
+            return None, self._tuning.retry_initial_s
+        self._set_paused(True)
+        if failure is FailureKind.OUTAGE:
+            retry = asyncio.create_task(self._purge_attempt(batch, after_s=delay))
+            return retry, min(delay * 2, self._tuning.retry_max_s)
+        retry = asyncio.create_task(self._purge_attempt(batch, after_s=self._tuning.retry_max_s))
+        return retry, delay
 
     def decode_and_plan(self, batch: Batch) -> _Batch:
         """Decode and plan a fetched batch (CPU only, no I/O). A record that fails to decode
@@ -377,9 +332,8 @@ class InvalidationLoop:
     async def _purge_attempt(self, batch: _Batch, *, after_s: float = 0.0) -> FailureKind | None:
         """One try, `after_s` from now: the purges on every target not done yet, then the
         rejected records to the dead-letter topic. On success (None) the listeners are told of
-        the batch (`run` hands its offsets over, in fetch order); otherwise the worst kind of
-        failure that holds it (a defect before an outage), each failure counted by what
-        failed."""
+        the batch and its offsets handed over; otherwise the worst kind of failure that holds
+        it (a defect before an outage), each failure counted by what failed."""
         if after_s:
             await asyncio.sleep(after_s)  # the retry backoff
         failure = None
@@ -413,7 +367,7 @@ class InvalidationLoop:
         )
         for listener in self._listeners:
             listener.batch_purged(outcome)
-        self._purged(batch)
+        self.committer.advance(batch.offsets)
         return None
 
     async def _send_dead_letters(self, batch: _Batch) -> FailureKind | None:

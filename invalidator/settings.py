@@ -57,12 +57,6 @@ class InvalidatorSettings(BaseSettings):
     )
     batch_max_records: int = Field(default=2000, ge=1)
     fetch_timeout_ms: int = Field(default=100, ge=1)
-    purges_in_flight: int = Field(
-        default=2,
-        ge=1,
-        description="batches purged at once: the next batch's purge starts while the one"
-        " before still waits for Redis (offsets are committed in fetch order all the same)",
-    )
     commit_interval_ms: int = Field(
         default=250,
         ge=0,

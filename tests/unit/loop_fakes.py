@@ -27,7 +27,6 @@ P1 = TopicPartition("orders.events", 1)
 FAST = LoopTuning(
     batch_max_records=3,
     fetch_timeout_ms=5,
-    purges_in_flight=1,
     retry_initial_s=0.001,
     retry_max_s=0.004,
     commit_interval_s=0.0,
@@ -134,8 +133,6 @@ class FakeTargets:
         self.refused_keys: set[str] = set()
         """Target a fails every purge that holds one of these keys, with `refusal`."""
         self.refusal: Exception = RedisConnectionError("Connection closed by server.")
-        self.outage_keys: set[str] = set()
-        """Target a fails every purge that holds one of these keys, as in an outage."""
         self.purged: dict[str, set[str]] = {"a": set(), "b": set()}
         self.successes: list[tuple[str, set[str]]] = []
         self.committed_when_purged: list[dict[TopicPartition, int]] = []
@@ -144,8 +141,6 @@ class FakeTargets:
         self._consumer = consumer
         self.gate: asyncio.Event | None = None
         """When set up, every purge waits for it."""
-        self.gates_by_call: list[asyncio.Event] = []
-        """The first purge calls wait for these, one each, in call order."""
 
     def names(self) -> set[str]:
         return set(self.failures)
@@ -156,15 +151,11 @@ class FakeTargets:
         self.committed_when_purged.append(self._consumer.committed())
         if self.gate is not None:
             await self.gate.wait()
-        if self.gates_by_call:
-            await self.gates_by_call.pop(0).wait()
         failed: dict[str, Exception] = {}
         keys = {key for _, keys in by_namespace for key in keys}
         for name in sorted(only or self.failures):
             if name == "a" and keys & self.refused_keys:
                 failed[name] = self.refusal
-            elif name == "a" and keys & self.outage_keys:
-                failed[name] = RedisConnectionError("Error 111 connecting to redis")
             elif self.failures[name]:
                 self.failures[name] -= 1
                 failed[name] = RedisConnectionError("Error 111 connecting to redis")
@@ -194,10 +185,7 @@ class FakeDeadLetters:
 
 
 def loop_on_fakes(
-    records: dict[TopicPartition, list[Any]],
-    *,
-    listeners: Sequence[BatchListener] = (),
-    tuning: LoopTuning = FAST,
+    records: dict[TopicPartition, list[Any]], *, listeners: Sequence[BatchListener] = ()
 ) -> tuple[InvalidationLoop, FakeConsumer, FakeTargets, FakeDeadLetters]:
     consumer = FakeConsumer(records)
     targets = FakeTargets(consumer)
@@ -208,7 +196,7 @@ def loop_on_fakes(
         dead,
         catalogue=CATALOGUE,
         name="test",
-        tuning=tuning,
+        tuning=FAST,
         listeners=listeners,
     )
     return loop, consumer, targets, dead

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -33,7 +32,6 @@ from invalidator.loop import LoopTuning
 from invalidator.outcome import BatchOutcome
 from invalidator.settings import InvalidatorSettings
 from tests.unit.loop_fakes import (
-    FAST,
     P0,
     P1,
     loop_on_fakes,
@@ -115,39 +113,6 @@ async def test_fetching_goes_on_during_a_purge_and_what_came_meanwhile_is_purged
     assert len(targets.committed_when_purged) == 3, "the three held records: one purge"
     assert {f"order:o{i}" for i in (1, 2, 3)} <= targets.successes[2][1]
     assert loop.stats.batches == 3 and loop.stats.events == 5
-
-
-async def test_the_next_batch_is_purged_while_one_waits_and_offsets_go_in_fetch_order() -> None:
-    records = {P0: [order_record(P0, i) for i in range(9)]}
-    loop, consumer, targets, _ = loop_on_fakes(records, tuning=replace(FAST, purges_in_flight=2))
-    consumer.per_fetch = 3
-    first, second = asyncio.Event(), asyncio.Event()
-    targets.gates_by_call = [first, second]
-    targets.outage_keys = {"order:o0"}  # the first batch fails on a until this is cleared
-    running = asyncio.create_task(loop.run())
-    # Two batches purged at once; the third is fetched and waits for a free slot.
-    await until(lambda: len(targets.committed_when_purged) == 2 and consumer.position[P0] == 9)
-    first.set()  # the first batch fails on a: the partitions pause, no new purge starts
-    await until(lambda: loop.paused)
-    second.set()  # the second batch is purged while the first is retried
-    await until(lambda: loop.stats.batches == 1)
-    targets.outage_keys.clear()
-    await until(lambda: consumer.committed() == {P0: 9})
-    loop.stop()
-    await asyncio.wait_for(running, timeout=5)
-    batches = [
-        {int(key.removeprefix("order:o")) // 3 for key in keys if key.startswith("order:o")}
-        for name, keys in targets.successes
-        if name == "a"
-    ]
-    assert batches == [{1}, {0}, {2}], "the third batch started only after the first was purged"
-    # No purge attempt of the first batch ended with a later batch's offsets committed.
-    assert all(
-        committed == {} for keys, committed in targets.committed_after_purge if "order:o0" in keys
-    )
-    assert [commit[P0] for commit in consumer.commits] == sorted(
-        commit[P0] for commit in consumer.commits
-    )
 
 
 async def test_a_failing_target_pauses_retries_and_commits_nothing_until_it_purged() -> None:
@@ -448,7 +413,6 @@ def test_loop_tuning_is_read_from_the_settings_and_has_no_defaults_of_its_own() 
     assert tuning == LoopTuning(
         batch_max_records=settings.batch_max_records,
         fetch_timeout_ms=settings.fetch_timeout_ms,
-        purges_in_flight=settings.purges_in_flight,
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=settings.retry_max_s,
         commit_interval_s=settings.commit_interval_ms / 1000,
