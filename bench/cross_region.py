@@ -11,7 +11,10 @@ home cluster; a probe has landed in a region when its generation key was written
 Redis reports it (bench/keyspace_watch.py), timed per region. Alongside this system, a bare
 consumer process of its own (`bench.arrival_stamps`) reads the mirrored topic in the remote region
 again: per probe, read there -> purged there is what the invalidator and Redis add to the mirror
-under the same load (the separate bare-mirror phase runs with no invalidator taking CPU).
+under the same load (the separate bare-mirror phase runs with no invalidator taking CPU). A
+second bare consumer process reads it too and purges each event with plain redis-py, SET + WAIT
+per master (`bench.bare_purge`), timed by the same kind of keyspace watch: read -> that landing is
+what Redis alone adds on this host under this load, the least any purging consumer adds.
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench.arrival_stamps import is_ready, read_stamps
+from bench.bare_purge import PREFIX, bare_key_of_order
 from bench.kafka_ping import round_trips_s
+from bench.keyspace_watch import KeyspaceWatch
 from bench.latency import (
     LatencyParams,
     Probe,
     bare_phase,
+    probe_source_id,
     region_latencies,
     system_phase,
 )
@@ -40,6 +47,7 @@ from bench.processes import BenchProcess, invalidator_process, running
 from bench.progress import wait_stable
 from bench.stack import MIRROR_VARIABLES, start_mirrored_stack
 from contracts import KafkaConnection, topics
+from contracts.connections import RedisTarget
 from contracts.example_orders import CATALOGUE
 from demo.topology import invalidator_environment, mirror_clusters, region_settings
 from invalidator.operators import start_at_log_end
@@ -59,6 +67,10 @@ class CrossRegionParams:
     settle_timeout_s: float = 120.0
     """How long, after the last send, probes may take to land before they count as late."""
     link_round_trips: int = 50
+    bare_purge_rates: tuple[int, ...] = (200,)
+    """The rates at which a bare purging consumer runs beside the system. Not at 1,000/s: there a
+    naive one (fetch, then SET + WAIT, then fetch) falls seconds behind on 2 cores, and its load
+    would slow the system it is a limit for."""
 
 
 def link_route(routes: list[str]) -> tuple[str, int]:
@@ -84,7 +96,10 @@ def mirror_goal_ratios(remote: dict[str, float], mirror: dict[str, float]) -> di
 
 
 def mirror_alongside(
-    probes: dict[bytes, Probe], arrivals: dict[bytes, float], remote: str
+    probes: dict[bytes, Probe],
+    arrivals: dict[bytes, float],
+    remote: str,
+    bare_purged: dict[bytes, float],
 ) -> dict[str, Any]:
     """The bare mirror read while this system runs, and what the remote purge adds to it.
 
@@ -92,36 +107,70 @@ def mirror_alongside(
     arrivals: when a bare consumer process on the remote cluster read each probe from the
         mirrored topic, in the same phase (time.monotonic(), `bench.arrival_stamps`).
     remote: the region the probes were mirrored to.
+    bare_purged: when that bare consumer's own purge of each probe (`bench.bare_purge`)
+        landed in `remote`'s Redis, as Redis reported it.
 
     `mirror_ms`: sent -> read from the mirrored topic (the limit, under the same load as the
     system: the invalidators' CPU slows MirrorMaker and the brokers too). `added_ms`: per probe,
-    read there -> purged in `remote` (what the invalidator and Redis add to the mirror).
+    read there -> purged in `remote` by this system (what the invalidator and Redis add to the
+    mirror). `bare_purge_added_ms`: read there -> the bare consumer's plain SET + WAIT landed
+    (what Redis alone adds, on this host under this load; None when no bare purger ran).
+    `probes` counts the probes read there and purged there.
     """
     read = [
         (probe, arrivals[key])
         for key, probe in probes.items()
         if key in arrivals and remote in probe.seen_in
     ]
+    bare = [
+        bare_purged[key] - arrivals[key] for key in probes if key in arrivals.keys() & bare_purged
+    ]
     return {
         "probes": len(read),
+        "of_probes": len(probes),
         "mirror_ms": percentiles_ms([arrived - probe.sent_at for probe, arrived in read]),
         "added_ms": percentiles_ms([probe.seen_in[remote] - arrived for probe, arrived in read]),
+        "bare_purge_added_ms": percentiles_ms(bare) if bare else None,
     }
 
 
-def arrival_stamps_process(kafka: KafkaConnection, output: Path, *, log_dir: Path) -> BenchProcess:
-    """A bare consumer process stamping arrivals on `kafka`'s copy of HOME's orders topic."""
+def arrival_stamps_process(
+    kafka: KafkaConnection,
+    output: Path,
+    *,
+    name: str,
+    log_dir: Path,
+    purge_on: RedisTarget | None = None,
+) -> BenchProcess:
+    """A bare consumer process stamping arrivals on `kafka`'s copy of HOME's orders topic into
+    `output`; with `purge_on` (a Cluster), it also purges each event as a bare consumer would
+    (its stamps are then late by its own purges: the plain reader is another process)."""
+    purging = []
+    if purge_on is not None:
+        address = urlsplit(purge_on.url)
+        purging = [
+            "--purge-cluster", f"{address.hostname}:{address.port}",
+            "--replicas", str(purge_on.min_replicas_acked),
+        ]  # fmt: skip
+    output.unlink(missing_ok=True)  # its first line says when the new process is ready
     return BenchProcess(
-        "mirror-reader",
+        name,
         [
             sys.executable, "-m", "bench.arrival_stamps",
             "--bootstrap-servers", kafka.bootstrap_servers,
             "--topic", topics.mirrored_topic(HOME, topics.ORDERS),
             "--output", str(output),
+            *purging,
         ],
         env={},
-        log_path=log_dir / "mirror-reader.log",
+        log_path=log_dir / f"{name}.log",
     )  # fmt: skip
+
+
+def bare_purge_watch(target: RedisTarget, *, run_id: str, rate: int) -> KeyspaceWatch:
+    """A keyspace watch on the bare purges of the system phase's probes at `rate`."""
+    order_prefix = f"{PREFIX}{{order:{probe_source_id(run_id, rate)}-po*"
+    return KeyspaceWatch({"bare": target}, key_pattern=order_prefix)
 
 
 async def _wait_ready(stamps: Path, reader: BenchProcess) -> None:
@@ -129,8 +178,14 @@ async def _wait_ready(stamps: Path, reader: BenchProcess) -> None:
     while not is_ready(stamps):
         reader.check_running()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the mirror reader did not start; see {reader.log_path}")
+            raise RuntimeError(f"{reader.name} did not start; see {reader.log_path}")
         await asyncio.sleep(0.1)  # polling the reader's first line, with a deadline
+
+
+async def _stop_reader(reader: BenchProcess) -> None:
+    status = await reader.stop()  # it reads on to the log end first
+    if status:
+        raise RuntimeError(f"{reader.name} exited with {status}; see {reader.log_path}")
 
 
 async def _mirrored_endpoints() -> tuple[dict[str, str], Link]:
@@ -224,16 +279,41 @@ async def run_cross_region(
         for rate in params.rates:
             print(f"[cross_region] this system at {rate:,}/s", flush=True)
             probes: dict[bytes, Probe] = {}
-            stamps = log_dir / f"mirror-read-{rate}.txt"
-            reader = arrival_stamps_process(kafka[remote], stamps, log_dir=log_dir)
-            async with running([reader]):
-                await _wait_ready(stamps, reader)
-                sending = await system_phase(
-                    settings, run_id=f"{run_id}-x", rate=rate, processes=[*processes, reader],
-                    params=LatencyParams(seconds=params.seconds,
-                                         settle_timeout_s=params.settle_timeout_s),
-                    produce_to=kafka[HOME], probes=probes,
+            stamps = log_dir / f"mirror-read-{run_id}-{rate}.txt"
+            purger_stamps = log_dir / f"bare-purger-{run_id}-{rate}.txt"
+            remote_redis = settings.targets(remote)[0]
+            readers = [
+                arrival_stamps_process(kafka[remote], stamps, name="mirror-reader",
+                                       log_dir=log_dir),
+            ]  # fmt: skip
+            if rate in params.bare_purge_rates:
+                readers.append(
+                    arrival_stamps_process(kafka[remote], purger_stamps, name="bare-purger",
+                                           log_dir=log_dir, purge_on=remote_redis)
                 )  # fmt: skip
+            bare_watch = bare_purge_watch(remote_redis, run_id=f"{run_id}-x", rate=rate)
+            await bare_watch.start()
+            try:
+                async with running(readers):
+                    await _wait_ready(stamps, readers[0])
+                    if len(readers) > 1:
+                        await _wait_ready(purger_stamps, readers[1])
+                    sending = await system_phase(
+                        settings, run_id=f"{run_id}-x", rate=rate,
+                        processes=[*processes, *readers],
+                        params=LatencyParams(seconds=params.seconds,
+                                             settle_timeout_s=params.settle_timeout_s),
+                        produce_to=kafka[HOME], probes=probes,
+                    )  # fmt: skip
+                    for reader in readers:
+                        await _stop_reader(reader)
+                bare_purged = {
+                    key: landed["bare"]
+                    for key in probes
+                    if "bare" in (landed := bare_watch.landings(bare_key_of_order(key.decode())))
+                }
+            finally:
+                await bare_watch.stop()
             arrivals = read_stamps(stamps)
             figures = results[str(rate)]
             figures["sending"] = {k: sending[k] for k in ("sent", "seconds", "achieved_per_s")}
@@ -243,7 +323,7 @@ async def run_cross_region(
             figures["ratios"] = mirror_goal_ratios(
                 figures[f"purged_{remote}"]["ms"], figures["bare_mirror"]["ms"]
             )
-            figures["alongside"] = mirror_alongside(probes, arrivals, remote)
+            figures["alongside"] = mirror_alongside(probes, arrivals, remote, bare_purged)
             print(f"  mirror read alongside {figures['alongside']}", flush=True)
         results["peak_rss_mb"] = {p.name: p.sample_rss() for p in processes}
     return results

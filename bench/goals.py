@@ -118,11 +118,18 @@ def _cross_region_rows(results: dict[str, Any]) -> list[GoalRow]:
         )
         alongside = figures.get("alongside", {})
         paired = alongside.get("added_ms")
+        bare = alongside.get("bare_purge_added_ms")
         rows.append(
             GoalRow(
                 f"{remote} purge p50 at {int(rate):,}/s, over the mirror read alongside",
                 (
-                    f"+{paired['p50']:.1f} ms (mirror {alongside['mirror_ms']['p50']:.1f} ms)"
+                    f"+{paired['p50']:.1f} ms (mirror {alongside['mirror_ms']['p50']:.1f} ms"
+                    + (
+                        f"; a bare SET + WAIT: +{bare['p50']:.1f} ms"
+                        if bare and bare["count"]
+                        else ""
+                    )
+                    + ")"
                     if paired and paired.get("count")
                     else "-"
                 ),

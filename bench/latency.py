@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,13 +127,28 @@ async def send_paced(
 class BareRead:
     """A bare consumer's background read (`bare_reader`)."""
 
-    def __init__(self, task: asyncio.Task[None]) -> None:
+    def __init__(self, task: asyncio.Task[None], consumer: AIOKafkaConsumer) -> None:
         self._task = task
+        self._consumer = consumer
 
     def check(self) -> None:
         """Raise what stopped the read, if it stopped."""
         if self._task.done():
             self._task.result()
+
+    async def read_to_end(self, *, timeout_s: float) -> None:
+        """Wait until the read has passed every partition's log end as of now.
+
+        Raises TimeoutError when it has not after `timeout_s`, or what stopped the read.
+        """
+        partitions = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while [tp for tp, end in ends.items() if await self._consumer.position(tp) < end]:
+            self.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the bare reader did not reach the log end in {timeout_s} s")
+            await asyncio.sleep(0.05)  # polling the reader's position, with a deadline
 
 
 @contextlib.asynccontextmanager
@@ -142,6 +157,8 @@ async def bare_reader(
     topic: str,
     wanted: Collection[bytes] | None,
     arrivals: dict[bytes, float],
+    *,
+    then: Callable[[list[Any]], Awaitable[None]] | None = None,
 ) -> AsyncIterator[BareRead]:
     """A bare aiokafka consumer assigned at the log end of `topic`'s partitions, reading in the
     background while the block runs: the first arrival (time.monotonic(), after `json.loads` of
@@ -149,6 +166,8 @@ async def bare_reader(
 
     wanted: the keys to stamp (may grow while it reads: the probes sent so far); None: every
         record's key.
+    then: awaited with each fetched batch's decoded values after they are stamped, before the
+        next fetch (a bare purge: `bench.bare_purge`).
     """
     ends = await end_offsets(kafka, [topic])
     consumer = AIOKafkaConsumer(enable_auto_commit=False, **kafka.client_kwargs())
@@ -162,9 +181,10 @@ async def bare_reader(
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=100)
             now = time.monotonic()
+            decoded = []
             for records in batch.values():
                 for record in records:
-                    json.loads(record.value)
+                    decoded.append(json.loads(record.value))
                     key = record.key
                     if (
                         key is not None
@@ -172,10 +192,12 @@ async def bare_reader(
                         and (wanted is None or key in wanted)
                     ):
                         arrivals[key] = now
+            if then is not None and decoded:
+                await then(decoded)
 
     consuming = asyncio.create_task(consume())
     try:
-        yield BareRead(consuming)
+        yield BareRead(consuming, consumer)
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
@@ -252,7 +274,7 @@ async def system_phase(
     """
     probes = {} if probes is None else probes
     watching: list[asyncio.Task[None]] = []
-    source_id = f"{run_id}-s{rate}"
+    source_id = probe_source_id(run_id, rate)
     watch = KeyspaceWatch(
         {region: settings.targets(region)[0] for region in settings.regions},
         key_pattern="{company:" + source_id + "-p*",
@@ -288,6 +310,11 @@ async def system_phase(
         await producer.stop()
         await watch.stop()
     return _summary(probes, sending)
+
+
+def probe_source_id(run_id: str, rate: int) -> str:
+    """What prefixes the ids of `system_phase`'s events at `rate` (its probes' ids too)."""
+    return f"{run_id}-s{rate}"
 
 
 def _probe_every(rate: int) -> int:

@@ -92,7 +92,10 @@ ABOUT = {
         "there (keyspace notifications). Limits in the same run: the link (the proxy's one-way "
         "delay; ApiVersions round trips through it) and the bare mirror (a bare producer to eu, "
         "a bare consumer of `eu.orders.events` on us, assigned at the log end); eu's own bare "
-        "produce -> consume beside it."
+        "produce -> consume beside it. Alongside the system, in the same phase: a bare consumer "
+        "process reading `eu.orders.events` on us (`alongside`: per probe, read there -> purged "
+        "there) and, at 200/s, a bare consumer process purging each event with plain redis-py, "
+        "SET + WAIT per master (`bare_purge_added_ms`: read -> that purge landed)."
     ),
     "read_path": (
         "`CacheClient.fetch` on each region's Redis (eu standalone, us Cluster), 1 and 64 "

@@ -13,6 +13,7 @@ from contracts.decoding import EventSchemas, Rejected, RejectReason
 from contracts.errors import (
     CacheInvalidationError,
     CatalogueError,
+    ConnectionSecurityError,
     ContractError,
     EntryNameError,
     MissingTopicsError,
@@ -36,6 +37,7 @@ __all__ = [
     "CacheInvalidationError",
     "Catalogue",
     "CatalogueError",
+    "ConnectionSecurityError",
     "ContractError",
     "DomainEvent",
     "EntryNameError",

@@ -129,6 +129,14 @@ class RedisTarget(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _tls_with_rediss(self) -> RedisTarget:
+        # redis-py speaks TLS only for rediss://: with redis:// the TLS options would reach its
+        # plaintext connection, which fails on them at the first command (a TypeError).
+        if self.tls is not None and not self.url.startswith("rediss://"):
+            raise ValueError("tls is set: the url must start with rediss:// (TLS)")
+        return self
+
+    @model_validator(mode="after")
     def _wait_within_socket_timeout(self) -> RedisTarget:
         if self.min_replicas_acked and self.replicas_timeout_ms >= self.socket_timeout_s * 1000:
             raise ValueError(

@@ -1,9 +1,10 @@
 """Every error this project raises for a person to fix, under one base: `CacheInvalidationError`.
 
 Bad settings, a catalogue that fails its checks, a value that would break a key, an operator's
-malformed argument, a topic missing on the broker: each message names the thing and the fix, and
-the commands (`invalidator`, `outbox`) print it and exit with status 2. An outage is not among
-them: it surfaces as the client's own error (KafkaError, RedisError, OSError) and exits with 3.
+malformed argument, a topic missing on the broker, a server that refuses the connection's TLS or
+login: each message names the thing and the fix, and the commands (`invalidator`, `outbox`)
+print it and exit with status 2. An outage is not among them: it surfaces as the client's own
+error (KafkaError, RedisError, OSError) and exits with 3.
 
 Each error keeps the builtin base it is also (ValueError, LookupError), so code that catches
 those still does.
@@ -68,3 +69,17 @@ class MissingTopicsError(UnknownTopicError):
             "owner; locally, list them in deploy/local/topics.txt and run "
             "`deploy/local/stack.sh up`."
         )
+
+
+class ConnectionSecurityError(CacheInvalidationError):
+    """A server was reached but refused the connection's TLS or login (an unknown CA, an
+    expired certificate, a host name the certificate does not name, plaintext against TLS or
+    the reverse, a wrong password); retrying does not help. The message names the endpoint and
+    the cause, never a secret."""
+
+    def __init__(self, endpoint: str, cause: str) -> None:
+        """endpoint: e.g. `Kafka 10.0.0.5:9093` or `Redis target eu-main (10.0.0.7:6380)`;
+        cause: what was refused and what to fix."""
+        self.endpoint = endpoint
+        self.cause = cause
+        super().__init__(f"{endpoint} refused the connection: {cause}")

@@ -9,10 +9,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from redis.exceptions import RedisError
 
-from contracts.errors import CacheInvalidationError
+from contracts.connection_checks import check_kafka, check_redis
+from contracts.errors import CacheInvalidationError, ConnectionSecurityError
 from contracts.logs import add_log_options, configure_logging, set_log_context
 from contracts.settings import read_settings
 from invalidator.consumer import Invalidator
@@ -64,10 +65,23 @@ def run_region(args: argparse.Namespace, settings: InvalidatorSettings) -> int:
     return EXIT_OK
 
 
+async def check_connections(settings: InvalidatorSettings, region: str) -> None:
+    """Raise ConnectionSecurityError when Kafka or one of `region`'s Redis targets refuses the
+    connection's TLS or login (an outage is left to the start-up that follows).
+
+    settings: the invalidator's settings; region: whose Redis targets are checked.
+    """
+    await check_kafka(settings.kafka)
+    for target in settings.targets(region):
+        await check_redis(target)
+
+
 async def _run(invalidator: Invalidator) -> None:
-    # Before joining the group: a missing topic would otherwise be retried for ever, and an
-    # unreachable broker is reported here with exit status 3 instead of from inside the loop.
-    # Mirrored topics that MirrorMaker has not created yet are waited for, not an error.
+    # Before joining the group: a refused TLS handshake or login would otherwise show as an
+    # unreachable broker, or as purges retried for ever; a missing topic would be retried for
+    # ever, and an unreachable broker is reported here with exit status 3 instead of from inside
+    # the loop. Mirrored topics that MirrorMaker has not created yet are waited for, not an error.
+    await check_connections(invalidator.settings, invalidator.region)
     absent = await require_topics(invalidator.settings, invalidator.catalogue)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -86,14 +100,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.log_level, args.log_format, "%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    settings: InvalidatorSettings | None = None
     try:
-        return handler(args, load_settings(args.catalogue))
+        settings = load_settings(args.catalogue)
+        return handler(args, settings)
     except CacheInvalidationError as error:
         print(f"invalidator: {error}", file=sys.stderr)
         return EXIT_INPUT
     except (KafkaError, RedisError, OSError) as error:
+        refusal = kafka_refusal(settings) if isinstance(error, KafkaConnectionError) else None
+        if refusal is not None:
+            print(f"invalidator: {refusal}", file=sys.stderr)
+            return EXIT_INPUT
         print(f"invalidator: a service cannot be reached: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+
+
+def kafka_refusal(settings: InvalidatorSettings | None) -> ConnectionSecurityError | None:
+    """After a command could not bootstrap from Kafka: the refused TLS handshake or login behind
+    it, if that is what it was (aiokafka only logs the cause); None for an outage.
+
+    settings: the command's settings (None: they were not read, nothing to check).
+    """
+    if settings is None:
+        return None
+    try:
+        asyncio.run(check_kafka(settings.kafka))
+    except ConnectionSecurityError as refusal:
+        return refusal
+    except (KafkaError, OSError):
+        return None
+    return None
 
 
 if __name__ == "__main__":

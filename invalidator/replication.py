@@ -20,6 +20,7 @@ from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import (
     AskError,
+    NoPermissionError,
     SlotNotCoveredError,
     TimeoutError,
     TryAgainError,
@@ -67,7 +68,8 @@ async def execute_acknowledged(
     ack: how many replicas, within how long.
     node: for a Cluster, the master that serves every key of `commands` (no redirect is
         followed: a reply that redirects is raised, like any error reply).
-    Raises the first error reply of `commands`, or `ReplicasNotReachedError`.
+    Raises the first error reply of `commands`, the WAIT's NoPermissionError, or
+    `ReplicasNotReachedError`.
     """
     wait = ("WAIT", ack.replicas, ack.timeout_ms)
     if node is None:
@@ -87,6 +89,9 @@ async def execute_acknowledged(
     for reply in written:
         if isinstance(reply, Exception):
             raise reply
+    if isinstance(acknowledged, NoPermissionError):
+        # The user may not WAIT (its ACL lacks +wait): a defect to fix, not a lagging replica.
+        raise acknowledged
     if isinstance(acknowledged, Exception):
         # "WAIT cannot be used with replica instances": the node was demoted by a failover.
         raise ReplicasNotReachedError(f"WAIT on {where} failed: {acknowledged}")

@@ -270,6 +270,7 @@ async def test_failures_show_no_password(
     expected = {label: EXIT_INPUT for label in bad_settings}
     expected["credentials in the bootstrap servers"] = EXIT_INPUT
     expected["purge, wrong Redis password"] = EXIT_REFUSED
+    expected["topics check, SASL to a plain listener"] = EXIT_INPUT  # a refused login, named
     statuses = {label: result.returncode for label, result in results.items()}
     assert statuses == {label: expected.get(label, EXIT_UNAVAILABLE) for label in commands}, (
         outputs_of(results)
@@ -339,8 +340,8 @@ async def test_a_sasl_login_shows_no_password(
     assert statuses == {
         "offsets show with SASL": EXIT_OK,
         "topics check with SASL": EXIT_OK,
-        "topics check, wrong SASL password": EXIT_UNAVAILABLE,
-        "run, wrong SASL password": EXIT_UNAVAILABLE,
+        "topics check, wrong SASL password": EXIT_INPUT,
+        "run, wrong SASL password": EXIT_INPUT,
     }, outputs_of(results)
     outputs.update(outputs_of(results))
     assert_no_secret(outputs, [*SECRETS, *acl_kafka.passwords.values()])

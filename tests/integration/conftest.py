@@ -13,14 +13,18 @@ from typing import Any
 import pytest
 
 from contracts.example_orders import CATALOGUE
+from contracts.topics import DEAD_LETTER
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.cli import main
 from producers import CacheClient, EventPublisher, RedisClient, connect_redis
+from tests.certificates import Certificates, make_certificates
 from tests.integration.cli import Cli
 from tests.integration.databases import DATABASES, scratch_postgres_database, sqlite_url
 from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.mirrored import MirroredStack, mirrored_stack_endpoints
 from tests.integration.stack import ensure_test_stack
+from tests.integration.tls_kafka import ScramTlsKafkaServer
+from tests.integration.tls_redis import TlsRedisServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,6 +39,40 @@ def stack_env() -> Iterator[dict[str, str]]:
     `ensure_test_stack`; fails if it cannot)."""
     with ensure_test_stack() as endpoints:
         yield endpoints
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A CA of this test run and its certificates (good and bad ones), made with openssl."""
+    return make_certificates(tmp_path_factory.mktemp("certificates"))
+
+
+@pytest.fixture(scope="session")
+async def tls_redis(
+    certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[TlsRedisServer]:
+    """A redis-server of this run with no plaintext port, presenting the CA's good server
+    certificate, with the least-privilege users of deploy/redis-acl.conf."""
+    server = TlsRedisServer(
+        tmp_path_factory.mktemp("tls-redis"), ca=certificates.ca, server=certificates.server
+    )
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="session")
+async def tls_kafka(
+    certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ScramTlsKafkaServer]:
+    """A broker of this run whose only client listener is SASL_SSL (SCRAM-SHA-512), presenting
+    the CA's good server certificate, with the catalogue's topics and the dead-letter topic."""
+    server = ScramTlsKafkaServer(
+        tmp_path_factory.mktemp("tls-kafka"), ca=certificates.ca, server=certificates.server
+    )
+    await server.start(topics={topic: 3 for topic in [*CATALOGUE.topics(), DEAD_LETTER]})
+    yield server
+    await server.stop()
 
 
 @pytest.fixture(scope="session")

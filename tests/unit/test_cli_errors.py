@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import contracts.errors
-from contracts import CacheInvalidationError, MissingTopicsError
+from contracts import CacheInvalidationError, ConnectionSecurityError, MissingTopicsError
 from contracts.example_orders import EXAMPLE_CATALOGUE
 from invalidator import cli
 from invalidator.cli import main
@@ -66,9 +66,27 @@ def test_a_missing_topic_exits_2_naming_it(
     async def no_topics(settings: InvalidatorSettings, catalogue: object) -> None:
         raise MissingTopicsError(["orders.events"], bootstrap_servers="127.0.0.1:1")
 
+    async def accepted(settings: InvalidatorSettings, region: str) -> None:
+        return None
+
+    monkeypatch.setattr(cli, "check_connections", accepted)
     monkeypatch.setattr(cli, "require_topics", no_topics)
     err = _refused(capsys, ["run", "--region", "eu"])
     assert "orders.events do not exist on 127.0.0.1:1" in err
+
+
+def test_a_refused_tls_handshake_or_login_exits_2_naming_the_endpoint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def refused(settings: InvalidatorSettings, region: str) -> None:
+        raise ConnectionSecurityError("Kafka 10.0.0.5:9093", "the server's certificate has expired")
+
+    monkeypatch.setattr(cli, "check_connections", refused)
+    err = _refused(capsys, ["run", "--region", "eu"])
+    assert err == (
+        "invalidator: Kafka 10.0.0.5:9093 refused the connection: the server's certificate has"
+        " expired\n"
+    )
 
 
 def test_every_error_of_the_errors_module_shares_the_base() -> None:

@@ -86,18 +86,24 @@ def test_the_mirror_read_alongside_is_paired_per_probe() -> None:
         b"c": Probe(sent_at=30.0, seen_in={"eu": 30.004}),  # never purged in us: not paired
         b"d": Probe(sent_at=40.0, seen_in={"eu": 40.004, "us": 40.200}),  # never read: not paired
     }
-    arrivals = {b"a": 10.097, b"b": 20.120, b"c": 30.090}
-    alongside = mirror_alongside(probes, arrivals, "us")
-    assert alongside["probes"] == 2
+    arrivals = {b"a": 10.097, b"b": 20.120, b"c": 30.090, b"e": 50.1}
+    bare_purged = {b"a": 10.099, b"b": 20.124, b"c": 30.092, b"d": 40.1}
+    probes[b"e"] = Probe(sent_at=50.0, seen_in={"eu": 50.004, "us": 50.103})  # no bare purge seen
+    alongside = mirror_alongside(probes, arrivals, "us", bare_purged)
+    assert alongside["probes"] == 3
+    assert alongside["of_probes"] == 5
     assert alongside["mirror_ms"]["max"] == 120.0
     assert alongside["added_ms"]["max"] == 10.0
-    assert alongside["added_ms"]["count"] == 2
+    assert alongside["added_ms"]["count"] == 3
+    assert alongside["bare_purge_added_ms"]["count"] == 3  # a, b and c: read and bare-purged
+    assert alongside["bare_purge_added_ms"]["max"] == 4.0
+    assert mirror_alongside(probes, arrivals, "us", {})["bare_purge_added_ms"] is None
     figures = {"alongside": alongside}
     rows = goal_rows({"cross_region": {"results": {"remote": "us", "1000": figures}}})
     by_name = {row.figure: row for row in rows}
     paired = by_name["us purge p50 at 1,000/s, over the mirror read alongside"]
     assert paired.met is True  # p50 3 ms added <= 5 ms
-    assert paired.measured == "+3.0 ms (mirror 97.0 ms)"
+    assert paired.measured == "+3.0 ms (mirror 100.0 ms; a bare SET + WAIT: +2.0 ms)"
     assert by_name["us purge p50 at 200/s, over the mirror read alongside"].met is None
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from contracts import KafkaConnection, RedisTarget
+from contracts import KafkaConnection, RedisTarget, TlsSettings
 from invalidator.cli import main
 from invalidator.start_position import resolve_start_from
 
@@ -90,6 +90,13 @@ def test_secrets_never_show_in_reprs() -> None:
 def test_credentials_in_a_redis_url_are_refused() -> None:
     with pytest.raises(ValidationError, match="username/password"):
         RedisTarget(name="eu", url="redis://user:hunter2@h:1/0")
+
+
+def test_tls_settings_on_a_plaintext_redis_url_are_refused() -> None:
+    # redis-py speaks TLS only for rediss://: the TLS options would otherwise fail at connect.
+    with pytest.raises(ValidationError, match="url must start with rediss://"):
+        RedisTarget(name="eu", url="redis://h:1/0", tls=TlsSettings(ca_file="/ca.pem"))
+    assert RedisTarget(name="eu", url="rediss://h:1/0", tls=TlsSettings()).tls == TlsSettings()
 
 
 def test_start_from_takes_a_word_a_time_or_a_duration_ago() -> None:

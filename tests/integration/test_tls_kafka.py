@@ -1,0 +1,179 @@
+"""End to end over SASL_SSL and TLS: EventPublisher publishes to a broker whose only client
+listener is SASL_SSL (SCRAM-SHA-512), the invalidator consumes there, purges a Redis that serves
+TLS only (the cache client's next read is a miss) and dead-letters a malformed record there; the
+operator commands work on the same servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import ConsumerRecord
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from contracts import KafkaConnection, TlsSettings
+from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
+from contracts.kafka_clients import kafka_consumer
+from contracts.topics import DEAD_LETTER, ORDERS
+from invalidator import InvalidatorSettings
+from invalidator.cli import main
+from invalidator.operators import EXIT_OK, end_offsets
+from producers import CacheClient, EventPublisher, Fetched, Source, connect_redis
+from producers.outbox import OutboxRelay, add_event, create_outbox_table
+from tests.certificates import Certificates
+from tests.integration.databases import sqlite_url
+from tests.integration.invalidators import running_invalidators
+from tests.integration.settings_env import kafka_environment, regions_environment
+from tests.integration.tls_kafka import ScramTlsKafkaServer
+from tests.integration.tls_redis import TlsRedisServer
+from tests.waiting import wait_until
+
+
+def _secrets(
+    kafka: ScramTlsKafkaServer, redis: TlsRedisServer, certificates: Certificates
+) -> list[str]:
+    """Every password of both servers, and a line of each private key's text."""
+    keys = [pair.key for pair in (certificates.server, certificates.client)]
+    return [
+        *kafka.passwords.values(),
+        *redis.passwords.values(),
+        *(key.read_text().splitlines()[1] for key in keys),
+    ]
+
+
+async def _dead_letter(kafka: KafkaConnection) -> ConsumerRecord[bytes, bytes]:
+    """The one record of the dead-letter topic."""
+    async with kafka_consumer(kafka, auto_offset_reset="earliest") as consumer:
+        consumer.subscribe([DEAD_LETTER])  # no group: assigned every partition
+        records: list[ConsumerRecord[bytes, bytes]] = []
+
+        async def read() -> bool:
+            batches = await consumer.getmany(timeout_ms=200)
+            records.extend(record for batch in batches.values() for record in batch)
+            return bool(records)
+
+        await wait_until(read, within=30, what="the dead letter")
+    return records[0]
+
+
+async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
+    tls_kafka: ScramTlsKafkaServer,
+    tls_redis: TlsRedisServer,
+    certificates: Certificates,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """... and no password or private key shows in the logs (every level) or the dead letter."""
+    caplog.set_level(logging.DEBUG)
+    tls = TlsSettings(ca_file=str(certificates.ca))
+    settings = InvalidatorSettings(
+        kafka=tls_kafka.connection("invalidator", tls=tls),
+        regions={"eu": [tls_redis.target("invalidator", tls=tls)]},
+        group_prefix=f"tls-{uuid.uuid4().hex[:10]}",
+        stats_interval_s=3600,
+    )
+    company = f"c-{uuid.uuid4().hex[:12]}"
+    page = COMPANY_ORDERS.bind(company_id=company)
+    cache_redis = connect_redis(tls_redis.target("cache", tls=tls))
+    cache = CacheClient(cache_redis)
+    loads = 0
+
+    async def load() -> bytes:
+        nonlocal loads
+        loads += 1
+        return f"orders-{loads}".encode()
+
+    async def purged_and_dead_lettered() -> bool:
+        dead_lettered = running["eu"].stats.dead_lettered == 1
+        return dead_lettered and not (await cache.read(page, "page:1")).hit
+
+    try:
+        assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-1", Source.LOADED)
+        async with (
+            EventPublisher(tls_kafka.connection("publisher", tls=tls), source="orders-api") as pub,
+            running_invalidators(settings, CATALOGUE, regions=("eu",)) as running,
+        ):
+            assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-1", Source.HIT)
+            await pub.publish(
+                OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
+                tenant="acme",
+                aggregate_version=1,
+            )
+            await pub.broker.publish(b"not an event", topic=ORDERS, key=b"k")
+            await wait_until(
+                purged_and_dead_lettered, within=30, what="the purge and the dead letter over TLS"
+            )
+            stats = running["eu"].stats
+            assert (stats.purge_retries, stats.purge_errors, stats.dead_letter_errors) == (0, 0, 0)
+            dead_letters = await end_offsets(tls_kafka.connection("admin", tls=tls), [DEAD_LETTER])
+            assert sum(dead_letters.values()) == 1
+        assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-2", Source.LOADED)
+        dead_letter = await _dead_letter(tls_kafka.connection("admin", tls=tls))
+        headers = b" ".join(name.encode() + b"=" + value for name, value in dead_letter.headers)
+        seen = [caplog.text.encode(), headers, dead_letter.value or b""]
+        secrets = _secrets(tls_kafka, tls_redis, certificates)
+        leaked = [i for i, secret in enumerate(secrets) for text in seen if secret.encode() in text]
+        assert leaked == [], "a password or a private key is in the logs or the dead letter"
+    finally:
+        await cache_redis.aclose()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("topics", "check"),
+        ("offsets", "show", "--region", "eu"),
+        ("purge", "--region", "eu", "company_orders", "company_id=c-by-hand", "--yes"),
+    ],
+    ids=" ".join,
+)
+async def test_operator_commands_work_over_sasl_ssl_and_tls(
+    command: tuple[str, ...],
+    tls_kafka: ScramTlsKafkaServer,
+    tls_redis: TlsRedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tls = TlsSettings(ca_file=str(tls_redis.ca))
+    environment = {
+        **kafka_environment(tls_kafka.connection("invalidator", tls=tls)),
+        **regions_environment({"eu": [tls_redis.target("invalidator", tls=tls)]}),
+        "INVALIDATOR_GROUP_PREFIX": f"tls-{uuid.uuid4().hex[:10]}",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    status = await asyncio.to_thread(main, [*command, "--json"])
+    out, err = capsys.readouterr()
+    assert status == EXIT_OK, err
+    assert json.loads(out)
+
+
+async def test_the_outbox_relay_publishes_over_sasl_ssl(
+    tls_kafka: ScramTlsKafkaServer, certificates: Certificates, tmp_path: Path
+) -> None:
+    """A row committed to the outbox (SQLite here) is published to the SASL_SSL-only broker."""
+    tls = TlsSettings(ca_file=str(certificates.ca))
+    as_publisher = tls_kafka.connection("publisher", tls=tls)
+    engine = create_async_engine(sqlite_url(tmp_path / "outbox.db"))
+    await create_outbox_table(engine)
+    before = sum((await end_offsets(as_publisher, [ORDERS])).values())
+    relay = OutboxRelay(engine, as_publisher)
+    try:
+        async with engine.begin() as connection:
+            await add_event(
+                connection,
+                OrderCreated(order_id="o-outbox-tls", company_id="c-outbox-tls", total_cents=1),
+                source="orders-api",
+                tenant="acme",
+                aggregate_version=1,
+            )
+        await relay.start()
+        assert await relay.relay_once() == 1
+    finally:
+        await relay.stop_producer()
+        await engine.dispose()
+    assert sum((await end_offsets(as_publisher, [ORDERS])).values()) == before + 1
