@@ -104,6 +104,16 @@ class RepeatLimiter(logging.Filter):
         return True
 
 
+def repeat_limiters(clock: Callable[[], float] = time.monotonic) -> list[RepeatLimiter]:
+    """The limits on repeated lines that every command's log has: aiokafka's connection and
+    metadata lines once per 10 s while a broker is down; the outbox relay's own warnings (a
+    batch that failed, a row Kafka did not acknowledge: retried every poll) once per minute."""
+    return [
+        RepeatLimiter(("aiokafka",), every_s=10.0, clock=clock),
+        RepeatLimiter(("producers.outbox.relay",), every_s=60.0, clock=clock),
+    ]
+
+
 _CONTEXT = ProcessContext()
 
 
@@ -119,7 +129,8 @@ def configure_logging(level: str, log_format: LogFormat, text_format: str) -> No
     """Log to stderr at `level` (a name: DEBUG, INFO...), as JSON lines or as `text_format`."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_CONTEXT)
-    handler.addFilter(RepeatLimiter())
+    for limiter in repeat_limiters():
+        handler.addFilter(limiter)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from contracts.logs import RepeatLimiter
+from contracts.logs import RepeatLimiter, repeat_limiters
 
 
 class Clock:
@@ -48,3 +48,25 @@ def test_different_messages_and_other_loggers_are_not_held_back() -> None:
     assert limiter.filter(record("aiokafka", "Unable to update metadata from %s", [1]))
     for _ in range(3):
         assert limiter.filter(record("invalidator.loop", "purge failed: %s", "timeout"))
+
+
+def test_a_relay_retrying_a_refused_row_every_poll_says_so_once_a_minute() -> None:
+    clock = Clock()
+    limiters = repeat_limiters(clock)
+    template = "outbox relay: row %d not acknowledged: %s"
+    passed = []
+    for n in range(600):  # a poll every 0.2 s for 2 minutes
+        clock.now = n * 0.2
+        line = record("producers.outbox.relay", template, 7, "MessageSizeTooLargeError")
+        if all(limiter.filter(line) for limiter in limiters):
+            passed.append(line.getMessage())
+    assert passed == [
+        "outbox relay: row 7 not acknowledged: MessageSizeTooLargeError",
+        "outbox relay: row 7 not acknowledged: MessageSizeTooLargeError"
+        " [299 more like this in the last 60 s]",
+    ]
+    aiokafka = record("aiokafka.conn", "Unable connect to node with id %s", 1)
+    assert all(limiter.filter(aiokafka) for limiter in limiters)
+    clock.now += 10.0
+    again = record("aiokafka.conn", "Unable connect to node with id %s", 1)
+    assert all(limiter.filter(again) for limiter in limiters), "aiokafka's window stays 10 s"
