@@ -199,11 +199,26 @@ def _peak_rss(documents: dict[str, dict[str, Any]]) -> list[float]:
     return peaks
 
 
+def _ratio_text(row: GoalRow) -> str:
+    """The ratio to two decimals, or three where two would hide why the goal is (not) met
+    (0.897 shown as 0.90x beside a goal of 0.9x)."""
+    if row.ratio is None:
+        return "-"
+    goal = row.goal.split()[-1]
+    if (
+        goal.endswith("x")
+        and round(row.ratio, 2) == float(goal[:-1])
+        and row.ratio != float(goal[:-1])
+    ):
+        return f"{row.ratio:.3f}x"
+    return f"{row.ratio:.2f}x"
+
+
 def goal_table(rows: list[GoalRow]) -> str:
     """The rows as a markdown table."""
     lines = ["| figure | measured | ratio | goal | met |", "|---|---|---:|---|---|"]
     for row in rows:
-        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+        ratio = _ratio_text(row)
         met = {True: "met", False: "not met", None: "not measured"}[row.met]
         lines.append(f"| {row.figure} | {row.measured} | {ratio} | {row.goal} | {met} |")
     return "\n".join(lines)

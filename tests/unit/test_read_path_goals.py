@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.goals import goal_rows
+from bench.goals import GoalRow, goal_rows, goal_table
 
 
 def _hit(fetch_per_s: float, mget_per_s: float, throughput: float, p50: float) -> dict[str, object]:
@@ -28,3 +28,17 @@ def test_hits_are_judged_by_the_ratios_to_the_bare_mget() -> None:
     assert by_name[f"{many}: calls/s"].met is False
     assert by_name[f"{many}: p50"].met is False
     assert by_name["read hit us (Cluster), 1 caller: calls/s"].met is None
+
+
+def test_a_ratio_that_rounds_onto_its_goal_is_shown_to_three_decimals() -> None:
+    table = goal_table(
+        [
+            GoalRow("short by a hair", "-", 0.897, ">= 0.9x", False),
+            GoalRow("over by a hair", "-", 1.101, "<= 1.1x", False),
+            GoalRow("clear", "-", 0.93, ">= 0.9x", True),
+            GoalRow("on the goal", "-", 2.0, "<= 2.0x", True),
+            GoalRow("not a ratio goal", "-", 1.004, "flat (< 10 MB)", True),
+        ]
+    )
+    ratios = [line.split(" | ")[2] for line in table.splitlines()[2:]]
+    assert ratios == ["0.897x", "1.101x", "0.93x", "2.00x", "1.00x"]
