@@ -58,6 +58,50 @@ def kafka_libs() -> Path:
     return libs
 
 
+def single_node_settings(data: Path) -> list[str]:
+    """The server.properties lines every one-node test cluster has: its data in `data`, no
+    topic made by accident, internal topics with one replica, no rebalance delay."""
+    return [
+        f"log.dirs={data}",
+        "num.partitions=3",
+        "auto.create.topics.enable=false",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=3",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+    ]
+
+
+def kafka_jvm(libs: Path, log_file: Path, *args: str, heap: str = "-Xmx256m") -> list[str]:
+    """The command line of a small JVM on the Kafka jars in `libs`, logging to `log_file` (a
+    tool's class or `kafka.Kafka`, and its arguments)."""
+    return [
+        "java",
+        heap,
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+        f"-Dkafka.log.file={log_file}",
+        "-Dkafka.log.level=WARN",
+        "-cp",
+        f"{libs}/*",
+        *args,
+    ]
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id that never starts with '-' (as Kafka's Uuid: one that did
+    would read as an option of kafka-storage)."""
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cluster_id
+
+
 def _plain_jaas(user: str, password: str, users: Mapping[str, str]) -> str:
     accounts = " ".join(f'user_{name}="{secret}"' for name, secret in users.items())
     return (
@@ -117,16 +161,7 @@ class SaslKafkaServer:
                     "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
                     # The controller listener is the broker's own (PLAINTEXT: ANONYMOUS).
                     f"super.users=User:{ADMIN};User:ANONYMOUS",
-                    f"log.dirs={self.directory / 'data'}",
-                    "num.partitions=3",
-                    "auto.create.topics.enable=false",
-                    "offsets.topic.replication.factor=1",
-                    "offsets.topic.num.partitions=3",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
-                    "group.initial.rebalance.delay.ms=0",
+                    *single_node_settings(self.directory / "data"),
                     "",
                 ]
             )
@@ -135,19 +170,7 @@ class SaslKafkaServer:
 
     def java(self, *args: str, heap: str = "-Xmx256m") -> list[str]:
         """The command line of a JVM on the Kafka jars (a tool's class and its arguments)."""
-        return [
-            "java",
-            heap,
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-            f"-Dkafka.log.file={self.log_file}",
-            "-Dkafka.log.level=WARN",
-            "-cp",
-            f"{self.libs}/*",
-            *args,
-        ]
+        return kafka_jvm(self.libs, self.log_file, *args, heap=heap)
 
     def admin_properties(self) -> Path:
         """A client config file (`--command-config`) that logs the CLI tools in as admin."""
@@ -178,11 +201,8 @@ class SaslKafkaServer:
         (name -> partitions)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
-        cluster_id = "-"
-        while cluster_id.startswith("-"):  # as Kafka's Uuid: "-..." would read as an option
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         await self.run_tool(
-            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+            "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(config)
         )
         with self.log_file.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(

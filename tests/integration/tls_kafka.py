@@ -11,7 +11,6 @@ do anything (no authorizer): this broker proves encryption and login, not ACLs.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import subprocess
 import uuid
@@ -24,7 +23,7 @@ from pydantic import SecretStr
 
 from contracts import KafkaConnection, TlsSettings
 from tests.certificates import KeyPair
-from tests.faults.kafka_server import LOG4J_CONFIG, kafka_libs
+from tests.faults.kafka_server import kafka_jvm, kafka_libs, new_cluster_id, single_node_settings
 from tests.integration.containers import PortRange
 from tests.integration.tls_redis import PICKED_PORTS
 from tests.waiting import wait_until
@@ -107,16 +106,7 @@ class ScramTlsKafkaServer:
                     "ssl.truststore.type=PEM",
                     f"ssl.truststore.location={self.ca}",
                     "ssl.client.auth=none",
-                    f"log.dirs={self.directory / 'data'}",
-                    "num.partitions=3",
-                    "auto.create.topics.enable=false",
-                    "offsets.topic.replication.factor=1",
-                    "offsets.topic.num.partitions=3",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
-                    "group.initial.rebalance.delay.ms=0",
+                    *single_node_settings(self.directory / "data"),
                     "",
                 ]
             )
@@ -124,24 +114,10 @@ class ScramTlsKafkaServer:
         return config
 
     def _java(self, *args: str, heap: str = "-Xmx256m") -> list[str]:
-        return [
-            "java",
-            heap,
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-            f"-Dkafka.log.file={self.log_file}",
-            "-Dkafka.log.level=WARN",
-            "-cp",
-            f"{self.libs}/*",
-            *args,
-        ]
+        return kafka_jvm(self.libs, self.log_file, *args, heap=heap)
 
     async def _format_storage(self, config: Path) -> None:
-        cluster_id = "-"
-        while cluster_id.startswith("-"):  # as Kafka's Uuid: "-..." would read as an option
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         scram = [
             arg
             for name, password in self.passwords.items()
