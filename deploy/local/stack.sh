@@ -9,10 +9,14 @@
 #   kafka-eu, kafka-us  one single-node KRaft cluster per region, each with a LINK listener
 #   link      deploy/local/link_proxy.py: the delayed (and cuttable) link between the regions
 #   mm2-eu, mm2-us      MirrorMaker 2, one process per target region, through the link
+# and with `up --debezium` a Kafka Connect worker (standalone) with Debezium's PostgreSQL
+# connector on its plugin path, for the outbox (the connector itself is created over its REST API:
+# `outbox debezium-config`):
+#   connect   Kafka Connect (the broker's version) + debezium-connector-postgres
 #
-# Usage: deploy/local/stack.sh up [--brokers N] [--kafka-only] [--mirrored]
-#        |down [--mirrored] [--purge]|status|logs [-f] [kafka|redis-eu|redis-us|postgres|kafka-eu
-#        |kafka-us|mm2-eu|mm2-us|link]|env [--mirrored]|libs
+# Usage: deploy/local/stack.sh up [--brokers N] [--kafka-only] [--mirrored] [--debezium]
+#        |down [--mirrored|--debezium] [--purge]|status|logs [-f] [kafka|redis-eu|redis-us|postgres
+#        |kafka-eu|kafka-us|mm2-eu|mm2-us|link|connect]|env [--mirrored] [--debezium]|libs
 # `up` is idempotent and prints the `export ...` lines on stdout (progress goes to stderr), so
 #   eval "$(deploy/local/stack.sh up)"
 # works. See deploy/local/README.md.
@@ -47,6 +51,10 @@ MIRROR_LINK_DELAY_MS="${MIRROR_LINK_DELAY_MS:-40}"   # one way, each direction
 MIRROR_LINK_JITTER_MS="${MIRROR_LINK_JITTER_MS:-0}"  # uniform +-, order kept per connection
 MIRROR_MM2_HEAP_OPTS="${MIRROR_MM2_HEAP_OPTS:--Xms64m -Xmx256m}"
 MIRROR_MM2_EXTRA_PROPERTIES="${MIRROR_MM2_EXTRA_PROPERTIES:-}"   # appended to each mm2-*.properties
+# Kafka Connect with Debezium (up --debezium): its REST port, heap, the connector's version.
+CONNECT_PORT="${CONNECT_PORT:-18083}"
+CONNECT_HEAP_OPTS="${CONNECT_HEAP_OPTS:--Xms64m -Xmx256m}"
+DEBEZIUM_VERSION="${DEBEZIUM_VERSION:-3.6.1.Final}"
 
 KAFKA_START_TIMEOUT=90   # seconds until the broker must answer
 COORDINATOR_TIMEOUT=90   # seconds until a consumer group coordinator must answer
@@ -63,6 +71,11 @@ LINK_START_TIMEOUT=20    # seconds until the link proxy answers on its control p
 MIRROR_TIMEOUT="${MIRROR_START_TIMEOUT:-300}"
 [[ "${MIRROR_TIMEOUT}" =~ ^[1-9][0-9]*$ ]] || { echo "stack.sh: error: MIRROR_START_TIMEOUT must be a number of seconds, got '${MIRROR_TIMEOUT}'" >&2; exit 2; }
 MM2_STOP_TIMEOUT=20      # seconds between SIGTERM and SIGKILL (MM2 can hang in its exit)
+# Seconds until the Connect worker answers on its REST port with the Debezium connector loaded
+# (2.5-5 s on an idle 2-core host, 13 s seen under load).
+CONNECT_TIMEOUT="${CONNECT_START_TIMEOUT:-120}"
+[[ "${CONNECT_TIMEOUT}" =~ ^[1-9][0-9]*$ ]] || { echo "stack.sh: error: CONNECT_START_TIMEOUT must be a number of seconds, got '${CONNECT_TIMEOUT}'" >&2; exit 2; }
+CONNECT_STOP_TIMEOUT=20  # seconds between SIGTERM and SIGKILL
 
 KAFKA_LIBS_DIR="${KAFKA_LIBS_DIR:-${STACK_DIR}/kafka-libs}"
 LIBS_DIR="${KAFKA_LIBS_DIR}/${KAFKA_VERSION}"
@@ -86,6 +99,17 @@ MIRROR_DIR="${STACK_DIR}/mirrored"
 MIRROR_MARKER="${RUN_DIR}/mirrored"   # written by up --mirrored: status and logs include them
 LINK_PROXY="${SCRIPT_DIR}/link_proxy.py"
 MIRROR_REGIONS=(eu us)
+# Kafka Connect + Debezium (up --debezium): the plugin directory (one subdirectory per plugin),
+# the worker's files, and the marker that status and logs look for.
+DEBEZIUM_POM="${SCRIPT_DIR}/pom-debezium.xml"
+DEBEZIUM_PLUGINS_DIR="${KAFKA_LIBS_DIR}/debezium-${DEBEZIUM_VERSION}"
+DEBEZIUM_LIBS_DIR="${DEBEZIUM_PLUGINS_DIR}/debezium-connector-postgres"
+CONNECT_DIR="${STACK_DIR}/connect"
+CONNECT_CONFIG="${CONNECT_DIR}/worker.properties"
+CONNECT_OFFSETS="${CONNECT_DIR}/offsets"
+CONNECT_PID_FILE="${RUN_DIR}/connect.pid"
+CONNECT_LOG="${LOG_DIR}/connect.log"
+CONNECT_MARKER="${RUN_DIR}/debezium"
 # The cluster up/down/status act on: the single-cluster stack's unless in_cluster says otherwise.
 KAFKA_NAME=kafka
 KAFKA_LINK_PORT=""            # a second listener LINK (mirrored clusters only)...
@@ -93,7 +117,7 @@ KAFKA_LINK_ADVERTISED_PORT="" # ...advertised as the link proxy's port in front 
 
 for _port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT REDIS_US_PORT POSTGRES_PORT \
     MIRROR_EU_KAFKA_PORT MIRROR_EU_CONTROLLER_PORT MIRROR_US_KAFKA_PORT MIRROR_US_CONTROLLER_PORT \
-    MIRROR_LINK_CONTROL_PORT; do
+    MIRROR_LINK_CONTROL_PORT CONNECT_PORT; do
   [[ "${!_port_var}" =~ ^[0-9]+$ ]] || { echo "stack.sh: error: ${_port_var} must be a port number, got '${!_port_var}'" >&2; exit 2; }
 done
 for _ms_var in MIRROR_LINK_DELAY_MS MIRROR_LINK_JITTER_MS; do
@@ -171,6 +195,18 @@ check_mirror_port_plan() {
     || { echo "stack.sh: error: MIRROR_LINK_CONTROL_PORT=${MIRROR_LINK_CONTROL_PORT} is also another service's port" >&2; exit 2; }
 }
 
+# The Connect worker's REST port, apart from the single-cluster stack's ports (checked by
+# up/env --debezium only).
+check_connect_port_plan() {
+  local port
+  (( CONNECT_PORT >= 1 && CONNECT_PORT <= 65535 )) || { echo "stack.sh: error: CONNECT_PORT=${CONNECT_PORT} is not a port" >&2; exit 2; }
+  for port in "${KAFKA_PORT}" "${KAFKA_CONTROLLER_PORT}" "${REDIS_EU_PORT}" "${POSTGRES_PORT}" \
+      "${US_PORTS[@]}" "${US_BUS_PORTS[@]}"; do
+    [[ "${port}" != "${CONNECT_PORT}" ]] \
+      || { echo "stack.sh: error: CONNECT_PORT=${CONNECT_PORT} is also another service's port" >&2; exit 2; }
+  done
+}
+
 # Short-lived CLI JVMs: start fast, stay small.
 TOOLS_JAVA_OPTS=(-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
   -Djava.awt.headless=true)
@@ -191,15 +227,20 @@ usage: $(basename "$0") <command>
                      \$STACK_DIR/kafka-3/. --kafka-only: no Redis, no PostgreSQL (env then
                      names their ports all the same). --mirrored: also the mirrored topology
                      (kafka-eu, kafka-us, the link proxy, mm2-eu, mm2-us; under
-                     \$STACK_DIR/mirrored/) and the MIRROR_* export lines
-  down [--mirrored] [--purge]   stop everything (--mirrored: the mirrored topology only; --purge
-                     also deletes data and logs, keeps the jar cache)
+                     \$STACK_DIR/mirrored/) and the MIRROR_* export lines. --debezium: also a
+                     Kafka Connect worker (standalone, REST on CONNECT_PORT) with Debezium's
+                     PostgreSQL connector installed, no connector created (see \`outbox
+                     debezium-config\`), and the DEBEZIUM_CONNECT_URL export line
+  down [--mirrored|--debezium] [--purge]   stop everything (--mirrored: the mirrored topology
+                     only; --debezium: the Connect worker only; --purge also deletes data and
+                     logs, keeps the jar cache)
   status             one line per service; exit 0 only if all answer
-  logs [-f] [kafka|redis-eu|redis-us|postgres|kafka-eu|kafka-us|mm2-eu|mm2-us|link]
+  logs [-f] [kafka|redis-eu|redis-us|postgres|kafka-eu|kafka-us|mm2-eu|mm2-us|link|connect]
                      tail the logs (-f: follow)
-  env [--mirrored]   print the export lines for the Python settings and the outbox database
-  libs               fetch the Kafka and MirrorMaker jars into the cache (once) and print the
-                     Kafka jars' directory
+  env [--mirrored] [--debezium]   print the export lines for the Python settings and the outbox
+                     database
+  libs               fetch the Kafka, MirrorMaker and Debezium jars into the cache (once) and
+                     print the Kafka jars' directory
 ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n of N (n = 1..N)
   listens on KAFKA_PORT + 2(n-1) and KAFKA_CONTROLLER_PORT + 2(n-1); REDIS_EU_PORT (16379),
   REDIS_US_PORT (17001: the cluster of 3 masters + 3 replicas uses it and the next five, and
@@ -208,7 +249,8 @@ ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n o
   MIRROR_EU_CONTROLLER_PORT (23093), MIRROR_US_KAFKA_PORT (24092), MIRROR_US_CONTROLLER_PORT
   (24093), each cluster's LINK listener on its client port + 2 and the link proxy in front of it
   on + 3; MIRROR_LINK_CONTROL_PORT (23099); MIRROR_LINK_DELAY_MS (40), MIRROR_LINK_JITTER_MS (0);
-  MIRROR_MM2_EXTRA_PROPERTIES: lines appended to MirrorMaker's properties (on its next start)
+  MIRROR_MM2_EXTRA_PROPERTIES: lines appended to MirrorMaker's properties (on its next start);
+  debezium: CONNECT_PORT (18083), CONNECT_HEAP_OPTS (-Xms64m -Xmx256m), CONNECT_START_TIMEOUT (120)
 EOF
 }
 
@@ -273,21 +315,23 @@ mirror_libs_present() {
     && -f "${MIRROR_LIBS_DIR}/connect-runtime-${KAFKA_VERSION}.jar" ]]
 }
 
-# resolve_jars <what> <pom> <dir> <present-check>: copy the pom's runtime dependencies into dir
-# (through a temporary directory, so a failed run leaves no half cache).
+# resolve_jars <what> <pom> <dir> <present-check> [version]: copy the pom's runtime dependencies
+# into dir (through a temporary directory, so a failed run leaves no half cache); version (the
+# Kafka version by default) only names them in messages.
 resolve_jars() {
-  local what="$1" pom="$2" dir="$3" present="$4" maven_log
+  local what="$1" pom="$2" dir="$3" present="$4" version="${5:-${KAFKA_VERSION}}" maven_log
   "${present}" && return 0
   maven_log="${MAVEN_LOG}"
   [[ "${pom}" == "${POM}" ]] || maven_log="${LOG_DIR}/maven-$(basename "${pom}" .xml).log"
-  command -v mvn >/dev/null || die "mvn not found: needed once to fetch the ${what} ${KAFKA_VERSION} jars"
-  log "resolving ${what} ${KAFKA_VERSION} jars with Maven into ${dir} (one-time)"
+  command -v mvn >/dev/null || die "mvn not found: needed once to fetch the ${what} ${version} jars"
+  log "resolving ${what} ${version} jars with Maven into ${dir} (one-time)"
   local tmp="${dir}.tmp.$$"
   rm -rf "${tmp}"
+  mkdir -p "$(dirname "${dir}")"
   if ! mvn -B -q -f "${pom}" dependency:copy-dependencies \
       -Dkafka.version="${KAFKA_VERSION}" -DoutputDirectory="${tmp}" >"${maven_log}" 2>&1; then
     rm -rf "${tmp}"
-    die "Maven could not resolve ${what} ${KAFKA_VERSION} jars; see ${maven_log}"
+    die "Maven could not resolve ${what} ${version} jars; see ${maven_log}"
   fi
   rm -rf "${dir}"
   mv "${tmp}" "${dir}"
@@ -297,6 +341,15 @@ resolve_jars() {
 ensure_kafka_libs() { resolve_jars Kafka "${POM}" "${LIBS_DIR}" kafka_libs_present; }
 # MirrorMaker 2 (connect-mirror): run on the broker's jars plus these (they bring no slf4j binding).
 ensure_mirror_libs() { resolve_jars MirrorMaker "${MIRROR_POM}" "${MIRROR_LIBS_DIR}" mirror_libs_present; }
+# Debezium's PostgreSQL connector: a plugin directory of its own for the Connect worker, which
+# runs on the broker's and MirrorMaker's jars (connect-runtime, connect-json, connect-transforms).
+debezium_libs_present() {
+  [[ -f "${DEBEZIUM_LIBS_DIR}/debezium-connector-postgres-${DEBEZIUM_VERSION}.jar" ]] \
+    && compgen -G "${DEBEZIUM_LIBS_DIR}/postgresql-*.jar" >/dev/null
+}
+ensure_debezium_libs() {
+  resolve_jars Debezium "${DEBEZIUM_POM}" "${DEBEZIUM_LIBS_DIR}" debezium_libs_present "${DEBEZIUM_VERSION}"
+}
 
 # Run a Kafka CLI class (StorageTool, TopicCommand); its log4j output goes to kafka-tools.log.
 kafka_tool() {
@@ -882,6 +935,14 @@ HBA
   mv "${tmp}" "${POSTGRES_DATA}"
 }
 
+# Debezium streams over a replication connection, which "all" in pg_hba.conf does not cover: a
+# data dir made by an older stack.sh gets the line too (read at the server's next start).
+POSTGRES_REPLICATION_HBA="host  replication  all  127.0.0.1/32  trust"
+ensure_postgres_replication_hba() {
+  grep -qxF "${POSTGRES_REPLICATION_HBA}" "${POSTGRES_DATA}/pg_hba.conf" && return 0
+  printf '%s\n' "${POSTGRES_REPLICATION_HBA}" >>"${POSTGRES_DATA}/pg_hba.conf"
+}
+
 # Starts the server without waiting (wait_postgres does, once Redis is up).
 start_postgres() {
   local pid
@@ -893,11 +954,14 @@ start_postgres() {
   port_open "${POSTGRES_PORT}" \
     && die "postgres: port ${POSTGRES_PORT} is already in use by another process (set POSTGRES_PORT)"
   init_postgres_data
+  ensure_postgres_replication_hba
   # Not our running server: a pid file left by a killed one could name a live, unrelated pid.
   rm -f "${POSTGRES_DATA}/postmaster.pid"
   log "starting postgres $("${POSTGRES_BINDIR}/postgres" --version | awk '{ print $3 }') on 127.0.0.1:${POSTGRES_PORT} (log: ${POSTGRES_LOG})"
+  # wal_level=logical (and slots, senders) for Debezium's logical decoding: always on, since
+  # changing it needs a restart; it costs a little more WAL per write.
   pg_as "${POSTGRES_BINDIR}/pg_ctl" start --no-wait -D "${POSTGRES_DATA}" -l "${POSTGRES_LOG}" \
-    -o "-c listen_addresses=127.0.0.1 -c port=${POSTGRES_PORT} -c unix_socket_directories=''" \
+    -o "-c listen_addresses=127.0.0.1 -c port=${POSTGRES_PORT} -c unix_socket_directories='' -c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10" \
     </dev/null >>"${POSTGRES_LOG}" 2>&1 9>&- || die "pg_ctl start failed; see ${POSTGRES_LOG}"
 }
 
@@ -1270,20 +1334,159 @@ mirrored_status() {
   return "${rc}"
 }
 
+# ---------------------------------------------------------------------------- kafka connect + debezium
+# One standalone Kafka Connect worker (up --debezium) with Debezium's PostgreSQL connector on its
+# plugin path; connectors are created over its REST API (`outbox debezium-config` renders the
+# outbox's). Standalone: source offsets in $STACK_DIR/connect/offsets; connectors created over
+# REST are not kept across a restart of the worker (PUT them again; their offsets are kept).
+
+connect_pid() {
+  local pid
+  pid="$(read_pid "${CONNECT_PID_FILE}")"
+  if pid_alive "${pid}" && [[ "$(ps -ww -o args= -p "${pid}" 2>/dev/null)" == *"${CONNECT_CONFIG}"* ]]; then
+    printf '%s\n' "${pid}"
+  fi
+}
+
+connect_url() { printf 'http://127.0.0.1:%s\n' "${CONNECT_PORT}"; }
+
+write_connect_config() {
+  mkdir -p "${CONNECT_DIR}"
+  cat >"${CONNECT_CONFIG}" <<EOF
+# Generated by deploy/local/stack.sh; rewritten on every start.
+bootstrap.servers=$(kafka_bootstrap)
+listeners=$(connect_url)
+plugin.path=${DEBEZIUM_PLUGINS_DIR}
+# No reflective classpath scan (hybrid_warn, the default): a faster start and a smaller heap.
+plugin.discovery=service_load
+# Connectors set their own converters (the outbox's: BinaryDataConverter); these are the defaults.
+key.converter=org.apache.kafka.connect.converters.ByteArrayConverter
+value.converter=org.apache.kafka.connect.converters.ByteArrayConverter
+offset.storage.file.filename=${CONNECT_OFFSETS}
+# Connect's default is 60 s: after a crash the rows since the last flush are published again.
+offset.flush.interval.ms=10000
+# Kafka 4 clients linger 5 ms by default.
+producer.linger.ms=0
+# Secrets by reference: a connector's database.password may be \${file:/path:key}.
+config.providers=file
+config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
+EOF
+}
+
+start_connect() {
+  local pid
+  pid="$(connect_pid)"
+  if [[ -n "${pid}" ]]; then
+    log "connect already running (pid ${pid})"
+    return 0
+  fi
+  rm -f "${CONNECT_PID_FILE}"
+  port_open "${CONNECT_PORT}" \
+    && die "connect: port ${CONNECT_PORT} is already in use by another process (set CONNECT_PORT)"
+  write_connect_config
+  log "starting connect (Kafka Connect ${KAFKA_VERSION}, Debezium ${DEBEZIUM_VERSION}) on $(connect_url) (log: ${CONNECT_LOG})"
+  printf '===== %s stack.sh: starting connect =====\n' "$(date '+%F %T')" >>"${CONNECT_LOG}"
+  # shellcheck disable=SC2086  # CONNECT_HEAP_OPTS is a list of JVM flags
+  nohup java ${CONNECT_HEAP_OPTS} -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+    -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="${LOG4J_CONFIG}" \
+    -Dkafka.log.file="${CONNECT_LOG}" -Dkafka.log.level=INFO -Dkafka.logs.dir="${LOG_DIR}" \
+    -cp "${LIBS_DIR}/*:${MIRROR_LIBS_DIR}/*" org.apache.kafka.connect.cli.ConnectStandalone \
+    "${CONNECT_CONFIG}" </dev/null >>"${CONNECT_LOG}" 2>&1 9>&- &
+  echo $! >"${CONNECT_PID_FILE}"
+}
+
+# Up = the REST API answers and lists Debezium's PostgreSQL connector among its plugins.
+connect_ready() {
+  curl -sf --max-time 5 "$(connect_url)/connector-plugins" 2>/dev/null \
+    | grep -q 'io.debezium.connector.postgresql.PostgresConnector'
+}
+
+wait_connect() {
+  local deadline=$(( $(now) + CONNECT_TIMEOUT ))
+  until connect_ready; do
+    pid_alive "$(read_pid "${CONNECT_PID_FILE}")" || die "connect exited during startup; see ${CONNECT_LOG}"
+    (( $(now) < deadline )) \
+      || die "connect did not list the Debezium PostgreSQL connector on $(connect_url) within ${CONNECT_TIMEOUT}s; see ${CONNECT_LOG}"
+    sleep 0.5
+  done
+}
+
+stop_connect() {
+  local pid deadline
+  pid="$(connect_pid)"
+  if [[ -n "${pid}" ]]; then
+    log "stopping connect (pid ${pid})"
+    kill -TERM "${pid}" 2>/dev/null || true
+    deadline=$(( $(now) + CONNECT_STOP_TIMEOUT ))
+    while pid_alive "${pid}" && (( $(now) < deadline )); do sleep 0.2; done
+    if pid_alive "${pid}"; then
+      log "connect pid ${pid} did not stop within ${CONNECT_STOP_TIMEOUT}s, sending SIGKILL (see ${CONNECT_LOG})"
+      kill -KILL "${pid}" 2>/dev/null || true
+      while pid_alive "${pid}"; do sleep 0.1; done
+    fi
+  fi
+  rm -f "${CONNECT_PID_FILE}" "${CONNECT_MARKER}"
+}
+
+# Debezium needs wal_level=logical and replication connections: a server started by an older
+# stack.sh (wal_level=replica) is restarted, a pg_hba.conf without the line reloaded.
+ensure_postgres_logical() {
+  local level
+  level="$(pg_sql postgres 'SHOW wal_level')" || die "postgres does not answer; see ${POSTGRES_LOG}"
+  if [[ "${level}" != logical ]]; then
+    log "postgres runs with wal_level=${level}; restarting it with wal_level=logical for Debezium"
+    stop_postgres
+    start_postgres
+    wait_postgres
+  elif ! grep -qxF "${POSTGRES_REPLICATION_HBA}" "${POSTGRES_DATA}/pg_hba.conf"; then
+    ensure_postgres_replication_hba
+    pg_sql postgres 'SELECT pg_reload_conf()' >/dev/null || die "postgres did not reload pg_hba.conf; see ${POSTGRES_LOG}"
+  fi
+}
+
+start_debezium() {
+  ensure_mirror_libs
+  ensure_debezium_libs
+  ensure_postgres_logical
+  start_connect
+  wait_connect
+  touch "${CONNECT_MARKER}"
+}
+
+connect_status() {
+  local pid
+  pid="$(connect_pid)"
+  if [[ -n "${pid}" ]] && connect_ready; then
+    printf '%-9s up   %s (Debezium %s) pid %s\n' connect "$(connect_url)" "${DEBEZIUM_VERSION}" "${pid}"
+  else
+    printf '%-9s down %s (log: %s)\n' connect "$(connect_url)" "${CONNECT_LOG}"
+    return 1
+  fi
+}
+
+print_debezium_env() { printf 'export DEBEZIUM_CONNECT_URL=%s\n' "$(connect_url)"; }
+
 # ---------------------------------------------------------------------------- commands
 
 cmd_up() {
-  local t0 port kafka_only=0 mirrored=0
+  local t0 port kafka_only=0 mirrored=0 debezium=0
   while (( $# )); do
     case "$1" in
       --brokers) [[ $# -ge 2 ]] || { usage; exit 2; }; KAFKA_BROKERS="$2"; shift 2 ;;
       --kafka-only) kafka_only=1; shift ;;
       --mirrored) mirrored=1; shift ;;
+      --debezium) debezium=1; shift ;;
       *) usage; exit 2 ;;
     esac
   done
   resolve_brokers
   (( ! mirrored )) || check_mirror_port_plan
+  if (( debezium )); then
+    (( ! kafka_only )) || die "--debezium needs PostgreSQL: not with --kafka-only"
+    check_connect_port_plan
+  fi
   t0="$(now)"
   take_lock
   [[ -f "${TOPICS_FILE}" ]] || die "topics file ${TOPICS_FILE} not found"
@@ -1308,21 +1511,33 @@ cmd_up() {
   ensure_topics
   wait_group_coordinator
   (( ! mirrored )) || finish_mirrored
+  (( ! debezium )) || start_debezium
   log "stack up in $(( $(now) - t0 ))s"
   print_env
   (( ! mirrored )) || print_mirror_env
+  (( ! debezium )) || print_debezium_env
 }
 
 cmd_down() {
-  local purge=0 port mirrored_only=0
+  local purge=0 port mirrored_only=0 debezium_only=0
   while (( $# )); do
     case "$1" in
       --purge) purge=1; shift ;;
       --mirrored) mirrored_only=1; shift ;;
+      --debezium) debezium_only=1; shift ;;
       *) usage; exit 2 ;;
     esac
   done
   take_lock
+  stop_connect
+  if (( debezium_only )); then
+    if (( purge )); then
+      log "purging the Connect worker's files under ${CONNECT_DIR}"
+      rm -rf "${CONNECT_DIR}"
+    fi
+    log "connect down"
+    return 0
+  fi
   stop_mirrored
   if (( mirrored_only )); then
     if (( purge )); then
@@ -1339,7 +1554,7 @@ cmd_down() {
   if (( purge )); then
     log "purging data and logs under ${STACK_DIR} (keeping ${STACK_DIR}/kafka-libs)"
     rm -rf "${KAFKA_DIR}" "${STACK_DIR}"/kafka-[0-9]* "${REDIS_DIR}" "${POSTGRES_DIR}" "${LOG_DIR}" \
-      "${MIRROR_DIR}"
+      "${MIRROR_DIR}" "${CONNECT_DIR}"
   fi
   log "stack down"
 }
@@ -1400,6 +1615,7 @@ cmd_status() {
     rc=1
   fi
   if [[ -f "${MIRROR_MARKER}" ]]; then mirrored_status || rc=1; fi
+  if [[ -f "${CONNECT_MARKER}" ]]; then connect_status || rc=1; fi
   return "${rc}"
 }
 
@@ -1408,15 +1624,16 @@ cmd_logs() {
   for arg in "$@"; do
     case "${arg}" in
       -f|--follow) follow=(-F) ;;
-      kafka|redis-eu|redis-us|postgres|kafka-eu|kafka-us|mm2-eu|mm2-us|link) svc="${arg}" ;;
+      kafka|redis-eu|redis-us|postgres|kafka-eu|kafka-us|mm2-eu|mm2-us|link|connect) svc="${arg}" ;;
       *) usage; exit 2 ;;
     esac
   done
   case "${svc}" in
-    kafka-eu|kafka-us|mm2-eu|mm2-us|link) files+=("${LOG_DIR}/${svc}.log") ;;
+    kafka-eu|kafka-us|mm2-eu|mm2-us|link|connect) files+=("${LOG_DIR}/${svc}.log") ;;
     "") if [[ -f "${MIRROR_MARKER}" ]]; then
           files+=("${LOG_DIR}"/{kafka-eu,kafka-us,link,mm2-eu,mm2-us}.log)
-        fi ;;
+        fi
+        if [[ -f "${CONNECT_MARKER}" ]]; then files+=("${CONNECT_LOG}"); fi ;;
   esac
   if [[ -z "${svc}" || "${svc}" == kafka ]]; then
     for node in $(kafka_nodes); do files+=("$(kafka_node_log "${node}")"); done
@@ -1445,12 +1662,21 @@ main() {
     status) resolve_brokers; cmd_status ;;
     logs) resolve_brokers; cmd_logs "$@" ;;
     env) resolve_brokers
-         case "${1:-}" in
-           "") print_env ;;
-           --mirrored) check_mirror_port_plan; print_env; print_mirror_env ;;
-           *) usage; exit 2 ;;
-         esac ;;
-    libs) mkdir -p "${LOG_DIR}"; ensure_kafka_libs; ensure_mirror_libs; printf '%s\n' "${LIBS_DIR}" ;;
+         local arg mirrored=0 debezium=0
+         for arg in "$@"; do
+           case "${arg}" in
+             --mirrored) mirrored=1 ;;
+             --debezium) debezium=1 ;;
+             *) usage; exit 2 ;;
+           esac
+         done
+         (( ! mirrored )) || check_mirror_port_plan
+         (( ! debezium )) || check_connect_port_plan
+         print_env
+         (( ! mirrored )) || print_mirror_env
+         (( ! debezium )) || print_debezium_env ;;
+    libs) mkdir -p "${LOG_DIR}"; ensure_kafka_libs; ensure_mirror_libs; ensure_debezium_libs
+          printf '%s\n' "${LIBS_DIR}" ;;
     -h|--help|help) usage ;;
     *) usage; exit 2 ;;
   esac
