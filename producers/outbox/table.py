@@ -3,7 +3,8 @@
 A row holds exactly what goes to Kafka (topic, key, headers, the envelope's bytes), so the relay
 publishes it without decoding anything, and the event id is fixed when the row is written: a
 row published twice is the same event twice, which consumers deduplicate or (the invalidator)
-purge idempotently.
+purge idempotently. The event type and schema version are also columns of their own: Debezium's
+outbox router (`producers.outbox.debezium`) can only turn whole columns into headers.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    update,
 )
+from sqlalchemy import inspect as inspect_schema
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateIndex, CreateTable
+
+from contracts.events import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
 
 TABLE_NAME = "event_outbox"
 
@@ -38,6 +43,9 @@ OUTBOX_TABLE = Table(
     Column("topic", String(249), nullable=False),
     Column("partition_key", LargeBinary, nullable=False),
     Column("headers", JSON, nullable=False),
+    # The event-type and schema-version headers again, one column each, for Debezium.
+    Column("event_type", String(200), nullable=False),
+    Column("schema_version", String(10), nullable=False),
     Column("value", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("published_at", DateTime(timezone=True), nullable=True),
@@ -68,17 +76,45 @@ DIALECTS = {
 }
 
 
+HEADER_COLUMNS = {"event_type": HEADER_EVENT_TYPE, "schema_version": HEADER_SCHEMA_VERSION}
+"""Columns added after the first version of the table -> the header each repeats."""
+
+
 async def create_outbox_table(engine: AsyncEngine) -> None:
     """Create the table and its indexes unless they exist (idempotent; on a table of an older
-    version it adds the indexes it lacks)."""
+    version it adds the indexes and the columns it lacks, see `_add_header_columns`)."""
 
     def create(connection: Connection) -> None:
         OUTBOX_TABLE.create(connection, checkfirst=True)
+        _add_header_columns(connection)
         for index in _indexes(connection.dialect.name):
             index.create(connection, checkfirst=True)
 
     async with engine.begin() as connection:
         await connection.run_sync(create)
+
+
+def _add_header_columns(connection: Connection) -> None:
+    """Add `event_type` and `schema_version` to a table made before they existed, filled from
+    each row's headers. Added nullable: a writer of the older version, still running during a
+    rolling upgrade, inserts rows without them (the relay does not need them; Debezium does, so
+    switch to it once every writer is upgraded)."""
+    present = {column["name"] for column in inspect_schema(connection).get_columns(TABLE_NAME)}
+    missing = [name for name in HEADER_COLUMNS if name not in present]
+    if not missing:
+        return
+    for name in missing:
+        column = OUTBOX_TABLE.c[name]
+        kind = column.type.compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f"ALTER TABLE {TABLE_NAME} ADD COLUMN {name} {kind}")
+    connection.execute(
+        update(OUTBOX_TABLE).values(
+            {
+                OUTBOX_TABLE.c[name]: OUTBOX_TABLE.c.headers[HEADER_COLUMNS[name]].as_string()
+                for name in missing
+            }
+        )
+    )
 
 
 def _indexes(dialect: str) -> list[Index]:

@@ -41,6 +41,8 @@ async def add_events(
             "topic": topic,
             "partition_key": envelope.partition_key(),
             "headers": envelope.headers(),
+            "event_type": envelope.type,
+            "schema_version": str(envelope.schema_version),
             "value": envelope.to_bytes(),
             "created_at": now,
         }
