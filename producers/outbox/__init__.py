@@ -5,7 +5,8 @@
         await add_event(session, OrderStatusChanged(...), source="orders-api",
                         tenant="acme", aggregate_version=order.version)
 
-The event commits with the change or not at all; `outbox relay` publishes it (at least once,
+The event commits with the change or not at all; `outbox relay` (or Debezium, configured by
+`outbox debezium-config`) publishes it (at least once,
 in id order per aggregate) and marks it. Needs the `outbox` extra (SQLAlchemy 2, asyncpg,
 aiosqlite).
 
@@ -13,6 +14,7 @@ The public surface is `__all__` and the `outbox` command (`producers.outbox.cli`
 modules are the implementation.
 """
 
+from producers.outbox.debezium import DebeziumSettings, connector_config
 from producers.outbox.relay import OutboxRelay, RelayStats
 from producers.outbox.settings import RelaySettings
 from producers.outbox.table import OUTBOX_TABLE, create_outbox_table, ddl
@@ -20,11 +22,13 @@ from producers.outbox.writer import add_event, add_events
 
 __all__ = [
     "OUTBOX_TABLE",
+    "DebeziumSettings",
     "OutboxRelay",
     "RelaySettings",
     "RelayStats",
     "add_event",
     "add_events",
+    "connector_config",
     "create_outbox_table",
     "ddl",
 ]

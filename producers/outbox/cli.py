@@ -1,4 +1,5 @@
-"""The `outbox` command: run the relay, create the table, print its DDL."""
+"""The `outbox` command: run the relay, create the table, print its DDL or the Debezium
+connector's configuration."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from contracts.errors import CacheInvalidationError
+from contracts.errors import CacheInvalidationError, SettingsError
 from contracts.logs import add_log_options, configure_logging
 from contracts.settings import read_settings
+from producers.outbox.debezium import DebeziumSettings, as_json, as_properties, connector_config
 from producers.outbox.relay import OutboxRelay
 from producers.outbox.settings import RelaySettings
 from producers.outbox.table import DIALECTS, create_outbox_table, ddl
@@ -35,6 +38,31 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("init", help="create the outbox table in OUTBOX_DATABASE_URL")
     printing = commands.add_parser("ddl", help="print the table's CREATE statements")
     printing.add_argument("--dialect", choices=sorted(DIALECTS), required=True)
+    debezium = commands.add_parser(
+        "debezium-config",
+        help="print the Debezium connector's configuration for OUTBOX_DATABASE_URL (no secret)",
+        description="The settings of a Debezium PostgreSQL connector that publishes the outbox"
+        " exactly as `outbox relay` does. The password is never printed: --password-file names"
+        " a properties file on the Connect worker (database.password=...), read by its file"
+        " config provider.",
+    )
+    debezium.add_argument("--format", choices=("json", "properties"), default="json")
+    debezium.add_argument(
+        "--database-url", default=None, help="default OUTBOX_DATABASE_URL (no password in it)"
+    )
+    debezium.add_argument("--name", default="outbox", help="the connector's name")
+    debezium.add_argument("--table", default=None, help="default public.event_outbox")
+    debezium.add_argument("--slot", default="dbz_outbox", help="the replication slot's name")
+    debezium.add_argument(
+        "--topic-prefix", default="outboxdb", help="logical server name (heartbeat topic)"
+    )
+    debezium.add_argument(
+        "--route-prefix", default="", help="put before each row's topic, e.g. dbz."
+    )
+    debezium.add_argument("--password-file", default=None, help="absolute path on the worker")
+    debezium.add_argument(
+        "--snapshot-mode", default="no_data", choices=("no_data", "initial", "never")
+    )
     return parser
 
 
@@ -48,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(ddl(args.dialect), end="")
         return EXIT_OK
     try:
+        if args.command == "debezium-config":
+            return _debezium_config(args)
         settings = read_settings(RelaySettings)
         return asyncio.run(_init(settings) if args.command == "init" else _relay(settings))
     except CacheInvalidationError as error:
@@ -56,6 +86,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"outbox: the database or Kafka is unreachable: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+
+
+def _debezium_config(args: argparse.Namespace) -> int:
+    password_set = False
+    if args.database_url is None:
+        relay = read_settings(RelaySettings)
+        args.database_url = relay.database_url
+        password_set = relay.database_password is not None
+    chosen = {
+        "database_url": args.database_url,
+        "name": args.name,
+        "slot_name": args.slot,
+        "topic_prefix": args.topic_prefix,
+        "route_topic_prefix": args.route_prefix,
+        "password_file": args.password_file,
+        "snapshot_mode": args.snapshot_mode,
+    }
+    if args.table is not None:
+        chosen["table"] = args.table
+    try:
+        settings = DebeziumSettings(**chosen)
+    except ValidationError as error:
+        faults = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise SettingsError(f"invalid Debezium settings: {faults}") from None
+    if password_set and settings.password_file is None:
+        print(
+            "outbox: OUTBOX_DATABASE_PASSWORD is not printed; give --password-file (a file on"
+            " the Connect worker holding database.password=...)",
+            file=sys.stderr,
+        )
+    config = connector_config(settings)
+    print(as_json(config) if args.format == "json" else as_properties(config), end="")
+    return EXIT_OK
 
 
 def engine_of(settings: RelaySettings) -> AsyncEngine:

@@ -1,0 +1,91 @@
+"""`outbox debezium-config`: the connector settings that make Debezium's records the relay's
+(header names and order, key, value, topic), and never a password (no service)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from contracts.events import CONTENT_TYPE_JSON, HEADER_CONTENT_TYPE
+from contracts.example_orders import OrderStatusChanged
+from producers.outbox.cli import main
+from producers.outbox.debezium import DebeziumSettings, as_properties, connector_config
+from producers.publisher import EventToPublish, envelope_and_topic
+
+URL = "postgresql+asyncpg://outbox_cdc@db.internal:6432/orders"
+
+
+def test_the_headers_are_placed_in_the_relays_order() -> None:
+    envelope, _ = envelope_and_topic(
+        EventToPublish(
+            OrderStatusChanged(
+                order_id="o-1", company_id="c-1", old_status="placed", new_status="paid"
+            ),
+            tenant="acme",
+            aggregate_version=1,
+        ),
+        source="orders-api",
+    )
+    config = connector_config(DebeziumSettings(database_url=URL))
+    placed = [
+        entry.split(":header:")[1]
+        for entry in config["transforms.outbox.table.fields.additional.placement"].split(",")
+    ]
+    # InsertHeader runs after the router: content-type comes last, as in the envelope's headers.
+    assert [*placed, config["transforms.contenttype.header"]] == list(envelope.headers())
+    assert config["transforms.contenttype.value.literal"] == CONTENT_TYPE_JSON
+    assert list(envelope.headers())[-1] == HEADER_CONTENT_TYPE
+    assert config["transforms.dropid.headers"] == "id"
+    assert config["extended.headers.enabled"] == "false"
+
+
+def test_the_database_and_the_routing_come_from_the_settings() -> None:
+    config = connector_config(
+        DebeziumSettings(database_url=URL, slot_name="orders_slot", route_topic_prefix="dbz.")
+    )
+    assert (config["database.hostname"], config["database.port"]) == ("db.internal", "6432")
+    assert (config["database.user"], config["database.dbname"]) == ("outbox_cdc", "orders")
+    assert config["slot.name"] == config["publication.name"] == "orders_slot"
+    assert config["transforms.outbox.route.topic.replacement"] == "dbz.${routedByValue}"
+    assert DebeziumSettings(database_url=URL).heartbeat_topic == "__debezium-heartbeat.outboxdb"
+    assert "database.password" not in config
+
+
+def test_the_password_is_a_reference_to_a_file_on_the_worker() -> None:
+    config = connector_config(
+        DebeziumSettings(database_url=URL, password_file="/etc/connect/outbox.properties")
+    )
+    assert config["database.password"] == (
+        "${file:/etc/connect/outbox.properties:database.password}"
+    )
+    assert "database.password=${file:/etc/connect/outbox.properties:database.password}\n" in (
+        as_properties(config)
+    )
+
+
+def test_the_command_prints_json_and_never_the_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OUTBOX_DATABASE_URL", URL)
+    monkeypatch.setenv("OUTBOX_DATABASE_PASSWORD", "s3cret-pw")
+    assert main(["debezium-config", "--slot", "s1"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["slot.name"] == "s1"
+    assert "s3cret-pw" not in out + err
+    assert "--password-file" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "fault"),
+    [
+        ("postgresql://cdc:s3cret-pw@db/orders", "leave the password out"),
+        ("sqlite+aiosqlite:///outbox.db", "Debezium reads PostgreSQL"),
+    ],
+)
+def test_a_url_it_cannot_use_is_refused_without_echoing_it(
+    url: str, fault: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["debezium-config", "--database-url", url]) == 2
+    err = capsys.readouterr().err
+    assert fault in err and "s3cret-pw" not in err and url not in err
