@@ -20,6 +20,7 @@ from producers import CacheClient, EventPublisher, RedisClient, connect_redis
 from tests.certificates import Certificates, make_certificates
 from tests.integration.cli import Cli
 from tests.integration.databases import DATABASES, scratch_postgres_database, sqlite_url
+from tests.integration.debezium import ConnectWorker, connect_url
 from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.mirrored import MirroredStack, mirrored_stack_endpoints
 from tests.integration.stack import ensure_test_stack
@@ -99,6 +100,21 @@ async def database_url(
         return
     async with scratch_postgres_database(stack_env["OUTBOX_DATABASE_URL"]) as url:
         yield url
+
+
+@pytest.fixture
+async def postgres_url(stack_env: dict[str, str]) -> AsyncIterator[str]:
+    """A database `outbox_test_<random>` of this test alone on the stack's PostgreSQL (as
+    `database_url[postgresql]`), for what only PostgreSQL does (Debezium)."""
+    async with scratch_postgres_database(stack_env["OUTBOX_DATABASE_URL"]) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def debezium_worker(stack_env: dict[str, str]) -> ConnectWorker:
+    """The Kafka Connect worker with Debezium's PostgreSQL connector: `DEBEZIUM_CONNECT_URL`, else
+    the local stack's (`stack.sh up --debezium` starts it; the test fails when it cannot)."""
+    return ConnectWorker(connect_url())
 
 
 @pytest.fixture
