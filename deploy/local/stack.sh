@@ -1446,11 +1446,20 @@ ensure_postgres_logical() {
   fi
 }
 
+# When the broker already runs, up starts the worker's JVM early, to warm up while the rest is
+# checked; else once the broker answers (the worker exits when it finds no broker within a
+# minute). finish_debezium waits for it.
+CONNECT_STARTED=0
 start_debezium() {
+  (( ! CONNECT_STARTED )) || return 0
+  CONNECT_STARTED=1
   ensure_mirror_libs
   ensure_debezium_libs
-  ensure_postgres_logical
   start_connect
+}
+
+finish_debezium() {
+  ensure_postgres_logical
   wait_connect
   touch "${CONNECT_MARKER}"
 }
@@ -1499,6 +1508,7 @@ cmd_up() {
   # Kafka first: its JVM warms up in the background while PostgreSQL and Redis start.
   start_kafka
   (( ! mirrored )) || start_mirrored_clusters
+  if (( debezium )) && port_open "${KAFKA_PORT}"; then start_debezium; fi
   if (( ! kafka_only )); then
     start_postgres
     start_redis eu "${REDIS_EU_PORT}" no
@@ -1511,7 +1521,7 @@ cmd_up() {
   ensure_topics
   wait_group_coordinator
   (( ! mirrored )) || finish_mirrored
-  (( ! debezium )) || start_debezium
+  if (( debezium )); then start_debezium; finish_debezium; fi
   log "stack up in $(( $(now) - t0 ))s"
   print_env
   (( ! mirrored )) || print_mirror_env
