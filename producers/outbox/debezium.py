@@ -47,13 +47,19 @@ class DebeziumSettings(BaseModel):
     )
     name: str = Field(default="outbox", description="the connector's name on the Connect worker")
     table: str = Field(
-        default=f"public.{TABLE_NAME}", description="the outbox table, schema-qualified"
+        default=f"public.{TABLE_NAME}",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$",
+        description="the outbox table, schema-qualified",
     )
     slot_name: str = Field(
-        default="dbz_outbox", description="the replication slot (one per connector)"
+        default="dbz_outbox",
+        pattern=r"^[a-z0-9_]{1,63}$",
+        description="the replication slot (one per connector)",
     )
     publication_name: str | None = Field(
-        default=None, description="the publication of the table (default: the slot's name)"
+        default=None,
+        pattern=r"^[a-z0-9_]{1,63}$",
+        description="the publication of the table (default: the slot's name)",
     )
     topic_prefix: str = Field(
         default="outboxdb",
@@ -176,6 +182,21 @@ def connector_config(settings: DebeziumSettings) -> dict[str, str]:
     if settings.password_file is not None:
         config[PASSWORD_KEY] = f"${{file:{settings.password_file}:{PASSWORD_KEY}}}"
     return config
+
+
+def switch_statements(settings: DebeziumSettings) -> list[str]:
+    """The SQL that fixes where Debezium will start, run before the relay stops when a service
+    moves from the relay to Debezium (docs/operations.md): the publication of the outbox table,
+    then the replication slot. Every row committed after the slot was made is streamed by the
+    connector once it starts, whenever that is; the relay publishes those committed before.
+
+    settings: the connector's settings (its table, publication and slot names).
+    """
+    publication = settings.publication_name or settings.slot_name
+    return [
+        f"CREATE PUBLICATION {publication} FOR TABLE {settings.table}",
+        f"SELECT pg_create_logical_replication_slot('{settings.slot_name}', 'pgoutput')",
+    ]
 
 
 def as_properties(config: dict[str, str]) -> str:

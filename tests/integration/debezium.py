@@ -130,6 +130,15 @@ async def drop_slot(database_url: str, slot: str, *, within: float = 60.0) -> No
         await connection.close()
 
 
+async def execute(database_url: str, statement: str) -> Any:
+    """Run one statement on its own connection; its first value."""
+    connection = await _connect(database_url)
+    try:
+        return await connection.fetchval(statement)
+    finally:
+        await connection.close()
+
+
 async def _connect(database_url: str) -> asyncpg.Connection:
     dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
     return await asyncpg.connect(dsn, timeout=10)
@@ -152,18 +161,32 @@ async def wait_streaming(
     )
 
 
-@contextlib.asynccontextmanager
-async def outbox_connector(
-    worker: ConnectWorker, database_url: str, *, route_topic_prefix: str = ""
-) -> AsyncIterator[DebeziumSettings]:
-    """A Debezium outbox connector of this test on `database_url` (its outbox table must exist),
-    streaming when the block starts; deleted, and its slot dropped, when it ends."""
+def own_connector_settings(database_url: str, *, route_topic_prefix: str = "") -> DebeziumSettings:
+    """The settings of a connector of a test's own on `database_url` (its name and slot)."""
     run = uuid.uuid4().hex[:10]
-    settings = DebeziumSettings(
+    return DebeziumSettings(
         database_url=database_url,
         name=f"outbox-test-{run}",
         slot_name=f"dbz_test_{run}",
         route_topic_prefix=route_topic_prefix,
+    )
+
+
+@contextlib.asynccontextmanager
+async def outbox_connector(
+    worker: ConnectWorker,
+    database_url: str,
+    *,
+    route_topic_prefix: str = "",
+    settings: DebeziumSettings | None = None,
+) -> AsyncIterator[DebeziumSettings]:
+    """A Debezium outbox connector of this test on `database_url` (its outbox table must exist),
+    streaming when the block starts; deleted, and its slot dropped, when it ends.
+
+    settings: the connector's (`own_connector_settings`), when the test made its slot first.
+    """
+    settings = settings or own_connector_settings(
+        database_url, route_topic_prefix=route_topic_prefix
     )
     started = time.monotonic()
     await worker.put_connector(connector_config(settings))

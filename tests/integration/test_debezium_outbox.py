@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts import topics
@@ -32,10 +33,22 @@ from contracts.percentiles import percentile
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import RedisClient
-from producers.outbox import OutboxRelay, add_event, add_events, create_outbox_table
+from producers.outbox import (
+    OUTBOX_TABLE,
+    OutboxRelay,
+    add_event,
+    add_events,
+    create_outbox_table,
+)
+from producers.outbox.debezium import switch_statements
 from producers.publisher import EventToPublish
-from tests.integration.debezium import ConnectWorker, outbox_connector
-from tests.integration.kafka_tools import ensure_topic, records_after
+from tests.integration.debezium import (
+    ConnectWorker,
+    execute,
+    outbox_connector,
+    own_connector_settings,
+)
+from tests.integration.kafka_tools import ensure_topic, records_after, records_to_end
 from tests.waiting import wait_until
 
 SOURCE = "orders-api-debezium-test"
@@ -227,3 +240,109 @@ async def test_outbox_writes_reach_both_regions_through_debezium(
             if r.key == f"order:{order_id}".encode()
         ]
         assert in_log == event_ids, f"{order_id}: not in commit order"
+
+
+async def test_switching_from_the_relay_to_debezium_loses_and_reorders_nothing(
+    debezium_worker: ConnectWorker, engine: AsyncEngine, settings: InvalidatorSettings
+) -> None:
+    """docs/operations.md's switch while the service keeps writing: publication and slot made
+    while the relay runs; the relay stopped once every row up to the slot is published; the
+    connector started on that slot (snapshot.mode=no_data)."""
+    run = uuid.uuid4().hex[:8]
+    start = await end_offsets(settings.kafka, [topics.ORDERS])
+    written: list[str] = []
+    stop_writing = asyncio.Event()
+
+    async def write_stream() -> None:
+        version = 0
+        while not stop_writing.is_set():
+            version += 1
+            for order in range(5):  # each order's events: versions 1, 2, 3...
+                async with engine.begin() as connection:
+                    envelope = await add_event(
+                        connection,
+                        OrderStatusChanged(
+                            order_id=f"o-{run}-{order}",
+                            company_id=f"c-{run}",
+                            old_status="placed",
+                            new_status="paid",
+                        ),
+                        source=SOURCE,
+                        tenant="acme",
+                        aggregate_version=version,
+                    )
+                written.append(str(envelope.event_id))
+            await asyncio.sleep(0.01)  # pacing, not a synchronisation
+
+    async def written_at_least(count: int) -> bool:
+        return len(written) >= count
+
+    relay = OutboxRelay(engine, settings.kafka, poll_interval_s=0.05)
+    await relay.start()
+    relaying = asyncio.create_task(relay.run())
+    writing = asyncio.create_task(write_stream())
+    postgres_url = engine.url.render_as_string(hide_password=False)
+    connector = own_connector_settings(postgres_url)
+    try:
+        await wait_until(lambda: written_at_least(100), within=60, what="writes")
+        for statement in switch_statements(connector):
+            await execute(postgres_url, statement)
+        async with engine.connect() as connection:
+            last_before_slot = await connection.scalar(select(func.max(OUTBOX_TABLE.c.id)))
+
+        await wait_until(
+            lambda: _published_up_to(engine, last_before_slot),
+            within=60,
+            what="the relay up to the slot",
+        )
+        relay.stop()
+        await relaying
+        async with outbox_connector(debezium_worker, postgres_url, settings=connector):
+            more = len(written) + 100
+            await wait_until(lambda: written_at_least(more), within=60, what="more writes")
+            stop_writing.set()
+            await writing
+            ours = set(written)
+            published: list[Any] = []
+
+            async def all_published() -> bool:
+                published[:] = [
+                    record
+                    for record in await records_to_end(settings.kafka, start)
+                    if _event_id(record) in ours
+                ]
+                return {_event_id(record) for record in published} == ours
+
+            await wait_until(all_published, within=60, what="every event published", interval=0.5)
+    finally:
+        stop_writing.set()
+        relay.stop()
+        await asyncio.gather(relaying, writing, return_exceptions=True)
+        await relay.stop_producer()
+
+    first_seen = _first_deliveries(published)
+    assert {event_id for ids in first_seen.values() for event_id in ids} == ours, "lost events"
+    for ids in first_seen.values():
+        assert ids == sorted(ids, key=written.index), "an aggregate's events out of order"
+    print(f"switch: {len(published) - len(ours)} duplicates of {len(ours)} events")
+
+
+async def _published_up_to(engine: AsyncEngine, last_id: int) -> bool:
+    """Whether every outbox row up to `last_id` is marked published."""
+    async with engine.connect() as connection:
+        pending = await connection.scalar(
+            select(func.count()).where(
+                OUTBOX_TABLE.c.published_at.is_(None), OUTBOX_TABLE.c.id <= last_id
+            )
+        )
+    return pending == 0
+
+
+def _first_deliveries(records: list[Any]) -> dict[bytes, list[str]]:
+    """Key -> its event ids in the order of their first record on the log."""
+    first_seen: dict[bytes, list[str]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        ids = first_seen.setdefault(record.key, [])
+        if _event_id(record) not in ids:
+            ids.append(_event_id(record))
+    return first_seen
