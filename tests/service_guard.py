@@ -33,6 +33,8 @@ MIRRORED_PORT_DEFAULTS = {
     "MIRROR_LINK_CONTROL_PORT": 23099,
 }
 """Those of its mirrored topology (`up --mirrored`)."""
+DEBEZIUM_PORT_DEFAULTS = {"CONNECT_PORT": 18083}
+"""The Kafka Connect worker's REST port (`stack.sh up --debezium`)."""
 ENDPOINT_VARIABLES = (
     "INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS",
     "INVALIDATOR_REGIONS",
@@ -54,7 +56,7 @@ def is_service_free(path: Path) -> bool:
 def service_ports(environ: Mapping[str, str]) -> set[int]:
     """The local stack's ports, as stack.sh would use them in `environ`, and every port the
     endpoint variables of `environ` name."""
-    defaults = {**STACK_PORT_DEFAULTS, **MIRRORED_PORT_DEFAULTS}
+    defaults = {**STACK_PORT_DEFAULTS, **MIRRORED_PORT_DEFAULTS, **DEBEZIUM_PORT_DEFAULTS}
     ports = {int(environ.get(name) or default) for name, default in defaults.items()}
     us_first = int(environ.get("REDIS_US_PORT") or STACK_PORT_DEFAULTS["REDIS_US_PORT"])
     ports.update(range(us_first, us_first + REDIS_US_NODES))

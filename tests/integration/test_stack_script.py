@@ -89,6 +89,18 @@ def test_env_names_the_outbox_database_on_postgres_port(tmp_path: Path) -> None:
     )
 
 
+def test_a_connect_port_that_is_another_services_port_is_refused(tmp_path: Path) -> None:
+    result = _stack("env", "--debezium", tmp_path=tmp_path, POSTGRES_PORT=37434, CONNECT_PORT=37434)
+    assert result.returncode == 2
+    assert "CONNECT_PORT=37434 is also another service's port" in result.stderr
+
+
+def test_env_debezium_names_the_connect_worker(tmp_path: Path) -> None:
+    result = _stack("env", "--debezium", tmp_path=tmp_path, CONNECT_PORT=37435)
+    assert result.returncode == 0, result.stderr
+    assert "export DEBEZIUM_CONNECT_URL=http://127.0.0.1:37435\n" in result.stdout
+
+
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[dict[str, str]]:
     """The endpoints `stack.sh up` prints for the local stack (started if need be).
