@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from bench.stack import StackUnavailableError, stack_dir, start_local_stack
 from producers.outbox.debezium import DebeziumSettings, connector_config
+from tests.integration.stack import CONTAINERS, stack_kind
 from tests.waiting import wait_until
 
 CONNECT_URL_VARIABLE = "DEBEZIUM_CONNECT_URL"
@@ -37,6 +38,12 @@ def connect_url() -> str:
     given = os.environ.get(CONNECT_URL_VARIABLE)
     if given:
         return given
+    if stack_kind() == CONTAINERS:
+        # The local worker would stream from the local PostgreSQL, not the containers' one.
+        raise StackUnavailableError(
+            f"the Debezium tests need a Kafka Connect worker with Debezium on the tests'"
+            f" PostgreSQL: set {CONNECT_URL_VARIABLE} (no container provides one)"
+        )
     try:
         endpoints = start_local_stack("--debezium", timeout_s=900)
     except Exception as error:
