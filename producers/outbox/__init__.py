@@ -10,11 +10,11 @@ The event commits with the change or not at all; `outbox relay` (or Debezium, co
 in id order per aggregate) and marks it. Needs the `outbox` extra (SQLAlchemy 2, asyncpg,
 aiosqlite).
 
-The public surface is `__all__` and the `outbox` command (`producers.outbox.cli`); the other
-modules are the implementation.
+The public surface is `__all__`, the `outbox` command (`producers.outbox.cli`) and
+`producers.outbox.debezium` (the Debezium connector's configuration); the other modules are the
+implementation.
 """
 
-from producers.outbox.debezium import DebeziumSettings, connector_config
 from producers.outbox.relay import OutboxRelay, RelayStats
 from producers.outbox.settings import RelaySettings
 from producers.outbox.table import OUTBOX_TABLE, create_outbox_table, ddl
@@ -22,13 +22,11 @@ from producers.outbox.writer import add_event, add_events
 
 __all__ = [
     "OUTBOX_TABLE",
-    "DebeziumSettings",
     "OutboxRelay",
     "RelaySettings",
     "RelayStats",
     "add_event",
     "add_events",
-    "connector_config",
     "create_outbox_table",
     "ddl",
 ]
