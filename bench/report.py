@@ -80,7 +80,7 @@ ABOUT = {
         "A service transaction (one order row inserted) with and without its event's outbox row "
         "(`add_event`), alternating round by round, on SQLite (a file) and on the stack's "
         "PostgreSQL: p50/p99 ms and the ratio. The relay: N rows written, then "
-        "`OutboxRelay.relay_once` timed until none is pending (one flush per batch of 500), "
+        "`OutboxRelay.run` timed until it published them all (one flush per batch of 500), "
         "against a bare aiokafka producer (acks=all, "
         "idempotent) sending N pre-serialised records, one gather per 500, in the same run."
     ),

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, delete, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from contracts.connections import KafkaConnection
@@ -120,7 +120,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._postgresql = engine.dialect.name == "postgresql"
-        # SQLite: the claims' own connection, and the acknowledged rows whose mark is under way.
+        # SQLite: the claims' own connection. Both: the acknowledged rows whose mark is under
+        # way (the claims read past them), and the task marking them.
         self._reader: AsyncEngine | None = None
         self._unmarked: set[int] = set()
         self._to_mark: list[int] = []
@@ -182,14 +183,9 @@ class OutboxRelay:
         return published
 
     async def _relay_batch(self) -> int:
-        """`relay_once`, except that on SQLite the marks may still be under way on return."""
+        """`relay_once`, except that the marks may still be under way on return."""
         if self._postgresql:
-            # The claim's row locks keep other relays off these rows until the mark commits
-            # (or, when none was acknowledged, the transaction rolls back).
-            async with self._engine.connect() as connection:
-                rows = await self._claim(connection)
-                acknowledged = await self._publish_claimed(rows)
-                await self._mark(connection, [row.id for row in acknowledged])
+            rows, acknowledged = await self._relay_claimed_batch()
         else:
             if self._reader is None:
                 self._reader = _reader_of(self._engine)
@@ -214,6 +210,40 @@ class OutboxRelay:
             # The rest goes on; those rows, and their keys' later ones, are tried again next.
             self.stats.publish_failures += 1
         return len(acknowledged)
+
+    async def _relay_claimed_batch(self) -> tuple[list[Row[Any]], list[Row[Any]]]:
+        """PostgreSQL: claim (row locks), publish, and mark on one connection; (claimed,
+        acknowledged). The claim's locks keep other relays off these rows until the mark
+        commits, or the transaction rolls back. When every row was acknowledged the mark
+        commits in the background while the next batch is claimed and sent (one at a time;
+        the next claim reads past its rows). After a partial failure it commits first: the
+        failed rows must be free again before any later row of their keys is claimed."""
+        connection = await self._engine.connect()
+        try:
+            rows = await self._claim(connection)
+            acknowledged = await self._publish_claimed(rows)
+            ids = [row.id for row in acknowledged]
+            if not rows or len(acknowledged) < len(rows):
+                await self._mark(connection, ids)
+                await connection.close()
+                return rows, acknowledged
+        except BaseException:
+            await connection.close()
+            raise
+        await self._marks_done()  # the previous batch's
+        self._unmarked.update(ids)
+
+        async def mark() -> None:
+            try:
+                await self._mark(connection, ids)
+            except Exception as error:
+                log.warning("outbox relay: %d rows not marked, sent again: %s", len(ids), error)
+            finally:
+                self._unmarked.difference_update(ids)
+                await connection.close()
+
+        self._marker = asyncio.create_task(mark(), name="outbox-relay-mark")
+        return rows, acknowledged
 
     def _mark_in_background(self, rows: Sequence[Row[Any]]) -> None:
         """Mark `rows` through the service's engine, where the marks queue with its writers:
@@ -299,6 +329,9 @@ class OutboxRelay:
             self.stats.claim_ms.append((time.perf_counter() - started) * 1000)
             return claimed
         locked = pending.limit(self._batch_size).with_for_update(skip_locked=True).cte("claimed")
+        # Rows this relay sent whose mark is still committing are locked (skipped above) and
+        # pending; they are ours and acknowledged, so they hold nothing back.
+        unmarked = _T.id.not_in(self._unmarked) if self._unmarked else true()
         # In the same statement (one round trip, one snapshot): how many rows are pending up to
         # our last one. When that is all ours, no earlier row of any of our keys is held
         # elsewhere (the usual case, and always with one relay).
@@ -306,6 +339,7 @@ class OutboxRelay:
             select(func.count())
             .where(
                 _T.published_at.is_(None),
+                unmarked,
                 _T.id <= select(func.max(locked.c.id)).scalar_subquery(),
             )
             .scalar_subquery()
@@ -324,6 +358,7 @@ class OutboxRelay:
                 _T.published_at.is_(None),
                 _T.partition_key.in_({row.partition_key for row in claimed}),
                 _T.id.not_in(ours),
+                unmarked,
             )
             .group_by(_T.partition_key)
         )
