@@ -68,8 +68,13 @@ def _timeout(events: int) -> float:
 
 def _as_dict(drained: Drained, *, limit: Drained | None) -> dict[str, Any]:
     figures: dict[str, Any] = {**asdict(drained), "events_per_s": round(drained.events_per_s, 1)}
+    cpu = drained.cpu_ms_per_event
+    figures["cpu_ms_per_event"] = None if cpu is None else round(cpu, 4)
     if limit is not None and limit.events_per_s > 0:
         figures["ratio_to_bare"] = round(drained.events_per_s / limit.events_per_s, 3)
+    bare_cpu = None if limit is None else limit.cpu_ms_per_event
+    if cpu is not None and bare_cpu:
+        figures["cpu_per_event_to_bare"] = round(cpu / bare_cpu, 3)
     return figures
 
 

@@ -12,6 +12,13 @@ READ_HIT_THROUGHPUT = 0.9
 """A `CacheClient.fetch` hit: at least this share of a bare `MGET`'s calls per second..."""
 READ_HIT_P50 = 1.1
 """...and at most this multiple of its p50 latency."""
+CPU_PER_EVENT = 1.7
+"""An invalidator's CPU time per event drained: at most this multiple of the bare consumer's."""
+OUTBOX_P50_ADDED_MS = 3.0
+"""Through the outbox, commit -> purged p50 may exceed publishing after the commit by this."""
+OUTBOX_P99 = 2.0
+RELAY_THROUGHPUT = 0.6
+"""The outbox relay: at least this share of a bare idempotent producer's records per second."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,9 @@ def goal_rows(documents: dict[str, dict[str, Any]]) -> list[GoalRow]:
             )
             ratio = figures.get("ratio_to_bare") if figures else None
             rows.append(_at_least(f"drain {workload} {region}", measured, ratio, goal))
+    for workload in ("zipf", "uniform"):
+        for region in ("eu", "us"):
+            rows.append(_cpu_row(drain.get(workload, {}).get("drains", {}), workload, region))
     latency = documents.get("latency", {}).get("results", {})
     for rate, quantile, goal in (("1000", "p50", 2.0), ("1000", "p99", 2.0), ("20000", "p99", 5.0)):
         figures = latency.get(rate)
@@ -62,6 +72,10 @@ def goal_rows(documents: dict[str, dict[str, Any]]) -> list[GoalRow]:
         rows.append(_at_most(f"e2e {quantile} at {int(rate):,}/s", measured, ratio, goal))
     rows += _cross_region_rows(documents.get("cross_region", {}).get("results", {}))
     rows += _read_path_rows(documents.get("read_path", {}).get("results", {}))
+    rows += _outbox_rows(
+        documents.get("outbox", {}).get("results", {}),
+        documents.get("outbox_e2e", {}).get("results", {}),
+    )
     scale = documents.get("scale_out", {}).get("results", {})
     one, two = scale.get("1"), scale.get("2")
     ratio = round(two["events_per_s"] / one["events_per_s"], 3) if one and two else None
@@ -180,6 +194,69 @@ def _read_path_rows(results: dict[str, Any]) -> list[GoalRow]:
     return rows
 
 
+def _cpu_row(drains: dict[str, Any], workload: str, region: str) -> GoalRow:
+    """An invalidator's CPU per event against the bare consumer's, same workload and run."""
+    figures, bare = drains.get(f"invalidator-{region}"), drains.get("bare")
+    cpu = figures.get("cpu_ms_per_event") if figures else None
+    bare_cpu = bare.get("cpu_ms_per_event") if bare else None
+    measured = f"{cpu:.3f} vs bare {bare_cpu:.3f} ms" if cpu and bare_cpu else "-"
+    ratio = figures.get("cpu_per_event_to_bare") if figures else None
+    return _at_most(f"CPU per event {workload} {region}", measured, ratio, CPU_PER_EVENT)
+
+
+def _outbox_rows(outbox: dict[str, Any], e2e: dict[str, Any]) -> list[GoalRow]:
+    """Through the outbox against publishing after the commit (per database and rate), and the
+    relay's rate against a bare idempotent producer."""
+    rows = []
+    for database in ("postgresql", "sqlite"):
+        for rate in ("200", "1000"):
+            figures = e2e.get(database, {}).get(rate)
+            name = f"outbox e2e {database} at {int(rate):,} writes/s"
+            outbox_ms = figures["outbox"]["ms"] if figures else {}
+            direct_ms = figures["direct"]["ms"] if figures else {}
+            achieved = (
+                f" ({figures['outbox']['achieved_per_s']:,.0f} writes/s achieved)"
+                if figures
+                else ""
+            )
+            added = figures["added_ms"]["p50"] if figures else None
+            rows.append(
+                GoalRow(
+                    f"{name}: p50",
+                    f"{outbox_ms['p50']:.1f} vs direct {direct_ms['p50']:.1f} ms{achieved}"
+                    if figures
+                    else "-",
+                    None,
+                    f"<= direct + {OUTBOX_P50_ADDED_MS:.0f} ms",
+                    None if added is None else added <= OUTBOX_P50_ADDED_MS,
+                )
+            )
+            rows.append(
+                _at_most(
+                    f"{name}: p99",
+                    f"{outbox_ms['p99']:.1f} vs direct {direct_ms['p99']:.1f} ms"
+                    if figures
+                    else "-",
+                    figures["ratios"]["p99"] if figures else None,
+                    OUTBOX_P99,
+                )
+            )
+    bare = outbox.get("bare_producer")
+    for database in ("postgresql", "sqlite"):
+        relay = outbox.get(database, {}).get("relay")
+        rows.append(
+            _at_least(
+                f"outbox relay {database}: records/s",
+                f"{relay['events_per_s']:,.0f} vs bare {bare['events_per_s']:,.0f}/s"
+                if relay and bare
+                else "-",
+                relay.get("ratio_to_bare") if relay else None,
+                RELAY_THROUGHPUT,
+            )
+        )
+    return rows
+
+
 def _peak_rss(documents: dict[str, dict[str, Any]]) -> list[float]:
     peaks: list[float] = []
     for workload in documents.get("drain", {}).get("results", {}).values():
@@ -188,7 +265,7 @@ def _peak_rss(documents: dict[str, dict[str, Any]]) -> list[float]:
         for name, figures in workload.get("drains", {}).items():
             if name.startswith("invalidator") and figures.get("peak_rss_mb"):
                 peaks.append(figures["peak_rss_mb"])
-    for figure in ("latency", "cross_region"):
+    for figure in ("latency", "cross_region", "outbox_e2e"):
         results = documents.get(figure, {}).get("results", {})
         for value in results.get("peak_rss_mb", {}).values():
             if value:

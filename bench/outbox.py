@@ -3,8 +3,9 @@
 Write latency: a service transaction (one order row inserted) with and without its event's
 outbox row (`add_event`), alternating round by round, on SQLite (a file) and on PostgreSQL
 (`OUTBOX_DATABASE_URL`, the stack's). Relay: N rows written through `add_events`, then timed
-from the first `relay_once` to none pending; the limit is a bare aiokafka producer (acks=all,
-idempotent) sending N pre-serialised orders records, one gather per batch of the relay's size.
+while `OutboxRelay.run` publishes them all (as `outbox relay` does); the limit is a bare aiokafka
+producer (acks=all, idempotent) sending N pre-serialised orders records, one gather per batch of
+the relay's size.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ _ORDERS = Table(
     Column("status", String(16), nullable=False),
 )
 _ROW_CHUNK = 1_000
+_RELAY_TIMEOUT_S = 600.0
+_WATCH_S = 0.005
+"""How often the relay's count is looked at (its granularity is a batch, 500 rows)."""
 
 
 @dataclass(frozen=True)
@@ -160,14 +164,29 @@ async def _relay_rate(
                     ],
                     source=SOURCE,
                 )
-        published = 0
+        before = relay.stats.published
         started = time.perf_counter()
-        while batch := await relay.relay_once():
-            published += batch
+        running = asyncio.create_task(relay.run(), name="outbox-relay")
+        deadline = started + _RELAY_TIMEOUT_S
+        # Timed as the relay runs (`outbox relay`): until every row was acknowledged.
+        while relay.stats.published - before < params.relay_events:
+            if running.done() or time.perf_counter() > deadline:
+                raise RuntimeError(
+                    f"the relay published {relay.stats.published - before} of "
+                    f"{params.relay_events} rows: {running!r}"
+                )
+            await asyncio.sleep(_WATCH_S)
         seconds = time.perf_counter() - started
+        relay.stop()
+        await running
     finally:
         await relay.stop_producer()
-    return rate(published, seconds) | {"batch_size": params.batch_size}
+    stages = {k: v for k, v in relay.stats.as_dict().items() if k.endswith("_p50")}
+    return (
+        rate(relay.stats.published - before, seconds)
+        | {"batch_size": params.batch_size}
+        | {"stages_ms": stages}
+    )
 
 
 async def _bare_rate(

@@ -40,6 +40,17 @@ def current_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The process's user + system CPU time so far, seconds (None once it has gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command's closing parenthesis; utime and stime are fields 14 and 15.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class BenchProcess:
     """One subprocess with its own log file; its peak RSS is remembered while it runs."""
 
@@ -84,6 +95,12 @@ class BenchProcess:
             if peak is not None:
                 self.peak_rss_mb = max(peak, self.peak_rss_mb or 0.0)
         return self.peak_rss_mb
+
+    def cpu_seconds(self) -> float | None:
+        """Its CPU time so far, seconds (None when not running)."""
+        if self._process is None or self._process.returncode is not None:
+            return None
+        return cpu_seconds(self._process.pid)
 
     def check_running(self) -> None:
         """Raise if the process has exited."""

@@ -35,11 +35,20 @@ class Drained:
     members_joined: bool = True
     """Whether every process was in the group (Stable) before the timed part began; when
     False the whole run is timed, startup and rebalances included."""
+    cpu_s: float | None = None
+    """The processes' CPU seconds over the timed part (None when it could not be read)."""
 
     @property
     def events_per_s(self) -> float:
         """The drain rate over the timed part."""
         return self.events_timed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_ms_per_event(self) -> float | None:
+        """The processes' CPU milliseconds per event over the timed part."""
+        if self.cpu_s is None or not self.events_timed:
+            return None
+        return 1000 * self.cpu_s / self.events_timed
 
 
 async def wait_drained(
@@ -81,6 +90,12 @@ async def wait_drained(
         await admin.close()
 
 
+def _cpu_seconds(processes: Sequence[BenchProcess]) -> float | None:
+    """The processes' CPU seconds so far, summed (None when one cannot be read)."""
+    samples = [process.cpu_seconds() for process in processes]
+    return None if None in samples else sum(s for s in samples if s is not None)
+
+
 async def _committed(admin: AIOKafkaAdminClient, group_id: str) -> dict[TopicPartition, int]:
     offsets = await admin.list_consumer_group_offsets(group_id)
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
@@ -102,6 +117,7 @@ async def _poll(
     total = sum(ends[tp] - starts[tp] for tp in ends)
     deadline = started_at + timeout_s
     first: tuple[float, int] | None = None
+    cpu_at_first: float | None = None
     joined = members <= 1
     while True:
         for process in processes:
@@ -118,7 +134,9 @@ async def _poll(
         done = sum(min(committed.get(tp, starts[tp]), ends[tp]) - starts[tp] for tp in ends)
         if done > 0 and first is None and joined:
             first = (seen_at, done)
+            cpu_at_first = _cpu_seconds(processes)
         if done >= total:
+            cpu_now = _cpu_seconds(processes)
             timed_from, already = first or (started_at, 0)
             if seen_at <= timed_from:  # drained at the first look: time the whole run
                 timed_from, already = started_at, 0
@@ -130,6 +148,14 @@ async def _poll(
                 startup_s=timed_from - started_at,
                 peak_rss_mb=max(peaks) if peaks else None,
                 members_joined=first is not None,
+                cpu_s=(
+                    cpu_now - cpu_at_first
+                    if cpu_now is not None
+                    and cpu_at_first is not None
+                    and first is not None
+                    and timed_from == first[0]
+                    else None
+                ),
             )
         if budget_s is not None and first is not None and seen_at - first[0] >= budget_s:
             peaks = [p.peak_rss_mb for p in processes if p.peak_rss_mb is not None]

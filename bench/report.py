@@ -20,6 +20,7 @@ FIGURE_NAMES = (
     "replica_ack",
     "publishing",
     "outbox",
+    "outbox_e2e",
     "cross_region",
     "read_path",
     "soak",
@@ -79,9 +80,22 @@ ABOUT = {
         "A service transaction (one order row inserted) with and without its event's outbox row "
         "(`add_event`), alternating round by round, on SQLite (a file) and on the stack's "
         "PostgreSQL: p50/p99 ms and the ratio. The relay: N rows written, then "
-        "`OutboxRelay.relay_once` timed until none is pending (one flush per batch of 500, "
-        "marked in the claiming transaction), against a bare aiokafka producer (acks=all, "
+        "`OutboxRelay.run` timed until it published them all (one flush per batch of 500), "
+        "against a bare aiokafka producer (acks=all, "
         "idempotent) sending N pre-serialised records, one gather per 500, in the same run."
+    ),
+    "outbox_e2e": (
+        "A write's commit -> its purge landed in every region, per database and write rate, "
+        "with the same paced writers (up to 64 in flight, one order row per transaction, one "
+        "write in N a probe on a new company, landed when its generation key was written in "
+        "every region: keyspace notifications). `direct`: commit, then `EventPublisher.publish` "
+        "(the limit: publishing right after the commit). `outbox`: the row and its event's "
+        "outbox row in one transaction, an `OutboxRelay` in the same process publishing it: on "
+        "SQLite on the writers' engine (one connection, woken by the commit), on PostgreSQL on "
+        "an engine of its own (woken by the commit's NOTIFY). Both regions' invalidators run as "
+        "processes. `relay` holds the relay's per-stage times: row written -> claimed (`wait`), "
+        "the claim, send -> acknowledged (`publish`), the mark. `achieved_per_s` is the writers' "
+        "rate; `writer_process_cpu_share` the writing process's CPU seconds per second."
     ),
     "cross_region": (
         "The mirrored topology (`stack.sh up --mirrored`: a Kafka cluster per region, "
@@ -164,16 +178,14 @@ def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
         axes.set_ylabel("events/s")
     elif name == "outbox":
         _outbox_chart(axes, results)
+    elif name == "outbox_e2e":
+        _outbox_e2e_chart(axes, results)
     elif name == "cross_region":
         _cross_region_chart(axes, results)
     elif name == "read_path":
         _read_path_chart(axes, results)
     elif name == "soak":
-        for process, points in results.get("samples", {}).items():
-            axes.plot([p[0] for p in points], [p[1] for p in points], label=process)
-        axes.set_xlabel("s")
-        axes.set_ylabel("RSS MB")
-        axes.legend(fontsize=7)
+        _soak_chart(axes, results)
     else:
         plt.close(figure)
         return False
@@ -287,6 +299,32 @@ def _outbox_chart(axes: Any, results: dict[str, Any]) -> None:
         + [results["bare_producer"]["events_per_s"]],
     )
     axes.set_ylabel("events/s")
+
+
+def _soak_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Lines: each process's RSS over the soak."""
+    for process, points in results.get("samples", {}).items():
+        axes.plot([p[0] for p in points], [p[1] for p in points], label=process)
+    axes.set_xlabel("s")
+    axes.set_ylabel("RSS MB")
+    axes.legend(fontsize=7)
+
+
+def _outbox_e2e_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Bars: commit -> purged p50 per database and rate, direct beside outbox."""
+    labels, direct, outbox = [], [], []
+    for database in ("sqlite", "postgresql"):
+        for rate, figures in results.get(database, {}).items():
+            if rate.isdigit():
+                labels.append(f"{database}\n{int(rate):,}/s")
+                direct.append(figures["direct"]["ms"]["p50"])
+                outbox.append(figures["outbox"]["ms"]["p50"])
+    positions = range(len(labels))
+    axes.bar([p - 0.2 for p in positions], direct, width=0.4, label="direct")
+    axes.bar([p + 0.2 for p in positions], outbox, width=0.4, label="outbox")
+    axes.set_xticks(list(positions), labels, fontsize=7)
+    axes.set_ylabel("commit -> purged p50, ms")
+    axes.legend(fontsize=7)
 
 
 def _section(name: str, document: dict[str, Any]) -> str:

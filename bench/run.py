@@ -27,6 +27,7 @@ from bench.goals import goal_rows, goal_table
 from bench.latency import LatencyParams, run_latency
 from bench.machine import RESULTS_DIR, SHORT_RESULTS_DIR, write_result
 from bench.outbox import OutboxParams, run_outbox
+from bench.outbox_e2e import OutboxE2EParams, run_outbox_e2e
 from bench.publishing import PublishingParams, run_publishing
 from bench.purge_cost import PurgeCostParams, run_purge_cost
 from bench.read_path import ReadPathParams, run_read_path
@@ -45,6 +46,7 @@ FIGURES = (
     "purge_cost",
     "replica_ack",
     "outbox",
+    "outbox_e2e",
     "cross_region",
     "read_path",
 )
@@ -60,6 +62,7 @@ SHORT = {
     "purge_cost": PurgeCostParams(sizes=(10_000,), generation_purges=100),
     "replica_ack": ReplicaAckParams(single_purges=300, batches=10, rounds=5),
     "outbox": OutboxParams(writes=500, rounds=5, relay_events=5_000),
+    "outbox_e2e": OutboxE2EParams(seconds=3.0, probes_per_s=50),
     "cross_region": CrossRegionParams(seconds=3.0, settle_timeout_s=60.0, link_round_trips=10),
     "read_path": ReadPathParams(calls=500, rounds=5, miss_calls=250),
 }
@@ -71,6 +74,7 @@ FULL = {
     "purge_cost": PurgeCostParams(),
     "replica_ack": ReplicaAckParams(),
     "outbox": OutboxParams(),
+    "outbox_e2e": OutboxE2EParams(),
     "cross_region": CrossRegionParams(),
     "read_path": ReadPathParams(),
 }
@@ -115,6 +119,18 @@ async def run_figures(
         elif figure == "cross_region":
             results = await run_cross_region(settings, params, run_id=run_id, log_dir=LOG_DIR)
             failures += _cross_region_late(results)
+        elif figure == "outbox_e2e":
+            results = await run_outbox_e2e(settings, params, run_id=run_id, log_dir=LOG_DIR)
+            failures += [
+                f"outbox_e2e {database} {path} at {rate}/s: {figures[path]['late']} probes never "
+                "purged in time"
+                for database, at_rates in results.items()
+                if database in params.databases
+                for rate, figures in at_rates.items()
+                if rate.isdigit()
+                for path in ("direct", "outbox")
+                if figures[path]["late"]
+            ]
         elif figure == "read_path":
             results = await run_read_path(settings, params, run_id=run_id)
         else:

@@ -2,9 +2,9 @@
 
 In the process rather than an `outbox relay` subprocess: the demo's default database is a SQLite
 file, which takes one writer at a time. On the writers' own engine (one connection, see
-`demo.database`) the relay's claims and marks queue with the writers' transactions; a relay on a
-connection of its own (another engine, or another process) contends for the file's write lock
-and waits in SQLite's busy handler, which made the writers' transactions slower, not faster.
+`demo.database`) the relay's marks queue with the writers' transactions (its claims read on a
+connection of their own), and a writer's commit wakes it; a relay in another process would
+contend for the file's write lock and wait in SQLite's busy handler, and only poll.
 The lag is read from the relay's own stats, not from a file rewritten every interval. Its code
 is the same `OutboxRelay` that `outbox relay` runs.
 """
@@ -19,9 +19,9 @@ from contracts.connections import KafkaConnection
 from contracts.percentiles import percentile
 from producers.outbox import OutboxRelay
 
-POLL_S = 0.01
-"""SQLite has no notification: the relay looks for new rows this often (on PostgreSQL a commit
-wakes it at once and this is only the fallback). It bounds the time a row waits unseen."""
+POLL_S = 1.0
+"""Only the fallback: a commit of the demo's writers (on the relay's engine) wakes the relay at
+once, and on PostgreSQL the commit's NOTIFY does too."""
 SAMPLE_S = 0.1
 """How often the age of the oldest unpublished row is sampled."""
 STOP_TIMEOUT_S = 30.0

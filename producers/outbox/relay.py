@@ -3,8 +3,16 @@
 At least once: a row is marked published only after Kafka acknowledged it, so a relay killed
 between the two publishes the row again on restart (the same event id; the invalidator's purges
 are idempotent). Several relays may run on PostgreSQL: each claims rows with
-`FOR UPDATE SKIP LOCKED`, and leaves a key's rows alone while another relay holds an earlier row
-of that key, so the events of one aggregate go out in id order. On SQLite run one relay.
+`FOR UPDATE SKIP LOCKED` in the transaction that marks them, and leaves a key's rows alone while
+another relay holds an earlier row of that key, so the events of one aggregate go out in id
+order. On SQLite run one relay: it reads the rows on a connection of its own (write-ahead
+logging lets it read while the service writes), publishes them with no transaction open, and
+marks them through the service's engine in the background, reading past the rows whose mark is
+still under way.
+
+What wakes it: a commit of outbox rows on the relay's own engine (the writers in the same
+process, `producers.outbox.wake`), a NOTIFY delivered at commit (PostgreSQL, any process), and
+otherwise every `poll_interval_s`.
 """
 
 from __future__ import annotations
@@ -19,20 +27,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Row, delete, func, select, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from contracts.connections import KafkaConnection
 from contracts.kafka_clients import idempotent_producer
 from contracts.percentiles import percentile
 from contracts.renewing_producer import RenewingProducer
 from producers.outbox.table import OUTBOX_TABLE
+from producers.outbox.wake import on_outbox_commit
 from producers.outbox.writer import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
 _T = OUTBOX_TABLE.c
 _CLEANUP_EVERY_S = 10.0
+_UNMARKED_LIMIT = 5_000
+"""SQLite: the most acknowledged rows whose mark is under way before the relay waits for them
+(the marks queue with the service's writers; the claims read past these rows)."""
 
 
 @dataclass
@@ -47,24 +59,34 @@ class RelayStats:
     """How old the oldest row not yet published was at the last look (0 when none)."""
     delay_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     """Row written -> acknowledged by Kafka, ms; the latest samples."""
+    wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    """Row written -> claimed by the relay, ms (the part of the delay before publishing)."""
+    claim_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1_000))
+    """Per batch: the claim's round trips to the database, ms."""
+    publish_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1_000))
+    """Per batch: first send -> every acknowledgement, ms."""
+    mark_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1_000))
+    """Per batch: marking the rows published and committing, ms."""
 
     def as_dict(self) -> dict[str, float]:
         """The counters and the delay percentiles, for a log line or a stats file."""
-        samples = list(self.delay_ms)
-        return {
+        figures: dict[str, float] = {
             "published": self.published,
             "batches": self.batches,
             "publish_failures": self.publish_failures,
             "deleted": self.deleted,
             "oldest_unpublished_age_s": round(self.oldest_unpublished_age_s, 3),
-            "delay_ms_p50": round(percentile(samples, 0.5), 2),
-            "delay_ms_p99": round(percentile(samples, 0.99), 2),
         }
+        for stage in ("delay", "wait", "claim", "publish", "mark"):
+            samples = list(getattr(self, f"{stage}_ms"))
+            figures[f"{stage}_ms_p50"] = round(percentile(samples, 0.5), 2)
+            figures[f"{stage}_ms_p99"] = round(percentile(samples, 0.99), 2)
+        return figures
 
 
 class OutboxRelay:
     """Publishes pending outbox rows with an idempotent `acks=all` producer, a batch at a time
-    (one flush per batch), and marks them published in the same transaction that claimed them.
+    (one flush per batch), and marks the acknowledged ones published.
     """
 
     def __init__(
@@ -80,8 +102,9 @@ class OutboxRelay:
         """engine: the service's database (PostgreSQL or SQLite, async driver).
         kafka: the brokers.
         batch_size: the most rows published per batch.
-        poll_interval_s: how long to wait for new rows before looking again (on PostgreSQL a
-            commit with new rows wakes the relay at once; this is the fallback).
+        poll_interval_s: how long to wait for new rows before looking again (a commit of new
+            rows on this engine, or on PostgreSQL from anywhere, wakes the relay at once; this
+            is the fallback).
         retention_s: how long published rows are kept before they are deleted.
         client_id: the Kafka client id.
         """
@@ -97,6 +120,12 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._postgresql = engine.dialect.name == "postgresql"
+        # SQLite: the claims' own connection. Both: the acknowledged rows whose mark is under
+        # way (the claims read past them), and the task marking them.
+        self._reader: AsyncEngine | None = None
+        self._unmarked: set[int] = set()
+        self._to_mark: list[int] = []
+        self._marker: asyncio.Task[None] | None = None
         self.stats = RelayStats()
 
     async def start(self) -> None:
@@ -104,8 +133,13 @@ class OutboxRelay:
         await self._producer.start()
 
     async def stop_producer(self) -> None:
-        """Flush and disconnect from Kafka."""
+        """Finish the marks under way, flush and disconnect from Kafka (and the claims'
+        connection)."""
+        await self._marks_done()
         await self._producer.stop()
+        if self._reader is not None and self._reader is not self._engine:
+            await self._reader.dispose()
+        self._reader = None
 
     def stop(self) -> None:
         """Ask `run` to return after the batch in hand."""
@@ -117,6 +151,7 @@ class OutboxRelay:
         notification (PostgreSQL) or every `poll_interval_s`. A failed publish is retried after
         a back-off; its rows stay pending meanwhile."""
         async with contextlib.AsyncExitStack() as running:
+            running.enter_context(on_outbox_commit(self._engine, self._wake.set))
             if self._postgresql:
                 await running.enter_async_context(self._listening())
             last_cleanup = 0.0
@@ -124,7 +159,9 @@ class OutboxRelay:
             while not self._stopping.is_set():
                 self._wake.clear()
                 try:
-                    published = await self.relay_once()
+                    published = await self._relay_batch()
+                    if len(self._unmarked) >= _UNMARKED_LIMIT:
+                        await self._marks_done()
                     backoff = self._poll_interval_s
                 except Exception as error:
                     self.stats.publish_failures += 1
@@ -141,18 +178,25 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Claim up to `batch_size` pending rows, publish them, mark those acknowledged; how
         many. Raises when none was (Kafka away): the rows stay pending."""
-        async with self._engine.begin() as connection:
-            rows = await self._claim(connection)
-            if not rows:
-                self.stats.oldest_unpublished_age_s = 0.0
-                return 0
-            acknowledged = await self._publish(rows)
+        published = await self._relay_batch()
+        await self._marks_done()
+        return published
+
+    async def _relay_batch(self) -> int:
+        """`relay_once`, except that the marks may still be under way on return."""
+        if self._postgresql:
+            rows, acknowledged = await self._relay_claimed_batch()
+        else:
+            if self._reader is None:
+                self._reader = _reader_of(self._engine)
+            async with self._reader.connect() as connection:
+                rows = await self._claim(connection)
+            acknowledged = await self._publish_claimed(rows)
             if acknowledged:
-                await connection.execute(
-                    update(OUTBOX_TABLE)
-                    .where(_T.id.in_([row.id for row in acknowledged]))
-                    .values(published_at=datetime.now(UTC))
-                )
+                self._mark_in_background(acknowledged)
+        if not rows:
+            self.stats.oldest_unpublished_age_s = 0.0
+            return 0
         now = datetime.now(UTC)
         self.stats.published += len(acknowledged)
         self.stats.batches += 1
@@ -166,6 +210,90 @@ class OutboxRelay:
             # The rest goes on; those rows, and their keys' later ones, are tried again next.
             self.stats.publish_failures += 1
         return len(acknowledged)
+
+    async def _relay_claimed_batch(self) -> tuple[list[Row[Any]], list[Row[Any]]]:
+        """PostgreSQL: claim (row locks), publish, and mark on one connection; (claimed,
+        acknowledged). The claim's locks keep other relays off these rows until the mark
+        commits, or the transaction rolls back. When every row was acknowledged the mark
+        commits in the background while the next batch is claimed and sent (one at a time;
+        the next claim reads past its rows). After a partial failure it commits first: the
+        failed rows must be free again before any later row of their keys is claimed."""
+        connection = await self._engine.connect()
+        try:
+            rows = await self._claim(connection)
+            acknowledged = await self._publish_claimed(rows)
+            ids = [row.id for row in acknowledged]
+            if not rows or len(acknowledged) < len(rows):
+                await self._mark(connection, ids)
+                await connection.close()
+                return rows, acknowledged
+        except BaseException:
+            await connection.close()
+            raise
+        await self._marks_done()  # the previous batch's
+        self._unmarked.update(ids)
+
+        async def mark() -> None:
+            try:
+                await self._mark(connection, ids)
+            except Exception as error:
+                log.warning("outbox relay: %d rows not marked, sent again: %s", len(ids), error)
+            finally:
+                self._unmarked.difference_update(ids)
+                await connection.close()
+
+        self._marker = asyncio.create_task(mark(), name="outbox-relay-mark")
+        return rows, acknowledged
+
+    def _mark_in_background(self, rows: Sequence[Row[Any]]) -> None:
+        """Mark `rows` through the service's engine, where the marks queue with its writers:
+        one mark transaction at a time, for every row acknowledged meanwhile. Until then the
+        claims read past them. A failed mark leaves them to be sent again."""
+        ids = [row.id for row in rows]
+        self._unmarked.update(ids)
+        self._to_mark += ids
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.create_task(self._mark_pending(), name="outbox-relay-mark")
+
+    async def _mark_pending(self) -> None:
+        while self._to_mark:
+            ids, self._to_mark = self._to_mark, []
+            try:
+                async with self._engine.connect() as connection:
+                    await self._mark(connection, ids)
+            except Exception as error:
+                log.warning("outbox relay: %d rows not marked, sent again: %s", len(ids), error)
+            finally:
+                self._unmarked.difference_update(ids)
+
+    async def _marks_done(self) -> None:
+        """Wait for the marks under way."""
+        if self._marker is not None:
+            await self._marker
+
+    async def _publish_claimed(self, rows: Sequence[Row[Any]]) -> list[Row[Any]]:
+        """`_publish` timed, with each row's wait since it was written; none when no rows."""
+        if not rows:
+            return []
+        started = time.perf_counter()
+        claimed_at = datetime.now(UTC)
+        self.stats.wait_ms.extend(
+            (claimed_at - _aware(row.created_at)).total_seconds() * 1000 for row in rows
+        )
+        acknowledged = await self._publish(rows)
+        self.stats.publish_ms.append((time.perf_counter() - started) * 1000)
+        return acknowledged
+
+    async def _mark(self, connection: AsyncConnection, ids: Sequence[int]) -> None:
+        """Mark the rows of `ids` published on `connection` and commit."""
+        if not ids:
+            return
+        started = time.perf_counter()
+        await connection.execute(
+            update(OUTBOX_TABLE).where(_T.id.in_(ids)).values(published_at=datetime.now(UTC))
+        )
+        await connection.commit()
+        self.stats.mark_ms.append((time.perf_counter() - started) * 1000)
 
     async def cleanup(self) -> int:
         """Delete rows published longer than the retention ago; how many."""
@@ -189,35 +317,48 @@ class OutboxRelay:
         return int(count), age
 
     async def _claim(self, connection: AsyncConnection) -> list[Row[Any]]:
-        """The next pending rows in id order, locked (PostgreSQL; others' locked rows skipped),
-        without the rows of a key whose earlier row another relay holds."""
-        claimed = list(
-            (
-                await connection.execute(
-                    select(_T.id, _T.topic, _T.partition_key, _T.headers, _T.value, _T.created_at)
-                    .where(_T.published_at.is_(None))
-                    .order_by(_T.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+        """The next pending rows in id order; on PostgreSQL locked (others' locked rows
+        skipped), without the rows of a key whose earlier row another relay holds."""
+        started = time.perf_counter()
+        columns = (_T.id, _T.topic, _T.partition_key, _T.headers, _T.value, _T.created_at)
+        pending = select(*columns).where(_T.published_at.is_(None)).order_by(_T.id)
+        if not self._postgresql:
+            if self._unmarked:
+                pending = pending.where(_T.id.not_in(self._unmarked))
+            claimed = list((await connection.execute(pending.limit(self._batch_size))).all())
+            self.stats.claim_ms.append((time.perf_counter() - started) * 1000)
+            return claimed
+        locked = pending.limit(self._batch_size).with_for_update(skip_locked=True).cte("claimed")
+        # Rows this relay sent whose mark is still committing are locked (skipped above) and
+        # pending; they are ours and acknowledged, so they hold nothing back.
+        unmarked = _T.id.not_in(self._unmarked) if self._unmarked else true()
+        # In the same statement (one round trip, one snapshot): how many rows are pending up to
+        # our last one. When that is all ours, no earlier row of any of our keys is held
+        # elsewhere (the usual case, and always with one relay).
+        pending_up_to_ours = (
+            select(func.count())
+            .where(
+                _T.published_at.is_(None),
+                unmarked,
+                _T.id <= select(func.max(locked.c.id)).scalar_subquery(),
+            )
+            .scalar_subquery()
         )
-        if not self._postgresql or not claimed:
+        result = await connection.execute(
+            select(locked, pending_up_to_ours.label("pending_up_to_ours")).order_by(locked.c.id)
+        )
+        claimed = list(result.all())
+        self.stats.claim_ms.append((time.perf_counter() - started) * 1000)
+        if not claimed or claimed[0].pending_up_to_ours == len(claimed):
             return claimed
         ours = [row.id for row in claimed]
-        # No pending row before our last was skipped (the usual case, and always with one
-        # relay): no earlier row of any of our keys is held elsewhere.
-        pending_up_to_ours = await connection.scalar(
-            select(func.count()).where(_T.published_at.is_(None), _T.id <= ours[-1])
-        )
-        if pending_up_to_ours == len(ours):
-            return claimed
         elsewhere = await connection.execute(
             select(_T.partition_key, func.min(_T.id))
             .where(
                 _T.published_at.is_(None),
                 _T.partition_key.in_({row.partition_key for row in claimed}),
                 _T.id.not_in(ours),
+                unmarked,
             )
             .group_by(_T.partition_key)
         )
@@ -272,6 +413,14 @@ class OutboxRelay:
             finally:
                 with contextlib.suppress(Exception):
                     await driver.remove_listener(NOTIFY_CHANNEL, notified)
+
+
+def _reader_of(engine: AsyncEngine) -> AsyncEngine:
+    """A one-connection engine of the same SQLite file; the engine itself for a database in
+    memory (another connection would see another database)."""
+    if engine.url.database in (None, "", ":memory:"):
+        return engine
+    return create_async_engine(engine.url, pool_size=1, max_overflow=0)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from contracts.events import DomainEvent, EventEnvelope, TraceContext
 from producers.outbox.table import OUTBOX_TABLE, TABLE_NAME
+from producers.outbox.wake import tag_outbox_rows
 from producers.publisher import EnvelopeToPublish, EventToPublish, envelope_and_topic
 
 NOTIFY_CHANNEL = TABLE_NAME
@@ -49,6 +50,10 @@ async def add_events(
         for envelope, topic in outgoing
     ]
     await session.execute(insert(OUTBOX_TABLE), rows)
+    connection = await session.connection() if isinstance(session, AsyncSession) else session
+    # A relay of this process on the same engine is woken when the connection is returned.
+    if connection.sync_connection is not None:
+        tag_outbox_rows(connection.sync_connection)
     if _dialect(session) == "postgresql":
         # Delivered at commit, never for a rolled-back transaction: wakes the relays at once.
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})

@@ -192,16 +192,19 @@ async def test_two_relays_on_postgresql_share_the_rows_and_keep_each_aggregates_
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_commit_wakes_a_waiting_relay_on_postgresql_without_polling(
-    engine: AsyncEngine, settings: InvalidatorSettings
+    engine: AsyncEngine, database_url: str, settings: InvalidatorSettings
 ) -> None:
     relay = OutboxRelay(engine, settings.kafka, poll_interval_s=60.0)
+    # The writer is on an engine of its own, as in another process: only NOTIFY can wake the
+    # relay (a commit on the relay's engine wakes it in the process too).
+    writer = create_async_engine(database_url)
     await relay.start()
     running = asyncio.create_task(relay.run())
     try:
         # The first row may be found by the relay's first look; after it, the relay waits 60 s
         # unless the second commit's notification wakes it.
         for expected in (1, 2):
-            await _write(engine, f"o-{uuid.uuid4().hex[:8]}", 1)
+            await _write(writer, f"o-{uuid.uuid4().hex[:8]}", 1)
 
             async def relayed(expected: int = expected) -> bool:
                 return relay.stats.published == expected
@@ -211,3 +214,4 @@ async def test_a_commit_wakes_a_waiting_relay_on_postgresql_without_polling(
         relay.stop()
         await asyncio.wait_for(running, timeout=10)
         await relay.stop_producer()
+        await writer.dispose()

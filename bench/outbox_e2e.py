@@ -1,0 +1,311 @@
+"""The outbox_e2e figure: a write's commit -> purged in every region, through the outbox against
+publishing right after the commit.
+
+Per database (SQLite, PostgreSQL) and rate, two phases with the same paced writers, each write
+one service transaction (an order row): `direct` commits, then publishes its event with
+`EventPublisher` (what a service without an outbox does); `outbox` commits the row and its
+event's outbox row together, and an `OutboxRelay` in this process publishes it. SQLite's relay
+shares the writers' engine (one connection, as the demo runs it) and is woken by the commit in
+this process; PostgreSQL's relay has an engine of its own and is woken by the commit's NOTIFY,
+as an `outbox relay` process would be. Both regions' invalidators run as processes. One write in
+`probe_every` is a probe on a new company: it has landed when its company-orders generation key
+was written in every region (keyspace notifications), timed from the moment its commit returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, MetaData, String, Table
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bench.keyspace_watch import KeyspaceWatch
+from bench.machine import percentiles_ms
+from bench.orders_load import CompanyPicker
+from bench.outbox import database_url
+from bench.processes import BenchProcess, region_invalidators, running
+from bench.progress import wait_stable
+from contracts.example_orders import COMPANY_ORDERS, OrderStatusChanged
+from contracts.layout import generation_key
+from invalidator.settings import InvalidatorSettings
+from producers import EventPublisher
+from producers.outbox import OutboxRelay, add_event, create_outbox_table
+
+SOURCE = "bench-outbox-e2e"
+SQLITE_FILE = Path(".stack") / "bench" / "outbox_e2e.db"
+POSTGRES_SCHEMA = "bench_outbox_e2e"
+WRITERS = 64
+"""The most writes in flight at once (a direct write waits for Kafka's acknowledgement)."""
+PACE_S = 0.001
+_ORDERS = Table(
+    "bench_e2e_orders",
+    MetaData(),
+    Column("order_id", String(80), primary_key=True),
+    Column("company_id", String(80), nullable=False),
+)
+PATHS = ("direct", "outbox")
+
+
+@dataclass(frozen=True)
+class OutboxE2EParams:
+    """What the outbox_e2e figure runs."""
+
+    rates: tuple[int, ...] = (200, 1_000)
+    seconds: float = 20.0
+    databases: tuple[str, ...] = ("sqlite", "postgresql")
+    probes_per_s: int = 100
+    settle_timeout_s: float = 60.0
+    """How long, after the last write, probes may take to land before they count as late."""
+
+
+@dataclass
+class Write:
+    """A probe write: when its commit returned and when its purge landed everywhere."""
+
+    committed_at: float | None = None
+    landed_at: float | None = None
+
+
+async def run_outbox_e2e(
+    settings: InvalidatorSettings, params: OutboxE2EParams, *, run_id: str, log_dir: Path
+) -> dict[str, Any]:
+    """Measure both paths per database and rate; the results per database and rate.
+
+    settings: the endpoints.
+    params: rates, durations, databases.
+    run_id: unique to the run (ids, group prefix).
+    log_dir: where the invalidators' logs go.
+    """
+    results: dict[str, Any] = {}
+    settings, processes = await region_invalidators(
+        settings, prefix=f"{run_id}-oe", log_dir=log_dir
+    )
+    watch = KeyspaceWatch(
+        {region: settings.targets(region)[0] for region in settings.regions},
+        key_pattern="{company:" + _probe_prefix(run_id) + "*",
+    )
+    async with running(processes):
+        for region in sorted(settings.regions):
+            await wait_stable(settings.kafka, settings.group_id(region), processes, members=1)
+        await watch.start()
+        try:
+            for database in params.databases:
+                async with _engines(database) as (writers_engine, relay_engine):
+                    results[database] = await _database_phases(
+                        settings, params, database, writers_engine, relay_engine,
+                        watch=watch, processes=processes, run_id=run_id,
+                    )  # fmt: skip
+        finally:
+            await watch.stop()
+        results["peak_rss_mb"] = {p.name: p.sample_rss() for p in processes}
+    return results
+
+
+async def _database_phases(
+    settings: InvalidatorSettings,
+    params: OutboxE2EParams,
+    database: str,
+    writers_engine: AsyncEngine,
+    relay_engine: AsyncEngine,
+    *,
+    watch: KeyspaceWatch,
+    processes: list[BenchProcess],
+    run_id: str,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    publisher = EventPublisher(settings.kafka, source=SOURCE)
+    relay = OutboxRelay(relay_engine, settings.kafka, client_id=SOURCE)
+    await publisher.start()
+    await relay.start()
+    relaying = asyncio.create_task(relay.run(), name="outbox-relay")
+    try:
+        for rate in params.rates:
+            at_rate: dict[str, Any] = {}
+            for path in PATHS:
+                source = f"{database[:2]}{path[0]}{rate}"
+                print(f"[outbox_e2e] {database} {path} at {rate:,} writes/s", flush=True)
+                before = relay.stats.published
+                at_rate[path] = await _phase(
+                    writers_engine, params, rate, run_id, source,
+                    outbox=path == "outbox", publisher=publisher, watch=watch,
+                    checks=[*(p.check_running for p in processes), lambda: _alive(relaying)],
+                )  # fmt: skip
+                if path == "outbox":
+                    at_rate[path]["relayed"] = relay.stats.published - before
+                print(f"  {at_rate[path]}", flush=True)
+            direct_ms, outbox_ms = at_rate["direct"]["ms"], at_rate["outbox"]["ms"]
+            at_rate["added_ms"] = {
+                q: round(outbox_ms[q] - direct_ms[q], 3) for q in ("p50", "p99", "p999")
+            }
+            at_rate["ratios"] = {
+                q: round(outbox_ms[q] / direct_ms[q], 3) if direct_ms[q] else None
+                for q in ("p50", "p99", "p999")
+            }
+            figures[str(rate)] = at_rate
+        figures["relay"] = relay.stats.as_dict()
+    finally:
+        relay.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(relaying, timeout=30)
+        await relay.stop_producer()
+        await publisher.stop()
+    return figures
+
+
+def _probe_prefix(run_id: str) -> str:
+    """What starts the probes' company ids (the keyspace watch sees only theirs)."""
+    return f"{run_id}-oep"
+
+
+def _alive(task: asyncio.Task[None]) -> None:
+    if task.done():
+        raise RuntimeError(f"the outbox relay ended: {task.exception()!r}")
+
+
+async def _phase(
+    engine: AsyncEngine,
+    params: OutboxE2EParams,
+    rate: int,
+    run_id: str,
+    source: str,
+    *,
+    outbox: bool,
+    publisher: EventPublisher,
+    watch: KeyspaceWatch,
+    checks: list[Callable[[], None]],
+) -> dict[str, Any]:
+    """Paced writes for `params.seconds`; the probes' commit -> landed latencies."""
+    probe_every = max(1, rate // params.probes_per_s)
+    background = CompanyPicker("zipf", run_id=f"{run_id}-oe{source}")
+    companies = iter(background.pick(int(rate * params.seconds) + 1))
+    probes: dict[str, Write] = {}
+    in_flight = asyncio.Semaphore(WRITERS)
+    tasks: set[asyncio.Task[None]] = set()
+    failures: list[BaseException] = []
+
+    async def write(n: int) -> None:
+        probe = n % probe_every == 0
+        company = f"{_probe_prefix(run_id)}{source}-{n}" if probe else next(companies)
+        record = Write()
+        if probe:
+            probes[company] = record
+        try:
+            await _write(
+                engine, company, f"{run_id}-oe{source}-o{n}", record,
+                publisher=publisher, outbox=outbox,
+            )  # fmt: skip
+        except BaseException as error:
+            failures.append(error)
+            raise
+        finally:
+            in_flight.release()
+
+    started = time.monotonic()
+    cpu_started = time.process_time()
+    total = int(rate * params.seconds)
+    n = 0
+    while n < total:
+        due = min(total, int((time.monotonic() - started) * rate) + 1)
+        while n < due:
+            await in_flight.acquire()
+            task = asyncio.create_task(write(n))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+        if failures:
+            raise RuntimeError(f"a write failed: {failures[0]!r}")
+        await asyncio.sleep(PACE_S)  # pacing, not synchronisation
+    await asyncio.gather(*tasks)
+    elapsed = time.monotonic() - started
+    cpu_s = time.process_time() - cpu_started
+    await _wait_landed(probes, watch, params.settle_timeout_s, checks)
+    seen = [
+        r.landed_at - r.committed_at
+        for r in probes.values()
+        if r.landed_at is not None and r.committed_at is not None
+    ]
+    return {
+        "writes": total,
+        "achieved_per_s": round(total / elapsed, 1),
+        # This process's CPU seconds per second while writing (1.0: a whole core).
+        "writer_process_cpu_share": round(cpu_s / elapsed, 3),
+        "probes": len(probes),
+        "late": len(probes) - len(seen),
+        "ms": percentiles_ms(seen),
+    }
+
+
+async def _write(
+    engine: AsyncEngine,
+    company: str,
+    order_id: str,
+    record: Write,
+    *,
+    publisher: EventPublisher,
+    outbox: bool,
+) -> None:
+    """One service transaction; its event in the outbox, or published after the commit."""
+    event = OrderStatusChanged(
+        order_id=order_id, company_id=company, old_status="placed", new_status="paid"
+    )
+    async with engine.begin() as connection:
+        await connection.execute(_ORDERS.insert().values(order_id=order_id, company_id=company))
+        if outbox:
+            await add_event(connection, event, source=SOURCE, tenant="bench", aggregate_version=1)
+    record.committed_at = time.monotonic()
+    if not outbox:
+        await publisher.publish(event, tenant="bench", aggregate_version=1)
+
+
+async def _wait_landed(
+    probes: dict[str, Write],
+    watch: KeyspaceWatch,
+    timeout_s: float,
+    checks: list[Callable[[], None]],
+) -> None:
+    """Wait up to `timeout_s` in all for every probe's purge to land in every region."""
+    deadline = time.monotonic() + timeout_s
+    for company, record in probes.items():
+        key = generation_key(COMPANY_ORDERS.bind(company_id=company))
+        record.landed_at = await watch.landed(key, timeout_s=max(0.0, deadline - time.monotonic()))
+        for check in checks:
+            check()
+
+
+@contextlib.asynccontextmanager
+async def _engines(database: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    """The writers' engine and the relay's, on an empty database: SQLite's relay shares the
+    writers' one connection; PostgreSQL's has an engine of its own."""
+    if database == "sqlite":
+        SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            SQLITE_FILE.with_name(SQLITE_FILE.name + suffix).unlink(missing_ok=True)
+        url = f"sqlite+aiosqlite:///{SQLITE_FILE.resolve()}"
+        engine = create_async_engine(url, pool_size=1, max_overflow=0)
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        engines = (engine, engine)
+    else:
+        options = {"schema_translate_map": {None: POSTGRES_SCHEMA}}
+        engine = create_async_engine(
+            database_url("postgresql"), pool_size=WRITERS, execution_options=options
+        )
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMA} CASCADE")
+            await connection.exec_driver_sql(f"CREATE SCHEMA {POSTGRES_SCHEMA}")
+        relay_engine = create_async_engine(database_url("postgresql"), execution_options=options)
+        engines = (engine, relay_engine)
+    try:
+        await create_outbox_table(engines[0])
+        async with engines[0].begin() as connection:
+            await connection.run_sync(_ORDERS.metadata.create_all)
+        yield engines
+    finally:
+        for engine in set(engines):
+            await engine.dispose()
