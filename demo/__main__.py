@@ -107,7 +107,7 @@ class Demo:
             await lock.acquire()
             try:
                 namespace = service.order_list(company)
-                before = {
+                before: dict[str, bytes | None] = {
                     r: (await service.caches[r].read(namespace, "page:1")).generation
                     for r in self.regions
                 }
