@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from contracts.connections import KafkaConnection
 from producers.outbox import OutboxRelay, create_outbox_table
-from tests.unit.test_relay_acknowledgements import _marked, _write
-from tests.unit.test_relay_marks import Acknowledging
+from tests.relay_fakes import Acknowledging, marked_ids, write_row
 from tests.waiting import wait_until
 
 
@@ -46,10 +45,10 @@ async def test_the_next_batch_goes_out_while_the_last_mark_commits_with_its_keys
         await original_mark(connection, ids)
 
     monkeypatch.setattr(relay, "_mark", first_mark_gated)
-    first = [await _write(engine, order_id, 1) for order_id in ("a", "b")]
+    first = [await write_row(engine, order_id, 1) for order_id in ("a", "b")]
     assert await relay._relay_batch() == 2  # its mark waits at the gate, its rows locked
-    second = [await _write(engine, order_id, 2) for order_id in ("a", "b")]
-    second.append(await _write(engine, "c", 1))
+    second = [await write_row(engine, order_id, 2) for order_id in ("a", "b")]
+    second.append(await write_row(engine, "c", 1))
     next_batch = asyncio.create_task(relay._relay_batch())
 
     async def sent_all() -> bool:
@@ -58,11 +57,11 @@ async def test_the_next_batch_goes_out_while_the_last_mark_commits_with_its_keys
     try:
         await wait_until(sent_all, within=10, what="the next batch sent before the last mark")
         assert kafka.sent == first + second, "sent twice, out of order, or held back"
-        assert await _marked(engine) == set(), "the first mark committed before the gate"
+        assert await marked_ids(engine) == set(), "the first mark committed before the gate"
     finally:
         gate.set()
     assert await next_batch == 3
     assert await relay.relay_once() == 0  # and waits for the marks
-    assert await _marked(engine) == set(first + second)
+    assert await marked_ids(engine) == set(first + second)
     assert await relay.pending() == (0, 0.0)
     await relay.stop_producer()

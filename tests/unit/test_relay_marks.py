@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from contracts.connections import KafkaConnection
 from producers.outbox import OutboxRelay, create_outbox_table
-from tests.unit.test_relay_acknowledgements import ChosenFailures, _marked, _write
+from tests.relay_fakes import Acknowledging, marked_ids, write_row
 from tests.waiting import wait_until
 
 
@@ -27,16 +27,6 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await create_outbox_table(created)
     yield created
     await created.dispose()
-
-
-class Acknowledging(ChosenFailures):
-    """Acknowledges every send; stopping it does nothing."""
-
-    def __init__(self) -> None:
-        super().__init__(set(), RuntimeError("unused"))
-
-    async def stop(self) -> None:
-        pass
 
 
 def _relay(
@@ -60,16 +50,16 @@ async def test_claims_read_past_rows_whose_mark_waits_and_send_nothing_twice(
         await original_mark(connection, ids)
 
     monkeypatch.setattr(relay, "_mark", gated_mark)
-    first = [await _write(engine, f"a{n}", 1) for n in range(3)]
+    first = [await write_row(engine, f"a{n}", 1) for n in range(3)]
     assert await relay._relay_batch() == 3
-    second = [await _write(engine, f"b{n}", 1) for n in range(2)]
+    second = [await write_row(engine, f"b{n}", 1) for n in range(2)]
     assert await relay._relay_batch() == 2, "rows whose mark is under way were claimed again"
     assert await relay._relay_batch() == 0
     assert kafka.sent == first + second, "a row was sent twice"
-    assert await _marked(engine) == set()
+    assert await marked_ids(engine) == set()
     gate.set()
     assert await relay.relay_once() == 0  # and waits for the marks
-    assert await _marked(engine) == set(first + second)
+    assert await marked_ids(engine) == set(first + second)
     assert await relay.pending() == (0, 0.0)
     await relay.stop_producer()
 
@@ -78,7 +68,7 @@ async def test_a_failed_mark_leaves_its_rows_to_be_sent_again(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     relay, kafka = _relay(engine, monkeypatch)
-    written = [await _write(engine, f"c{n}", 1) for n in range(2)]
+    written = [await write_row(engine, f"c{n}", 1) for n in range(2)]
     original_mark = relay._mark
     failures = iter([RuntimeError("database is locked")])
 
@@ -90,10 +80,10 @@ async def test_a_failed_mark_leaves_its_rows_to_be_sent_again(
 
     monkeypatch.setattr(relay, "_mark", failing_once)
     assert await relay.relay_once() == 2
-    assert await _marked(engine) == set(), "rows were marked by a failed mark"
+    assert await marked_ids(engine) == set(), "rows were marked by a failed mark"
     assert await relay.relay_once() == 2, "the unmarked rows were not sent again"
     assert kafka.sent == written + written
-    assert await _marked(engine) == set(written)
+    assert await marked_ids(engine) == set(written)
     await relay.stop_producer()
 
 
@@ -105,7 +95,7 @@ async def test_a_commit_on_the_relays_engine_wakes_it_without_polling(
     try:
         # The relay's first look finds nothing; then it would wait 60 s unless a commit wakes it.
         for expected in (1, 2):
-            await _write(engine, f"d{expected}", 1)
+            await write_row(engine, f"d{expected}", 1)
 
             async def relayed(expected: int = expected) -> bool:
                 return relay.stats.published == expected

@@ -1,0 +1,67 @@
+"""Stand-ins for the outbox relay's Kafka producer, and the outbox rows the relay tests write
+and read back (the relay's own code runs unchanged on a real database)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.events import HEADER_EVENT_ID, EventEnvelope
+from contracts.example_orders import OrderCancelled
+from producers import EnvelopeToPublish
+from producers.outbox import OUTBOX_TABLE, add_events
+
+TOPIC = "orders.events"
+
+
+class ChosenFailures:
+    """Stands in for the relay's producer: a send of a chosen event id fails with `error`, every
+    other send is acknowledged; what was sent is kept in order. Stopping it does nothing."""
+
+    def __init__(self, failing: set[str], error: Exception) -> None:
+        self.failing = failing
+        self.error = error
+        self.sent: list[str] = []
+
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        event_id = dict(headers)[HEADER_EVENT_ID].decode()
+        self.sent.append(event_id)
+        outcome: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if event_id in self.failing:
+            outcome.set_exception(self.error)
+        else:
+            outcome.set_result(None)
+        return outcome
+
+    async def stop(self) -> None:
+        pass
+
+
+class Acknowledging(ChosenFailures):
+    """Acknowledges every send."""
+
+    def __init__(self) -> None:
+        super().__init__(set(), RuntimeError("unused"))
+
+
+async def write_row(engine: AsyncEngine, order_id: str, version: int) -> str:
+    """One transaction adding one event of the order's key to the outbox; its event id."""
+    event = OrderCancelled(order_id=order_id, company_id="c-1", reason="x")
+    envelope = EventEnvelope.wrap(event, source="tests", tenant="acme", aggregate_version=version)
+    async with engine.begin() as connection:
+        await add_events(connection, [EnvelopeToPublish(envelope, TOPIC)], source="tests")
+    return str(envelope.event_id)
+
+
+async def marked_ids(engine: AsyncEngine) -> set[str]:
+    """The event ids of the rows marked published."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(OUTBOX_TABLE.c.event_id).where(OUTBOX_TABLE.c.published_at.is_not(None))
+        )
+    return {event_id for (event_id,) in rows}
