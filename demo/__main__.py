@@ -27,7 +27,7 @@ from contracts.example_orders import EXAMPLE_CATALOGUE
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
 from contracts.percentiles import percentile
-from demo.database import DATABASES, fresh_engine
+from demo.database import DATABASES, fresh_engine, page_reader
 from demo.invalidators import InvalidatorProcesses
 from demo.relay import RunningRelay
 from demo.service import OrdersService
@@ -281,11 +281,13 @@ async def _main(args: argparse.Namespace) -> int:
         raise SettingsError("INVALIDATOR_REGIONS is empty; run `make demo` (it starts the stack)")
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     engine = await fresh_engine(args.database, RUN_DIR)
+    reader = page_reader(engine)
     try:
-        store = OrdersStore(engine, companies=args.companies, orders_per_company=20)
+        store = OrdersStore(engine, companies=args.companies, orders_per_company=20, reader=reader)
         await store.create()
         return await _run(args, settings, store)
     finally:
+        await reader.dispose()
         await engine.dispose()
 
 

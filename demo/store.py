@@ -49,11 +49,20 @@ class StatusChange:
 class OrdersStore:
     """Companies with orders; every write bumps the company's version in the same transaction."""
 
-    def __init__(self, engine: AsyncEngine, *, companies: int, orders_per_company: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        companies: int,
+        orders_per_company: int,
+        reader: AsyncEngine | None = None,
+    ) -> None:
         """engine: the demo's database (empty; `create` makes and seeds the tables).
         companies, orders_per_company: the size of the seeded data set.
+        reader: the engine `order_page` reads on (default: `engine`).
         """
         self.engine = engine
+        self.reader = engine if reader is None else reader
         self.company_ids = [f"c{n:04d}" for n in range(companies)]
         self.order_ids = {
             company: [f"{company}-o{n:03d}" for n in range(orders_per_company)]
@@ -85,7 +94,7 @@ class OrdersStore:
     async def order_page(self, company_id: str) -> bytes:
         """The cached read model: a company's order list with the company's data version."""
         # One statement, so the version and the rows come from one snapshot.
-        async with self.engine.connect() as connection:
+        async with self.reader.connect() as connection:
             rows = (
                 await connection.execute(
                     select(COMPANIES.c.version, ORDERS.c.id, ORDERS.c.status, ORDERS.c.total_cents)
