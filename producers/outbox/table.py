@@ -99,7 +99,13 @@ def _add_header_columns(connection: Connection) -> None:
     each row's headers. Added nullable: a writer of the older version, still running during a
     rolling upgrade, inserts rows without them (the relay does not need them; Debezium does, so
     switch to it once every writer is upgraded)."""
-    present = {column["name"] for column in inspect_schema(connection).get_columns(TABLE_NAME)}
+    # The schema the table was created in: a `schema_translate_map` applies to statements, not
+    # to the inspector, which would look in the default schema.
+    schema = connection.schema_for_object(OUTBOX_TABLE)
+    present = {
+        column["name"]
+        for column in inspect_schema(connection).get_columns(TABLE_NAME, schema=schema)
+    }
     missing = [name for name in HEADER_COLUMNS if name not in present]
     if not missing:
         return
