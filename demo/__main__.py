@@ -31,7 +31,7 @@ from demo.database import DATABASES, fresh_engine, page_reader
 from demo.invalidators import InvalidatorProcesses
 from demo.relay import RunningRelay
 from demo.service import OrdersService
-from demo.store import OrdersStore, StatusChange, page_version
+from demo.store import OrdersStore, page_version
 from demo.topology import TOPOLOGIES, mirror_clusters
 from demo.watch import GenerationWatch
 from invalidator.cli import load_settings
@@ -91,7 +91,9 @@ class Demo:
         self.purged_version = {r: dict.fromkeys(self.store.company_ids, 0) for r in self.regions}
         self.company_locks = {c: asyncio.Lock() for c in self.store.company_ids}
         self.confirming: set[asyncio.Task[None]] = set()
-        """Writes whose purge is being waited for."""
+        """Writes being committed or whose purge is being waited for."""
+        self.write_errors: list[BaseException] = []
+        """Writes that failed (the first stops the demo and is raised)."""
         self.hot = self.store.company_ids[: max(1, len(self.store.company_ids) // 10)]
         self.purged_before: dict[str, float] = {}
 
@@ -99,44 +101,48 @@ class Demo:
         next_at = time.monotonic()
         while not self.stop.is_set():
             next_at += period
-            company = random.choice(self.store.company_ids)
+            company = self._idle_company()
             # One write in flight per company, so a generation change is this write's purge:
-            # the lock is held until the purge was seen (by `_confirm`, in the background, so
-            # that the writer keeps its rate whatever the purge's latency).
+            # the lock is held until the purge was seen (by `_write`, in the background, so
+            # that the writer keeps its rate whatever the commit's and the purge's latency).
             lock = self.company_locks[company]
             await lock.acquire()
             try:
                 namespace = service.order_list(company)
-                before: dict[str, bytes | None] = {
-                    r: (await service.caches[r].read(namespace, "page:1")).generation
-                    for r in self.regions
-                }
-                # From before the transaction: e2e includes the commit and the relay's hop.
-                started = time.monotonic()
-                change, _ = await service.advance_status(
-                    random.choice(self.store.order_ids[company])
+                tokens = await asyncio.gather(
+                    *(service.caches[r].read(namespace, "page:1") for r in self.regions)
                 )
             except BaseException:
                 lock.release()
                 raise
-            self.tally.writes += 1
-            confirming = asyncio.create_task(
-                self._confirm(namespace, before, started, change, lock)
-            )
-            self.confirming.add(confirming)
-            confirming.add_done_callback(self.confirming.discard)
+            before: dict[str, bytes | None] = {
+                r: read.generation for r, read in zip(self.regions, tokens, strict=True)
+            }
+            order_id = random.choice(self.store.order_ids[company])
+            writing = asyncio.create_task(self._write(service, order_id, namespace, before, lock))
+            self.confirming.add(writing)
+            writing.add_done_callback(self._written)
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
-    async def _confirm(
+    def _idle_company(self) -> str:
+        """A company with no write in flight (any company when every one has one)."""
+        idle = [c for c in self.store.company_ids if not self.company_locks[c].locked()]
+        return random.choice(idle or self.store.company_ids)
+
+    async def _write(
         self,
+        service: OrdersService,
+        order_id: str,
         namespace: BoundNamespace,
         before: dict[str, bytes | None],
-        started: float,
-        change: StatusChange,
         lock: asyncio.Lock,
     ) -> None:
-        """Wait for the write's purge in every region, tally it, and free its company."""
+        """Commit the write, wait for its purge in every region, tally it, free its company."""
         try:
+            # From before the transaction: e2e includes the commit and the relay's hop.
+            started = time.monotonic()
+            change, _ = await service.advance_status(order_id)
+            self.tally.writes += 1
             landed = await self.watch.landed(
                 generation_key(namespace), dict(before), timeout_s=PURGE_GIVE_UP_S
             )
@@ -149,6 +155,13 @@ class Demo:
                 self.purged_version[region][change.company_id] = change.company_version
         finally:
             lock.release()
+
+    def _written(self, writing: asyncio.Task[None]) -> None:
+        self.confirming.discard(writing)
+        error = None if writing.cancelled() else writing.exception()
+        if error is not None:
+            self.write_errors.append(error)
+            self.stop.set()
 
     async def reader(self, service: OrdersService, period: float) -> None:
         next_at = time.monotonic()
@@ -218,6 +231,8 @@ class Demo:
             await asyncio.gather(*tasks)
             elapsed = time.monotonic() - started
             await asyncio.gather(*self.confirming)
+            if self.write_errors:
+                raise RuntimeError(f"a write failed: {self.write_errors[0]!r}")
         finally:
             await self.relay.stop()
         await self.watch.stop()
