@@ -7,9 +7,13 @@ one service transaction (an order row): `direct` commits, then publishes its eve
 event's outbox row together, and an `OutboxRelay` in this process publishes it. SQLite's relay
 shares the writers' engine (one connection, as the demo runs it) and is woken by the commit in
 this process; PostgreSQL's relay has an engine of its own and is woken by the commit's NOTIFY,
-as an `outbox relay` process would be. Both regions' invalidators run as processes. One write in
+as an `outbox relay` process would be. On PostgreSQL, `debezium` (full runs): the outbox path
+with Debezium's connector on Kafka Connect as the relay (`stack.sh up --debezium`), writing to a
+table of its own. Both regions' invalidators run as processes. One write in
 `probe_every` is a probe on a new company: it has landed when its company-orders generation key
-was written in every region (keyspace notifications), timed from the moment its commit returned.
+was written in every region (keyspace notifications), timed from its transaction's start with
+its connection in hand (the commit included: Debezium may stream a commit before the writer
+hears that it returned).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bench.connect_worker import local_worker, outbox_connector
 from bench.keyspace_watch import KeyspaceWatch
 from bench.machine import percentiles_ms
 from bench.orders_load import CompanyPicker
@@ -36,10 +41,14 @@ from contracts.layout import generation_key
 from invalidator.settings import InvalidatorSettings
 from producers import EventPublisher
 from producers.outbox import OutboxRelay, add_event, create_outbox_table
+from producers.outbox.debezium import DebeziumSettings
+from producers.outbox.table import TABLE_NAME
 
 SOURCE = "bench-outbox-e2e"
 SQLITE_FILE = Path(".stack") / "bench" / "outbox_e2e.db"
 POSTGRES_SCHEMA = "bench_outbox_e2e"
+DEBEZIUM_SCHEMA = "bench_outbox_e2e_debezium"
+"""Debezium's writers write here: an outbox table no relay of this figure reads."""
 WRITERS = 64
 """The most writes in flight at once (a direct write waits for Kafka's acknowledgement)."""
 PACE_S = 0.001
@@ -60,13 +69,16 @@ class OutboxE2EParams:
     seconds: float = 20.0
     databases: tuple[str, ...] = ("sqlite", "postgresql")
     probes_per_s: int = 100
+    debezium: bool = True
+    """Also through Debezium (PostgreSQL; a Kafka Connect worker: `stack.sh up --debezium`)."""
     settle_timeout_s: float = 60.0
     """How long, after the last write, probes may take to land before they count as late."""
 
 
 @dataclass
 class Write:
-    """A probe write: when its commit returned and when its purge landed everywhere."""
+    """A probe write: when its transaction started (connection in hand) and when its purge
+    landed everywhere."""
 
     committed_at: float | None = None
     landed_at: float | None = None
@@ -101,6 +113,11 @@ async def run_outbox_e2e(
                         settings, params, database, writers_engine, relay_engine,
                         watch=watch, processes=processes, run_id=run_id,
                     )  # fmt: skip
+            if params.debezium and "postgresql" in params.databases:
+                results["debezium"] = await _debezium_phases(
+                    settings, params, results["postgresql"],
+                    watch=watch, processes=processes, run_id=run_id,
+                )  # fmt: skip
         finally:
             await watch.stop()
         results["peak_rss_mb"] = {p.name: p.sample_rss() for p in processes}
@@ -139,14 +156,7 @@ async def _database_phases(
                 if path == "outbox":
                     at_rate[path]["relayed"] = relay.stats.published - before
                 print(f"  {at_rate[path]}", flush=True)
-            direct_ms, outbox_ms = at_rate["direct"]["ms"], at_rate["outbox"]["ms"]
-            at_rate["added_ms"] = {
-                q: round(outbox_ms[q] - direct_ms[q], 3) for q in ("p50", "p99", "p999")
-            }
-            at_rate["ratios"] = {
-                q: round(outbox_ms[q] / direct_ms[q], 3) if direct_ms[q] else None
-                for q in ("p50", "p99", "p999")
-            }
+            at_rate |= _against_direct(at_rate["outbox"], at_rate["direct"])
             figures[str(rate)] = at_rate
         figures["relay"] = relay.stats.as_dict()
     finally:
@@ -156,6 +166,52 @@ async def _database_phases(
         await relay.stop_producer()
         await publisher.stop()
     return figures
+
+
+async def _debezium_phases(
+    settings: InvalidatorSettings,
+    params: OutboxE2EParams,
+    postgresql: dict[str, Any],
+    *,
+    watch: KeyspaceWatch,
+    processes: list[BenchProcess],
+    run_id: str,
+) -> dict[str, Any]:
+    """The outbox path on PostgreSQL with Debezium as the relay (an outbox table of its own, a
+    connector and slot of this run), at each rate; against the direct path measured before."""
+    worker = await asyncio.to_thread(local_worker)
+    figures: dict[str, Any] = {}
+    async with _postgres_engine(DEBEZIUM_SCHEMA, pool_size=WRITERS) as engine:
+        connector = DebeziumSettings(
+            database_url=database_url("postgresql"),
+            table=f"{DEBEZIUM_SCHEMA}.{TABLE_NAME}",
+            name=f"bench-outbox-{run_id}",
+            slot_name=f"dbz_bench_{run_id}".lower(),
+        )
+        print(f"[outbox_e2e] starting the Debezium connector on {connector.table}", flush=True)
+        async with outbox_connector(worker, connector):
+            for rate in params.rates:
+                print(f"[outbox_e2e] postgresql debezium at {rate:,} writes/s", flush=True)
+                through = await _phase(
+                    engine, params, rate, run_id, f"dz{rate}",
+                    outbox=True, publisher=None, watch=watch,
+                    checks=[p.check_running for p in processes],
+                )  # fmt: skip
+                print(f"  {through}", flush=True)
+                direct = postgresql[str(rate)]["direct"]
+                figures[str(rate)] = {"debezium": through} | _against_direct(through, direct)
+    return figures
+
+
+def _against_direct(path: dict[str, Any], direct: dict[str, Any]) -> dict[str, Any]:
+    """A path's latencies against the direct path's: added ms and ratios per quantile."""
+    return {
+        "added_ms": {q: round(path["ms"][q] - direct["ms"][q], 3) for q in ("p50", "p99", "p999")},
+        "ratios": {
+            q: round(path["ms"][q] / direct["ms"][q], 3) if direct["ms"][q] else None
+            for q in ("p50", "p99", "p999")
+        },
+    }
 
 
 def _probe_prefix(run_id: str) -> str:
@@ -176,7 +232,7 @@ async def _phase(
     source: str,
     *,
     outbox: bool,
-    publisher: EventPublisher,
+    publisher: EventPublisher | None,
     watch: KeyspaceWatch,
     checks: list[Callable[[], None]],
 ) -> dict[str, Any]:
@@ -247,7 +303,7 @@ async def _write(
     order_id: str,
     record: Write,
     *,
-    publisher: EventPublisher,
+    publisher: EventPublisher | None,
     outbox: bool,
 ) -> None:
     """One service transaction; its event in the outbox, or published after the commit."""
@@ -255,11 +311,14 @@ async def _write(
         order_id=order_id, company_id=company, old_status="placed", new_status="paid"
     )
     async with engine.begin() as connection:
+        # From the transaction's start, its connection in hand: a commit can be streamed (by
+        # Debezium) before the writer hears that it returned.
+        record.committed_at = time.monotonic()
         await connection.execute(_ORDERS.insert().values(order_id=order_id, company_id=company))
         if outbox:
             await add_event(connection, event, source=SOURCE, tenant="bench", aggregate_version=1)
-    record.committed_at = time.monotonic()
     if not outbox:
+        assert publisher is not None, "the direct path publishes"
         await publisher.publish(event, tenant="bench", aggregate_version=1)
 
 
@@ -282,30 +341,51 @@ async def _wait_landed(
 async def _engines(database: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
     """The writers' engine and the relay's, on an empty database: SQLite's relay shares the
     writers' one connection; PostgreSQL's has an engine of its own."""
-    if database == "sqlite":
-        SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-wal", "-shm"):
-            SQLITE_FILE.with_name(SQLITE_FILE.name + suffix).unlink(missing_ok=True)
-        url = f"sqlite+aiosqlite:///{SQLITE_FILE.resolve()}"
-        engine = create_async_engine(url, pool_size=1, max_overflow=0)
+    if database == "postgresql":
+        async with (
+            _postgres_engine(POSTGRES_SCHEMA, pool_size=WRITERS) as engine,
+            _postgres_engine(POSTGRES_SCHEMA, fresh=False) as relay_engine,
+        ):
+            yield engine, relay_engine
+        return
+    SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        SQLITE_FILE.with_name(SQLITE_FILE.name + suffix).unlink(missing_ok=True)
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{SQLITE_FILE.resolve()}", pool_size=1, max_overflow=0
+    )
+    try:
         async with engine.connect() as connection:
             await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
-        engines = (engine, engine)
-    else:
-        options = {"schema_translate_map": {None: POSTGRES_SCHEMA}}
-        engine = create_async_engine(
-            database_url("postgresql"), pool_size=WRITERS, execution_options=options
-        )
-        async with engine.begin() as connection:
-            await connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMA} CASCADE")
-            await connection.exec_driver_sql(f"CREATE SCHEMA {POSTGRES_SCHEMA}")
-        relay_engine = create_async_engine(database_url("postgresql"), execution_options=options)
-        engines = (engine, relay_engine)
-    try:
-        await create_outbox_table(engines[0])
-        async with engines[0].begin() as connection:
-            await connection.run_sync(_ORDERS.metadata.create_all)
-        yield engines
+        await _create_tables(engine)
+        yield engine, engine
     finally:
-        for engine in set(engines):
-            await engine.dispose()
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _postgres_engine(
+    schema: str, *, pool_size: int = 5, fresh: bool = True
+) -> AsyncIterator[AsyncEngine]:
+    """An engine on `schema` of the stack's PostgreSQL; the schema made anew with the figure's
+    tables when `fresh`."""
+    engine = create_async_engine(
+        database_url("postgresql"),
+        pool_size=pool_size,
+        execution_options={"schema_translate_map": {None: schema}},
+    )
+    try:
+        if fresh:
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                await connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+            await _create_tables(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _create_tables(engine: AsyncEngine) -> None:
+    await create_outbox_table(engine)
+    async with engine.begin() as connection:
+        await connection.run_sync(_ORDERS.metadata.create_all)

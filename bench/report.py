@@ -85,7 +85,8 @@ ABOUT = {
         "idempotent) sending N pre-serialised records, one gather per 500, in the same run."
     ),
     "outbox_e2e": (
-        "A write's commit -> its purge landed in every region, per database and write rate, "
+        "A write's transaction (from its start, connection in hand, so the commit included) -> "
+        "its purge landed in every region, per database and write rate, "
         "with the same paced writers (up to 64 in flight, one order row per transaction, one "
         "write in N a probe on a new company, landed when its generation key was written in "
         "every region: keyspace notifications). `direct`: commit, then `EventPublisher.publish` "

@@ -62,7 +62,7 @@ SHORT = {
     "purge_cost": PurgeCostParams(sizes=(10_000,), generation_purges=100),
     "replica_ack": ReplicaAckParams(single_purges=300, batches=10, rounds=5),
     "outbox": OutboxParams(writes=500, rounds=5, relay_events=5_000),
-    "outbox_e2e": OutboxE2EParams(seconds=3.0, probes_per_s=50),
+    "outbox_e2e": OutboxE2EParams(seconds=3.0, probes_per_s=50, debezium=False),
     "cross_region": CrossRegionParams(seconds=3.0, settle_timeout_s=60.0, link_round_trips=10),
     "read_path": ReadPathParams(calls=500, rounds=5, miss_calls=250),
 }
@@ -130,6 +130,11 @@ async def run_figures(
                 if rate.isdigit()
                 for path in ("direct", "outbox")
                 if figures[path]["late"]
+            ] + [
+                f"outbox_e2e debezium at {rate}/s: {figures['debezium']['late']} probes never "
+                "purged in time"
+                for rate, figures in results.get("debezium", {}).items()
+                if figures["debezium"]["late"]
             ]
         elif figure == "read_path":
             results = await run_read_path(settings, params, run_id=run_id)

@@ -1,0 +1,67 @@
+"""The outbox goal rows (commit -> purged through the outbox against publishing after the
+commit; the relay's rate) and CPU per event drained, judged from result documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.goals import goal_rows
+
+
+def _path(p50: float, p99: float, achieved: float = 200.0) -> dict[str, Any]:
+    return {"achieved_per_s": achieved, "ms": {"p50": p50, "p99": p99, "p999": p99}}
+
+
+def _at_rate(direct: tuple[float, float], outbox: tuple[float, float]) -> dict[str, Any]:
+    return {
+        "direct": _path(*direct),
+        "outbox": _path(*outbox),
+        "added_ms": {"p50": outbox[0] - direct[0]},
+        "ratios": {"p99": outbox[1] / direct[1]},
+    }
+
+
+def test_the_outbox_is_judged_by_added_p50_and_p99_ratio_per_database_and_rate() -> None:
+    e2e = {
+        "postgresql": {"200": _at_rate((10.0, 30.0), (12.5, 55.0))},
+        "sqlite": {"200": _at_rate((10.0, 30.0), (13.5, 65.0))},
+    }
+    outbox = {
+        "bare_producer": {"events_per_s": 10_000},
+        "postgresql": {"relay": {"events_per_s": 6_500, "ratio_to_bare": 0.65}},
+        "sqlite": {"relay": {"events_per_s": 5_000, "ratio_to_bare": 0.5}},
+    }
+    documents = {"outbox_e2e": {"results": e2e}, "outbox": {"results": outbox}}
+    by_name = {row.figure: row for row in goal_rows(documents)}
+
+    assert by_name["outbox e2e postgresql at 200 writes/s: p50"].met is True
+    assert by_name["outbox e2e postgresql at 200 writes/s: p99"].met is True
+    assert by_name["outbox e2e sqlite at 200 writes/s: p50"].met is False  # +3.5 ms
+    assert by_name["outbox e2e sqlite at 200 writes/s: p99"].met is False  # 2.17x
+    assert by_name["outbox e2e sqlite at 1,000 writes/s: p50"].met is None
+    assert by_name["outbox relay postgresql: records/s"].met is True
+    assert by_name["outbox relay sqlite: records/s"].met is False
+    assert by_name["outbox relay sqlite: records/s"].measured == "5,000 vs bare 10,000/s"
+
+
+def test_cpu_per_event_is_judged_against_the_bare_consumers() -> None:
+    drains = {
+        "bare": {"events_per_s": 10_000, "cpu_ms_per_event": 0.05},
+        "invalidator-eu": {
+            "events_per_s": 5_000,
+            "cpu_ms_per_event": 0.08,
+            "cpu_per_event_to_bare": 1.6,
+        },
+        "invalidator-us": {
+            "events_per_s": 5_000,
+            "cpu_ms_per_event": 0.09,
+            "cpu_per_event_to_bare": 1.8,
+        },
+    }
+    documents = {"drain": {"results": {"zipf": {"drains": drains}}}}
+    by_name = {row.figure: row for row in goal_rows(documents)}
+
+    assert by_name["CPU per event zipf eu"].met is True
+    assert by_name["CPU per event zipf eu"].measured == "0.080 vs bare 0.050 ms"
+    assert by_name["CPU per event zipf us"].met is False
+    assert by_name["CPU per event uniform eu"].met is None
