@@ -4,6 +4,7 @@ and read back (the relay's own code runs unchanged on a real database)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -12,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.events import HEADER_EVENT_ID, EventEnvelope
 from contracts.example_orders import OrderCancelled
 from producers import EnvelopeToPublish
-from producers.outbox import OUTBOX_TABLE, add_events
+from producers.outbox import OUTBOX_TABLE, OutboxRelay, add_events
+from tests.waiting import wait_until
 
 TOPIC = "orders.events"
 
@@ -65,3 +67,24 @@ async def marked_ids(engine: AsyncEngine) -> set[str]:
             select(OUTBOX_TABLE.c.event_id).where(OUTBOX_TABLE.c.published_at.is_not(None))
         )
     return {event_id for (event_id,) in rows}
+
+
+async def assert_each_write_wakes(
+    relay: OutboxRelay, write: Callable[[int], Awaitable[object]], *, writes: int = 2
+) -> None:
+    """Run `relay` (its poll far longer than the test) and call `write(n)` for n = 1..`writes`,
+    each committing one row: every row must be relayed within 5 s, so something other than the
+    poll woke the relay (the first may be found by its first look). Stops the relay."""
+    running = asyncio.create_task(relay.run())
+    try:
+        for expected in range(1, writes + 1):
+            await write(expected)
+
+            async def relayed(expected: int = expected) -> bool:
+                return relay.stats.published == expected
+
+            await wait_until(relayed, within=5, what=f"row {expected} relayed within 5 s")
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, timeout=10)
+        await relay.stop_producer()

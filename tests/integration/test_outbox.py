@@ -21,6 +21,7 @@ from invalidator.operators import end_offsets
 from producers import RedisClient
 from producers.outbox import OUTBOX_TABLE, OutboxRelay, add_event, create_outbox_table
 from tests.integration.kafka_tools import records_after
+from tests.relay_fakes import assert_each_write_wakes
 from tests.waiting import wait_until
 
 SOURCE = "orders-api-outbox-test"
@@ -199,19 +200,9 @@ async def test_a_commit_wakes_a_waiting_relay_on_postgresql_without_polling(
     # relay (a commit on the relay's engine wakes it in the process too).
     writer = create_async_engine(database_url)
     await relay.start()
-    running = asyncio.create_task(relay.run())
     try:
-        # The first row may be found by the relay's first look; after it, the relay waits 60 s
-        # unless the second commit's notification wakes it.
-        for expected in (1, 2):
-            await _write(writer, f"o-{uuid.uuid4().hex[:8]}", 1)
-
-            async def relayed(expected: int = expected) -> bool:
-                return relay.stats.published == expected
-
-            await wait_until(relayed, within=5, what=f"row {expected} relayed within 5 s")
+        await assert_each_write_wakes(
+            relay, lambda _: _write(writer, f"o-{uuid.uuid4().hex[:8]}", 1)
+        )
     finally:
-        relay.stop()
-        await asyncio.wait_for(running, timeout=10)
-        await relay.stop_producer()
         await writer.dispose()

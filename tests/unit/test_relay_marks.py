@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from contracts.connections import KafkaConnection
 from producers.outbox import OutboxRelay, create_outbox_table
-from tests.relay_fakes import Acknowledging, marked_ids, write_row
-from tests.waiting import wait_until
+from tests.relay_fakes import Acknowledging, assert_each_write_wakes, marked_ids, write_row
 
 
 @pytest.fixture
@@ -91,18 +90,5 @@ async def test_a_commit_on_the_relays_engine_wakes_it_without_polling(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     relay, kafka = _relay(engine, monkeypatch, poll_interval_s=60.0)
-    running = asyncio.create_task(relay.run())
-    try:
-        # The relay's first look finds nothing; then it would wait 60 s unless a commit wakes it.
-        for expected in (1, 2):
-            await write_row(engine, f"d{expected}", 1)
-
-            async def relayed(expected: int = expected) -> bool:
-                return relay.stats.published == expected
-
-            await wait_until(relayed, within=5, what=f"row {expected} relayed within 5 s")
-    finally:
-        relay.stop()
-        await asyncio.wait_for(running, timeout=10)
-        await relay.stop_producer()
+    await assert_each_write_wakes(relay, lambda n: write_row(engine, f"d{n}", 1))
     assert len(kafka.sent) == 2
