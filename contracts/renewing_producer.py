@@ -27,6 +27,8 @@ from aiokafka import AIOKafkaProducer
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
+Record = tuple[str, bytes, bytes | None, Headers]
+"""One record to send: (topic, value, key, headers)."""
 
 
 class Session(Protocol):
@@ -163,6 +165,30 @@ class RenewingProducer:
         )
         sent.add_done_callback(lambda done: self._note(done, producer))
         return sent
+
+    async def send_many(self, records: Sequence[Record]) -> list[Any]:
+        """Enqueue `records` on one session, then wait for every acknowledgement: per record
+        its RecordMetadata, or the exception its send failed with (the next send then starts a
+        new session first).
+
+        Cheaper per record than `send` and a gather: one failure check for the lot, and a wait
+        that wakes once per acknowledged batch, not once per record. Raises as `send` does
+        before enqueuing.
+        """
+        producer = await self._sessions.current()
+        sent = [
+            await producer.send(topic, value, key=key, headers=list(headers))
+            for topic, value, key, headers in records
+        ]
+        results: list[Any] = []
+        for future in sent:
+            try:
+                results.append(await future)
+            except Exception as error:
+                results.append(error)
+        if any(isinstance(result, Exception) for result in results):
+            self._sessions.failed(producer)
+        return results
 
     def _note(self, sent: asyncio.Future[Any], producer: AIOKafkaProducer) -> None:
         if not sent.cancelled() and sent.exception() is not None:

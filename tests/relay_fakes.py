@@ -4,7 +4,8 @@ and read back (the relay's own code runs unchanged on a real database)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -40,6 +41,18 @@ class ChosenFailures:
             outcome.set_result(None)
         return outcome
 
+    async def send_many(
+        self,
+        records: Sequence[tuple[str, bytes, bytes, list[tuple[str, bytes]]]],
+    ) -> list[Any]:
+        """`send` for each record, then each result or exception (as
+        `RenewingProducer.send_many`)."""
+        sent = [
+            await self.send(topic, value, key=key, headers=headers)
+            for topic, value, key, headers in records
+        ]
+        return [future.exception() or future.result() for future in sent]
+
     async def stop(self) -> None:
         pass
 
@@ -69,14 +82,25 @@ async def marked_ids(engine: AsyncEngine) -> set[str]:
     return {event_id for (event_id,) in rows}
 
 
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[None]:
+    """`relay.run()` in a task for the block; then stopped, and its producer too."""
+    task = asyncio.create_task(relay.run())
+    try:
+        yield
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=10)
+        await relay.stop_producer()
+
+
 async def assert_each_write_wakes(
     relay: OutboxRelay, write: Callable[[int], Awaitable[object]], *, writes: int = 2
 ) -> None:
     """Run `relay` (its poll far longer than the test) and call `write(n)` for n = 1..`writes`,
     each committing one row: every row must be relayed within 5 s, so something other than the
     poll woke the relay (the first may be found by its first look). Stops the relay."""
-    running = asyncio.create_task(relay.run())
-    try:
+    async with running(relay):
         for expected in range(1, writes + 1):
             await write(expected)
 
@@ -84,7 +108,3 @@ async def assert_each_write_wakes(
                 return relay.stats.published == expected
 
             await wait_until(relayed, within=5, what=f"row {expected} relayed within 5 s")
-    finally:
-        relay.stop()
-        await asyncio.wait_for(running, timeout=10)
-        await relay.stop_producer()

@@ -19,15 +19,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, delete, func, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    any_,
+    delete,
+    func,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from contracts.connections import KafkaConnection
@@ -45,6 +57,8 @@ _CLEANUP_EVERY_S = 10.0
 _UNMARKED_LIMIT = 5_000
 """SQLite: the most acknowledged rows whose mark is under way before the relay waits for them
 (the marks queue with the service's writers; the claims read past these rows)."""
+_SAMPLES_PER_BATCH = 16
+"""Rows per batch whose wait and delay go into `RelayStats` (all of a small batch)."""
 
 
 @dataclass
@@ -82,6 +96,32 @@ class RelayStats:
             figures[f"{stage}_ms_p50"] = round(percentile(samples, 0.5), 2)
             figures[f"{stage}_ms_p99"] = round(percentile(samples, 0.99), 2)
         return figures
+
+
+class PendingRow(NamedTuple):
+    """An outbox row claimed to be published (a plain tuple: the relay reads each field of
+    every row a few times, and a result row's attribute lookup costs several times more)."""
+
+    id: int
+    topic: str
+    partition_key: bytes
+    headers: dict[str, str]
+    value: bytes
+    created_at: datetime
+
+
+@dataclass
+class _Claim:
+    """Rows claimed for one batch."""
+
+    rows: list[PendingRow]
+    connection: AsyncConnection | None = None
+    """PostgreSQL: the connection whose transaction holds the rows' locks and marks them."""
+
+    async def release(self) -> None:
+        """Give the rows back unmarked (PostgreSQL: roll back, which frees their locks)."""
+        if self.connection is not None:
+            await self.connection.close()
 
 
 class OutboxRelay:
@@ -126,6 +166,11 @@ class OutboxRelay:
         self._unmarked: set[int] = set()
         self._to_mark: list[int] = []
         self._marker: asyncio.Task[None] | None = None
+        # While `run` relays: the next batch claimed while the last one's acknowledgements are
+        # awaited, and the keys whose rows the last batch failed to publish.
+        self._prefetching = False
+        self._prefetched: asyncio.Task[_Claim] | None = None
+        self._held_keys: set[bytes] = set()
         self.stats = RelayStats()
 
     async def start(self) -> None:
@@ -135,6 +180,7 @@ class OutboxRelay:
     async def stop_producer(self) -> None:
         """Finish the marks under way, flush and disconnect from Kafka (and the claims'
         connection)."""
+        await self._drop_prefetched()
         await self._marks_done()
         await self._producer.stop()
         if self._reader is not None and self._reader is not self._engine:
@@ -154,6 +200,9 @@ class OutboxRelay:
             running.enter_context(on_outbox_commit(self._engine, self._wake.set))
             if self._postgresql:
                 await running.enter_async_context(self._listening())
+            running.callback(setattr, self, "_prefetching", False)
+            running.push_async_callback(self._drop_prefetched)
+            self._prefetching = True
             last_cleanup = 0.0
             backoff = self._poll_interval_s
             while not self._stopping.is_set():
@@ -183,25 +232,34 @@ class OutboxRelay:
         return published
 
     async def _relay_batch(self) -> int:
-        """`relay_once`, except that the marks may still be under way on return."""
-        if self._postgresql:
-            rows, acknowledged = await self._relay_claimed_batch()
-        else:
-            if self._reader is None:
-                self._reader = _reader_of(self._engine)
-            async with self._reader.connect() as connection:
-                rows = await self._claim(connection)
-            acknowledged = await self._publish_claimed(rows)
-            if acknowledged:
-                self._mark_in_background(acknowledged)
+        """`relay_once`, except that the marks may still be under way on return, and that
+        while `run` relays (`_prefetching`) a full batch's successor is claimed while it is
+        sent."""
+        claim = await self._take_claim()
+        rows = claim.rows
         if not rows:
+            await claim.release()
             self.stats.oldest_unpublished_age_s = 0.0
             return 0
+        self._prefetch(rows)
+        try:
+            acknowledged = await self._publish_claimed(rows)
+        except BaseException:
+            await claim.release()
+            await self._drop_prefetched()
+            raise
+        acknowledged_ids = {row.id for row in acknowledged}
+        # Rows of these keys claimed meanwhile would overtake the failed ones: left for later.
+        self._held_keys = {row.partition_key for row in rows if row.id not in acknowledged_ids}
+        if claim.connection is not None:
+            await self._mark_claimed(claim.connection, acknowledged, complete=not self._held_keys)
+        elif acknowledged:
+            self._mark_in_background(acknowledged)
         now = datetime.now(UTC)
         self.stats.published += len(acknowledged)
         self.stats.batches += 1
         self.stats.delay_ms.extend(
-            (now - _aware(row.created_at)).total_seconds() * 1000 for row in acknowledged
+            (now - _aware(row.created_at)).total_seconds() * 1000 for row in _sample(acknowledged)
         )
         self.stats.oldest_unpublished_age_s = (now - _aware(rows[0].created_at)).total_seconds()
         if not acknowledged:
@@ -211,25 +269,65 @@ class OutboxRelay:
             self.stats.publish_failures += 1
         return len(acknowledged)
 
-    async def _relay_claimed_batch(self) -> tuple[list[Row[Any]], list[Row[Any]]]:
-        """PostgreSQL: claim (row locks), publish, and mark on one connection; (claimed,
-        acknowledged). The claim's locks keep other relays off these rows until the mark
-        commits, or the transaction rolls back. When every row was acknowledged the mark
-        commits in the background while the next batch is claimed and sent (one at a time;
-        the next claim reads past its rows). After a partial failure it commits first: the
-        failed rows must be free again before any later row of their keys is claimed."""
-        connection = await self._engine.connect()
-        try:
-            rows = await self._claim(connection)
-            acknowledged = await self._publish_claimed(rows)
-            ids = [row.id for row in acknowledged]
-            if not rows or len(acknowledged) < len(rows):
-                await self._mark(connection, ids)
+    async def _take_claim(self) -> _Claim:
+        """The batch claimed while the last one's acknowledgements were awaited, without the
+        keys that batch failed; else a claim made now."""
+        if self._prefetched is None:
+            return await self._claim_new(in_flight=())
+        prefetched, self._prefetched = self._prefetched, None
+        claim = await prefetched
+        if self._held_keys:
+            claim.rows = [row for row in claim.rows if row.partition_key not in self._held_keys]
+        return claim
+
+    async def _claim_new(self, in_flight: Collection[int]) -> _Claim:
+        """Claim the next rows, reading past `in_flight` (the rows sent and not yet
+        acknowledged) and the acknowledged rows whose mark is under way. PostgreSQL: on a
+        connection of the engine's that holds the rows' locks until their mark commits.
+        SQLite: on the relay's own reader connection."""
+        excluded = self._unmarked.union(in_flight)
+        if self._postgresql:
+            connection = await self._engine.connect()
+            try:
+                return _Claim(await self._claim(connection, excluded), connection)
+            except BaseException:
                 await connection.close()
-                return rows, acknowledged
-        except BaseException:
-            await connection.close()
-            raise
+                raise
+        if self._reader is None:
+            self._reader = _reader_of(self._engine)
+        async with self._reader.connect() as reader:
+            return _Claim(await self._claim(reader, excluded))
+
+    def _prefetch(self, in_flight: Sequence[PendingRow]) -> None:
+        """While `run` relays, claim the batch after a full one while that one is sent."""
+        if self._prefetching and len(in_flight) == self._batch_size:
+            self._prefetched = asyncio.create_task(
+                self._claim_new(in_flight=[row.id for row in in_flight]), name="outbox-claim"
+            )
+
+    async def _drop_prefetched(self) -> None:
+        """Let go of a batch claimed ahead and not sent (its rows stay pending)."""
+        if self._prefetched is None:
+            return
+        prefetched, self._prefetched = self._prefetched, None
+        with contextlib.suppress(Exception):
+            await (await prefetched).release()
+
+    async def _mark_claimed(
+        self, connection: AsyncConnection, acknowledged: Sequence[PendingRow], *, complete: bool
+    ) -> None:
+        """PostgreSQL: mark on the claim's connection, which holds the rows' locks until the
+        mark commits. When every row was acknowledged (`complete`) it commits in the background
+        while the next batch is claimed and sent (one at a time; the next claim reads past its
+        rows). After a failure it commits first: the failed rows must be free again before any
+        later row of their keys is claimed."""
+        ids = [row.id for row in acknowledged]
+        if not complete:
+            try:
+                await self._mark(connection, ids)
+            finally:
+                await connection.close()
+            return
         await self._marks_done()  # the previous batch's
         self._unmarked.update(ids)
 
@@ -243,12 +341,11 @@ class OutboxRelay:
                 await connection.close()
 
         self._marker = asyncio.create_task(mark(), name="outbox-relay-mark")
-        return rows, acknowledged
 
-    def _mark_in_background(self, rows: Sequence[Row[Any]]) -> None:
-        """Mark `rows` through the service's engine, where the marks queue with its writers:
-        one mark transaction at a time, for every row acknowledged meanwhile. Until then the
-        claims read past them. A failed mark leaves them to be sent again."""
+    def _mark_in_background(self, rows: Sequence[PendingRow]) -> None:
+        """SQLite: mark `rows` through the service's engine, where the marks queue with its
+        writers: one mark transaction at a time, for every row acknowledged meanwhile. Until
+        then the claims read past them. A failed mark leaves them to be sent again."""
         ids = [row.id for row in rows]
         self._unmarked.update(ids)
         self._to_mark += ids
@@ -271,14 +368,14 @@ class OutboxRelay:
         if self._marker is not None:
             await self._marker
 
-    async def _publish_claimed(self, rows: Sequence[Row[Any]]) -> list[Row[Any]]:
+    async def _publish_claimed(self, rows: Sequence[PendingRow]) -> list[PendingRow]:
         """`_publish` timed, with each row's wait since it was written; none when no rows."""
         if not rows:
             return []
         started = time.perf_counter()
         claimed_at = datetime.now(UTC)
         self.stats.wait_ms.extend(
-            (claimed_at - _aware(row.created_at)).total_seconds() * 1000 for row in rows
+            (claimed_at - _aware(row.created_at)).total_seconds() * 1000 for row in _sample(rows)
         )
         acknowledged = await self._publish(rows)
         self.stats.publish_ms.append((time.perf_counter() - started) * 1000)
@@ -290,7 +387,7 @@ class OutboxRelay:
             return
         started = time.perf_counter()
         await connection.execute(
-            update(OUTBOX_TABLE).where(_T.id.in_(ids)).values(published_at=datetime.now(UTC))
+            update(OUTBOX_TABLE).where(self._id_in(ids)).values(published_at=datetime.now(UTC))
         )
         await connection.commit()
         self.stats.mark_ms.append((time.perf_counter() - started) * 1000)
@@ -316,22 +413,25 @@ class OutboxRelay:
         age = 0.0 if oldest is None else (datetime.now(UTC) - _aware(oldest)).total_seconds()
         return int(count), age
 
-    async def _claim(self, connection: AsyncConnection) -> list[Row[Any]]:
-        """The next pending rows in id order; on PostgreSQL locked (others' locked rows
-        skipped), without the rows of a key whose earlier row another relay holds."""
+    async def _claim(self, connection: AsyncConnection, excluded: set[int]) -> list[PendingRow]:
+        """The next pending rows in id order, but for those of `excluded` (this relay's own,
+        sent or being marked); on PostgreSQL locked (others' locked rows skipped), without the
+        rows of a key whose earlier row another relay holds."""
         started = time.perf_counter()
         columns = (_T.id, _T.topic, _T.partition_key, _T.headers, _T.value, _T.created_at)
         pending = select(*columns).where(_T.published_at.is_(None)).order_by(_T.id)
         if not self._postgresql:
-            if self._unmarked:
-                pending = pending.where(_T.id.not_in(self._unmarked))
-            claimed = list((await connection.execute(pending.limit(self._batch_size))).all())
+            if excluded:
+                pending = pending.where(~self._id_in(excluded))
+            result = await connection.execute(pending.limit(self._batch_size))
+            claimed = [PendingRow(*row) for row in result]
             self.stats.claim_ms.append((time.perf_counter() - started) * 1000)
             return claimed
         locked = pending.limit(self._batch_size).with_for_update(skip_locked=True).cte("claimed")
-        # Rows this relay sent whose mark is still committing are locked (skipped above) and
-        # pending; they are ours and acknowledged, so they hold nothing back.
-        unmarked = _T.id.not_in(self._unmarked) if self._unmarked else true()
+        # Rows this relay sent, or whose mark is still committing, are locked (skipped above)
+        # and pending; they are ours, so they hold nothing back (a key that fails in flight is
+        # dropped from this claim by `_take_claim`).
+        not_ours = ~self._id_in(excluded) if excluded else true()
         # In the same statement (one round trip, one snapshot): how many rows are pending up to
         # our last one. When that is all ours, no earlier row of any of our keys is held
         # elsewhere (the usual case, and always with one relay).
@@ -339,7 +439,7 @@ class OutboxRelay:
             select(func.count())
             .where(
                 _T.published_at.is_(None),
-                unmarked,
+                not_ours,
                 _T.id <= select(func.max(locked.c.id)).scalar_subquery(),
             )
             .scalar_subquery()
@@ -347,18 +447,18 @@ class OutboxRelay:
         result = await connection.execute(
             select(locked, pending_up_to_ours.label("pending_up_to_ours")).order_by(locked.c.id)
         )
-        claimed = list(result.all())
+        counted = result.all()
+        claimed = [PendingRow(*row[:-1]) for row in counted]
         self.stats.claim_ms.append((time.perf_counter() - started) * 1000)
-        if not claimed or claimed[0].pending_up_to_ours == len(claimed):
+        if not counted or counted[0].pending_up_to_ours == len(claimed):
             return claimed
-        ours = [row.id for row in claimed]
         elsewhere = await connection.execute(
             select(_T.partition_key, func.min(_T.id))
             .where(
                 _T.published_at.is_(None),
                 _T.partition_key.in_({row.partition_key for row in claimed}),
-                _T.id.not_in(ours),
-                unmarked,
+                ~self._id_in([row.id for row in claimed]),
+                not_ours,
             )
             .group_by(_T.partition_key)
         )
@@ -368,18 +468,19 @@ class OutboxRelay:
             row for row in claimed if row.id < first_elsewhere.get(row.partition_key, row.id + 1)
         ]
 
-    async def _publish(self, rows: Sequence[Row[Any]]) -> list[Row[Any]]:
+    async def _publish(self, rows: Sequence[PendingRow]) -> list[PendingRow]:
         """Send every row, then wait once; the rows acknowledged, up to each key's first
         failure (a later row of that key must not be marked while an earlier one is not)."""
-        sends = []
-        for row in rows:
-            headers = [(name, value.encode()) for name, value in row.headers.items()]
-            sends.append(
-                await self._producer.send(
-                    row.topic, row.value, key=row.partition_key, headers=headers
-                )
+        records = [
+            (
+                row.topic,
+                row.value,
+                row.partition_key,
+                [(name, value.encode()) for name, value in row.headers.items()],
             )
-        results = await asyncio.gather(*sends, return_exceptions=True)
+            for row in rows
+        ]
+        results = await self._producer.send_many(records)
         failed_keys: set[bytes] = set()
         acknowledged = []
         for row, result in zip(rows, results, strict=True):
@@ -390,6 +491,15 @@ class OutboxRelay:
             else:
                 acknowledged.append(row)
         return acknowledged
+
+    def _id_in(self, ids: Collection[int]) -> ColumnElement[bool]:
+        """`id IN ids` as one bound parameter, however many ids (an array on PostgreSQL, a
+        JSON list on SQLite): a batch's ids rendered one parameter each cost more CPU than
+        the rest of the statement."""
+        if self._postgresql:
+            return _T.id == any_(literal(list(ids), ARRAY(BigInteger)))
+        listed = func.json_each(literal(json.dumps(list(ids)))).table_valued("value")
+        return _T.id.in_(select(listed.c.value))
 
     async def _wait(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -421,6 +531,11 @@ def _reader_of(engine: AsyncEngine) -> AsyncEngine:
     if engine.url.database in (None, "", ":memory:"):
         return engine
     return create_async_engine(engine.url, pool_size=1, max_overflow=0)
+
+
+def _sample(rows: Sequence[PendingRow]) -> Sequence[PendingRow]:
+    """At most about `_SAMPLES_PER_BATCH` rows spread over the batch, for the delay figures."""
+    return rows[:: max(1, len(rows) // _SAMPLES_PER_BATCH)]
 
 
 def _aware(moment: datetime) -> datetime:

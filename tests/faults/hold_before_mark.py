@@ -12,12 +12,10 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Row
 
 from producers.outbox import OutboxRelay, RelaySettings
 from producers.outbox.cli import engine_of
+from producers.outbox.relay import PendingRow
 
 
 class HeldRelay(OutboxRelay):
@@ -25,7 +23,7 @@ class HeldRelay(OutboxRelay):
 
     marker: Path
 
-    async def _publish(self, rows: Sequence[Row[Any]]) -> list[Row[Any]]:
+    async def _publish(self, rows: Sequence[PendingRow]) -> list[PendingRow]:
         acknowledged = await super()._publish(rows)
         self.marker.touch()
         await asyncio.Event().wait()

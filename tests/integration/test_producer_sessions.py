@@ -84,8 +84,9 @@ async def test_a_plain_aiokafka_producer_is_refused_for_good_after_a_refused_bat
     assert seen == ["ok", "MessageSizeTooLargeError"] + ["OutOfOrderSequenceNumber"] * 2
 
 
+@pytest.mark.parametrize("way", ["send", "send_many"])
 async def test_renewing_producer_sends_again_after_a_refused_batch(
-    settings: InvalidatorSettings,
+    settings: InvalidatorSettings, way: str
 ) -> None:
     topic = await topic_refusing_the_large_record(settings.kafka)
     async with RenewingProducer(
@@ -93,7 +94,16 @@ async def test_renewing_producer_sends_again_after_a_refused_batch(
     ) as producer:
 
         async def send(sent: EventEnvelope) -> Any:
-            return await (await producer.send(topic, sent.to_bytes(), headers=kafka_headers(sent)))
+            if way == "send":
+                return await (
+                    await producer.send(topic, sent.to_bytes(), headers=kafka_headers(sent))
+                )
+            [outcome] = await producer.send_many(
+                [(topic, sent.to_bytes(), None, kafka_headers(sent))]
+            )
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
 
         seen = await outcomes(send)
         assert seen == ["ok", "MessageSizeTooLargeError", "ok", "ok"]
