@@ -57,6 +57,7 @@ async def watch_purges(
             "INVALIDATOR_REGIONS names no region: the watchdog looks in every region's Redis, "
             'e.g. INVALIDATOR_REGIONS=\'{"eu": [{"name": "eu-main", "url": "redis://host:6379/0"}]}\''
         )
+    settings.watchdog_group()  # one named like an invalidator's is refused in either mode
     if args.since is None:
         if args.json:
             raise OperatorInputError("--json is the one-shot summary: give --since too, e.g. 10m")
