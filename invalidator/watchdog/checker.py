@@ -72,6 +72,7 @@ class _Event:
     final_ms: float
     """When the deadline and the grace period are over: the last look."""
     purges: list[_Purge] = field(default_factory=list)
+    """Its purges in the regions not reported yet."""
 
 
 class Watchdog:
@@ -106,7 +107,7 @@ class Watchdog:
 
     @property
     def pending(self) -> int:
-        """How many sampled events still have a purge to look for."""
+        """How many sampled events still have a purge to look for (in some region)."""
         return len(self._events)
 
     def observe(self, record: EventRecord) -> None:
@@ -159,7 +160,7 @@ class Watchdog:
 
     async def look(self) -> None:
         """Read every pending purge's `{N}:gen` once (all targets in parallel) and judge it;
-        tell the listeners of every event whose purges are all judged."""
+        tell the listeners of every event whose purges in a region are all judged."""
         events = list(self._events)
         if not events:
             return
@@ -186,11 +187,9 @@ class Watchdog:
                     final=now_ms >= event.final_ms,
                 )
                 purge.read_before = purge.read_before or reading is not Look.UNREACHABLE
-        done = {id(event) for event in events if all(p.judgement for p in event.purges)}
-        self._events = [event for event in self._events if id(event) not in done]
         for event in events:
-            if id(event) in done:
-                self._tell_checked(event)
+            self._tell_judged_regions(event)
+        self._events = [event for event in self._events if event.purges]
 
     async def _read(self, place: tuple[str, str], keys: list[str]) -> list[Reading]:
         """What each namespace's `{N}:gen` holds on one target: GET, pipelined, each key once."""
@@ -219,14 +218,18 @@ class Watchdog:
         }
         return [by_key[key] for key in keys]
 
-    def _tell_checked(self, event: _Event) -> None:
-        by_region: dict[str, list[PurgeResult]] = {}
+    def _tell_judged_regions(self, event: _Event) -> None:
+        """Tell the listeners of each region whose purges of `event` are all judged, and stop
+        looking there (a region that lags or is down delays no other's report)."""
+        waiting = {purge.region for purge in event.purges if purge.judgement is None}
+        judged: dict[str, list[PurgeResult]] = {}
         for purge in event.purges:
-            assert purge.judgement is not None  # only judged events are told of
-            judged = PurgeResult(purge.namespace, purge.key, purge.target, purge.judgement)
-            by_region.setdefault(purge.region, []).append(judged)
-            _log_purge(event, purge.region, judged)
-        for region, purges in by_region.items():
+            if purge.judgement is not None and purge.region not in waiting:
+                seen = PurgeResult(purge.namespace, purge.key, purge.target, purge.judgement)
+                judged.setdefault(purge.region, []).append(seen)
+                _log_purge(event, purge.region, seen)
+        event.purges = [purge for purge in event.purges if purge.region in waiting]
+        for region, purges in judged.items():
             result = EventResult(
                 event.event_id,
                 event.event_type,

@@ -8,7 +8,7 @@ purged within T is `invalidator_watchdog_purge_lag_seconds_bucket{le="T"}` over
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -22,8 +22,16 @@ _LAG_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
 class WatchMetrics:
     """The watchdog's counters, its lag histogram and its pending gauge."""
 
-    def __init__(self, *, pending: Callable[[], int], registry: CollectorRegistry) -> None:
-        """pending: how many sampled events still have a purge to look for (read at scrape).
+    def __init__(
+        self,
+        *,
+        targets: Mapping[str, Sequence[str]],
+        pending: Callable[[], int],
+        registry: CollectorRegistry,
+    ) -> None:
+        """targets: each region's target names: their counts of every outcome start at 0, so
+            that an alert on the first purge not seen fires (`increase` of a new series is 0).
+        pending: how many sampled events still have a purge to look for (read at scrape).
         registry: where the metrics are registered, and what `exposition` exposes.
         """
         self.registry = registry
@@ -60,6 +68,11 @@ class WatchMetrics:
             buckets=_LAG_BUCKETS_S,
             registry=registry,
         )
+        for region, names in targets.items():
+            for outcome in Outcome:
+                self._events.labels(region=region, outcome=outcome.value)
+                for target in names:
+                    self._purges.labels(region=region, target=target, outcome=outcome.value)
         Gauge(
             "invalidator_watchdog_events_pending",
             "Sampled events with a purge still looked for.",

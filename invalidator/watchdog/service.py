@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -18,6 +19,7 @@ from invalidator.endpoints import Endpoints
 from invalidator.settings import InvalidatorSettings
 from invalidator.watchdog.checker import Watchdog
 from invalidator.watchdog.metrics import WatchMetrics
+from invalidator.watchdog.results import WatchListener
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +33,30 @@ class WatchService:
     """The watchdog process: its group, its looks, its metrics. Never commits to, reads the
     offsets of, or joins an invalidator's group."""
 
-    def __init__(self, settings: InvalidatorSettings, catalogue: Catalogue) -> None:
+    def __init__(
+        self,
+        settings: InvalidatorSettings,
+        catalogue: Catalogue,
+        *,
+        listeners: Sequence[WatchListener] = (),
+    ) -> None:
         """settings: the invalidator's (Kafka, regions, the `watch` tuning, metrics_host).
         catalogue: the invalidator's.
+        listeners: told of what the watchdog reads and concludes, besides its metrics.
         """
         self.settings = settings
         self.catalogue = catalogue
         self.group = settings.watchdog_group()  # a SettingsError before anything connects
         self.metrics = WatchMetrics(
-            pending=lambda: self.watchdog.pending, registry=CollectorRegistry()
+            targets={
+                region: [target.name for target in targets]
+                for region, targets in settings.regions.items()
+            },
+            pending=lambda: self.watchdog.pending,
+            registry=CollectorRegistry(),
         )
         self.watchdog = Watchdog(
-            catalogue, settings.regions, settings.watch, listeners=[self.metrics]
+            catalogue, settings.regions, settings.watch, listeners=[self.metrics, *listeners]
         )
         self.running = False
         self.finished = False
