@@ -71,11 +71,11 @@ async def _watch_until_stopped(settings: InvalidatorSettings, catalogue: Catalog
     for targets in settings.regions.values():
         for target in targets:
             await check_redis(target)
-    await require_topics(settings, catalogue)
+    absent = await require_topics(settings, catalogue)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, service.stop)
-    await service.run()
+    await service.run(absent_topics=absent)
     return EXIT_OK
 
 

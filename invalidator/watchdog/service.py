@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -69,16 +69,20 @@ class WatchService:
         """Commit what was read and leave the group (SIGTERM, SIGINT)."""
         self._stop.set()
 
-    async def run(self) -> None:
+    async def run(self, *, absent_topics: Collection[str] = ()) -> None:
         """Read and look until `stop()`; a new group starts at the log end (it judges the
-        events published from its start on)."""
+        events published from its start on).
+
+        absent_topics: mirrored topics MirrorMaker has not created yet, left out (subscribing
+            to one would create it on a broker with `auto.create.topics.enable`).
+        """
         consumer = kafka_consumer(
             self.settings.kafka,
             group_id=self.group,
             client_id=self.group,
             auto_offset_reset="latest",
         )
-        topics = self.settings.event_topics(self.catalogue)
+        topics = [t for t in self.settings.event_topics(self.catalogue) if t not in absent_topics]
         async with contextlib.AsyncExitStack() as running:
             running.push_async_callback(self.watchdog.close)
             running.push_async_callback(consumer.stop)

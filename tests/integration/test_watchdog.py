@@ -14,10 +14,17 @@ import pytest
 
 from contracts.example_orders import CATALOGUE, OrderCancelled, OrderCreated
 from invalidator import InvalidatorSettings
-from invalidator.operators import EXIT_NOT_SEEN, EXIT_OK, EXIT_UNAVAILABLE, start_at_log_end
+from invalidator.operators import (
+    EXIT_NOT_SEEN,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    committed_offsets,
+    start_at_log_end,
+)
 from invalidator.watchdog import Outcome
 from producers import EventPublisher, RedisClient
 from tests.integration.cli import Cli
+from tests.integration.endpoints import http_get
 from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.prometheus import free_port
 from tests.integration.watchdog import (
@@ -59,19 +66,25 @@ def _tuned(monkeypatch: pytest.MonkeyPatch, *, deadline_s: float, grace_s: float
 async def test_a_healthy_run_sees_every_purge_and_raises_no_alarm(
     settings: InvalidatorSettings, publisher: EventPublisher, cli: Cli
 ) -> None:
+    served = settings.model_copy(
+        update={"watch": settings.watch.model_copy(update={"metrics_port": 0})}
+    )
     collected = CollectedResults()
     since = _now_iso()
     async with (
         running_invalidators(settings, CATALOGUE),
-        running_watchdog(settings, CATALOGUE, collected) as watchdog,
+        running_watchdog(served, CATALOGUE, collected) as watchdog,
     ):
+        started_at = await committed_offsets(settings.kafka, watchdog.group)
         event_ids = await publish_all(publisher, _orders(300))
         await wait_until(
             lambda: _true(collected.judged(REGIONS, event_ids)),
             within=60,
             what="the watchdog to judge 300 events in both regions",
         )
-        metrics = watchdog.metrics.exposition().decode()
+        status, metrics = await http_get(watchdog.metrics_address, "/metrics")
+        assert status == 200
+        assert (await http_get(watchdog.metrics_address, "/readyz"))[0] == 200
     for region in REGIONS:
         assert set(collected.outcomes(region, event_ids).values()) == {Outcome.SEEN}, region
         for outcome, count in (("seen", 300), ("missing", 0), ("unknown", 0)):
@@ -80,6 +93,10 @@ async def test_a_healthy_run_sees_every_purge_and_raises_no_alarm(
                 f"{count:.1f}"
             ) in metrics
     assert collected.skipped == []
+    # Its own group committed what it read; the invalidators' groups are theirs alone.
+    assert watchdog.group not in {settings.group_id(region) for region in REGIONS}
+    read = await committed_offsets(settings.kafka, watchdog.group)
+    assert sum(read.values()) - sum(started_at.values()) == 300
 
     status, summary = await cli("watch", "--since", since)
     assert status == EXIT_OK, summary

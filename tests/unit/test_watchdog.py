@@ -9,10 +9,13 @@ import uuid
 
 import pytest
 
-from contracts.example_orders import EXAMPLE_CATALOGUE
+from contracts import RedisTarget
+from contracts.events import EventEnvelope
+from contracts.example_orders import CATALOGUE, EXAMPLE_CATALOGUE, OrderCreated
 from contracts.layout import generation_time_ns, new_generation
 from invalidator.cli import main
 from invalidator.operators import EXIT_INPUT
+from invalidator.settings import WatchSettings
 from invalidator.watchdog import (
     WITHIN_S,
     EventResult,
@@ -20,6 +23,7 @@ from invalidator.watchdog import (
     Look,
     Outcome,
     PurgeResult,
+    Watchdog,
     WatchReport,
     event_judgement,
     is_sampled,
@@ -224,3 +228,48 @@ def test_no_region_is_refused(
     monkeypatch.setenv("INVALIDATOR_CATALOGUE", EXAMPLE_CATALOGUE)
     assert main(["watch", "--since", "10m"]) == EXIT_INPUT
     assert "names no region" in capsys.readouterr().err
+
+
+class _Record:
+    """A Kafka record as the watchdog reads it."""
+
+    def __init__(self, value: bytes | None, timestamp: int = 0) -> None:
+        self.value = value
+        self.headers: list[tuple[str, bytes]] = []
+        self.timestamp = timestamp
+
+
+def _order_record(event_id: uuid.UUID) -> _Record:
+    order = OrderCreated(order_id="o-1", company_id="c-1", total_cents=1)
+    envelope = EventEnvelope.wrap(
+        order, source="test", tenant="acme", aggregate_version=1, event_id=event_id
+    )
+    return _Record(envelope.model_dump_json().encode())
+
+
+def _watchdog(report: WatchReport, *, sample_every: int = 1) -> Watchdog:
+    # Its clients connect on first use: observe() does no I/O.
+    regions = {"eu": [RedisTarget(name="eu-main", url="redis://127.0.0.1:1/0")]}
+    return Watchdog(
+        CATALOGUE, regions, WatchSettings(sample_every=sample_every), listeners=[report]
+    )
+
+
+def test_an_undecodable_record_is_counted_and_skipped() -> None:
+    report = WatchReport()
+    watchdog = _watchdog(report)
+    watchdog.observe(_Record(b"not json"))
+    watchdog.observe(_Record(None))
+    assert (report.records, report.sampled, watchdog.pending) == (2, 0, 0)
+    assert report.skipped == {"malformed": 2}
+
+
+def test_a_sampled_event_is_looked_for_and_one_left_out_is_not() -> None:
+    ids = [uuid.uuid4() for _ in range(200)]
+    chosen = next(i for i in ids if is_sampled(str(i), 10))
+    left_out = next(i for i in ids if not is_sampled(str(i), 10))
+    report = WatchReport()
+    watchdog = _watchdog(report, sample_every=10)
+    watchdog.observe(_order_record(chosen))
+    watchdog.observe(_order_record(left_out))
+    assert (report.records, report.sampled, report.skipped, watchdog.pending) == (2, 1, {}, 1)
