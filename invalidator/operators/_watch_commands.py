@@ -28,6 +28,9 @@ from invalidator.settings import InvalidatorSettings
 from invalidator.times import parse_when
 from invalidator.watchdog import Watchdog, WatchReport, WatchService
 
+_TEXT_NOT_SEEN = 20
+"""Purges not seen listed per region in the text summary (the log and --json have every one)."""
+
 
 def add_watch_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `watch`."""
@@ -144,9 +147,12 @@ def _text(summary: dict[str, Any]) -> str:
             f"{region}: events {events or 'none'}; seen within {within}; lag p50 "
             f"{figures['lag_ms']['p50']:.1f} ms, p99 {figures['lag_ms']['p99']:.1f} ms"
         )
+        not_seen = figures["not_seen"]
         lines.extend(
             f"  NOT SEEN {m['event_id']} {m['event_type']} {m['namespace']} {m['key']} "
             f"on {m['target']}"
-            for m in figures["not_seen"]
+            for m in not_seen[:_TEXT_NOT_SEEN]
         )
+        if len(not_seen) > _TEXT_NOT_SEEN:
+            lines.append(f"  ... and {len(not_seen) - _TEXT_NOT_SEEN} more (--json lists them all)")
     return "\n".join(lines)

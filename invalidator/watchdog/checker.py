@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from contracts.catalogue import Catalogue
 from contracts.connections import RedisTarget
-from contracts.decoding import RecordHeaders, Rejected
+from contracts.decoding import RecordHeaders, Rejected, RejectReason
 from contracts.layout import generation_key_of
 from contracts.redis_clients import RedisClient, redis_client
 from invalidator.planner import purge_plan
@@ -122,14 +122,12 @@ class Watchdog:
             return
         envelope = decoded.envelope
         event_id = str(envelope.event_id)
-        sampled = is_sampled(event_id, self._settings.sample_every)
-        for listener in self._listeners:
-            listener.record_read(sampled=sampled)
-        if not sampled:
+        if not is_sampled(event_id, self._settings.sample_every):
+            self._tell_read(sampled=False)
             return
         plan = purge_plan([(event_id, decoded)], self._catalogue)
         if plan.unplannable:
-            self._tell_skipped("unplannable")
+            self._tell_skipped(RejectReason.UNPLANNABLE.value)
             return
         keys = [
             (namespace.name, key)
@@ -140,6 +138,7 @@ class Watchdog:
         if not keys:
             self._tell_skipped(NOTHING_TO_CHECK)
             return
+        self._tell_read(sampled=True)
         settings = self._settings
         event = _Event(
             event_id,
@@ -153,6 +152,10 @@ class Watchdog:
             for name, key in keys
         ]
         self._events.append(event)
+
+    def _tell_read(self, *, sampled: bool) -> None:
+        for listener in self._listeners:
+            listener.record_read(sampled=sampled)
 
     def _tell_skipped(self, reason: str) -> None:
         for listener in self._listeners:

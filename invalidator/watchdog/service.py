@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 _COMMIT_INTERVAL_S = 5.0
 """How often the watchdog's group commits what it has read: a restart looks for the purges of
 at most this much again, or misses the pending ones (it samples; it does not account)."""
-_MAX_RECORDS = 2000
 
 
 class WatchService:
@@ -100,7 +99,7 @@ class WatchService:
             await consumer.start()
             consumer.subscribe(topics=topics)
             looking = asyncio.create_task(self._look_until_stopped())
-            running.callback(looking.cancel)
+            running.push_async_callback(_cancel, looking)
             log.info(
                 "watchdog %s started: topics=%s regions=%s sampling 1 in %d, deadline %.3g s",
                 self.group,
@@ -123,10 +122,10 @@ class WatchService:
 
     async def _read_until_stopped(self, consumer: AIOKafkaConsumer) -> None:
         committed_at = time.monotonic()
-        interval_ms = self.settings.watch.interval_ms
         while not self._stop.is_set():
             batch = await consumer.getmany(
-                timeout_ms=max(interval_ms, 100), max_records=_MAX_RECORDS
+                timeout_ms=self.settings.fetch_timeout_ms,
+                max_records=self.settings.batch_max_records,
             )
             for records in batch.values():
                 for record in records:
@@ -147,3 +146,10 @@ class WatchService:
             except Exception:  # a defect: logged, the looks go on
                 log.exception("watchdog %s: a look failed", self.group)
             await asyncio.sleep(interval_s)  # the look interval
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait until it has ended (before the clients it uses are closed)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -64,8 +64,8 @@ class Judgement:
     lag_ms: float | None = None
     """From the event's publication to the token's time (SEEN, LATE)."""
     lag_bound: bool = False
-    """The lag is an upper bound: the first look already found a newer token, and a later
-    purge may have replaced the first one's."""
+    """The lag is an upper bound: no earlier read found an older token or an absent key, so the
+    newer token found may be a later purge's, not the first one's."""
 
 
 def judge(
