@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.example_orders import CATALOGUE, OrderCancelled, OrderCreated
+from contracts.example_orders import CATALOGUE, OrderCancelled
 from invalidator import InvalidatorSettings
 from invalidator.operators import (
     EXIT_NOT_SEEN,
@@ -30,19 +30,14 @@ from tests.integration.prometheus import free_port
 from tests.integration.watchdog import (
     CollectedResults,
     give_generations,
+    judged,
+    orders,
+    passed,
     publish_all,
     running_watchdog,
     without_purges_of,
 )
 from tests.waiting import wait_until
-
-
-def _orders(count: int) -> list[OrderCreated]:
-    run = uuid.uuid4().hex[:8]
-    return [
-        OrderCreated(order_id=f"o-{run}-{i}", company_id=f"c-{run}-{i}", total_cents=i)
-        for i in range(count)
-    ]
 
 
 def _cancellations(count: int) -> list[OrderCancelled]:
@@ -76,9 +71,9 @@ async def test_a_healthy_run_sees_every_purge_and_raises_no_alarm(
         running_watchdog(served, CATALOGUE, collected) as watchdog,
     ):
         started_at = await committed_offsets(settings.kafka, watchdog.group)
-        event_ids = await publish_all(publisher, _orders(300))
+        event_ids = await publish_all(publisher, orders(300))
         await wait_until(
-            lambda: _true(collected.judged(REGIONS, event_ids)),
+            lambda: judged(collected, REGIONS, event_ids),
             within=60,
             what="the watchdog to judge 300 events in both regions",
         )
@@ -114,7 +109,7 @@ async def test_a_region_that_commits_without_purging_one_event_type_is_caught_ex
     cli: Cli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    created, cancelled = _orders(40), _cancellations(20)
+    created, cancelled = orders(40), _cancellations(20)
     await give_generations(redis_clients, [*created, *cancelled])
     since = _now_iso()
     async with (
@@ -149,22 +144,22 @@ async def test_a_purge_after_the_deadline_is_late_not_missing(
         running_invalidators(tuned, CATALOGUE, regions=["eu"]),
         running_watchdog(tuned, CATALOGUE, collected),
     ):
-        event_ids = await publish_all(publisher, _orders(20))
+        event_ids = await publish_all(publisher, orders(20))
         published_at = time.time()
         await wait_until(
-            lambda: _true(collected.judged(["eu"], event_ids)),
+            lambda: judged(collected, ["eu"], event_ids),
             within=30,
             what="the watchdog to judge the events in eu",
         )
         await wait_until(
-            lambda: _true(time.time() > published_at + 1.5),
+            lambda: passed(published_at + 1.5),
             within=10,
             what="the deadline to pass with us not purged",
         )
         assert not any((event_id, "us") in collected.results for event_id in event_ids)
         async with running_invalidators(tuned, CATALOGUE, regions=["us"], from_log_end=False):
             await wait_until(
-                lambda: _true(collected.judged(["us"], event_ids)),
+                lambda: judged(collected, ["us"], event_ids),
                 within=40,
                 what="the watchdog to judge the late purges in us",
             )
@@ -189,7 +184,7 @@ async def test_an_unreachable_region_is_unknown_not_stale_and_its_password_stays
     ]
     since = _now_iso()
     async with running_invalidators(settings, CATALOGUE):
-        event_ids = await publish_all(publisher, _orders(10))
+        event_ids = await publish_all(publisher, orders(10))
         monkeypatch.setenv("INVALIDATOR_REGIONS", json.dumps(regions))
         _tuned(monkeypatch, deadline_s=1, grace_s=0.5)
         status, summary = await cli("watch", "--since", since)
@@ -213,7 +208,7 @@ async def test_an_absent_generation_key_is_not_judged_an_older_token_is_missing(
 ) -> None:
     # No invalidator runs: nothing is purged. Half the events' namespaces hold a token older
     # than the event (a purge missing), the others none (expired by their TTL).
-    kept, expired = _orders(10), _orders(10)
+    kept, expired = orders(10), orders(10)
     await give_generations(redis_clients, kept)
     since = _now_iso()
     kept_ids = await publish_all(publisher, kept)
@@ -228,7 +223,3 @@ async def test_an_absent_generation_key_is_not_judged_an_older_token_is_missing(
         assert figures["events"]["missing"] == len(kept_ids)
         assert figures["purges"]["expired_not_judged"] == 3 * len(expired_ids)
         assert figures["seen_within"]["10s"] == 0.0
-
-
-async def _true(value: bool) -> bool:
-    return value

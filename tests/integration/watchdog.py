@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 
 from contracts import Catalogue
 from contracts.events import DomainEvent, Event, EventEnvelope
-from contracts.example_orders import CATALOGUE, OrderCreatedV1
+from contracts.example_orders import CATALOGUE, OrderCreated, OrderCreatedV1
 from contracts.layout import generation_key, generation_ttl, new_generation
 from contracts.namespaces import BoundNamespace
 from invalidator import InvalidatorSettings
@@ -52,6 +54,27 @@ class CollectedResults:
         return all(
             (event_id, region) in self.results for event_id in event_ids for region in regions
         )
+
+
+async def judged(
+    collected: CollectedResults, regions: Sequence[str], event_ids: Sequence[str]
+) -> bool:
+    """A `wait_until` condition: every event has its outcome in every region."""
+    return collected.judged(regions, event_ids)
+
+
+async def passed(moment: float) -> bool:
+    """A `wait_until` condition: the clock (`time.time()`) is past `moment`."""
+    return time.time() > moment
+
+
+def orders(count: int) -> list[OrderCreated]:
+    """`count` OrderCreated events of a fresh run, each of its own order and company."""
+    run = uuid.uuid4().hex[:8]
+    return [
+        OrderCreated(order_id=f"o-{run}-{i}", company_id=f"c-{run}-{i}", total_cents=i)
+        for i in range(count)
+    ]
 
 
 @contextlib.asynccontextmanager
