@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from contracts.example_orders import CATALOGUE, OrderCancelled
-from invalidator import InvalidatorSettings
+from contracts.example_orders import CATALOGUE, EXAMPLE_CATALOGUE, OrderCancelled
+from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import (
     EXIT_NOT_SEEN,
     EXIT_OK,
@@ -23,7 +25,8 @@ from invalidator.operators import (
 )
 from invalidator.watchdog import Outcome
 from producers import EventPublisher, RedisClient
-from tests.integration.cli import Cli
+from tests.faults.processes import kill_if_running, stop_process
+from tests.integration.cli import Cli, spawn_cli
 from tests.integration.endpoints import http_get
 from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.prometheus import free_port
@@ -102,6 +105,57 @@ async def test_a_healthy_run_sees_every_purge_and_raises_no_alarm(
         figures = summary["regions"][region]
         assert figures["events"]["seen"] == 300 and figures["not_seen"] == []
         assert figures["seen_within"]["10s"] == 1.0
+
+
+async def test_the_watch_command_runs_until_sigterm_and_serves_its_metrics(
+    settings: InvalidatorSettings,
+    publisher: EventPublisher,
+    invalidators: dict[str, Invalidator],
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "watch.log"
+    port = free_port()
+    await start_at_log_end(
+        settings.kafka, settings.watchdog_group(), settings.event_topics(CATALOGUE)
+    )
+    env = {
+        "INVALIDATOR_GROUP_PREFIX": settings.group_prefix,
+        "INVALIDATOR_CATALOGUE": EXAMPLE_CATALOGUE,
+        "INVALIDATOR_WATCH__METRICS_PORT": str(port),
+    }
+    process = spawn_cli("watch", env=env, output=log)
+    try:
+
+        async def all_seen() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"invalidator watch exited: {log.read_text()[-3000:]}")
+            try:
+                status, metrics = await http_get(("127.0.0.1", port), "/metrics")
+            except OSError:
+                return False  # not serving yet
+            return status == 200 and all(
+                f'invalidator_watchdog_events_total{{outcome="seen",region="{region}"}} 20.0'
+                in metrics
+                for region in REGIONS
+            )
+
+        await wait_until(
+            lambda: _ready(("127.0.0.1", port)), within=60, what="the watchdog's /readyz"
+        )
+        await publish_all(publisher, orders(20))
+        await wait_until(all_seen, within=60, what="20 events seen in both regions on /metrics")
+        status = await stop_process(process, signal.SIGTERM, within=60, what="the exit")
+    finally:
+        kill_if_running(process)
+    assert status == 0, log.read_text()[-3000:]
+    assert f"watchdog {settings.watchdog_group()} stopped" in log.read_text()
+
+
+async def _ready(address: tuple[str, int]) -> bool:
+    try:
+        return (await http_get(address, "/readyz"))[0] == 200
+    except OSError:
+        return False
 
 
 async def test_a_region_that_commits_without_purging_one_event_type_is_caught_exactly(
