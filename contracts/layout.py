@@ -70,9 +70,25 @@ def generation_ttl(namespace: Namespace) -> timedelta:
     return namespace.ttl * 2
 
 
+_TIME_DIGITS = 16
+"""A token's leading hexadecimal digits: the nanoseconds since the epoch it was made at."""
+
+
 def new_generation() -> bytes:
     """A generation token that is never reused: time-ordered, with 64 random bits."""
-    return f"{time.time_ns():016x}{secrets.token_hex(8)}".encode()
+    return f"{time.time_ns():0{_TIME_DIGITS}x}{secrets.token_hex(8)}".encode()
+
+
+def generation_time_ns(token: bytes) -> int | None:
+    """When `token` was made by `new_generation` (nanoseconds since the epoch); None when it is
+    not a token of that form (e.g. a counter written by something else)."""
+    stamp = token[:_TIME_DIGITS]
+    if len(token) <= _TIME_DIGITS:
+        return None
+    try:
+        return int(stamp, 16)
+    except ValueError:
+        return None
 
 
 class StoredEntry(NamedTuple):

@@ -16,10 +16,14 @@ from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from invalidator.loop import InvalidationLoop
-from invalidator.metrics import InvalidatorMetrics
-
 log = logging.getLogger(__name__)
+
+
+class Exposition(Protocol):
+    """What /metrics serves (`InvalidatorMetrics`, the watchdog's `WatchMetrics` have it)."""
+
+    def exposition(self) -> bytes:
+        """The metrics in the text exposition format."""
 
 
 class LoopHealth(Protocol):
@@ -66,12 +70,12 @@ def readiness(loop: LoopHealth, assigned: Callable[[], bool], max_paused_s: floa
 
 
 class Endpoints:
-    """Serves the metrics and the probes of one invalidator."""
+    """Serves the metrics and the probes of one invalidator (or of the watchdog)."""
 
     def __init__(
         self,
-        metrics: InvalidatorMetrics,
-        loop: InvalidationLoop,
+        metrics: Exposition,
+        loop: LoopHealth,
         *,
         assigned: Callable[[], bool],
         max_paused_s: float,

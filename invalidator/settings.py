@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import topics
@@ -13,6 +13,45 @@ from contracts.connections import KafkaConnection, RedisTarget
 from contracts.errors import SettingsError
 from contracts.ids import is_valid_id
 from invalidator.start_position import START_FROM_FORMS, resolve_start_from
+
+
+class WatchSettings(BaseModel):
+    """The consistency watchdog's tuning (`invalidator watch`): `INVALIDATOR_WATCH__<FIELD>`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sample_every: int = Field(
+        default=1,
+        ge=1,
+        description="check 1 event in N, chosen by event id (every watchdog picks the same); "
+        "1: every event",
+    )
+    deadline_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a purge seen later than this after its event's publication is late",
+    )
+    grace_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="how long after the deadline a purge is still looked for (late, not lost); "
+        "not seen by then, it is missing",
+    )
+    interval_ms: int = Field(
+        default=20, ge=1, description="how often the pending purges are looked for in Redis"
+    )
+    group: str | None = Field(
+        default=None,
+        description="the watchdog's own consumer group (default <group_prefix>-watchdog); never "
+        "one of the invalidators' <group_prefix>.<region> groups",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="serve the watchdog's /metrics, /healthz and /readyz on this port (off "
+        "unless set; 0 picks a free port), on metrics_host",
+    )
 
 
 class InvalidatorSettings(BaseSettings):
@@ -86,6 +125,8 @@ class InvalidatorSettings(BaseSettings):
         "started this long after the process began joining its group",
     )
 
+    watch: WatchSettings = Field(default_factory=WatchSettings)
+
     @field_validator("regions")
     @classmethod
     def _regions_have_targets(
@@ -118,6 +159,18 @@ class InvalidatorSettings(BaseSettings):
     def group_id(self, region: str) -> str:
         """The consumer group of a region: one group per region, so regions lag independently."""
         return f"{self.group_prefix}.{region}"
+
+    def watchdog_group(self) -> str:
+        """The watchdog's consumer group: `watch.group`, else `<group_prefix>-watchdog`; a
+        SettingsError when it is an invalidator's group (`<group_prefix>.<region>`)."""
+        group = self.watch.group or f"{self.group_prefix}-watchdog"
+        if group.startswith(f"{self.group_prefix}."):
+            raise SettingsError(
+                f"INVALIDATOR_WATCH__GROUP={group!r} is named like an invalidator's group "
+                f"({self.group_prefix}.<region>): the watchdog must never touch those; "
+                f"choose another name, e.g. {self.group_prefix}-watchdog"
+            )
+        return group
 
     def targets(self, region: str) -> list[RedisTarget]:
         """The Redis targets of `region`, or a SettingsError naming the known regions."""

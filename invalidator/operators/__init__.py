@@ -12,6 +12,7 @@ from invalidator.operators._asyncapi import asyncapi_document
 from invalidator.operators._commands import add_operator_commands
 from invalidator.operators._console import (
     EXIT_INPUT,
+    EXIT_NOT_SEEN,
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_UNAVAILABLE,
@@ -44,6 +45,7 @@ from invalidator.operators._topics import (
 __all__ = [
     "DEFAULT_PARTITIONS",
     "EXIT_INPUT",
+    "EXIT_NOT_SEEN",
     "EXIT_OK",
     "EXIT_REFUSED",
     "EXIT_UNAVAILABLE",

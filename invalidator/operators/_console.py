@@ -18,6 +18,8 @@ EXIT_INPUT = 2
 """Bad input or configuration."""
 EXIT_UNAVAILABLE = 3
 """Kafka or Redis cannot be reached."""
+EXIT_NOT_SEEN = 4
+"""`watch --since`: a purge the watchdog looked for was not seen (missing) in some region."""
 
 
 def add_catalogue_option(parser: argparse.ArgumentParser) -> None:

@@ -18,14 +18,18 @@ ALERTS = ROOT / "deploy" / "observability" / "invalidator-alerts.yml"
 METRICS_MODULES = (
     ROOT / "invalidator" / "metrics.py",
     ROOT / "invalidator" / "operators" / "_group_lag_export.py",
+    ROOT / "invalidator" / "watchdog" / "metrics.py",
 )
-"""Where series are registered: the invalidator's own, and `invalidator offsets export`'s."""
+"""Where series are registered: the invalidator's own, `invalidator offsets export`'s and the
+watchdog's."""
 
 METRIC_NAME = re.compile(r"\binvalidator_[a-z_]+\b")
 SUFFIXES = {
     "Histogram": ("_bucket", "_sum", "_count", "_created"),
     "GaugeMetricFamily": ("",),
     "CounterMetricFamily": ("_total", "_created"),
+    "Counter": ("_total", "_created"),
+    "Gauge": ("",),
 }
 PANEL_TITLES = {
     "Events consumed per second, per region",
@@ -41,6 +45,9 @@ PANEL_TITLES = {
     "Remote event age at purge p50 / p99, per source region",
     "Group lag in seconds, per partition, from the broker",
     "Group lag in records, per partition, from the broker",
+    "Watchdog: sampled events purged within 10 ms / 100 ms / 1 s / 10 s, per region",
+    "Watchdog: purges not seen per second, per region and target",
+    "Watchdog: purge lag p50 / p99, per region",
 }
 ALERT_NAMES = {
     "InvalidatorLagHigh",
@@ -53,6 +60,8 @@ ALERT_NAMES = {
     "InvalidatorRemotePurgeSlow",
     "InvalidatorGroupLagHigh",
     "InvalidatorGroupLagUnread",
+    "InvalidatorWatchdogPurgeNotSeen",
+    "InvalidatorWatchdogDown",
 }
 
 
@@ -109,6 +118,7 @@ def test_the_registered_series_are_the_documented_ones() -> None:
     assert "invalidator_lag_seconds" in series
     assert "invalidator_purge_duration_seconds_bucket" in series
     assert "invalidator_group_lag_records" in series
+    assert "invalidator_watchdog_purges_total" in series
     assert "invalidator_paused_total" not in series
     documented = (ROOT / "docs" / "operations.md").read_text()
     for name in series:
@@ -123,7 +133,7 @@ def test_the_dashboard_has_every_panel_and_each_panel_a_query() -> None:
         assert panel["targets"], panel["title"]
         assert all(target["expr"].strip() for target in panel["targets"]), panel["title"]
     quantiles = [e for e in _dashboard_expressions() if e.startswith("histogram_quantile(")]
-    assert len(quantiles) == 6
+    assert len(quantiles) == 8
 
 
 def test_the_rules_have_every_alert_with_a_runbook_step() -> None:

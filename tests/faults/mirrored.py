@@ -21,7 +21,7 @@ from pathlib import Path
 from aiokafka import TopicPartition
 
 from contracts.example_orders import CATALOGUE
-from contracts.layout import generation_key
+from contracts.layout import generation_key, generation_time_ns
 from contracts.namespaces import BoundNamespace
 from contracts.topics import ORDERS, mirrored_topic
 from invalidator import InvalidatorSettings
@@ -178,9 +178,9 @@ class MirroredRun:
         latencies: dict[str, float] = {}
         for event_id, namespace in namespaces.items():
             token = await self.redis[region].get(generation_key(namespace))
-            if token is not None and event_id in records:
-                purged_ms = generation_time_ns(token) / 1e6
-                latencies[event_id] = purged_ms - records[event_id][0].timestamp
+            purged_ns = None if token is None else generation_time_ns(token)
+            if purged_ns is not None and event_id in records:
+                latencies[event_id] = purged_ns / 1e6 - records[event_id][0].timestamp
         return latencies
 
     async def account(self) -> Accounting:
@@ -191,13 +191,6 @@ class MirroredRun:
                 settings.kafka, settings.dead_letter_topic, group=settings.group_id(region)
             )
         return await account(self.published(), self.redis, dead_lettered=dead)
-
-
-def generation_time_ns(token: bytes | str) -> int:
-    """When a purge wrote the generation `token` (`contracts.layout.new_generation`: the time in
-    nanoseconds, 16 hex digits, then random bits)."""
-    text = token.decode() if isinstance(token, bytes) else token
-    return int(text[:16], 16)
 
 
 @contextlib.asynccontextmanager

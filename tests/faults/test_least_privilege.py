@@ -1,4 +1,4 @@
-"""The invalidator and CacheClient work with the least-privilege Redis users of
+"""The invalidator, CacheClient and the watchdog work with the least-privilege Redis users of
 `deploy/redis-acl.conf`, on a Redis whose default user is disabled, and can do nothing more."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from contracts.layout import entry_key, generation_key
 from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.operators import committed_offsets, end_offsets
+from invalidator.watchdog import Outcome as WatchOutcome
 from producers import CacheClient, EventPublisher, Source, connect_redis
 from tests.faults.accounting import Outcome, account, record_outcome
 from tests.faults.kafka_server import ADMIN as KAFKA_ADMIN
@@ -30,10 +31,21 @@ from tests.faults.order_stream import publish_company_order
 from tests.integration.invalidators import running_invalidators
 from tests.integration.kafka_tools import caught_up
 from tests.integration.redis_server import RedisServer
+from tests.integration.watchdog import (
+    CollectedResults,
+    judged,
+    orders,
+    publish_all,
+    running_watchdog,
+)
 from tests.waiting import wait_until
 
 ACL_FILE = REPO / "deploy" / "redis-acl.conf"
-PASSWORDS = {"invalidator": "inv-" + uuid.uuid4().hex, "cache": "cache-" + uuid.uuid4().hex}
+PASSWORDS = {
+    "invalidator": "inv-" + uuid.uuid4().hex,
+    "cache": "cache-" + uuid.uuid4().hex,
+    "watchdog": "watch-" + uuid.uuid4().hex,
+}
 ADMIN = ("admin", "admin-" + uuid.uuid4().hex)
 
 
@@ -119,6 +131,37 @@ async def test_invalidator_and_cache_work_with_least_privilege_users(
     finally:
         await cache_client.aclose()
         await invalidator_client.aclose()
+
+
+async def test_the_watchdog_judges_with_a_user_that_may_only_read_generations(
+    settings: InvalidatorSettings, publisher: EventPublisher, acl_server: RedisServer
+) -> None:
+    invalidating = eu_only_as_invalidator(settings, acl_server)
+    watching = settings.model_copy(update={"regions": {"eu": [target_as(acl_server, "watchdog")]}})
+    collected = CollectedResults()
+    async with (
+        running_invalidators(invalidating, CATALOGUE, regions=("eu",)),
+        running_watchdog(watching, CATALOGUE, collected),
+    ):
+        event_ids = await publish_all(publisher, orders(20))
+        await wait_until(
+            lambda: judged(collected, ["eu"], event_ids),
+            within=60,
+            what="the watchdog user's judgements",
+        )
+    assert set(collected.outcomes("eu", event_ids).values()) == {WatchOutcome.SEEN}
+    watchdog_client = connect_redis(target_as(acl_server, "watchdog"))
+    page = COMPANY_ORDERS.bind(company_id="c-1")
+    try:
+        for forbidden in (
+            watchdog_client.set(generation_key(page), b"x"),
+            watchdog_client.get(entry_key(page, "page:1")),
+            watchdog_client.delete(generation_key(page)),
+        ):
+            with pytest.raises(NoPermissionError):
+                await forbidden
+    finally:
+        await watchdog_client.aclose()
 
 
 async def test_a_missing_permission_is_a_defect_and_heals_when_the_acl_is_fixed(

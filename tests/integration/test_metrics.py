@@ -14,23 +14,12 @@ from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import start_at_log_end
 from producers import EventPublisher
 from tests.faults.proxy import region_through_proxy
+from tests.integration.endpoints import http_get
 from tests.integration.invalidators import running_invalidators
 from tests.integration.orders import publish_orders
 from tests.waiting import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def http_get(address: tuple[str, int] | None, path: str) -> tuple[int, str]:
-    """GET `path` from an invalidator's endpoints: (status, body)."""
-    assert address is not None, "the invalidator serves no endpoints"
-    reader, writer = await asyncio.open_connection(*address)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-    await writer.drain()
-    response = (await asyncio.wait_for(reader.read(), timeout=10)).decode()
-    writer.close()
-    head, _, body = response.partition("\r\n\r\n")
-    return int(head.split(" ", 2)[1]), body
 
 
 async def scrape(invalidator: Invalidator) -> Samples:

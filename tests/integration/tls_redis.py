@@ -26,7 +26,7 @@ from tests.waiting import wait_until
 
 _START_TIMEOUT_S = 20.0
 ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "redis-acl.conf"
-USERS = ("invalidator", "cache")
+USERS = ("invalidator", "cache", "watchdog")
 """The users of deploy/redis-acl.conf, each with a password of its own."""
 ADMIN = "admin"
 PICKED_PORTS: set[int] = set()
