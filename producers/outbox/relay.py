@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -199,7 +199,8 @@ class OutboxRelay:
         async with contextlib.AsyncExitStack() as running:
             running.enter_context(on_outbox_commit(self._engine, self._wake.set))
             if self._postgresql:
-                await running.enter_async_context(self._listening())
+                listening = asyncio.create_task(self._listen(), name="outbox-relay-listen")
+                running.push_async_callback(_cancel, listening)
             running.callback(setattr, self, "_prefetching", False)
             running.push_async_callback(self._drop_prefetched)
             self._prefetching = True
@@ -211,6 +212,9 @@ class OutboxRelay:
                     published = await self._relay_batch()
                     if len(self._unmarked) >= _UNMARKED_LIMIT:
                         await self._marks_done()
+                    if time.monotonic() - last_cleanup >= _CLEANUP_EVERY_S:
+                        await self.cleanup()
+                        last_cleanup = time.monotonic()
                     backoff = self._poll_interval_s
                 except Exception as error:
                     self.stats.publish_failures += 1
@@ -218,9 +222,6 @@ class OutboxRelay:
                     await self._wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                if time.monotonic() - last_cleanup >= _CLEANUP_EVERY_S:
-                    await self.cleanup()
-                    last_cleanup = time.monotonic()
                 if published < self._batch_size:
                     await self._wait(self._poll_interval_s)
 
@@ -505,24 +506,47 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
-    @contextlib.asynccontextmanager
-    async def _listening(self) -> Any:
-        """LISTEN on the outbox channel for as long as the relay runs (a dedicated connection
-        of the engine's pool, raw asyncpg)."""
-        async with self._engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
+    async def _listen(self) -> None:
+        """PostgreSQL: LISTEN on the outbox channel while the relay runs (a connection of the
+        engine's own, raw asyncpg), and again whenever that connection is lost. Each time it
+        listens anew it wakes the relay: notifications sent meanwhile were lost (the polls
+        found those rows in the meantime)."""
+        retry_s = self._poll_interval_s
 
-            def notified(*_: object) -> None:
-                self._wake.set()
+        def notified(*_: object) -> None:
+            self._wake.set()
 
-            await driver.add_listener(NOTIFY_CHANNEL, notified)
+        while True:
             try:
-                yield
-            finally:
-                with contextlib.suppress(Exception):
-                    await driver.remove_listener(NOTIFY_CHANNEL, notified)
+                async with self._engine.connect() as connection:
+                    driver = (await connection.get_raw_connection()).driver_connection
+                    assert driver is not None
+                    lost = asyncio.Event()
+                    driver.add_termination_listener(lambda _, lost=lost: lost.set())
+                    await driver.add_listener(NOTIFY_CHANNEL, notified)
+                    try:
+                        self._wake.set()
+                        retry_s = self._poll_interval_s
+                        await lost.wait()
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await driver.remove_listener(NOTIFY_CHANNEL, notified)
+                    await connection.invalidate()
+                log.warning("outbox relay: lost its LISTEN connection; listening again")
+            except Exception as error:
+                log.warning(
+                    "outbox relay: cannot LISTEN for new rows, polling every %.1f s meanwhile: %s",
+                    self._poll_interval_s,
+                    error,
+                )
+            await asyncio.sleep(retry_s)
+            retry_s = min(retry_s * 2, 5.0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _reader_of(engine: AsyncEngine) -> AsyncEngine:

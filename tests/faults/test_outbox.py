@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import subprocess
 import time
@@ -20,7 +21,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts import KafkaConnection
@@ -40,9 +41,11 @@ from tests.faults.processes import (
     spawn,
     stop_process,
 )
+from tests.faults.proxy import TcpProxy
 from tests.faults.services import KAFKA, restored_afterwards, service_process
 from tests.integration.invalidators import running_invalidators
 from tests.integration.kafka_tools import records_to_end
+from tests.logged_lines import LoggedLines
 from tests.waiting import wait_until
 
 RECOVER_WITHIN_S = 180
@@ -52,6 +55,9 @@ WRITES = scaled(200, 2000)
 OUTAGE_S = scaled(5, 15)
 HELD_BATCH = 100
 """The batch size of the relay killed between publish and mark."""
+OUTAGE_POLL_S = 4.0
+"""The poll of the relay cut off from its database: its retries come this often, and after
+the outage a write must be relayed in half of it (woken by NOTIFY)."""
 WRITE_PAUSE_S = 0.005
 """Between two writes of a service writing through a fault: paces it at most ~200 writes/s."""
 
@@ -306,3 +312,75 @@ async def test_a_rolled_back_transaction_publishes_nothing(
             recover_s=None,
         )
     )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_relay_cut_off_from_its_database_says_so_once_and_catches_up(
+    database_url: str,
+    outbox_engine: AsyncEngine,
+    settings: InvalidatorSettings,
+    redis_clients: dict[str, RedisClient],
+) -> None:
+    """The relay reaches PostgreSQL through a proxy that is cut while the service goes on
+    writing (directly). Each of its warnings is logged once in the outage, however often it
+    retried; after it every committed write is purged in both regions, and the relay listens
+    again: a later write is relayed sooner than its poll would find it."""
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    relay_engine = create_async_engine(url.set(host="127.0.0.1", port=proxy.port))
+    logged = LoggedLines(logging.getLogger("producers.outbox.relay"))
+    relay = OutboxRelay(relay_engine, settings.kafka, poll_interval_s=OUTAGE_POLL_S)
+    run = uuid.uuid4().hex[:8]
+    written = 0
+
+    async def write(count: int) -> None:
+        nonlocal written
+        for _ in range(count):
+            async with outbox_engine.begin() as connection:
+                await write_order(connection, run, written)
+            written += 1
+
+    async def relayed(count: int) -> bool:
+        return relay.stats.published >= count
+
+    await relay.start()
+    relaying = asyncio.create_task(relay.run())
+    try:
+        with logged:
+            async with running_invalidators(settings, CATALOGUE):
+                await write(WRITES)
+                await wait_until(lambda: relayed(WRITES), within=60, what="writes before the cut")
+                failures_before = relay.stats.publish_failures
+                await proxy.cut()
+                outage_ends = time.monotonic() + 3 * OUTAGE_POLL_S + 1
+                while time.monotonic() < outage_ends:
+                    await write(10)
+                    await asyncio.sleep(0.1)  # pacing the writes, not a synchronisation
+                retries = relay.stats.publish_failures - failures_before
+                await proxy.restore()
+                fault_ended = time.monotonic()
+                await settle_and_account(
+                    "outbox: the relay cut off from PostgreSQL while writing",
+                    await committed_orders(outbox_engine, run),
+                    redis_clients,
+                    fault_ended=fault_ended,
+                )
+                assert retries >= 2, f"the relay retried {retries} times: the outage was too short"
+                repeated = {line: n for line, n in logged.counts().items() if n > 1}
+                assert not repeated, f"warnings repeated within a minute: {repeated}"
+
+                # Listening again: a write is relayed well before the poll would find it.
+                caught_up = relay.stats.published
+                await write(1)
+                await wait_until(
+                    lambda: relayed(caught_up + 1),
+                    within=OUTAGE_POLL_S / 2,
+                    what="a write after the outage relayed before the next poll (LISTEN again)",
+                )
+    finally:
+        relay.stop()
+        await asyncio.wait_for(relaying, timeout=60)
+        await relay.stop_producer()
+        await relay_engine.dispose()
+        await proxy.cut()
