@@ -11,8 +11,10 @@ Sizes: `scaled(short, long)` is the short size in `make test` and the long one i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from invalidator.deadletter import HEADER_GROUP
 from invalidator.operators import log_bounds
 from producers import RedisClient
 from tests.integration.kafka_tools import records_to_end
+from tests.waiting import wait_until
 
 LONG = os.environ.get("INVALIDATOR_FAULTS", "short") == "long"
 OUTCOMES = Path(os.environ.get("INVALIDATOR_FAULTS_OUTCOMES", ".faults/outcomes.jsonl"))
@@ -89,6 +92,27 @@ async def account(
         purged[region] = len(present)
         lost[region] = [e for e in published if e not in present and e not in dead_lettered]
     return Accounting(len(published), purged, len(dead_lettered & set(published)), lost)
+
+
+async def settled(
+    published: Mapping[str, BoundNamespace],
+    regions: Mapping[str, RedisClient],
+    *,
+    since: float,
+    within: float,
+) -> tuple[Accounting, float | None]:
+    """Wait until every event of `published` is purged in every region, for up to `within`
+    seconds; the accounting then, and the seconds from `since` (monotonic) until every event
+    was purged, or None when some never was (the accounting names them)."""
+
+    async def purged_everywhere() -> bool:
+        return not (await account(published, regions)).lost_events
+
+    recover_s: float | None = None
+    with contextlib.suppress(AssertionError):  # the accounting names what is missing
+        await wait_until(purged_everywhere, within=within, what="every event purged", interval=0.2)
+        recover_s = time.monotonic() - since
+    return await account(published, regions), recover_s
 
 
 async def dead_lettered_ids(

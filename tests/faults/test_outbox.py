@@ -33,7 +33,7 @@ from invalidator import InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import RedisClient
 from producers.outbox import OUTBOX_TABLE, OutboxRelay
-from tests.faults.accounting import Outcome, account, record_outcome, scaled
+from tests.faults.accounting import Outcome, record_outcome, scaled, settled
 from tests.faults.outbox_orders import committed_orders, create_tables, write_order
 from tests.faults.processes import (
     exited,
@@ -99,16 +99,9 @@ async def settle_and_account(
     fault_ended: monotonic time the fault ended (time to recover is counted from it).
     """
 
-    async def purged_everywhere() -> bool:
-        return not any((await account(published, redis_clients)).lost.values())
-
-    recover_s: float | None = None
-    with contextlib.suppress(AssertionError):  # the accounting below names what is missing
-        await wait_until(
-            purged_everywhere, within=RECOVER_WITHIN_S, what="every event purged", interval=0.2
-        )
-        recover_s = time.monotonic() - fault_ended
-    accounting = await account(published, redis_clients)
+    accounting, recover_s = await settled(
+        published, redis_clients, since=fault_ended, within=RECOVER_WITHIN_S
+    )
     record_outcome(accounting.outcome(scenario, recover_s))
     accounting.assert_nothing_lost()
 

@@ -1,9 +1,14 @@
-"""Debezium as the outbox relay, its Kafka Connect worker SIGKILLed mid-stream while the service
-keeps writing, then restarted (`stack.sh up --debezium`, the connector PUT again: a standalone
-worker keeps its offsets, not the connectors created over REST). Per event id: every committed
-write's event is purged in both regions; none is lost. The events published again (those after
-the worker's last offset flush, `offset.flush.interval.ms`) are counted on the topic and
-reported as duplicates: a purge more, never a wrong one.
+"""Debezium as the outbox relay under faults while the service keeps writing, per event id.
+
+Its Kafka Connect worker SIGKILLed mid-stream, then restarted (`stack.sh up --debezium`, the
+connector PUT again: a standalone worker keeps its offsets, not the connectors created over
+REST): every committed write's event is purged in both regions; none is lost. The events
+published again (those after the worker's last offset flush, `offset.flush.interval.ms`) are
+counted on the topic and reported as duplicates: a purge more, never a wrong one.
+
+Its connection to PostgreSQL cut (a proxy between them drops it and refuses new ones), then
+restored: the connector streams again by itself, with no restart and no PUT, and every event is
+purged in both regions.
 
 Time to recover: from the connector streaming again to every event purged in both regions.
 """
@@ -12,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Collection
@@ -29,8 +33,9 @@ from invalidator import InvalidatorSettings
 from invalidator.operators import end_offsets
 from producers import RedisClient
 from producers.outbox.debezium import connector_config
-from tests.faults.accounting import account, record_outcome, scaled
+from tests.faults.accounting import record_outcome, scaled, settled
 from tests.faults.outbox_orders import committed_orders, create_tables, write_order
+from tests.faults.proxy import TcpProxy
 from tests.integration.debezium import ConnectWorker, LocalConnect, outbox_connector, wait_streaming
 from tests.integration.invalidators import running_invalidators
 from tests.integration.kafka_tools import records_to_end
@@ -45,6 +50,8 @@ AFTER_RESTART = scaled(100, 1000)
 WRITE_PAUSE_S = 0.005
 """Between two writes: paces the service at most ~200 writes/s."""
 RECOVER_WITHIN_S = 180.0
+CUT_S = scaled(10, 30)
+"""How long the connector stays cut off from PostgreSQL (at least; the writes go on)."""
 
 
 @pytest.fixture
@@ -139,16 +146,9 @@ async def test_connect_sigkilled_mid_stream_and_restarted_loses_no_event(
         published = await committed_orders(outbox_engine, service.run)
         assert len(published) == service.written
 
-        async def purged_everywhere() -> bool:
-            return not any((await account(published, redis_clients)).lost.values())
-
-        recover_s: float | None = None
-        with contextlib.suppress(AssertionError):  # the accounting below names what is missing
-            await wait_until(
-                purged_everywhere, within=RECOVER_WITHIN_S, what="every event purged", interval=0.2
-            )
-            recover_s = time.monotonic() - streaming_at
-        accounting = await account(published, redis_clients)
+        accounting, recover_s = await settled(
+            published, redis_clients, since=streaming_at, within=RECOVER_WITHIN_S
+        )
 
     on_topic = await _times_on_topic(settings.kafka, start, published)
     duplicated = {event_id: n for event_id, n in on_topic.items() if n > 1}
@@ -165,3 +165,56 @@ async def test_connect_sigkilled_mid_stream_and_restarted_loses_no_event(
     missing_on_topic = [event_id for event_id in published if event_id not in on_topic]
     assert not missing_on_topic, f"never published: {missing_on_topic[:5]}"
     accounting.assert_nothing_lost()
+
+
+async def test_connect_cut_off_from_postgresql_streams_again_by_itself_losing_no_event(
+    debezium_worker: ConnectWorker,
+    outbox_engine: AsyncEngine,
+    settings: InvalidatorSettings,
+    redis_clients: dict[str, RedisClient],
+) -> None:
+    url = outbox_engine.url
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port)
+    service = WritingService(outbox_engine, uuid.uuid4().hex[:8])
+    try:
+        async with (
+            running_invalidators(settings, CATALOGUE),
+            outbox_connector(
+                debezium_worker, through_proxy.render_as_string(hide_password=False)
+            ) as connector,
+        ):
+            service.start()
+            try:
+                await service.wait_written(BEFORE_KILL, what="writes")
+                await proxy.cut()
+                cut_ends = time.monotonic() + CUT_S
+                at_cut = service.written
+                await service.wait_written(at_cut + WHILE_DOWN, what="writes while cut off")
+                await asyncio.sleep(max(0.0, cut_ends - time.monotonic()))  # the cut's length
+                await proxy.restore()
+                restored_at = time.monotonic()
+                await wait_streaming(debezium_worker, connector, within=RECOVER_WITHIN_S)
+                streaming_at = time.monotonic()
+                at_restore = service.written
+                await service.wait_written(at_restore + AFTER_RESTART, what="writes after")
+            finally:
+                await service.stop()
+            published = await committed_orders(outbox_engine, service.run)
+            accounting, recover_s = await settled(
+                published, redis_clients, since=streaming_at, within=RECOVER_WITHIN_S
+            )
+            note = (
+                f"cut {restored_at - cut_ends + CUT_S:.0f} s with {at_restore - at_cut} writes;"
+                f" streaming again {streaming_at - restored_at:.1f} s after the link came back"
+            )
+            print(f"Connect cut off from PostgreSQL: {note}")
+            record_outcome(
+                accounting.outcome(
+                    "debezium: Connect cut off from PostgreSQL", recover_s, note=note
+                )
+            )
+            accounting.assert_nothing_lost()
+    finally:
+        await proxy.cut()
