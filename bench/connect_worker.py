@@ -58,6 +58,20 @@ class ConnectWorker:
         with contextlib.suppress(urllib.error.HTTPError):  # already gone (a restarted worker)
             await self.request("DELETE", f"/connectors/{name}")
 
+    async def pause(self, name: str) -> None:
+        """Pause the connector and wait until its tasks are paused (Debezium's slot keeps the
+        changes meanwhile)."""
+        await self.request("PUT", f"/connectors/{name}/pause")
+        deadline = time.monotonic() + STREAMING_WITHIN_S
+        while set(await self.task_states(name)) != {"PAUSED"}:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"connector {name} not paused after {STREAMING_WITHIN_S} s")
+            await asyncio.sleep(_LOOK_S)
+
+    async def resume(self, name: str) -> None:
+        """Resume a paused connector (returns at once; its tasks start again)."""
+        await self.request("PUT", f"/connectors/{name}/resume")
+
     async def task_states(self, name: str) -> list[str]:
         """Its tasks' states (RUNNING, FAILED...); empty while it has none or is unknown; a
         RuntimeError with the trace when one failed."""

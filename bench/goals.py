@@ -254,6 +254,18 @@ def _outbox_rows(outbox: dict[str, Any], e2e: dict[str, Any]) -> list[GoalRow]:
                 RELAY_THROUGHPUT,
             )
         )
+    debezium = e2e.get("debezium", {}).get("rate")
+    rows.append(
+        _at_least(
+            "outbox relay debezium (postgresql): records/s",
+            f"{debezium['events_per_s']:,.0f} vs bare "
+            f"{debezium['bare_producer']['events_per_s']:,.0f}/s"
+            if debezium
+            else "-",
+            debezium.get("ratio_to_bare") if debezium else None,
+            RELAY_THROUGHPUT,
+        )
+    )
     return rows
 
 

@@ -88,7 +88,9 @@ async def run_outbox(
             results[database] = {"write": writes, "relay": relay}
         finally:
             await engine.dispose()
-    bare = await _bare_rate(settings, params, run_id=run_id)
+    bare = await bare_producer_rate(
+        settings, params.relay_events, batch_size=params.batch_size, run_id=run_id
+    )
     results["bare_producer"] = bare
     for database in params.databases:
         relay = results[database]["relay"]
@@ -149,21 +151,7 @@ async def _relay_rate(
     try:
         while await relay.relay_once():  # rows left by the write latency runs, not timed
             pass
-        companies = CompanyPicker("zipf", run_id=f"{run_id}-relay").pick(params.relay_events)
-        for first in range(0, params.relay_events, _ROW_CHUNK):
-            async with engine.begin() as connection:
-                await add_events(
-                    connection,
-                    [
-                        EventToPublish(
-                            _event(f"{run_id}-r{n}", companies[n]),
-                            tenant="bench",
-                            aggregate_version=1,
-                        )
-                        for n in range(first, min(first + _ROW_CHUNK, params.relay_events))
-                    ],
-                    source=SOURCE,
-                )
+        await write_pending_rows(engine, params.relay_events, run_id=f"{run_id}-relay")
         before = relay.stats.published
         started = time.perf_counter()
         running = asyncio.create_task(relay.run(), name="outbox-relay")
@@ -189,27 +177,45 @@ async def _relay_rate(
     )
 
 
-async def _bare_rate(
-    settings: InvalidatorSettings, params: OutboxParams, *, run_id: str
+async def write_pending_rows(engine: AsyncEngine, count: int, *, run_id: str) -> None:
+    """Add `count` outbox rows (zipf companies), a thousand per transaction."""
+    companies = CompanyPicker("zipf", run_id=run_id).pick(count)
+    for first in range(0, count, _ROW_CHUNK):
+        async with engine.begin() as connection:
+            await add_events(
+                connection,
+                [
+                    EventToPublish(
+                        _event(f"{run_id}-r{n}", companies[n]), tenant="bench", aggregate_version=1
+                    )
+                    for n in range(first, min(first + _ROW_CHUNK, count))
+                ],
+                source=SOURCE,
+            )
+
+
+async def bare_producer_rate(
+    settings: InvalidatorSettings, events: int, *, batch_size: int, run_id: str
 ) -> dict[str, Any]:
+    """A bare idempotent aiokafka producer sending `events` pre-serialised orders records, one
+    gather per `batch_size`: the limit of a relay's rate."""
     records = order_records(
-        CompanyPicker("zipf", run_id=f"{run_id}-obare"), params.relay_events,
-        run_id=f"{run_id}-obare", tag="p",
-    )  # fmt: skip
+        CompanyPicker("zipf", run_id=f"{run_id}-obare"), events, run_id=f"{run_id}-obare", tag="p"
+    )
     producer = bare_producer(settings.kafka)
     await producer.start()
     try:
         started = time.perf_counter()
-        for first in range(0, len(records), params.batch_size):
+        for first in range(0, len(records), batch_size):
             confirmations = [
                 await producer.send(r.topic, r.value, key=r.key, headers=r.headers)
-                for r in records[first : first + params.batch_size]
+                for r in records[first : first + batch_size]
             ]
             await asyncio.gather(*confirmations)
         seconds = time.perf_counter() - started
     finally:
         await producer.stop()
-    return rate(len(records), seconds) | {"batch_size": params.batch_size}
+    return rate(len(records), seconds) | {"batch_size": batch_size}
 
 
 def _event(order_id: str, company_id: str) -> OrderStatusChanged:

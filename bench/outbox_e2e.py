@@ -29,15 +29,18 @@ from typing import Any
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bench.connect_worker import local_worker, outbox_connector
+from bench.connect_worker import ConnectWorker, local_worker, outbox_connector
 from bench.keyspace_watch import KeyspaceWatch
 from bench.machine import percentiles_ms
 from bench.orders_load import CompanyPicker
-from bench.outbox import database_url
+from bench.outbox import bare_producer_rate, database_url, write_pending_rows
 from bench.processes import BenchProcess, region_invalidators, running
 from bench.progress import wait_stable
+from bench.publishing import rate as events_per_s
 from contracts.example_orders import COMPANY_ORDERS, OrderStatusChanged
 from contracts.layout import generation_key
+from contracts.topics import ORDERS
+from invalidator.operators import end_offsets
 from invalidator.settings import InvalidatorSettings
 from producers import EventPublisher
 from producers.outbox import OutboxRelay, add_event, create_outbox_table
@@ -59,6 +62,8 @@ _ORDERS = Table(
     Column("company_id", String(80), nullable=False),
 )
 PATHS = ("direct", "outbox")
+_DEBEZIUM_RATE_TIMEOUT_S = 600.0
+_WATCH_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class OutboxE2EParams:
     probes_per_s: int = 100
     debezium: bool = True
     """Also through Debezium (PostgreSQL; a Kafka Connect worker: `stack.sh up --debezium`)."""
+    debezium_rate_events: int = 50_000
+    """Rows Debezium drains for its rate (written while its connector is paused)."""
     settle_timeout_s: float = 60.0
     """How long, after the last write, probes may take to land before they count as late."""
 
@@ -200,7 +207,51 @@ async def _debezium_phases(
                 print(f"  {through}", flush=True)
                 direct = postgresql[str(rate)]["direct"]
                 figures[str(rate)] = {"debezium": through} | _against_direct(through, direct)
+            figures["rate"] = await _debezium_rate(
+                worker, connector, engine, settings, params.debezium_rate_events, run_id=run_id
+            )
     return figures
+
+
+async def _debezium_rate(
+    worker: ConnectWorker,
+    connector: DebeziumSettings,
+    engine: AsyncEngine,
+    settings: InvalidatorSettings,
+    events: int,
+    *,
+    run_id: str,
+) -> dict[str, Any]:
+    """Debezium's drain rate: `events` rows written while the connector is paused, timed from
+    its resume until all are on the topic; against a bare idempotent producer sending as many
+    records, right after (the limit the relay's rate is measured against)."""
+    print(f"[outbox_e2e] debezium rate: {events:,} rows written while paused", flush=True)
+    await worker.pause(connector.name)
+    await write_pending_rows(engine, events, run_id=f"{run_id}-dzrate")
+    before = await _on_topic(settings)
+    started = time.perf_counter()
+    await worker.resume(connector.name)
+    deadline = started + _DEBEZIUM_RATE_TIMEOUT_S
+    while (
+        on_topic := sum((await end_offsets(settings.kafka, [ORDERS])).values()) - before
+    ) < events:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"Debezium published {on_topic} of {events} rows in time")
+        await asyncio.sleep(_WATCH_S)  # the look's interval, not a synchronisation
+    seconds = time.perf_counter() - started
+    bare = await bare_producer_rate(settings, events, batch_size=500, run_id=f"{run_id}-dz")
+    drained = events_per_s(events, seconds)
+    figures = drained | {
+        "bare_producer": bare,
+        "ratio_to_bare": round(drained["events_per_s"] / bare["events_per_s"], 3),
+    }
+    print(f"  {figures}", flush=True)
+    return figures
+
+
+async def _on_topic(settings: InvalidatorSettings) -> int:
+    """How many records the orders topic has had (the sum of its partitions' log ends)."""
+    return sum((await end_offsets(settings.kafka, [ORDERS])).values())
 
 
 def _against_direct(path: dict[str, Any], direct: dict[str, Any]) -> dict[str, Any]:

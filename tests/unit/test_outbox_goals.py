@@ -25,6 +25,13 @@ def test_the_outbox_is_judged_by_added_p50_and_p99_ratio_per_database_and_rate()
     e2e = {
         "postgresql": {"200": _at_rate((10.0, 30.0), (12.5, 55.0))},
         "sqlite": {"200": _at_rate((10.0, 30.0), (13.5, 65.0))},
+        "debezium": {
+            "rate": {
+                "events_per_s": 4_000,
+                "bare_producer": {"events_per_s": 10_000},
+                "ratio_to_bare": 0.4,
+            }
+        },
     }
     outbox = {
         "bare_producer": {"events_per_s": 10_000},
@@ -42,6 +49,8 @@ def test_the_outbox_is_judged_by_added_p50_and_p99_ratio_per_database_and_rate()
     assert by_name["outbox relay postgresql: records/s"].met is True
     assert by_name["outbox relay sqlite: records/s"].met is False
     assert by_name["outbox relay sqlite: records/s"].measured == "5,000 vs bare 10,000/s"
+    debezium = by_name["outbox relay debezium (postgresql): records/s"]
+    assert (debezium.met, debezium.measured) == (False, "4,000 vs bare 10,000/s")
 
 
 def test_cpu_per_event_is_judged_against_the_bare_consumers() -> None:
