@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from contracts.errors import CacheInvalidationError, SettingsError
 from contracts.logs import add_log_options, configure_logging
 from contracts.settings import read_settings
+from producers.outbox.database_check import check_database
 from producers.outbox.debezium import DebeziumSettings, as_json, as_properties, connector_config
 from producers.outbox.relay import OutboxRelay
 from producers.outbox.settings import RelaySettings
@@ -125,18 +126,26 @@ def _debezium_config(args: argparse.Namespace) -> int:
 
 
 def engine_of(settings: RelaySettings) -> AsyncEngine:
-    """The database engine of `settings` (the password from its own setting)."""
+    """The database engine of `settings` (the password from its own setting, TLS from its
+    `database_tls`)."""
     url = settings.connection_url()
-    return (
-        create_async_engine(url, pool_size=2)
-        if url.get_backend_name() != "sqlite"
-        else (create_async_engine(url))
-    )
+    if url.get_backend_name() == "sqlite":
+        return create_async_engine(url)
+    tls = settings.database_tls
+    connect_args: dict[str, object] = {}
+    if tls is not None:
+        connect_args["ssl"] = tls.context()
+    elif not {"ssl", "sslmode"} & set(url.query):
+        # Plaintext, said so: asyncpg's default tries TLS without verifying the server, and
+        # falls back to plaintext without a word.
+        connect_args["ssl"] = False
+    return create_async_engine(url, pool_size=2, connect_args=connect_args)
 
 
 async def _init(settings: RelaySettings) -> int:
     engine = engine_of(settings)
     try:
+        await check_database(engine)
         await create_outbox_table(engine)
     finally:
         await engine.dispose()
@@ -159,6 +168,7 @@ async def _relay(settings: RelaySettings) -> int:
         loop.add_signal_handler(signum, relay.stop)
     reporting = asyncio.create_task(_report(relay, settings))
     try:
+        await check_database(engine)
         await relay.start()
         log.info("outbox relay started")
         await relay.run()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
-from contracts.connections import KafkaConnection
+from contracts.connections import KafkaConnection, TlsSettings
 
 
 class RelaySettings(BaseSettings):
@@ -25,6 +25,11 @@ class RelaySettings(BaseSettings):
 
     database_url: str = Field(description="SQLAlchemy async URL of the service's database")
     database_password: SecretStr | None = None
+    database_tls: TlsSettings | None = Field(
+        default=None,
+        description="TLS to PostgreSQL (OUTBOX_DATABASE_TLS__CA_FILE...): the server's "
+        "certificate is verified against ca_file, and its name against the URL's host",
+    )
     kafka: KafkaConnection = Field(default_factory=KafkaConnection)
     batch_size: int = Field(default=500, ge=1, description="the most rows published per batch")
     poll_interval_s: float = Field(
@@ -49,6 +54,12 @@ class RelaySettings(BaseSettings):
         if ":" in credentials:
             raise ValueError("put the password in OUTBOX_DATABASE_PASSWORD, not in the URL")
         return value
+
+    @model_validator(mode="after")
+    def _tls_for_postgresql_only(self) -> RelaySettings:
+        if self.database_tls is not None and not self.database_url.startswith("postgresql"):
+            raise ValueError("OUTBOX_DATABASE_TLS is for PostgreSQL; SQLite is a local file")
+        return self
 
     def connection_url(self) -> URL:
         """The URL to connect with: `database_url`, with `database_password` when set."""
