@@ -64,6 +64,24 @@ class Acknowledging(ChosenFailures):
         super().__init__(set(), RuntimeError("unused"))
 
 
+class HeldAcknowledgements(Acknowledging):
+    """Acknowledges every send, the first batch only once `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def send_many(
+        self, records: Sequence[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]
+    ) -> list[Any]:
+        """As `ChosenFailures.send_many`, after `release` for the first batch."""
+        first = not self.sent
+        results = await super().send_many(records)
+        if first:
+            await self.release.wait()
+        return results
+
+
 async def write_row(engine: AsyncEngine, order_id: str, version: int) -> str:
     """One transaction adding one event of the order's key to the outbox; its event id."""
     event = OrderCancelled(order_id=order_id, company_id="c-1", reason="x")

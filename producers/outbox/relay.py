@@ -207,7 +207,6 @@ class OutboxRelay:
             last_cleanup = 0.0
             backoff = self._poll_interval_s
             while not self._stopping.is_set():
-                self._wake.clear()
                 try:
                     published = await self._relay_batch()
                     if len(self._unmarked) >= _UNMARKED_LIMIT:
@@ -290,6 +289,8 @@ class OutboxRelay:
         if self._postgresql:
             connection = await self._engine.connect()
             try:
+                # A wake-up from here on is for a commit this claim may not see.
+                self._wake.clear()
                 return _Claim(await self._claim(connection, excluded), connection)
             except BaseException:
                 await connection.close()
@@ -297,6 +298,7 @@ class OutboxRelay:
         if self._reader is None:
             self._reader = _reader_of(self._engine)
         async with self._reader.connect() as reader:
+            self._wake.clear()
             return _Claim(await self._claim(reader, excluded))
 
     def _prefetch(self, in_flight: Sequence[PendingRow]) -> None:

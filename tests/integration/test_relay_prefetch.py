@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from contracts.connections import KafkaConnection
 from producers.outbox import OutboxRelay, create_outbox_table
-from tests.relay_fakes import ChosenFailures, marked_ids, running, write_row
+from tests.relay_fakes import (
+    ChosenFailures,
+    HeldAcknowledgements,
+    marked_ids,
+    running,
+    write_row,
+)
 from tests.waiting import wait_until
 
 
@@ -77,3 +83,35 @@ async def test_a_batch_claimed_ahead_holds_back_the_keys_the_last_batch_failed(
     key_a = [event_id for event_id in kafka.sent if event_id in (a1, a2)]
     assert key_a[-2:] == [a1, a2], f"key a's rows went out of order: {key_a}"
     assert relay.stats.publish_failures >= 1
+
+
+async def test_a_commit_after_the_claim_ahead_is_relayed_without_waiting_for_the_poll(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # [r1, r2] is full, so the next batch is claimed ahead (empty: nothing else is pending);
+    # r3 commits after that claim and before [r1, r2] is acknowledged. Its wake-up must not
+    # be spent on the batch claimed ahead: the poll is a minute.
+    for n in (1, 2):
+        await write_row(engine, f"r{n}", 1)
+    relay = OutboxRelay(engine, KafkaConnection(), batch_size=2, poll_interval_s=60)
+    kafka = HeldAcknowledgements()
+    monkeypatch.setattr(relay, "_producer", kafka)
+    claimed_ahead = asyncio.Event()
+    claim_new = relay._claim_new
+
+    async def noted_claim(in_flight: Collection[int]) -> Any:
+        claim = await claim_new(in_flight)
+        if in_flight:
+            claimed_ahead.set()
+        return claim
+
+    monkeypatch.setattr(relay, "_claim_new", noted_claim)
+    async with running(relay):
+        await asyncio.wait_for(claimed_ahead.wait(), timeout=10)
+        r3 = await write_row(engine, "r3", 1)
+        kafka.release.set()
+
+        async def r3_marked() -> bool:
+            return r3 in await marked_ids(engine)
+
+        await wait_until(r3_marked, within=5, what="r3 relayed well before the minute's poll")
