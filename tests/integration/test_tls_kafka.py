@@ -21,7 +21,7 @@ from contracts.kafka_clients import kafka_consumer
 from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.cli import main
-from invalidator.operators import EXIT_OK, end_offsets
+from invalidator.operators import EXIT_OK, end_offsets, start_at_log_end
 from producers import CacheClient, EventPublisher, Fetched, Source, connect_redis
 from producers.outbox import OutboxRelay, add_event, create_outbox_table
 from tests.certificates import Certificates
@@ -127,6 +127,12 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
         ("topics", "check"),
         ("offsets", "show", "--region", "eu"),
         ("purge", "--region", "eu", "company_orders", "company_id=c-by-hand", "--yes"),
+        ("offsets", "rewind", "--region", "eu", "--to-earliest"),
+        ("replay", "--region", "eu", "--from", "10m", "--dry-run"),
+        ("dead-letters", "show"),
+        ("dead-letters", "redrive", "--from", "10m"),
+        ("topics", "create"),
+        ("watch", "--since", "10m"),
     ],
     ids=" ".join,
 )
@@ -138,11 +144,17 @@ async def test_operator_commands_work_over_sasl_ssl_and_tls(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     tls = TlsSettings(ca_file=str(tls_redis.ca))
+    kafka = tls_kafka.connection("invalidator", tls=tls)
+    prefix = f"tls-{uuid.uuid4().hex[:10]}"
+    redis_user = "watchdog" if command[0] == "watch" else "invalidator"
     environment = {
-        **kafka_environment(tls_kafka.connection("invalidator", tls=tls)),
-        **regions_environment({"eu": [tls_redis.target("invalidator", tls=tls)]}),
-        "INVALIDATOR_GROUP_PREFIX": f"tls-{uuid.uuid4().hex[:10]}",
+        **kafka_environment(kafka),
+        # The watchdog reads generations as a user of its own (the invalidator's may not).
+        **regions_environment({"eu": [tls_redis.target(redis_user, tls=tls)]}),
+        "INVALIDATOR_GROUP_PREFIX": prefix,
     }
+    if command[:2] == ("offsets", "rewind"):  # a group that committed, to rewind
+        await start_at_log_end(kafka, f"{prefix}.eu", [ORDERS])
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     capsys.readouterr()
