@@ -109,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except (KafkaError, RedisError, OSError) as error:
         refusal = kafka_refusal(settings) if isinstance(error, KafkaConnectionError) else None
+        if refusal is None and isinstance(error, RedisError | OSError):
+            refusal = redis_refusal(settings, getattr(args, "region", None))
         if refusal is not None:
             print(f"invalidator: {refusal}", file=sys.stderr)
             return EXIT_INPUT
@@ -130,6 +132,25 @@ def kafka_refusal(settings: InvalidatorSettings | None) -> ConnectionSecurityErr
         return refusal
     except (KafkaError, OSError):
         return None
+    return None
+
+
+def redis_refusal(
+    settings: InvalidatorSettings | None, region: str | None
+) -> ConnectionSecurityError | None:
+    """After a command failed on Redis: the refused TLS handshake or login of a target behind
+    it (those of `region`, or of every region), if that is what it was; None for an outage."""
+    if settings is None:
+        return None
+    regions = [region] if region in settings.regions else sorted(settings.regions)
+    for name in regions:
+        for target in settings.targets(name):
+            try:
+                asyncio.run(check_redis(target))
+            except ConnectionSecurityError as refusal:
+                return refusal
+            except (RedisError, OSError):
+                continue
     return None
 
 

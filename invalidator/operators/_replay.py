@@ -8,11 +8,12 @@ concrete namespace once, not an hour of purges.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from contracts.catalogue import Catalogue
-from contracts.connections import KafkaConnection
+from contracts.connection_checks import check_redis
+from contracts.connections import KafkaConnection, RedisTarget
 from contracts.decoding import Rejected, RejectReason
 from contracts.namespaces import BoundNamespace
 from invalidator.operators._window import Window, read_window, window_size
@@ -66,6 +67,15 @@ async def plan_window(
             progress("read", plan.records, total)
     plan.rejected = +plan.rejected  # drop zero counts
     return plan
+
+
+async def raise_if_refused(targets: Sequence[RedisTarget], failed: Mapping[str, Exception]) -> None:
+    """When a target whose purge failed refused the connection's TLS or login, raise that
+    refusal (`ConnectionSecurityError`, naming the endpoint and the cause); an outage or a
+    missing permission stays a failed purge."""
+    for target in targets:
+        if target.name in failed:
+            await check_redis(target)
 
 
 async def purge_planned(

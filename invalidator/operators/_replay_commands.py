@@ -21,7 +21,7 @@ from invalidator.operators._console import (
     emit,
 )
 from invalidator.operators._handlers import on_catalogue, set_handler
-from invalidator.operators._replay import plan_window, purge_planned
+from invalidator.operators._replay import plan_window, purge_planned, raise_if_refused
 from invalidator.operators._topics import present_event_topics
 from invalidator.operators._window import (
     Window,
@@ -119,6 +119,7 @@ async def replay_window(
         failed = await purge_planned(targets, namespaces, progress=progress)
     finally:
         await targets.close()
+    await raise_if_refused(settings.targets(args.region), failed)
     report["failed_targets"] = sorted(failed)
     report["errors"] = {name: str(error) for name, error in sorted(failed.items())}
     emit(
@@ -188,6 +189,7 @@ async def purge_namespace(
         failed = await targets.purge(grouped([bound]))
     finally:
         await targets.close()
+    await raise_if_refused(targets_config, failed)
     report = {
         "region": args.region,
         "namespace": args.namespace,

@@ -234,3 +234,24 @@ async def test_an_operator_command_names_the_refusal_behind_a_failed_bootstrap(
     _assert_refused(status, last, refusal, servers)
     assert "Traceback" not in err
     assert [secret for secret in servers.secrets() if secret in err] == []
+
+
+REDIS_REFUSALS = {name: case for name, case in REFUSALS.items() if name.startswith("redis-")}
+
+
+@pytest.mark.parametrize("case", REDIS_REFUSALS.values(), ids=REDIS_REFUSALS.keys())
+async def test_an_operator_command_names_a_refused_redis_connection(
+    case: Callable[[Servers], Refusal],
+    servers: Servers,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`purge` by hand, the operator command that goes to Redis first: the refusal as `run`
+    names it, not an outage."""
+    refusal = case(servers)
+    for name, value in _environment(refusal).items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    command = ["purge", "--region", "eu", "company_orders", "company_id=c-refused", "--yes"]
+    status = await asyncio.to_thread(cli.main, command)
+    _assert_refused(status, capsys.readouterr().err, refusal, servers)
