@@ -67,7 +67,7 @@ SHORT = {
     "outbox_e2e": OutboxE2EParams(seconds=3.0, probes_per_s=50, debezium=False),
     "cross_region": CrossRegionParams(seconds=3.0, settle_timeout_s=60.0, link_round_trips=10),
     "read_path": ReadPathParams(calls=500, rounds=5, miss_calls=250),
-    "watchdog": WatchdogParams(events=25_000, rounds=2),
+    "watchdog": WatchdogParams(events=20_000, rounds=3),
 }
 FULL = {
     "publishing": PublishingParams(),
@@ -144,6 +144,8 @@ async def run_figures(
             results = await run_read_path(settings, params, run_id=run_id)
         elif figure == "watchdog":
             results = await run_watchdog(settings, params, run_id=run_id, log_dir=LOG_DIR)
+            if results["lost_purges"]:
+                failures.append(f"watchdog: {results['lost_purges']} purges lost in the drains")
             missing = results["watchdog"]["outcomes"].get("missing", 0)
             if missing:
                 failures.append(f"watchdog: {missing} sampled events' purges not seen")

@@ -11,8 +11,9 @@ def _drain(variant: str, events_per_s: float, cpu_s: float | None = None) -> Wat
     drained = Drained(events=1_000, seconds=1_000 / events_per_s, events_timed=1_000,
                       startup_s=1.0, peak_rss_mb=None)  # fmt: skip
     if variant == "without":
-        return WatchedDrain(variant, drained)
-    return WatchedDrain(variant, drained, cpu_s, sampled=100, outcomes={"seen": 100, "late": 0})
+        return WatchedDrain(variant, drained, lost_purges=0)
+    outcomes = {"seen": 100, "late": 0}
+    return WatchedDrain(variant, drained, 0, cpu_s, sampled=100, outcomes=outcomes)
 
 
 def test_the_ratio_is_of_the_medians_and_the_cpu_is_per_sampled_event() -> None:
@@ -32,6 +33,7 @@ def test_the_ratio_is_of_the_medians_and_the_cpu_is_per_sampled_event() -> None:
     }
     assert results["drain_events_per_s"]["with"]["median"] == 9_700.0
     assert results["ratio_with_to_without"] == 0.97
+    assert results["lost_purges"] == 0
     # Only the drains whose CPU was read count: 0.3 s over 200 sampled events.
     assert results["watchdog"]["cpu_ms_per_sampled_event"] == 1.5
     assert results["watchdog"]["outcomes"] == {"seen": 300, "late": 0}
