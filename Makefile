@@ -73,6 +73,10 @@ faults: $(INSTALLED)  ## the fault suite at full size (make test runs its short 
 	eval "$$($(STACK) up)" && INVALIDATOR_FAULTS=long $(BIN)/python -m pytest tests/faults $(PYTEST_ARGS) -p no:cacheprovider -ra
 	$(BIN)/python -m tests.faults.accounting
 
+.PHONY: watchdog-soak
+watchdog-soak: $(INSTALLED)  ## the watchdog's healthy run at 100,000 events (make test runs 3,000)
+	eval "$$($(STACK) up)" && INVALIDATOR_WATCHDOG_SOAK_EVENTS=100000 $(BIN)/python -m pytest tests/integration/test_watchdog_soak.py $(PYTEST_ARGS) -p no:cacheprovider -ra
+
 .PHONY: containers-check
 containers-check: $(INSTALLED)  ## local images, then tests on containers, docker-compose.yml, deploy/Dockerfile (podman; not part of test)
 	PYTHON_BIN=$(CURDIR)/$(BIN)/python PYTEST_ARGS="$(PYTEST_ARGS)" bash deploy/containers/check.sh $(CHECK_STEPS)

@@ -19,6 +19,9 @@ OUTBOX_P50_ADDED_MS = 3.0
 OUTBOX_P99 = 2.0
 RELAY_THROUGHPUT = 0.6
 """The outbox relay: at least this share of a bare idempotent producer's records per second."""
+WATCHED_DRAIN = 0.95
+"""The invalidator's drain with a watchdog at 1 in 10 beside it: at least this share of its
+drain without (it loses at most 5%)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ def goal_rows(documents: dict[str, dict[str, Any]]) -> list[GoalRow]:
         documents.get("outbox", {}).get("results", {}),
         documents.get("outbox_e2e", {}).get("results", {}),
     )
+    rows.append(_watchdog_row(documents.get("watchdog", {})))
     scale = documents.get("scale_out", {}).get("results", {})
     one, two = scale.get("1"), scale.get("2")
     ratio = round(two["events_per_s"] / one["events_per_s"], 3) if one and two else None
@@ -267,6 +271,27 @@ def _outbox_rows(outbox: dict[str, Any], e2e: dict[str, Any]) -> list[GoalRow]:
         )
     )
     return rows
+
+
+def _watchdog_row(document: dict[str, Any]) -> GoalRow:
+    """The invalidator's drain with a watchdog beside it against without, same run (medians),
+    with the watchdog's CPU per sampled event."""
+    results = document.get("results", {})
+    every = document.get("parameters", {}).get("sample_every", 10)
+    rates = results.get("drain_events_per_s", {})
+    cpu = results.get("watchdog", {}).get("cpu_ms_per_sampled_event")
+    measured = (
+        f"{rates['with']['median']:,.0f} vs {rates['without']['median']:,.0f} events/s"
+        + ("" if cpu is None else f"; watchdog {cpu:.3f} ms CPU per sampled event")
+        if rates
+        else "-"
+    )
+    return _at_least(
+        f"drain with a watchdog at 1 in {every}",
+        measured,
+        results.get("ratio_with_to_without"),
+        WATCHED_DRAIN,
+    )
 
 
 def _peak_rss(documents: dict[str, dict[str, Any]]) -> list[float]:

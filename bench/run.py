@@ -3,7 +3,7 @@
 Figures: publishing, drain (with the naive baseline), scale-out, latency, purge cost, replica
 acknowledgement, the outbox (write latency and relay rate), cross-region (the mirrored topology:
 `stack.sh up --mirrored`, started when MIRROR_* are not given), the read path (`CacheClient.fetch`
-against bare redis-py reads); the soak
+against bare redis-py reads), the watchdog (the drain with and without it); the soak
 alone with --soak. Short (--short, CI): small sizes, results in .stack/bench/results. Full:
 bench/results, then docs/performance.md, the charts and the README table are regenerated.
 Exit status 0 when the run completed with no lost purge (ratios below their goals are reported,
@@ -35,6 +35,7 @@ from bench.replica_ack import ReplicaAckParams, run_replica_ack
 from bench.report import load_documents, write_report
 from bench.scale_out import ScaleOutParams, run_scale_out
 from bench.soak import SoakParams, run_soak
+from bench.watchdog import WatchdogParams, run_watchdog
 from contracts import SettingsError
 from invalidator.settings import InvalidatorSettings
 
@@ -49,6 +50,7 @@ FIGURES = (
     "outbox_e2e",
     "cross_region",
     "read_path",
+    "watchdog",
 )
 LOG_DIR = Path(".stack") / "bench" / "logs"
 
@@ -65,6 +67,7 @@ SHORT = {
     "outbox_e2e": OutboxE2EParams(seconds=3.0, probes_per_s=50, debezium=False),
     "cross_region": CrossRegionParams(seconds=3.0, settle_timeout_s=60.0, link_round_trips=10),
     "read_path": ReadPathParams(calls=500, rounds=5, miss_calls=250),
+    "watchdog": WatchdogParams(events=20_000, rounds=3),
 }
 FULL = {
     "publishing": PublishingParams(),
@@ -77,6 +80,7 @@ FULL = {
     "outbox_e2e": OutboxE2EParams(),
     "cross_region": CrossRegionParams(),
     "read_path": ReadPathParams(),
+    "watchdog": WatchdogParams(),
 }
 
 
@@ -138,6 +142,13 @@ async def run_figures(
             ]
         elif figure == "read_path":
             results = await run_read_path(settings, params, run_id=run_id)
+        elif figure == "watchdog":
+            results = await run_watchdog(settings, params, run_id=run_id, log_dir=LOG_DIR)
+            if results["lost_purges"]:
+                failures.append(f"watchdog: {results['lost_purges']} purges lost in the drains")
+            missing = results["watchdog"]["outcomes"].get("missing", 0)
+            if missing:
+                failures.append(f"watchdog: {missing} sampled events' purges not seen")
         else:
             results = await run_outbox(settings, params, run_id=run_id)
         results["duration_s"] = round(time.monotonic() - started, 1)

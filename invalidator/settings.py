@@ -38,7 +38,10 @@ class WatchSettings(BaseModel):
         "not seen by then, it is missing",
     )
     interval_ms: int = Field(
-        default=20, ge=1, description="how often the pending purges are looked for in Redis"
+        default=20,
+        ge=1,
+        description="the wait before a pending purge is looked for again in Redis (doubled "
+        "after each look that does not see it, up to 1 s)",
     )
     group: str | None = Field(
         default=None,

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from contracts.catalogue import Catalogue
 from contracts.connections import RedisTarget
 from contracts.decoding import RecordHeaders, Rejected, RejectReason
+from contracts.events import HEADER_EVENT_ID
 from contracts.layout import generation_key_of
 from contracts.redis_clients import RedisClient, redis_client
 from invalidator.planner import purge_plan
@@ -35,6 +36,9 @@ from invalidator.watchdog.verdicts import (
 )
 
 log = logging.getLogger(__name__)
+
+MAX_LOOK_GAP_MS = 1000.0
+"""The longest wait between two looks for one event's purges."""
 
 
 class EventRecord(Protocol):
@@ -73,6 +77,10 @@ class _Event:
     """When the deadline and the grace period are over: the last look."""
     purges: list[_Purge] = field(default_factory=list)
     """Its purges in the regions not reported yet."""
+    next_look_ms: float = 0.0
+    """When its purges are looked for next (the first time: at the next look)."""
+    look_gap_ms: float = 0.0
+    """The wait before its last look (doubled after each look that leaves a purge unseen)."""
 
 
 class Watchdog:
@@ -113,9 +121,15 @@ class Watchdog:
     def observe(self, record: EventRecord) -> None:
         """Decode `record`; when its event is sampled, look for its purges from the next look on.
 
-        An undecodable or unplannable record is counted (the listeners' `record_skipped`) and
-        skipped: the invalidator dead-letters it anyway.
+        A record whose event-id header is not sampled is counted as read and left undecoded (9
+        in 10 at 1 in 10: decoding is most of what reading costs). An undecodable or unplannable
+        record is counted (the listeners' `record_skipped`) and skipped: the invalidator
+        dead-letters it anyway.
         """
+        header_id = _event_id_header(record.headers)
+        if header_id is not None and not is_sampled(header_id, self._settings.sample_every):
+            self._tell_read(sampled=False)
+            return
         decoded = self._catalogue.schemas.decode(record.value, record.headers)
         if isinstance(decoded, Rejected):
             self._tell_skipped(decoded.reason.value)
@@ -162,12 +176,18 @@ class Watchdog:
             listener.record_skipped(reason)
 
     async def look(self) -> None:
-        """Read every pending purge's `{N}:gen` once (all targets in parallel) and judge it;
-        tell the listeners of every event whose purges in a region are all judged."""
-        events = list(self._events)
+        """Read the `{N}:gen` of every pending purge due for a look (all targets in parallel)
+        and judge it; tell the listeners of every event whose purges in a region are all judged.
+
+        An event whose purges are not all seen is looked for again after twice its last wait,
+        from the look interval up to MAX_LOOK_GAP_MS, and at the end of its grace at the latest:
+        a backlog (an invalidator behind) does not make every look read every pending key. The
+        lag is the token's time, not the look's, so a later look does not make a purge later.
+        """
+        now_ms = self._clock() * 1000
+        events = [event for event in self._events if event.next_look_ms <= now_ms]
         if not events:
             return
-        now_ms = self._clock() * 1000
         waiting: dict[tuple[str, str], list[tuple[_Event, _Purge]]] = {}
         for event in events:
             for purge in event.purges:
@@ -192,6 +212,9 @@ class Watchdog:
                 purge.read_before = purge.read_before or reading is not Look.UNREACHABLE
         for event in events:
             self._tell_judged_regions(event)
+            gap_ms = min(max(2 * event.look_gap_ms, self._settings.interval_ms), MAX_LOOK_GAP_MS)
+            event.look_gap_ms = gap_ms
+            event.next_look_ms = min(now_ms + gap_ms, event.final_ms)
         self._events = [event for event in self._events if event.purges]
 
     async def _read(self, place: tuple[str, str], keys: list[str]) -> list[Reading]:
@@ -256,6 +279,18 @@ class Watchdog:
         """Close every Redis client."""
         for client in self._clients.values():
             await client.aclose()
+
+
+def _event_id_header(headers: RecordHeaders) -> str | None:
+    """The event-id header's value (what EventPublisher writes: the envelope's event id), or
+    None when the record has none or it is not text."""
+    for name, value in headers:
+        if name == HEADER_EVENT_ID:
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def _log_purge(event: _Event, region: str, purge: PurgeResult) -> None:

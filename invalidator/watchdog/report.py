@@ -41,7 +41,7 @@ class WatchReport:
         self._regions: dict[str, _Region] = {}
 
     def record_read(self, *, sampled: bool) -> None:
-        """Count a decoded record."""
+        """Count a record read."""
         self.records += 1
         self.sampled += sampled
 

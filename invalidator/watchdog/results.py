@@ -44,12 +44,14 @@ class WatchListener(Protocol):
     """Told of what the watchdog reads and concludes (wired where the watchdog is built)."""
 
     def record_read(self, *, sampled: bool) -> None:
-        """A record was read and decoded; `sampled`: its purges will be looked for. Each record
-        is told of once: here or in `record_skipped`."""
+        """A record was read (decoded when `sampled`: its purges will be looked for; not
+        decoded when its event-id header is not sampled). Each record is told of once: here or
+        in `record_skipped`."""
 
     def record_skipped(self, reason: str) -> None:
-        """A record was counted and skipped: undecodable (the decoder's reason), or sampled but
-        unplannable, or NOTHING_TO_CHECK."""
+        """A record was counted and skipped: undecodable (the decoder's reason; a record whose
+        event-id header is not sampled is not decoded), or sampled but unplannable, or
+        NOTHING_TO_CHECK."""
 
     def event_checked(self, result: EventResult) -> None:
         """A sampled event's purges in one region were all judged."""

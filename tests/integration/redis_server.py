@@ -25,6 +25,8 @@ from tests.integration.stack import CONTAINERS, stack_kind
 from tests.waiting import wait_until
 
 _START_TIMEOUT_S = 20.0
+_RDB_FILE = "dump.rdb"
+"""What redis-server saves to and loads at its start, in its `dir`."""
 
 
 def free_port() -> int:
@@ -35,7 +37,8 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server (no persistence) that this test starts and stops."""
+    """One redis-server (no persistence but the snapshots a test asks for) that this test
+    starts and stops."""
 
     def __init__(self, directory: Path, *, config: str = "") -> None:
         """directory: its config, log and data go there (a process's; a container keeps its
@@ -135,8 +138,38 @@ class RedisServer:
             return await asyncio.to_thread(self._container.logs)
         return f"see {self.log_file}"
 
+    async def save_snapshot(self, name: str) -> Path:
+        """`SAVE` its dataset to an RDB file and keep a copy as `<directory>/<name>` (a local
+        process only: a container keeps its files inside); the copy's path."""
+        self._require_process("a snapshot")
+        client = Redis(port=self.port)
+        try:
+            await client.save()
+        finally:
+            await client.aclose()
+        snapshot = self.directory / name
+        shutil.copyfile(self.directory / _RDB_FILE, snapshot)
+        return snapshot
+
+    async def restart_from(self, snapshot: Path) -> None:
+        """Kill it and start it again, on the same port, from `snapshot` (`save_snapshot`): the
+        dataset it had then, whatever was written since is gone, as after an operator's
+        restore from a backup."""
+        self._require_process("a restart from a snapshot")
+        await self.stop()
+        shutil.copyfile(snapshot, self.directory / _RDB_FILE)
+        await self.start()
+
+    def _require_process(self, what: str) -> None:
+        if self.in_container:
+            raise RuntimeError(
+                f"{what} needs a local redis-server (its files): run this test with "
+                "INVALIDATOR_TEST_STACK unset"
+            )
+
     async def stop(self) -> None:
-        """SIGKILL it (no data is kept) and wait until it is gone."""
+        """SIGKILL it (nothing is saved; a snapshot saved before is loaded at the next start)
+        and wait until it is gone."""
         if self._process is not None and self._process.returncode is None:
             self._process.kill()
             await asyncio.wait_for(self._process.wait(), timeout=10)

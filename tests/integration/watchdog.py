@@ -19,7 +19,7 @@ from contracts.namespaces import BoundNamespace
 from invalidator import InvalidatorSettings
 from invalidator.operators import start_at_log_end
 from invalidator.watchdog import EventResult, Outcome, WatchService
-from producers import EventPublisher, RedisClient
+from producers import EventPublisher, EventToPublish, RedisClient
 
 
 class CollectedResults:
@@ -113,6 +113,15 @@ async def publish_all(publisher: EventPublisher, events: Sequence[DomainEvent]) 
         envelope = await publisher.publish(event, tenant="acme", aggregate_version=1)
         published.append(str(envelope.event_id))
     return published
+
+
+async def publish_batch(publisher: EventPublisher, events: Sequence[DomainEvent]) -> list[str]:
+    """Publish the events as one batch (`publish_many`, tenant acme, version 1); their event
+    ids, in order."""
+    envelopes = await publisher.publish_many(
+        [EventToPublish(event, tenant="acme", aggregate_version=1) for event in events]
+    )
+    return [str(envelope.event_id) for envelope in envelopes]
 
 
 async def give_generations(

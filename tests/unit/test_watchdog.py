@@ -4,13 +4,14 @@ settings it refuses."""
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 
 import pytest
 
 from contracts import RedisTarget
-from contracts.events import EventEnvelope
+from contracts.events import HEADER_EVENT_ID, EventEnvelope
 from contracts.example_orders import CATALOGUE, EXAMPLE_CATALOGUE, OrderCreated
 from contracts.layout import generation_time_ns, new_generation
 from invalidator.cli import main
@@ -233,9 +234,14 @@ def test_no_region_is_refused(
 class _Record:
     """A Kafka record as the watchdog reads it."""
 
-    def __init__(self, value: bytes | None, timestamp: int = 0) -> None:
+    def __init__(
+        self,
+        value: bytes | None,
+        timestamp: int = 0,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         self.value = value
-        self.headers: list[tuple[str, bytes]] = []
+        self.headers = headers or []
         self.timestamp = timestamp
 
 
@@ -244,7 +250,8 @@ def _order_record(event_id: uuid.UUID) -> _Record:
     envelope = EventEnvelope.wrap(
         order, source="test", tenant="acme", aggregate_version=1, event_id=event_id
     )
-    return _Record(envelope.model_dump_json().encode())
+    headers = [(name, value.encode()) for name, value in envelope.headers().items()]
+    return _Record(envelope.model_dump_json().encode(), headers=headers)
 
 
 def _watchdog(report: WatchReport, *, sample_every: int = 1) -> Watchdog:
@@ -273,3 +280,46 @@ def test_a_sampled_event_is_looked_for_and_one_left_out_is_not() -> None:
     watchdog.observe(_order_record(chosen))
     watchdog.observe(_order_record(left_out))
     assert (report.records, report.sampled, report.skipped, watchdog.pending) == (2, 1, {}, 1)
+
+
+def test_a_record_whose_event_id_header_is_not_sampled_is_not_decoded() -> None:
+    ids = [uuid.uuid4() for _ in range(200)]
+    chosen = next(str(i) for i in ids if is_sampled(str(i), 10))
+    left_out = next(str(i) for i in ids if not is_sampled(str(i), 10))
+    report = WatchReport()
+    watchdog = _watchdog(report, sample_every=10)
+    # The same undecodable value: left out by its header, it is read and never decoded.
+    watchdog.observe(_Record(b"not json", headers=[(HEADER_EVENT_ID, left_out.encode())]))
+    assert (report.records, report.sampled, report.skipped) == (1, 0, {})
+    watchdog.observe(_Record(b"not json", headers=[(HEADER_EVENT_ID, chosen.encode())]))
+    assert (report.records, report.sampled, report.skipped) == (2, 0, {"malformed": 1})
+
+
+async def test_a_purge_not_seen_is_looked_for_less_and_less_often_until_its_last_look(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now_s = [EVENT_MS / 1000]
+    report = WatchReport()
+    regions = {"eu": [RedisTarget(name="eu-main", url="redis://127.0.0.1:1/0")]}
+    settings = WatchSettings(interval_ms=20, deadline_s=1.0, grace_s=1.0)
+    watchdog = Watchdog(CATALOGUE, regions, settings, listeners=[report], clock=lambda: now_s[0])
+    reads_ms: list[float] = []
+
+    async def absent(place: tuple[str, str], keys: list[str]) -> list[Look]:
+        reads_ms.append(now_s[0] * 1000 - EVENT_MS)
+        return [Look.ABSENT] * len(keys)
+
+    monkeypatch.setattr(watchdog, "_read", absent)
+    record = _order_record(uuid.uuid4())
+    record.timestamp = int(EVENT_MS)
+    watchdog.observe(record)
+    for step_ms in range(0, 2_100, 5):  # a look every 5 ms for 2.1 s
+        now_s[0] = (EVENT_MS + step_ms) / 1000
+        await watchdog.look()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(reads_ms)]
+    for gap, doubled in zip(gaps, (20, 40, 80, 160, 320, 640), strict=False):
+        assert doubled - 1 <= gap <= doubled + 6, gaps
+    assert len(reads_ms) == 8, reads_ms  # not 420: the last one at the end of the grace
+    assert 2_000 <= reads_ms[-1] <= 2_006
+    assert watchdog.pending == 0
+    assert report.regions()["eu"]["events"]["expired_not_judged"] == 1
