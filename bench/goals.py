@@ -258,7 +258,7 @@ def _outbox_rows(outbox: dict[str, Any], e2e: dict[str, Any]) -> list[GoalRow]:
                 RELAY_THROUGHPUT,
             )
         )
-    debezium = e2e.get("debezium", {}).get("rate")
+    debezium = e2e.get("debezium_rate")
     rows.append(
         _at_least(
             "outbox relay debezium (postgresql): records/s",

@@ -121,7 +121,7 @@ async def run_outbox_e2e(
                         watch=watch, processes=processes, run_id=run_id,
                     )  # fmt: skip
             if params.debezium and "postgresql" in params.databases:
-                results["debezium"] = await _debezium_phases(
+                results["debezium"], results["debezium_rate"] = await _debezium_phases(
                     settings, params, results["postgresql"],
                     watch=watch, processes=processes, run_id=run_id,
                 )  # fmt: skip
@@ -183,9 +183,10 @@ async def _debezium_phases(
     watch: KeyspaceWatch,
     processes: list[BenchProcess],
     run_id: str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The outbox path on PostgreSQL with Debezium as the relay (an outbox table of its own, a
-    connector and slot of this run), at each rate; against the direct path measured before."""
+    connector and slot of this run), at each rate, against the direct path measured before;
+    and Debezium's drain rate."""
     worker = await asyncio.to_thread(local_worker)
     figures: dict[str, Any] = {}
     async with _postgres_engine(DEBEZIUM_SCHEMA, pool_size=WRITERS) as engine:
@@ -207,10 +208,10 @@ async def _debezium_phases(
                 print(f"  {through}", flush=True)
                 direct = postgresql[str(rate)]["direct"]
                 figures[str(rate)] = {"debezium": through} | _against_direct(through, direct)
-            figures["rate"] = await _debezium_rate(
+            drained = await _debezium_rate(
                 worker, connector, engine, settings, params.debezium_rate_events, run_id=run_id
             )
-    return figures
+    return figures, drained
 
 
 async def _debezium_rate(

@@ -99,7 +99,7 @@ ABOUT = {
         "the claim, send -> acknowledged (`publish`), the mark. `achieved_per_s` is the writers' "
         "rate; `writer_process_cpu_share` the writing process's CPU seconds per second. "
         "`debezium` (full runs): the outbox path with Debezium's connector on Kafka Connect as "
-        "the relay, an outbox table of its own; its `rate`: 50,000 rows written while the "
+        "the relay, an outbox table of its own; `debezium_rate`: 50,000 rows written while the "
         "connector is paused, timed from its resume until all are on the topic, against a bare "
         "idempotent producer sending as many records right after."
     ),

@@ -25,12 +25,10 @@ def test_the_outbox_is_judged_by_added_p50_and_p99_ratio_per_database_and_rate()
     e2e = {
         "postgresql": {"200": _at_rate((10.0, 30.0), (12.5, 55.0))},
         "sqlite": {"200": _at_rate((10.0, 30.0), (13.5, 65.0))},
-        "debezium": {
-            "rate": {
-                "events_per_s": 4_000,
-                "bare_producer": {"events_per_s": 10_000},
-                "ratio_to_bare": 0.4,
-            }
+        "debezium_rate": {
+            "events_per_s": 4_000,
+            "bare_producer": {"events_per_s": 10_000},
+            "ratio_to_bare": 0.4,
         },
     }
     outbox = {
