@@ -43,7 +43,7 @@ from contracts.topics import ORDERS
 from invalidator.operators import end_offsets
 from invalidator.settings import InvalidatorSettings
 from producers import EventPublisher
-from producers.outbox import OutboxRelay, add_event, create_outbox_table
+from producers.outbox import OutboxRelay, add_event, create_outbox_table, sqlite_engine
 from producers.outbox.debezium import DebeziumSettings
 from producers.outbox.table import TABLE_NAME
 
@@ -403,12 +403,8 @@ async def _engines(database: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngin
     SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         SQLITE_FILE.with_name(SQLITE_FILE.name + suffix).unlink(missing_ok=True)
-    engine = create_async_engine(
-        f"sqlite+aiosqlite:///{SQLITE_FILE.resolve()}", pool_size=1, max_overflow=0
-    )
+    engine = sqlite_engine(f"sqlite+aiosqlite:///{SQLITE_FILE.resolve()}")
     try:
-        async with engine.connect() as connection:
-            await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         await _create_tables(engine)
         yield engine, engine
     finally:

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts import SettingsError
 from contracts.settings import read_settings
-from producers.outbox import RelaySettings
+from producers.outbox import RelaySettings, sqlite_engine
 
 DATABASES = ("sqlite", "postgresql")
 POSTGRES_SCHEMA = "orders_demo"
@@ -36,14 +36,9 @@ async def fresh_engine(database: str, run_dir: Path) -> AsyncEngine:
 
 
 async def _fresh_sqlite(path: Path) -> AsyncEngine:
-    # One connection for everything: SQLite takes one writer at a time, and contending
-    # connections wait in its busy handler's sleeps (tens of ms); the pool queues them instead.
-    engine = create_async_engine(_removed(path), pool_size=1, max_overflow=0)
-    async with engine.connect() as connection:
-        # Write-ahead logging: a commit appends to the log and syncs it once, where a rollback
-        # journal syncs the journal and the database (the file keeps the mode).
-        await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
-    return engine
+    # One connection for the writers and the relay (`sqlite_engine`): SQLite takes one writer
+    # at a time, and the pool queues them where contending connections would sleep.
+    return sqlite_engine(_removed(path))
 
 
 def page_reader(engine: AsyncEngine) -> AsyncEngine:
@@ -55,7 +50,7 @@ def page_reader(engine: AsyncEngine) -> AsyncEngine:
     """
     if engine.dialect.name != "sqlite":
         return engine
-    return create_async_engine(engine.url, pool_size=SQLITE_READERS, max_overflow=0)
+    return sqlite_engine(engine.url, pool_size=SQLITE_READERS)
 
 
 def _removed(path: Path) -> str:

@@ -17,6 +17,7 @@ implementation.
 
 from producers.outbox.relay import OutboxRelay, RelayStats
 from producers.outbox.settings import RelaySettings
+from producers.outbox.sqlite import sqlite_engine
 from producers.outbox.table import OUTBOX_TABLE, create_outbox_table, ddl
 from producers.outbox.writer import add_event, add_events
 
@@ -29,4 +30,5 @@ __all__ = [
     "add_events",
     "create_outbox_table",
     "ddl",
+    "sqlite_engine",
 ]

@@ -22,6 +22,7 @@ from producers.outbox.database_check import check_database
 from producers.outbox.debezium import DebeziumSettings, as_json, as_properties, connector_config
 from producers.outbox.relay import OutboxRelay
 from producers.outbox.settings import RelaySettings
+from producers.outbox.sqlite import sqlite_engine
 from producers.outbox.table import DIALECTS, create_outbox_table, ddl
 
 EXIT_OK, EXIT_INPUT, EXIT_UNAVAILABLE = 0, 2, 3
@@ -130,7 +131,7 @@ def engine_of(settings: RelaySettings) -> AsyncEngine:
     `database_tls`)."""
     url = settings.connection_url()
     if url.get_backend_name() == "sqlite":
-        return create_async_engine(url)
+        return sqlite_engine(url, pool_size=2)
     tls = settings.database_tls
     connect_args: dict[str, object] = {}
     if tls is not None:

@@ -40,12 +40,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.connections import KafkaConnection
 from contracts.kafka_clients import idempotent_producer
 from contracts.percentiles import percentile
 from contracts.renewing_producer import RenewingProducer
+from producers.outbox.sqlite import sqlite_engine
 from producers.outbox.table import OUTBOX_TABLE
 from producers.outbox.wake import on_outbox_commit
 from producers.outbox.writer import NOTIFY_CHANNEL
@@ -556,7 +557,7 @@ def _reader_of(engine: AsyncEngine) -> AsyncEngine:
     memory (another connection would see another database)."""
     if engine.url.database in (None, "", ":memory:"):
         return engine
-    return create_async_engine(engine.url, pool_size=1, max_overflow=0)
+    return sqlite_engine(engine.url)
 
 
 def _sample(rows: Sequence[PendingRow]) -> Sequence[PendingRow]:
