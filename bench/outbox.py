@@ -26,7 +26,7 @@ from contracts.example_orders import OrderStatusChanged
 from contracts.percentiles import percentile
 from invalidator.settings import InvalidatorSettings
 from producers import EventToPublish
-from producers.outbox import OutboxRelay, add_event, add_events, create_outbox_table
+from producers.outbox import OutboxRelay, add_event, add_events, create_outbox_table, sqlite_engine
 
 SOURCE = "bench-outbox"
 SQLITE_FILE = Path(".stack") / "bench" / "outbox.db"
@@ -76,9 +76,14 @@ async def run_outbox(
     """
     results: dict[str, Any] = {}
     SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    SQLITE_FILE.unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        SQLITE_FILE.with_name(SQLITE_FILE.name + suffix).unlink(missing_ok=True)
     for database in params.databases:
-        engine = create_async_engine(database_url(database))
+        engine = (
+            sqlite_engine(database_url(database), pool_size=2)
+            if database == "sqlite"
+            else create_async_engine(database_url(database))
+        )
         try:
             await create_outbox_table(engine)
             async with engine.begin() as connection:
