@@ -24,7 +24,12 @@ from tests.integration.debezium import ConnectWorker, connect_url
 from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.mirrored import MirroredStack, mirrored_stack_endpoints
 from tests.integration.stack import ensure_test_stack
-from tests.integration.tls_kafka import ScramTlsKafkaServer
+from tests.integration.tls_kafka import (
+    EXPIRED_LISTENER,
+    ROTATING_LISTENER,
+    WRONG_HOST_LISTENER,
+    ScramTlsKafkaServer,
+)
 from tests.integration.tls_redis import TlsRedisServer
 
 
@@ -66,10 +71,20 @@ async def tls_redis(
 async def tls_kafka(
     certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ScramTlsKafkaServer]:
-    """A broker of this run whose only client listener is SASL_SSL (SCRAM-SHA-512), presenting
-    the CA's good server certificate, with the catalogue's topics and the dead-letter topic."""
+    """A broker of this run whose client listeners are all SASL_SSL (SCRAM-SHA-512), with the
+    catalogue's topics and the dead-letter topic. `SASL_SSL` presents the CA's good server
+    certificate; `EXPIRED` and `WRONG_HOST` the bad ones a client must refuse; `ROTATING`, the
+    inter-broker listener, the good one until the rotation test swaps it for the second CA's."""
     server = ScramTlsKafkaServer(
-        tmp_path_factory.mktemp("tls-kafka"), ca=certificates.ca, server=certificates.server
+        tmp_path_factory.mktemp("tls-kafka"),
+        ca=certificates.ca,
+        server=certificates.server,
+        other_listeners={
+            EXPIRED_LISTENER: certificates.expired,
+            WRONG_HOST_LISTENER: certificates.wrong_host,
+            ROTATING_LISTENER: certificates.server,
+        },
+        inter_broker_listener=ROTATING_LISTENER,
     )
     await server.start(topics={topic: 3 for topic in [*CATALOGUE.topics(), DEAD_LETTER]})
     yield server
