@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
@@ -228,36 +229,28 @@ class ScramTlsKafkaServer:
         finally:
             await client.close()
 
-    async def alter_listener(self, listener: str, settings: Mapping[str, str]) -> None:
-        """Change `settings` (name -> value, e.g. `ssl.keystore.location`) of `listener` on the
-        running broker as an operator does: `kafka-configs --alter --entity-type brokers
-        --entity-name 1 --add-config listener.name.<listener>.<name>=<value>,...`, logged in
-        as `admin` on the main listener. Returns once the controller has taken it (the broker
-        applies it moments later); fails with kafka-configs' output when it is refused.
+    async def set_listener_configs(self, listener: str, settings: Mapping[str, str]) -> None:
+        """Set the broker's dynamic configs to `settings` (name -> value, e.g.
+        `ssl.keystore.location`) of `listener` while it runs, as `kafka-configs --alter
+        --entity-type brokers --entity-name 1 --add-config listener.name.<listener>.<name>=...`
+        does (here through the Admin API's AlterConfigs, logged in as `admin`; unlike
+        `--add-config`, each call replaces the broker's earlier dynamic configs, so pass every
+        one that should stay). Returns once the broker accepted them (it applies them moments
+        later); fails with the broker's reason when it refuses them.
         """
-        properties = self.directory / "admin.properties"
-        jaas = (
-            "org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{ADMIN}" password="{self.passwords[ADMIN]}";'
-        )
-        properties.write_text(
-            f"security.protocol=SASL_SSL\nsasl.mechanism={MECHANISM}\nsasl.jaas.config={jaas}\n"
-            f"ssl.truststore.type=PEM\nssl.truststore.location={self.ca}\n"
-        )
-        changes = ",".join(
-            f"listener.name.{listener.lower()}.{name}={value}" for name, value in settings.items()
-        )
-        command = [
-            "kafka.admin.ConfigCommand", "--bootstrap-server", self.bootstrap_servers,
-            "--command-config", str(properties), "--alter", "--entity-type", "brokers",
-            "--entity-name", str(NODE_ID), "--add-config", changes,
-        ]  # fmt: skip
-        process = await asyncio.create_subprocess_exec(
-            *self._java(*command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=_TOOL_TIMEOUT_S)
-        if process.returncode != 0:  # the password is in the properties file, not the output
-            raise RuntimeError(f"kafka-configs exited {process.returncode}: {output.decode()}")
+        configs = {f"listener.name.{listener.lower()}.{name}": v for name, v in settings.items()}
+        async with self.admin() as admin:
+            responses = await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.BROKER, str(NODE_ID), configs)]
+            )
+        refusals = [
+            f"{name}: {message or f'error code {code}'}"
+            for response in responses
+            for code, message, _, name in response.resources
+            if code
+        ]
+        if refusals:
+            raise RuntimeError(f"the broker refused the configs: {'; '.join(refusals)}")
 
     async def presented_certificate(self, listener: str) -> bytes:
         """The certificate (DER) that `listener` presents to a new connection now (not checked:
