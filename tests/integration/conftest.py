@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contracts.example_orders import CATALOGUE
 from contracts.topics import DEAD_LETTER
@@ -45,6 +49,21 @@ def stack_env() -> Iterator[dict[str, str]]:
     `ensure_test_stack`; fails if it cannot)."""
     with ensure_test_stack() as endpoints:
         yield endpoints
+
+
+@pytest.fixture
+def recorded_spans() -> Iterator[InMemorySpanExporter]:
+    """The OpenTelemetry spans that end during the test, kept in memory. The global tracer
+    provider becomes an SDK one the first time (it can be set once per process)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    yield exporter
+    processor.shutdown()  # a provider cannot drop a processor: this one exports nothing more
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from aiokafka import ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts import ConnectionSecurityError, KafkaConnection, TlsSettings
@@ -27,12 +29,14 @@ from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.cli import main
 from invalidator.operators import EXIT_OK, end_offsets, start_at_log_end
+from invalidator.tracing import SPAN_NAME
 from producers import CacheClient, EventPublisher, Fetched, Source, connect_redis
 from producers.outbox import OutboxRelay, add_event, create_outbox_table
 from tests.certificates import Certificates
 from tests.faults.accounting import settled
 from tests.faults.workload import Published, publish_until_acknowledged
 from tests.integration.databases import sqlite_url
+from tests.integration.endpoints import http_get
 from tests.integration.invalidators import running_invalidators
 from tests.integration.settings_env import kafka_environment, regions_environment
 from tests.integration.tls_kafka import ROTATING_LISTENER, ScramTlsKafkaServer
@@ -72,8 +76,10 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
     tls_redis: TlsRedisServer,
     certificates: Certificates,
     caplog: pytest.LogCaptureFixture,
+    recorded_spans: InMemorySpanExporter,
 ) -> None:
-    """... and no password or private key shows in the logs (every level) or the dead letter."""
+    """... and no password or private key shows in the logs (every level), the dead letter, the
+    invalidator's /metrics or the run's OpenTelemetry spans."""
     caplog.set_level(logging.DEBUG)
     tls = TlsSettings(ca_file=str(certificates.ca))
     settings = InvalidatorSettings(
@@ -81,6 +87,7 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
         regions={"eu": [tls_redis.target("invalidator", tls=tls)]},
         group_prefix=f"tls-{uuid.uuid4().hex[:10]}",
         stats_interval_s=3600,
+        metrics_port=0,
     )
     company = f"c-{uuid.uuid4().hex[:12]}"
     page = COMPANY_ORDERS.bind(company_id=company)
@@ -104,11 +111,12 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
             running_invalidators(settings, CATALOGUE, regions=("eu",)) as running,
         ):
             assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-1", Source.HIT)
-            await pub.publish(
-                OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
-                tenant="acme",
-                aggregate_version=1,
-            )
+            with trace.get_tracer("orders-api").start_as_current_span("orders.write"):
+                await pub.publish(
+                    OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
+                    tenant="acme",
+                    aggregate_version=1,
+                )
             await pub.broker.publish(b"not an event", topic=ORDERS, key=b"k")
             await wait_until(
                 purged_and_dead_lettered, within=30, what="the purge and the dead letter over TLS"
@@ -117,13 +125,24 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
             assert (stats.purge_retries, stats.purge_errors, stats.dead_letter_errors) == (0, 0, 0)
             dead_letters = await end_offsets(tls_kafka.connection("admin", tls=tls), [DEAD_LETTER])
             assert sum(dead_letters.values()) == 1
+            status, metrics = await http_get(running["eu"].metrics_address, "/metrics")
+            assert status == 200
+            assert "invalidator_events_consumed_total" in metrics
+        spans = recorded_spans.get_finished_spans()
+        assert SPAN_NAME in {span.name for span in spans}
         assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-2", Source.LOADED)
         dead_letter = await _dead_letter(tls_kafka.connection("admin", tls=tls))
         headers = b" ".join(name.encode() + b"=" + value for name, value in dead_letter.headers)
-        seen = [caplog.text.encode(), headers, dead_letter.value or b""]
+        seen = [
+            caplog.text.encode(),
+            headers,
+            dead_letter.value or b"",
+            metrics.encode(),
+            *(span.to_json().encode() for span in spans),
+        ]
         secrets = _secrets(tls_kafka, tls_redis, certificates)
         leaked = [i for i, secret in enumerate(secrets) for text in seen if secret.encode() in text]
-        assert leaked == [], "a password or a private key is in the logs or the dead letter"
+        assert leaked == [], "a password or a private key is in a log, a record, metrics or a span"
     finally:
         await cache_redis.aclose()
 
