@@ -224,13 +224,13 @@ def _der(pem: Path) -> bytes:
 async def test_the_broker_certificate_rotates_to_a_new_ca_without_a_restart(
     tls_kafka: ScramTlsKafkaServer, tls_redis: TlsRedisServer, certificates: Certificates
 ) -> None:
-    """The rotation deployment.md describes, on the broker's inter-broker listener, with
-    `kafka-configs --alter` and no restart: clients trust both CAs first; the broker refuses the
-    new certificate while its own truststore lacks the new CA, takes the CA bundle as its
-    truststore, then the new certificate. A publisher and an invalidator that trust the bundle
-    go on through it (every event id purged, no publish retried, no purge failed); a new
-    connection gets the new certificate; a client that trusts only the old CA is refused,
-    naming the unknown CA."""
+    """The rotation deployment.md describes, on the broker's inter-broker listener, by dynamic
+    broker configs (what `kafka-configs --alter` sets) and no restart: clients trust both CAs
+    first; the broker refuses the new certificate while its own truststore lacks the new CA,
+    takes the CA bundle as its truststore, then the new certificate. A publisher and an
+    invalidator that trust the bundle go on through it (every event id purged, no publish
+    retried, no purge failed); a new connection gets the new certificate; a client that trusts
+    only the old CA is refused, naming the unknown CA."""
     bundle = TlsSettings(ca_file=str(certificates.ca_bundle()))
     old_ca = TlsSettings(ca_file=str(certificates.ca))
     old_ca_only = tls_kafka.connection("invalidator", tls=old_ca, listener=ROTATING_LISTENER)

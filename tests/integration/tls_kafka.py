@@ -8,8 +8,8 @@ reads its key and certificates as PEM (`ssl.keystore.type=PEM`, `ssl.truststore.
 do anything (no authorizer): this broker proves encryption and login, not ACLs.
 
 Besides its `SASL_SSL` listener it can have others, each presenting a certificate of its own (a
-bad one a client must refuse, or one a test rotates with `alter_listener`, as an operator does
-with `kafka-configs --alter`).
+bad one a client must refuse, or one a test rotates with `set_listener_configs`, as an operator
+does with `kafka-configs --alter`).
 """
 
 from __future__ import annotations
@@ -73,21 +73,15 @@ class ScramTlsKafkaServer:
         self.directory = directory
         self.ca = ca
         self.server = server
-        self.presented = {MAIN_LISTENER: server, **(other_listeners or {})}
+        self.certificates = {MAIN_LISTENER: server, **(other_listeners or {})}
         """Listener name -> the certificate it was started with."""
         self.inter_broker_listener = inter_broker_listener
-        ports = PortRange.from_environment().pick(len(self.presented) + 1, taken=PICKED_PORTS)
+        ports = PortRange.from_environment().pick(len(self.certificates) + 1, taken=PICKED_PORTS)
         *listener_ports, self.controller_port = ports
-        self.ports = dict(zip(self.presented, listener_ports, strict=True))
+        self.ports = dict(zip(self.certificates, listener_ports, strict=True))
         """Listener name -> its port on 127.0.0.1."""
-        self.port = self.ports[MAIN_LISTENER]
         self.passwords = {name: f"{name}-{uuid.uuid4().hex}" for name in (ADMIN, *USERS)}
         self._process: asyncio.subprocess.Process | None = None
-
-    @property
-    def bootstrap_servers(self) -> str:
-        """`127.0.0.1:<port>` of the SASL_SSL listener."""
-        return f"127.0.0.1:{self.port}"
 
     @property
     def log_file(self) -> Path:
@@ -127,7 +121,7 @@ class ScramTlsKafkaServer:
         protocols = "".join(f"{name}:SASL_SSL," for name in self.ports)
         per_listener = [
             line
-            for name, pair in self.presented.items()
+            for name, pair in self.certificates.items()
             for line in (
                 f"listener.name.{name.lower()}.{MECHANISM.lower()}.sasl.jaas.config={jaas}",
                 f"listener.name.{name.lower()}.ssl.keystore.location={pair.bundle()}",
