@@ -57,7 +57,8 @@ class Certificates:
     it refuses every server here)."""
     rotated: KeyPair
     """A server certificate for SERVER_NAMES signed by `unknown_ca`: what a server presents once
-    its certificate was rotated to the new CA."""
+    its certificate was rotated to the new CA. Its subject is `server`'s (CN=server), as Kafka
+    wants of a certificate that replaces another on a running listener."""
 
     def ca_bundle(self) -> Path:
         """One PEM file with both CAs' certificates (what clients trust while a rotation from
@@ -86,7 +87,7 @@ def make_certificates(directory: Path) -> Certificates:
         ),
         wrong_host=authority.sign("wrong-host", alt_names=_alt_name(WRONG_HOST)),
         unknown_ca=unknown_ca.cert,
-        rotated=unknown_ca.sign("rotated", alt_names=server_names),
+        rotated=unknown_ca.sign("server", alt_names=server_names),
     )
 
 

@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contracts.example_orders import CATALOGUE
 from contracts.topics import DEAD_LETTER
@@ -24,7 +28,12 @@ from tests.integration.debezium import ConnectWorker, connect_url
 from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.mirrored import MirroredStack, mirrored_stack_endpoints
 from tests.integration.stack import ensure_test_stack
-from tests.integration.tls_kafka import ScramTlsKafkaServer
+from tests.integration.tls_kafka import (
+    EXPIRED_LISTENER,
+    ROTATING_LISTENER,
+    WRONG_HOST_LISTENER,
+    ScramTlsKafkaServer,
+)
 from tests.integration.tls_redis import TlsRedisServer
 
 
@@ -40,6 +49,21 @@ def stack_env() -> Iterator[dict[str, str]]:
     `ensure_test_stack`; fails if it cannot)."""
     with ensure_test_stack() as endpoints:
         yield endpoints
+
+
+@pytest.fixture
+def recorded_spans() -> Iterator[InMemorySpanExporter]:
+    """The OpenTelemetry spans that end during the test, kept in memory. The global tracer
+    provider becomes an SDK one the first time (it can be set once per process)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    yield exporter
+    processor.shutdown()  # a provider cannot drop a processor: this one exports nothing more
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +90,20 @@ async def tls_redis(
 async def tls_kafka(
     certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ScramTlsKafkaServer]:
-    """A broker of this run whose only client listener is SASL_SSL (SCRAM-SHA-512), presenting
-    the CA's good server certificate, with the catalogue's topics and the dead-letter topic."""
+    """A broker of this run whose client listeners are all SASL_SSL (SCRAM-SHA-512), with the
+    catalogue's topics and the dead-letter topic. `SASL_SSL` presents the CA's good server
+    certificate; `EXPIRED` and `WRONG_HOST` the bad ones a client must refuse; `ROTATING`, the
+    inter-broker listener, the good one until the rotation test swaps it for the second CA's."""
     server = ScramTlsKafkaServer(
-        tmp_path_factory.mktemp("tls-kafka"), ca=certificates.ca, server=certificates.server
+        tmp_path_factory.mktemp("tls-kafka"),
+        ca=certificates.ca,
+        server=certificates.server,
+        other_listeners={
+            EXPIRED_LISTENER: certificates.expired,
+            WRONG_HOST_LISTENER: certificates.wrong_host,
+            ROTATING_LISTENER: certificates.server,
+        },
+        inter_broker_listener=ROTATING_LISTENER,
     )
     await server.start(topics={topic: 3 for topic in [*CATALOGUE.topics(), DEAD_LETTER]})
     yield server

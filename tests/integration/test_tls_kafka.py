@@ -1,34 +1,45 @@
-"""End to end over SASL_SSL and TLS: EventPublisher publishes to a broker whose only client
-listener is SASL_SSL (SCRAM-SHA-512), the invalidator consumes there, purges a Redis that serves
-TLS only (the cache client's next read is a miss) and dead-letters a malformed record there; the
-operator commands work on the same servers."""
+"""End to end over SASL_SSL and TLS: EventPublisher publishes to a broker whose client listeners
+are all SASL_SSL (SCRAM-SHA-512), the invalidator consumes there, purges a Redis that serves TLS
+only (the cache client's next read is a miss) and dead-letters a malformed record there; the
+operator commands work on the same servers; the broker's certificate rotates to a new CA while
+both go on."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import ssl
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from aiokafka import ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from contracts import KafkaConnection, TlsSettings
+from contracts import ConnectionSecurityError, KafkaConnection, TlsSettings
+from contracts.connection_checks import check_kafka
 from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
 from contracts.kafka_clients import kafka_consumer
 from contracts.topics import DEAD_LETTER, ORDERS
 from invalidator import InvalidatorSettings
 from invalidator.cli import main
 from invalidator.operators import EXIT_OK, end_offsets, start_at_log_end
+from invalidator.tracing import SPAN_NAME
 from producers import CacheClient, EventPublisher, Fetched, Source, connect_redis
 from producers.outbox import OutboxRelay, add_event, create_outbox_table
 from tests.certificates import Certificates
+from tests.faults.accounting import settled
+from tests.faults.workload import Published, publish_until_acknowledged
 from tests.integration.databases import sqlite_url
+from tests.integration.endpoints import http_get
 from tests.integration.invalidators import running_invalidators
 from tests.integration.settings_env import kafka_environment, regions_environment
-from tests.integration.tls_kafka import ScramTlsKafkaServer
+from tests.integration.tls_kafka import ROTATING_LISTENER, ScramTlsKafkaServer
 from tests.integration.tls_redis import TlsRedisServer
 from tests.waiting import wait_until
 
@@ -65,8 +76,10 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
     tls_redis: TlsRedisServer,
     certificates: Certificates,
     caplog: pytest.LogCaptureFixture,
+    recorded_spans: InMemorySpanExporter,
 ) -> None:
-    """... and no password or private key shows in the logs (every level) or the dead letter."""
+    """... and no password or private key shows in the logs (every level), the dead letter, the
+    invalidator's /metrics or the run's OpenTelemetry spans."""
     caplog.set_level(logging.DEBUG)
     tls = TlsSettings(ca_file=str(certificates.ca))
     settings = InvalidatorSettings(
@@ -74,6 +87,7 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
         regions={"eu": [tls_redis.target("invalidator", tls=tls)]},
         group_prefix=f"tls-{uuid.uuid4().hex[:10]}",
         stats_interval_s=3600,
+        metrics_port=0,
     )
     company = f"c-{uuid.uuid4().hex[:12]}"
     page = COMPANY_ORDERS.bind(company_id=company)
@@ -97,11 +111,12 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
             running_invalidators(settings, CATALOGUE, regions=("eu",)) as running,
         ):
             assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-1", Source.HIT)
-            await pub.publish(
-                OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
-                tenant="acme",
-                aggregate_version=1,
-            )
+            with trace.get_tracer("orders-api").start_as_current_span("orders.write"):
+                await pub.publish(
+                    OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
+                    tenant="acme",
+                    aggregate_version=1,
+                )
             await pub.broker.publish(b"not an event", topic=ORDERS, key=b"k")
             await wait_until(
                 purged_and_dead_lettered, within=30, what="the purge and the dead letter over TLS"
@@ -110,13 +125,24 @@ async def test_publish_purge_and_dead_letter_over_sasl_ssl_and_tls(
             assert (stats.purge_retries, stats.purge_errors, stats.dead_letter_errors) == (0, 0, 0)
             dead_letters = await end_offsets(tls_kafka.connection("admin", tls=tls), [DEAD_LETTER])
             assert sum(dead_letters.values()) == 1
+            status, metrics = await http_get(running["eu"].metrics_address, "/metrics")
+            assert status == 200
+            assert "invalidator_events_consumed_total" in metrics
+        spans = recorded_spans.get_finished_spans()
+        assert SPAN_NAME in {span.name for span in spans}
         assert await cache.fetch(page, "page:1", load) == Fetched(b"orders-2", Source.LOADED)
         dead_letter = await _dead_letter(tls_kafka.connection("admin", tls=tls))
         headers = b" ".join(name.encode() + b"=" + value for name, value in dead_letter.headers)
-        seen = [caplog.text.encode(), headers, dead_letter.value or b""]
+        seen = [
+            caplog.text.encode(),
+            headers,
+            dead_letter.value or b"",
+            metrics.encode(),
+            *(span.to_json().encode() for span in spans),
+        ]
         secrets = _secrets(tls_kafka, tls_redis, certificates)
         leaked = [i for i, secret in enumerate(secrets) for text in seen if secret.encode() in text]
-        assert leaked == [], "a password or a private key is in the logs or the dead letter"
+        assert leaked == [], "a password or a private key is in a log, a record, metrics or a span"
     finally:
         await cache_redis.aclose()
 
@@ -189,3 +215,95 @@ async def test_the_outbox_relay_publishes_over_sasl_ssl(
         await relay.stop_producer()
         await engine.dispose()
     assert sum((await end_offsets(as_publisher, [ORDERS])).values()) == before + 1
+
+
+def _der(pem: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(pem.read_text())
+
+
+async def test_the_broker_certificate_rotates_to_a_new_ca_without_a_restart(
+    tls_kafka: ScramTlsKafkaServer, tls_redis: TlsRedisServer, certificates: Certificates
+) -> None:
+    """The rotation deployment.md describes, on the broker's inter-broker listener, by dynamic
+    broker configs (what `kafka-configs --alter` sets) and no restart: clients trust both CAs
+    first; the broker refuses the new certificate while its own truststore lacks the new CA,
+    takes the CA bundle as its truststore, then the new certificate. A publisher and an
+    invalidator that trust the bundle go on through it (every event id purged, no publish
+    retried, no purge failed); a new connection gets the new certificate; a client that trusts
+    only the old CA is refused, naming the unknown CA."""
+    bundle = TlsSettings(ca_file=str(certificates.ca_bundle()))
+    old_ca = TlsSettings(ca_file=str(certificates.ca))
+    old_ca_only = tls_kafka.connection("invalidator", tls=old_ca, listener=ROTATING_LISTENER)
+    settings = InvalidatorSettings(
+        kafka=tls_kafka.connection("invalidator", tls=bundle, listener=ROTATING_LISTENER),
+        regions={"eu": [tls_redis.target("invalidator", tls=old_ca)]},
+        group_prefix=f"tls-rotation-{uuid.uuid4().hex[:10]}",
+        stats_interval_s=3600,
+    )
+    as_publisher = tls_kafka.connection("publisher", tls=bundle, listener=ROTATING_LISTENER)
+    published = Published()
+    stop_publishing = asyncio.Event()
+
+    async def publish_stream(publisher: EventPublisher) -> None:
+        while not stop_publishing.is_set():
+            await publish_until_acknowledged(publisher, published)
+
+    def acknowledged(count: int) -> Callable[[], Awaitable[bool]]:
+        async def reached() -> bool:
+            return len(published.namespaces) >= count
+
+        return reached
+
+    async def presents_the_new_certificate() -> bool:
+        presented = await tls_kafka.presented_certificate(ROTATING_LISTENER)
+        return presented == _der(certificates.rotated.cert)
+
+    await check_kafka(old_ca_only)
+    assert await tls_kafka.presented_certificate(ROTATING_LISTENER) == _der(
+        certificates.server.cert
+    )
+    redis = tls_redis.admin()
+    try:
+        async with (
+            EventPublisher(as_publisher, source="orders-api") as publisher,
+            running_invalidators(settings, CATALOGUE, regions=("eu",)) as running,
+        ):
+            publishing = asyncio.create_task(publish_stream(publisher))
+            try:
+                await wait_until(acknowledged(20), within=30, what="events before the rotation")
+                new_certificate = {"ssl.keystore.location": str(certificates.rotated.bundle())}
+                with pytest.raises(RuntimeError, match="Validation of dynamic config update"):
+                    await tls_kafka.set_listener_configs(ROTATING_LISTENER, new_certificate)
+                new_truststore = {"ssl.truststore.location": str(certificates.ca_bundle())}
+                await tls_kafka.set_listener_configs(ROTATING_LISTENER, new_truststore)
+                await tls_kafka.set_listener_configs(
+                    ROTATING_LISTENER, {**new_truststore, **new_certificate}
+                )
+                await wait_until(
+                    presents_the_new_certificate,
+                    within=30,
+                    what="the broker's new certificate",
+                    interval=0.2,
+                )
+                rotated_at = len(published.namespaces)
+                await wait_until(
+                    acknowledged(rotated_at + 20), within=30, what="events after the rotation"
+                )
+            finally:
+                stop_publishing.set()
+                await asyncio.wait_for(publishing, timeout=30)
+            async with EventPublisher(as_publisher, source="orders-api") as on_new_connections:
+                await asyncio.wait_for(
+                    publish_until_acknowledged(on_new_connections, published), timeout=30
+                )
+            purging, _ = await settled(
+                published.namespaces, {"eu": redis}, since=time.monotonic(), within=60
+            )
+            purging.assert_nothing_lost()
+            stats = running["eu"].stats
+            assert (stats.purge_retries, stats.purge_errors, stats.dead_lettered) == (0, 0, 0)
+    finally:
+        await redis.aclose()
+    assert published.publish_retries == 0
+    with pytest.raises(ConnectionSecurityError, match="unknown CA"):
+        await check_kafka(old_ca_only)

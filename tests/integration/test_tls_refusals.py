@@ -2,7 +2,8 @@
 line on standard error naming the endpoint and the cause, exit status 2 (EXIT_INPUT), no
 traceback, and neither a password nor a private key in it.
 
-Kafka: a broker whose only client listener is SASL_SSL (SCRAM-SHA-512). Redis: servers that
+Kafka: a broker whose client listeners are all SASL_SSL (SCRAM-SHA-512), one presenting the good
+certificate, one the expired and one the wrong-host certificate. Redis: servers that
 serve TLS only (with the good, the expired and the wrong-host certificate) and one that serves
 plaintext only. Each case breaks one thing of settings that otherwise work."""
 
@@ -22,7 +23,11 @@ from invalidator.operators import EXIT_INPUT
 from tests.certificates import Certificates
 from tests.integration.cli import run_cli
 from tests.integration.settings_env import kafka_environment, regions_environment
-from tests.integration.tls_kafka import ScramTlsKafkaServer
+from tests.integration.tls_kafka import (
+    EXPIRED_LISTENER,
+    WRONG_HOST_LISTENER,
+    ScramTlsKafkaServer,
+)
 from tests.integration.tls_redis import TlsRedisServer
 
 WRONG_PASSWORD = SecretStr(f"wrong-{uuid.uuid4().hex}")
@@ -60,7 +65,13 @@ class Servers:
             for password in server.passwords.values()
         ]
         certificates = self.certificates
-        pairs = (certificates.server, certificates.client, certificates.expired)
+        pairs = (
+            certificates.server,
+            certificates.client,
+            certificates.expired,
+            certificates.wrong_host,
+            certificates.rotated,
+        )
         keys = [pair.key.read_text().splitlines()[1] for pair in pairs]
         return [*passwords, WRONG_PASSWORD.get_secret_value(), *keys]
 
@@ -76,7 +87,7 @@ class Refusal:
 
 
 def _kafka_refused(servers: Servers, kafka: KafkaConnection, cause: str) -> Refusal:
-    endpoint = f"Kafka 127.0.0.1:{servers.kafka.port}"
+    endpoint = f"Kafka {kafka.bootstrap_servers}"
     return Refusal(kafka, servers.good_redis(), endpoint, cause)
 
 
@@ -101,6 +112,16 @@ REFUSALS: dict[str, Callable[[Servers], Refusal]] = {
         s,
         s.good_kafka().model_copy(update={"sasl_mechanism": "SCRAM-SHA-256"}),
         "the listener does not offer SASL SCRAM-SHA-256",
+    ),
+    "kafka-expired-certificate": lambda s: _kafka_refused(
+        s,
+        s.kafka.connection("invalidator", tls=s.tls, listener=EXPIRED_LISTENER),
+        "the server's certificate has expired",
+    ),
+    "kafka-hostname-mismatch": lambda s: _kafka_refused(
+        s,
+        s.kafka.connection("invalidator", tls=s.tls, listener=WRONG_HOST_LISTENER),
+        "not valid for the host name '127.0.0.1' (hostname mismatch)",
     ),
     "kafka-plaintext-against-tls": lambda s: _kafka_refused(
         s,
@@ -212,6 +233,8 @@ def test_the_invalidator_process_exits_2_on_a_refusal(servers: Servers) -> None:
         (("offsets", "show"), "kafka-unknown-ca"),
         (("topics", "check"), "kafka-wrong-password"),
         (("offsets", "show"), "kafka-plaintext-against-tls"),
+        (("offsets", "show"), "kafka-expired-certificate"),
+        (("topics", "check"), "kafka-hostname-mismatch"),
     ],
     ids=lambda value: value if isinstance(value, str) else " ".join(value),
 )
