@@ -17,9 +17,20 @@ from dataclasses import dataclass
 import pytest
 from pydantic import SecretStr
 
-from contracts import KafkaConnection, RedisTarget, TlsSettings
+from contracts import (
+    Catalogue,
+    KafkaConnection,
+    Namespace,
+    PurgeRule,
+    PurgeStrategy,
+    RedisTarget,
+    TlsSettings,
+)
+from contracts.example_orders import OrderCreated
+from contracts.topics import ORDERS
 from invalidator import cli
 from invalidator.operators import EXIT_INPUT
+from producers import EventPublisher
 from tests.certificates import Certificates
 from tests.integration.cli import run_cli
 from tests.integration.settings_env import kafka_environment, regions_environment
@@ -276,5 +287,50 @@ async def test_an_operator_command_names_a_refused_redis_connection(
         monkeypatch.setenv(name, value)
     capsys.readouterr()
     command = ["purge", "--region", "eu", "company_orders", "company_id=c-refused", "--yes"]
+    status = await asyncio.to_thread(cli.main, command)
+    _assert_refused(status, capsys.readouterr().err, refusal, servers)
+
+
+INDEXED_CATALOGUE = Catalogue(
+    [
+        Namespace(
+            name="refusal_dry_run",
+            template="refusal-dry-run:{id}",
+            owner="tests",
+            description="an index-strategy namespace: a dry run counts its index in Redis",
+            purged_by=(PurgeRule(OrderCreated, {"id": "payload.order_id"}),),
+            strategy=PurgeStrategy.INDEX,
+        )
+    ]
+)
+"""The catalogue of the dry-run test (`--catalogue tests.integration.test_tls_refusals:...`)."""
+
+
+@pytest.mark.parametrize("case", ["redis-unknown-ca", "redis-wrong-password"])
+async def test_a_dry_run_replay_names_a_refused_redis_connection(
+    case: str,
+    servers: Servers,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`replay --dry-run` counts an index namespace's keys in Redis: that read's failure escapes
+    the command, and `invalidator` names the refusal behind it rather than an outage."""
+    refusal = REFUSALS[case](servers)
+    company = f"c-{uuid.uuid4().hex[:8]}"
+    async with EventPublisher(
+        servers.kafka.connection("publisher", tls=servers.tls), source="orders-api"
+    ) as publisher:
+        await publisher.publish(
+            OrderCreated(order_id=f"o-{company}", company_id=company, total_cents=1),
+            tenant="acme",
+            aggregate_version=1,
+        )
+    for name, value in _environment(refusal).items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    command = [
+        *("replay", "--region", "eu", "--topic", ORDERS, "--from", "10m", "--dry-run"),
+        *("--catalogue", f"{__name__}:INDEXED_CATALOGUE"),
+    ]
     status = await asyncio.to_thread(cli.main, command)
     _assert_refused(status, capsys.readouterr().err, refusal, servers)
