@@ -219,7 +219,9 @@ class OutboxRelay:
                 except Exception as error:
                     self.stats.publish_failures += 1
                     log.warning("outbox relay: batch failed, retry in %.1f s: %s", backoff, error)
-                    await self._wait(backoff)
+                    # Not cut short by new rows: while Kafka or the database is away every
+                    # commit would otherwise start another attempt.
+                    await self._pause(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
                 if published < self._batch_size:
@@ -506,8 +508,14 @@ class OutboxRelay:
         return _T.id.in_(select(listed.c.value))
 
     async def _wait(self, seconds: float) -> None:
+        """Up to `seconds`, until new rows are committed."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _pause(self, seconds: float) -> None:
+        """`seconds`, unless the relay is stopped meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _listen(self) -> None:
         """PostgreSQL: LISTEN on the outbox channel while the relay runs (a connection of the
