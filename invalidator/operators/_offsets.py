@@ -5,7 +5,9 @@ Everything here talks to Kafka and nothing else; what to do with it is planned e
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,8 @@ from contracts.connections import KafkaConnection
 from contracts.errors import UnknownTopicError
 from invalidator.operators._coordinator import until_coordinator_answers
 from invalidator.start_position import offsets_at_time, resolve_start_from
+
+_METADATA_RETRY_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,22 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[T
             raise UnknownTopicError(f"topic {topic!r} does not exist on the broker")
         partitions.extend(TopicPartition(topic, n) for n in sorted(numbers))
     return partitions
+
+
+async def until_listed(kafka: KafkaConnection, topics: list[str], *, within: float) -> None:
+    """Wait until the broker's metadata lists every topic of `topics`: a topic is created by the
+    controller and reaches the brokers' metadata a moment later, and a command run in between
+    (an offset call, `invalidator run`) would find it missing. UnknownTopicError names those
+    still missing after `within` seconds."""
+    deadline = time.monotonic() + within
+    async with kafka_consumer(kafka) as consumer:
+        while missing := [t for t in topics if not consumer.partitions_for_topic(t)]:
+            if time.monotonic() > deadline:
+                raise UnknownTopicError(
+                    f"topics {missing} created but not in the broker's metadata after {within} s"
+                )
+            await asyncio.sleep(_METADATA_RETRY_S)
+            await consumer._client.force_metadata_update()
 
 
 async def log_bounds(

@@ -15,8 +15,11 @@ from aiokafka.errors import TopicAlreadyExistsError, for_code
 from contracts import topics
 from contracts.catalogue import Catalogue
 from contracts.errors import MissingTopicsError
-from invalidator.operators._offsets import admin_client
+from invalidator.operators._offsets import admin_client, until_listed
 from invalidator.settings import InvalidatorSettings
+
+_LISTED_WITHIN_S = 30.0
+"""How long created topics may take to reach the broker's metadata."""
 
 DEFAULT_PARTITIONS = 6
 """Partitions of a created topic: the most invalidators of one region that can share the work."""
@@ -90,7 +93,8 @@ async def require_topics(settings: InvalidatorSettings, catalogue: Catalogue) ->
 async def create_topics(
     settings: InvalidatorSettings, names: list[str], *, partitions: int, replication_factor: int
 ) -> list[str]:
-    """Create `names` (those already there are left alone); returns those created."""
+    """Create `names` (those already there are left alone); returns those created, once the
+    broker's metadata lists them."""
     async with admin_client(settings.kafka) as admin:
         existing = set(await admin.list_topics())
         wanted = [name for name in names if name not in existing]
@@ -105,4 +109,5 @@ async def create_topics(
             raise for_code(code)(f"creating topic {name}: {detail[-1] if detail else code}")
         if not code:
             created.append(name)
+    await until_listed(settings.kafka, created, within=_LISTED_WITHIN_S)
     return created

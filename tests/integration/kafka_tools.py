@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +13,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import KafkaConnection
 from invalidator.operators import group_lag
-from invalidator.operators._offsets import admin_client, kafka_consumer
+from invalidator.operators._offsets import admin_client, kafka_consumer, until_listed
 
 
 async def caught_up(kafka: KafkaConnection, group_id: str, topics: list[str]) -> bool:
@@ -36,19 +35,7 @@ async def ensure_topic(
                 await admin.create_topics(
                     [NewTopic(topic, partitions, replication_factor=1, topic_configs=configs)]
                 )
-    await _until_visible(kafka, topic, within=30.0)
-
-
-async def _until_visible(kafka: KafkaConnection, topic: str, *, within: float) -> None:
-    """Wait until the broker's metadata lists `topic`: a topic is created by the controller
-    and reaches the broker's metadata a moment later."""
-    deadline = time.monotonic() + within
-    async with kafka_consumer(kafka) as consumer:
-        while not consumer.partitions_for_topic(topic):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"topic {topic!r} not in the broker's metadata in {within} s")
-            await asyncio.sleep(0.05)
-            await consumer._client.force_metadata_update()
+    await until_listed(kafka, [topic], within=30.0)
 
 
 async def delete_topic(kafka: KafkaConnection, topic: str) -> None:
