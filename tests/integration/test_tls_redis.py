@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from redis.asyncio import RedisCluster
 from redis.exceptions import NoPermissionError
 
-from contracts import ConnectionSecurityError, RedisTarget, TlsSettings
+from contracts import BoundNamespace, ConnectionSecurityError, RedisTarget, TlsSettings
 from contracts.connection_checks import check_redis
 from contracts.example_orders import COMPANY_ORDERS
 from contracts.layout import entry_key, generation_key
@@ -169,6 +169,7 @@ async def test_least_privilege_users_on_a_tls_cluster_work_after_a_failover(
     invalidator_as = tls_cluster.target("invalidator", tls=tls)
     targets = RegionTargets("eu", [invalidator_as])
     invalidator_redis = cast(RedisCluster, connect_redis(invalidator_as))
+    watchdog_redis = cast(RedisCluster, connect_redis(tls_cluster.target("watchdog", tls=tls)))
     await cache_redis.initialize()
     namespace = next(  # on a master other than the seed, which the clients keep using
         bound
@@ -188,20 +189,20 @@ async def test_least_privilege_users_on_a_tls_cluster_work_after_a_failover(
 
     try:
         assert await cache.fetch(namespace, "page:1", load) == Fetched(b"orders-1", Source.LOADED)
-        with pytest.raises(NoPermissionError):
-            await invalidator_redis.get(entry_key(namespace, "page:1"))
-        with pytest.raises(NoPermissionError):
-            await cache_redis.set(f"{{outside}}:{_company()}", b"x")
+        await _assert_nothing_more(invalidator_redis, cache_redis, watchdog_redis, namespace)
 
         await tls_cluster.kill(master)
         await wait_until(purged, within=30, what="a purge after the replica took over")
         assert await cache.fetch(namespace, "page:1", load) == Fetched(b"orders-2", Source.LOADED)
         assert await cache.fetch(namespace, "page:1", load) == Fetched(b"orders-2", Source.HIT)
         assert cache_redis.get_node_from_key(generation_key(namespace)).port != master
+        # The promoted replica holds the same users, with the same limits.
+        await _assert_nothing_more(invalidator_redis, cache_redis, watchdog_redis, namespace)
     finally:
         await targets.close()
         await invalidator_redis.aclose()
         await cache_redis.aclose()
+        await watchdog_redis.aclose()
 
 
 async def test_a_server_certificate_rotates_to_a_new_ca_without_a_restart(
@@ -233,3 +234,28 @@ async def test_a_server_certificate_rotates_to_a_new_ca_without_a_restart(
     finally:
         await admin.aclose()
         await server.stop()
+
+
+async def _assert_nothing_more(
+    invalidator_redis: RedisCluster,
+    cache_redis: RedisCluster,
+    watchdog_redis: RedisCluster,
+    namespace: BoundNamespace,
+) -> None:
+    """What the standalone least-privilege tests refuse, on the Cluster: the invalidator cannot
+    read an entry; the watchdog may read a generation and nothing else; no user may flush,
+    write outside the layout or read the configuration."""
+    with pytest.raises(NoPermissionError):
+        await invalidator_redis.get(entry_key(namespace, "page:1"))
+    assert await watchdog_redis.get(generation_key(namespace)) is not None
+    with pytest.raises(NoPermissionError):
+        await watchdog_redis.get(entry_key(namespace, "page:1"))
+    with pytest.raises(NoPermissionError):
+        await watchdog_redis.set(generation_key(namespace), b"x")
+    for client in (invalidator_redis, cache_redis, watchdog_redis):
+        with pytest.raises(NoPermissionError):
+            await client.flushall()
+        with pytest.raises(NoPermissionError):
+            await client.set(f"{{outside}}:{_company()}", b"x")
+        with pytest.raises(NoPermissionError):
+            await client.config_get("*")
