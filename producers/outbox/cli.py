@@ -46,11 +46,16 @@ def _parser() -> argparse.ArgumentParser:
         description="The settings of a Debezium PostgreSQL connector that publishes the outbox"
         " exactly as `outbox relay` does. The password is never printed: --password-file names"
         " a properties file on the Connect worker (database.password=...), read by its file"
-        " config provider.",
+        " config provider. TLS to PostgreSQL is the relay's (OUTBOX_DATABASE_TLS__*; the"
+        " files' paths must be valid on the worker); without it the config says"
+        " database.sslmode=disable.",
     )
     debezium.add_argument("--format", choices=("json", "properties"), default="json")
     debezium.add_argument(
-        "--database-url", default=None, help="default OUTBOX_DATABASE_URL (no password in it)"
+        "--database-url",
+        default=None,
+        help="default OUTBOX_DATABASE_URL (no password in it), with TLS as"
+        " OUTBOX_DATABASE_TLS__* say; given here: plaintext",
     )
     debezium.add_argument("--name", default="outbox", help="the connector's name")
     debezium.add_argument("--table", default=None, help="default public.event_outbox")
@@ -92,10 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _debezium_config(args: argparse.Namespace) -> int:
     password_set = False
+    database_tls = None
     if args.database_url is None:
         relay = read_settings(RelaySettings)
         args.database_url = relay.database_url
         password_set = relay.database_password is not None
+        database_tls = relay.database_tls
     chosen = {
         "database_url": args.database_url,
         "name": args.name,
@@ -104,6 +111,7 @@ def _debezium_config(args: argparse.Namespace) -> int:
         "route_topic_prefix": args.route_prefix,
         "password_file": args.password_file,
         "snapshot_mode": args.snapshot_mode,
+        "database_tls": database_tls,
     }
     if args.table is not None:
         chosen["table"] = args.table

@@ -11,6 +11,10 @@ What the Connect worker needs besides (the local stack's `stack.sh up --debezium
 provider (`config.providers=file`, `config.providers.file.class=
 org.apache.kafka.common.config.provider.FileConfigProvider`). Debezium never marks or deletes
 outbox rows: delete old rows yourself (docs/operations.md).
+
+TLS to PostgreSQL follows the relay's `OUTBOX_DATABASE_TLS__*` (`database_tls`): the server's
+certificate is verified against its CA file, and its name too unless `check_hostname` is off;
+without it the connection is plaintext, and the config says so (`database.sslmode=disable`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import PurePosixPath
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import make_url
 
+from contracts.connections import TlsSettings
 from contracts.events import (
     CONTENT_TYPE_JSON,
     HEADER_CONTENT_TYPE,
@@ -34,6 +39,9 @@ CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
 HEARTBEAT_TOPIC_PREFIX = "__debezium-heartbeat"
 PASSWORD_KEY = "database.password"
 """The key the password file holds the database password under."""
+SSL_MODE_KEY = "database.sslmode"
+"""Debezium's PostgreSQL connector option for TLS (`SecureConnectionMode`), with
+`database.sslrootcert`, `database.sslcert` and `database.sslkey` (files on the worker)."""
 
 
 class DebeziumSettings(BaseModel):
@@ -74,6 +82,11 @@ class DebeziumSettings(BaseModel):
         description="a properties file on the Connect worker holding database.password=...;"
         " the connector config only refers to it (${file:...}). None: no password is sent",
     )
+    database_tls: TlsSettings | None = Field(
+        default=None,
+        description="TLS to PostgreSQL, as the relay's OUTBOX_DATABASE_TLS__*: the files (absolute"
+        " paths on the Connect worker) and whether the server's name is checked. None: plaintext",
+    )
     snapshot_mode: str = Field(
         default="no_data",
         description="no_data: only rows committed after the slot was made; initial: also every"
@@ -106,6 +119,23 @@ class DebeziumSettings(BaseModel):
     def _absolute_path(cls, value: str | None) -> str | None:
         if value is not None and not PurePosixPath(value).is_absolute():
             raise ValueError("the password file's path on the Connect worker must be absolute")
+        return value
+
+    @field_validator("database_tls")
+    @classmethod
+    def _tls_files_the_driver_can_read(cls, value: TlsSettings | None) -> TlsSettings | None:
+        if value is None:
+            return None
+        if value.ca_file is None:
+            # The relay falls back to the system's CAs; PostgreSQL's JDBC driver would read
+            # ~/.postgresql/root.crt of the worker's user instead.
+            raise ValueError(
+                "Debezium's PostgreSQL driver does not read the system's CAs: give ca_file"
+                " (OUTBOX_DATABASE_TLS__CA_FILE)"
+            )
+        for path in (value.ca_file, value.cert_file, value.key_file):
+            if path is not None and not PurePosixPath(path).is_absolute():
+                raise ValueError("the TLS files' paths on the Connect worker must be absolute")
         return value
 
     @property
@@ -181,7 +211,26 @@ def connector_config(settings: DebeziumSettings) -> dict[str, str]:
     }
     if settings.password_file is not None:
         config[PASSWORD_KEY] = f"${{file:{settings.password_file}:{PASSWORD_KEY}}}"
+    config.update(_tls_options(settings.database_tls))
     return config
+
+
+def _tls_options(tls: TlsSettings | None) -> dict[str, str]:
+    """Debezium's options for TLS to PostgreSQL as `tls` says (the relay's meaning: the
+    certificate is always verified, the host name when `check_hostname`)."""
+    if tls is None:
+        # Plaintext, said so: Debezium's default (prefer) tries TLS without verifying the server
+        # and falls back to plaintext without a word.
+        return {SSL_MODE_KEY: "disable"}
+    options = {
+        SSL_MODE_KEY: "verify-full" if tls.check_hostname else "verify-ca",
+        "database.sslrootcert": str(tls.ca_file),
+    }
+    if tls.cert_file is not None:
+        options["database.sslcert"] = tls.cert_file
+    if tls.key_file is not None:
+        options["database.sslkey"] = tls.key_file
+    return options
 
 
 def switch_statements(settings: DebeziumSettings) -> list[str]:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from contracts import TlsSettings
 from contracts.events import CONTENT_TYPE_JSON, HEADER_CONTENT_TYPE
 from contracts.example_orders import OrderStatusChanged
 from producers.outbox.cli import main
@@ -89,3 +90,56 @@ def test_a_url_it_cannot_use_is_refused_without_echoing_it(
     assert main(["debezium-config", "--database-url", url]) == 2
     err = capsys.readouterr().err
     assert fault in err and "s3cret-pw" not in err and url not in err
+
+
+@pytest.mark.parametrize(("check_hostname", "mode"), [(True, "verify-full"), (False, "verify-ca")])
+def test_tls_verifies_the_servers_certificate_and_its_name_as_the_relay_does(
+    check_hostname: bool, mode: str
+) -> None:
+    tls = TlsSettings(ca_file="/etc/connect/pg-ca.pem", check_hostname=check_hostname)
+    config = connector_config(DebeziumSettings(database_url=URL, database_tls=tls))
+    assert config["database.sslmode"] == mode
+    assert config["database.sslrootcert"] == "/etc/connect/pg-ca.pem"
+    assert "database.sslcert" not in config and "database.sslkey" not in config
+
+
+def test_a_client_certificate_is_rendered_when_the_settings_have_one() -> None:
+    tls = TlsSettings(
+        ca_file="/etc/connect/pg-ca.pem",
+        cert_file="/etc/connect/client.pem",
+        key_file="/etc/connect/client-key.pem",
+    )
+    config = connector_config(DebeziumSettings(database_url=URL, database_tls=tls))
+    assert config["database.sslcert"] == "/etc/connect/client.pem"
+    assert config["database.sslkey"] == "/etc/connect/client-key.pem"
+
+
+def test_plaintext_is_explicit() -> None:
+    assert connector_config(DebeziumSettings(database_url=URL))["database.sslmode"] == "disable"
+
+
+@pytest.mark.parametrize(
+    ("tls", "fault"),
+    [
+        (TlsSettings(), "give ca_file"),
+        (TlsSettings(ca_file="certs/ca.pem"), "must be absolute"),
+        (TlsSettings(ca_file="/ca.pem", key_file="client-key.pem"), "must be absolute"),
+    ],
+)
+def test_tls_files_the_worker_cannot_use_are_refused(tls: TlsSettings, fault: str) -> None:
+    with pytest.raises(ValueError, match=fault):
+        DebeziumSettings(database_url=URL, database_tls=tls)
+
+
+def test_the_command_renders_the_relays_tls_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OUTBOX_DATABASE_URL", URL)
+    monkeypatch.setenv("OUTBOX_DATABASE_TLS__CA_FILE", "/etc/outbox/pg-ca.pem")
+    monkeypatch.setenv("OUTBOX_DATABASE_TLS__CHECK_HOSTNAME", "false")
+    assert main(["debezium-config"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert (config["database.sslmode"], config["database.sslrootcert"]) == (
+        "verify-ca",
+        "/etc/outbox/pg-ca.pem",
+    )
