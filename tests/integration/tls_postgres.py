@@ -1,6 +1,7 @@
 """A PostgreSQL server of a test's own that takes TLS connections only (`ssl=on`, `hostssl`
 lines alone in pg_hba.conf) and password logins (scram-sha-256), with a `relay` user owning an
-`outbox` database.
+`outbox` database. With `logical_replication`, also what Debezium needs: `wal_level=logical`,
+a `hostssl replication` line, and the REPLICATION attribute for `relay`.
 
 PostgreSQL refuses to run as root: as root, its files are made for the `postgres` user, under
 /var/tmp (a test's temporary directory may sit under a parent that user cannot enter). Its
@@ -42,11 +43,14 @@ def _bindir() -> Path:
 class TlsPostgresServer:
     """One PostgreSQL server on a port of its own, TLS and passwords only."""
 
-    def __init__(self, *, ca: Path, server: KeyPair) -> None:
+    def __init__(self, *, ca: Path, server: KeyPair, logical_replication: bool = False) -> None:
         """ca: the CA that signed `server` (the superuser's own connections trust it).
-        server: the certificate and key the server presents."""
+        server: the certificate and key the server presents.
+        logical_replication: whether `relay` may stream changes (a Debezium connector).
+        """
         self.ca = ca
         self.server = server
+        self.logical_replication = logical_replication
         self.port = PortRange.from_environment().pick(1, taken=PICKED_PORTS)[0]
         self.superuser_password = SecretStr(f"postgres-{uuid.uuid4().hex}")
         self.password = SecretStr(f"relay-{uuid.uuid4().hex}")
@@ -73,9 +77,12 @@ class TlsPostgresServer:
             self._bin / "initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--no-locale",
             "--auth=scram-sha-256", f"--pwfile={password_file}", "--no-sync",
         )  # fmt: skip
+        # "all" does not cover replication connections: they need a line of their own.
+        replication = f"hostssl  replication  {USER}  127.0.0.1/32  scram-sha-256\n"
         (data / "pg_hba.conf").write_text(
             "# TLS only: no 'host' line, so a plaintext connection is refused.\n"
             "hostssl  all  all  127.0.0.1/32  scram-sha-256\n"
+            + (replication if self.logical_replication else "")
         )
         self._own(data / "pg_hba.conf")
         options = (
@@ -83,6 +90,8 @@ class TlsPostgresServer:
             f" -c ssl=on -c ssl_cert_file={self.directory / 'server.crt'}"
             f" -c ssl_key_file={self.directory / 'server.key'}"
         )
+        if self.logical_replication:
+            options += " -c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4"
         self._run(
             self._bin / "pg_ctl", "start", "-w", "-t", str(_START_TIMEOUT_S), "-D", data,
             "-l", self.directory / "postgres.log", "-o", options,
@@ -96,8 +105,10 @@ class TlsPostgresServer:
             ssl=ssl.create_default_context(cafile=str(self.ca)),
         )
         try:
+            replication = " REPLICATION" if self.logical_replication else ""
             await connection.execute(
-                f"CREATE ROLE {USER} LOGIN PASSWORD '{self.password.get_secret_value()}'"
+                f"CREATE ROLE {USER} LOGIN{replication}"
+                f" PASSWORD '{self.password.get_secret_value()}'"
             )
             await connection.execute(f"CREATE DATABASE {DATABASE} OWNER {USER}")
         finally:
