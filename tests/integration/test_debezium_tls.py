@@ -226,11 +226,12 @@ async def test_debezium_streams_the_outbox_from_tls_postgresql_to_a_sasl_ssl_bro
     assert set(arrived) == set(written), "an event id is missing or not ours"
     for event_id, envelope in written.items():
         record = arrived[event_id]
-        headers = [(name, bytes(value).decode()) for name, value in record.headers]
+        headers = [(header, bytes(value).decode()) for header, value in record.headers]
         assert headers == list(envelope.headers().items()), event_id
         assert record.key == envelope.partition_key(), event_id
         assert json.loads(record.value)["event_id"] == event_id
-    assert "${file:" in json.loads(returned)[1][PASSWORD_KEY]
+    reference = f"${{file:{outbox.password_file}:{PASSWORD_KEY}}}"
+    assert json.loads(returned)[1][PASSWORD_KEY] == reference, "the password is not by reference"
     worker_log = connect.log_file.read_text()
     for secret in (
         outbox.postgres.password.get_secret_value(),
