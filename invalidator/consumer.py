@@ -17,9 +17,9 @@ import time
 from collections.abc import Collection
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
 
 from contracts.catalogue import Catalogue
+from invalidator.awaited_topics import subscribe_when_present
 from invalidator.loop import InvalidationLoop, LoopTuning
 from invalidator.settings import InvalidatorSettings
 from invalidator.start_position import start_uncommitted
@@ -27,9 +27,6 @@ from invalidator.stats import InvalidatorStats
 from invalidator.wiring import GroupConsumer, InvalidatorParts, production_parts
 
 log = logging.getLogger(__name__)
-
-MIRRORED_TOPICS_POLL_S = 2.0
-"""How often an invalidator waiting for mirrored topics looks whether they exist yet."""
 
 
 class Invalidator:
@@ -117,8 +114,9 @@ class Invalidator:
                 self.metrics_address = await parts.metrics.start(loop, self.stats)
             await consumer.start()
             if absent:
+                name = f"invalidator {self.group_id}"
                 watching = asyncio.create_task(
-                    self._subscribe_when_present(consumer, wanted, absent, listener)
+                    subscribe_when_present(consumer, wanted, absent, name=name, listener=listener)
                 )
                 running.callback(watching.cancel)
             # Everything built so far (catalogue, models, clients) lives as long as the process:
@@ -135,41 +133,6 @@ class Invalidator:
             await loop.run(every=self._report_stats, every_s=settings.stats_interval_s)
         self._report_stats()
         log.info("invalidator %s stopped", self.group_id)
-
-    async def _subscribe_when_present(
-        self,
-        consumer: GroupConsumer,
-        wanted: list[str],
-        absent: set[str],
-        listener: ConsumerRebalanceListener,
-    ) -> None:
-        """Subscribe to each of `absent` once the cluster has it (looked up every
-        `MIRRORED_TOPICS_POLL_S`): the group then rebalances to take its partitions on."""
-        log.warning(
-            "invalidator %s: waiting for topic(s) %s, which do not exist yet (MirrorMaker "
-            "creates a mirrored topic once it runs and its source topic exists); consuming "
-            "the others meanwhile",
-            self.group_id,
-            ",".join(sorted(absent)),
-        )
-        while absent:
-            await asyncio.sleep(MIRRORED_TOPICS_POLL_S)  # a polling period, not a wait for work
-            try:
-                present = await consumer.topics()
-            except KafkaError as error:
-                log.warning("invalidator %s: listing topics failed: %s", self.group_id, error)
-                continue
-            appeared = absent & present
-            if not appeared:
-                continue
-            absent -= appeared
-            consumer.subscribe(topics=[t for t in wanted if t not in absent], listener=listener)
-            log.info(
-                "invalidator %s: topic(s) %s appeared; consuming them%s",
-                self.group_id,
-                ",".join(sorted(appeared)),
-                f" (still waiting for {','.join(sorted(absent))})" if absent else "",
-            )
 
     def _report_stats(self) -> None:
         if self._loop is not None:

@@ -9,12 +9,13 @@ import logging
 import time
 from collections.abc import Collection, Sequence
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from contracts.catalogue import Catalogue
 from contracts.kafka_clients import kafka_consumer
+from invalidator.awaited_topics import subscribe_when_present
 from invalidator.endpoints import Endpoints
 from invalidator.settings import InvalidatorSettings
 from invalidator.watchdog.checker import Watchdog
@@ -72,8 +73,8 @@ class WatchService:
         """Read and look until `stop()`; a new group starts at the log end (it judges the
         events published from its start on).
 
-        absent_topics: mirrored topics MirrorMaker has not created yet, left out (subscribing
-            to one would create it on a broker with `auto.create.topics.enable`).
+        absent_topics: mirrored topics MirrorMaker has not created yet, subscribed to once they
+            exist (`invalidator.awaited_topics`); a new topic is read from its start.
         """
         consumer = kafka_consumer(
             self.settings.kafka,
@@ -81,7 +82,9 @@ class WatchService:
             client_id=self.group,
             auto_offset_reset="latest",
         )
-        topics = [t for t in self.settings.event_topics(self.catalogue) if t not in absent_topics]
+        wanted = self.settings.event_topics(self.catalogue)
+        absent = set(absent_topics) & set(wanted)
+        topics = [t for t in wanted if t not in absent]
         async with contextlib.AsyncExitStack() as running:
             running.push_async_callback(self.watchdog.close)
             running.push_async_callback(consumer.stop)
@@ -97,7 +100,15 @@ class WatchService:
                 running.push_async_callback(endpoints.stop)
                 self.metrics_address = await endpoints.start(self.settings.metrics_host, port)
             await consumer.start()
-            consumer.subscribe(topics=topics)
+            listener = _NewTopicsFromTheirStart(consumer, absent)
+            consumer.subscribe(topics=topics, listener=listener)
+            if absent:
+                watching = asyncio.create_task(
+                    subscribe_when_present(
+                        consumer, wanted, absent, name=f"watchdog {self.group}", listener=listener
+                    )
+                )
+                running.push_async_callback(_cancel, watching)
             looking = asyncio.create_task(self._look_until_stopped())
             running.push_async_callback(_cancel, looking)
             log.info(
@@ -153,3 +164,26 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+class _NewTopicsFromTheirStart(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Reads a topic that appeared after the watchdog started from its start, where the group
+    never committed: every record of it came after that start (the group starts the others at
+    their log end)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, awaited: Collection[str]) -> None:
+        self._consumer = consumer
+        self._awaited = set(awaited)
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        """Nothing to do: the watchdog commits on its own schedule."""
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        """Seek the awaited topics' partitions without a committed offset to their start."""
+        fresh = [
+            tp
+            for tp in assigned
+            if tp.topic in self._awaited and await self._consumer.committed(tp) is None
+        ]
+        if fresh:
+            await self._consumer.seek_to_beginning(*fresh)

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.orders_load import bare_producer, order_record
+from contracts.events import HEADER_EVENT_ID
 from contracts.example_orders import CATALOGUE, EXAMPLE_CATALOGUE, OrderCancelled
-from invalidator import Invalidator, InvalidatorSettings
+from contracts.topics import ORDERS, mirrored_topic
+from invalidator import Invalidator, InvalidatorSettings, awaited_topics
 from invalidator.operators import (
     EXIT_NOT_SEEN,
     EXIT_OK,
@@ -29,6 +32,7 @@ from tests.faults.processes import kill_if_running, stop_process
 from tests.integration.cli import Cli, spawn_cli
 from tests.integration.endpoints import http_get
 from tests.integration.invalidators import REGIONS, running_invalidators
+from tests.integration.kafka_tools import delete_topic, ensure_topic
 from tests.integration.prometheus import free_port
 from tests.integration.watchdog import (
     CollectedResults,
@@ -279,3 +283,49 @@ async def test_an_absent_generation_key_is_not_judged_an_older_token_is_missing(
         assert figures["events"]["missing"] == len(kept_ids)
         assert figures["purges"]["expired_not_judged"] == 3 * len(expired_ids)
         assert figures["seen_within"]["10s"] == 0.0
+
+
+async def test_a_mirrored_topic_that_appears_later_is_read_from_its_start(
+    settings: InvalidatorSettings,
+    redis_clients: dict[str, RedisClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A region MirrorMaker does not mirror from yet: the watchdog starts without its topics,
+    subscribes to one once it exists, and reads it from its start (a record written before the
+    group took the new partitions is judged too). No invalidator runs: its namespaces hold a
+    token older than the event, so the event is missing in every region, judged."""
+    monkeypatch.setattr(awaited_topics, "POLL_S", 0.1)
+    absent_region = "ap" + uuid.uuid4().hex[:6]
+    mirroring = settings.model_copy(
+        update={
+            "mirrored_from": [absent_region],
+            "watch": settings.watch.model_copy(update={"deadline_s": 1.0, "grace_s": 0.5}),
+        }
+    )
+    absent = [mirrored_topic(absent_region, topic) for topic in CATALOGUE.topics()]
+    event = orders(1)[0]
+    await give_generations(redis_clients, [event])
+    record = order_record(event.company_id, event.order_id)
+    collected = CollectedResults()
+    try:
+        async with running_watchdog(mirroring, CATALOGUE, collected, absent_topics=absent):
+            topic = mirrored_topic(absent_region, ORDERS)
+            await ensure_topic(settings.kafka, topic, partitions=3)
+            producer = bare_producer(settings.kafka, linger_ms=0)
+            await producer.start()
+            try:
+                await producer.send_and_wait(
+                    topic, record.value, key=record.key, headers=record.headers
+                )
+            finally:
+                await producer.stop()
+            event_id = dict(record.headers)[HEADER_EVENT_ID].decode()
+            await wait_until(
+                lambda: judged(collected, REGIONS, [event_id]),
+                within=60,
+                what="the event of the topic that appeared, judged in every region",
+            )
+        for region in REGIONS:
+            assert collected.outcomes(region, [event_id]) == {event_id: Outcome.MISSING}
+    finally:
+        await delete_topic(settings.kafka, mirrored_topic(absent_region, ORDERS))

@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 
 from contracts import Catalogue
 from contracts.events import DomainEvent, Event, EventEnvelope
@@ -79,13 +79,22 @@ def orders(count: int) -> list[OrderCreated]:
 
 @contextlib.asynccontextmanager
 async def running_watchdog(
-    settings: InvalidatorSettings, catalogue: Catalogue, listener: CollectedResults
+    settings: InvalidatorSettings,
+    catalogue: Catalogue,
+    listener: CollectedResults,
+    *,
+    absent_topics: Collection[str] = (),
 ) -> AsyncIterator[WatchService]:
     """The long-running watchdog (`invalidator watch`) in this process, its group started at
-    the log end of every topic (it judges what is published from now on)."""
+    the log end of every topic (it judges what is published from now on).
+
+    absent_topics: mirrored topics that do not exist yet, awaited (as `invalidator watch`
+        passes those `require_topics` found absent).
+    """
     service = WatchService(settings, catalogue, listeners=[listener])
-    await start_at_log_end(settings.kafka, service.group, settings.event_topics(catalogue))
-    task = asyncio.create_task(service.run())
+    present = [t for t in settings.event_topics(catalogue) if t not in absent_topics]
+    await start_at_log_end(settings.kafka, service.group, present)
+    task = asyncio.create_task(service.run(absent_topics=absent_topics))
     try:
         yield service
     finally:

@@ -16,8 +16,7 @@ from contracts.errors import SettingsError
 from contracts.example_orders import CATALOGUE
 from contracts.settings import read_settings
 from contracts.topics import mirror_origin, mirrored_topic
-from invalidator import Invalidator, InvalidatorSettings
-from invalidator import consumer as consumer_module
+from invalidator import Invalidator, InvalidatorSettings, awaited_topics
 from invalidator.loop import InvalidationLoop
 from invalidator.outcome import BatchOutcome
 from tests.unit.loop_fakes import (
@@ -119,7 +118,7 @@ class _ConsumerOfACluster:
 async def test_an_absent_mirrored_topic_is_waited_for_then_subscribed_to(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(consumer_module, "MIRRORED_TOPICS_POLL_S", 0.01)
+    monkeypatch.setattr(awaited_topics, "POLL_S", 0.01)
     settings = InvalidatorSettings(regions=REGIONS, mirrored_from=["eu"], commit_interval_ms=0)
     parts, _, _, _ = invalidator_parts({P0: [order_record(P0, 0)]})
     cluster = _ConsumerOfACluster(parts.consumer, present=set(CATALOGUE.topics()))
