@@ -89,13 +89,14 @@ in_secure() {
   done
   US_LAST_PORT="${US_PORTS[$(( US_NODES - 1 ))]}"
   # redis-cli and psql log in as the admin / superuser, over TLS, the server's name checked.
-  local RCLI_OPTIONS=(--tls --cacert "${SECURE_CA}" --user admin)
-  local -x REDISCLI_AUTH=""
-  [[ ! -s "$(secret_file redis-admin)" ]] || REDISCLI_AUTH="$(secret redis-admin)"
+  local RCLI_OPTIONS=(--tls --cacert "${SECURE_CA}" --user admin) RCLI_AUTH=""
+  [[ ! -s "$(secret_file redis-admin)" ]] || RCLI_AUTH="$(secret redis-admin)"
   local -x PGSSLMODE=verify-full PGSSLROOTCERT="${SECURE_CA}" PGPASSFILE="${SECURE_PGPASS}"
   local POSTGRES_PORT="${SECURE_POSTGRES_PORT}"
   local POSTGRES_DIR="${SECURE_DIR}/postgres" POSTGRES_DATA="${SECURE_DIR}/postgres/data"
   local POSTGRES_LOG="${SECURE_DIR}/logs/postgres.log"
+  # Markers of the plaintext stack's extras: none here (`logs --secure` lists no such log).
+  local MIRROR_MARKER="${SECURE_DIR}/run/mirrored" CONNECT_MARKER="${SECURE_DIR}/run/debezium"
   locate_postgres
   "$@"
 }
@@ -121,7 +122,7 @@ ensure_secure_secrets() {
    for name in "${SECURE_POSTGRES_USERS[@]}"; do
      printf '127.0.0.1:%s:*:%s:%s\n' "${SECURE_POSTGRES_PORT}" "${name}" "$(secret "postgres-${name}")"
    done >"${SECURE_PGPASS}")
-  REDISCLI_AUTH="$(secret redis-admin)"
+  RCLI_AUTH="$(secret redis-admin)"
 }
 
 secure_openssl() {

@@ -284,10 +284,13 @@ read_pid() { if [[ -s "$1" ]]; then tr -dc '0-9' <"$1"; fi; }
 # True when something accepts TCP connections on 127.0.0.1:$1.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# RCLI_OPTIONS: more redis-cli options (the secure profile's TLS and admin login, bound as a
-# local by in_secure; its password travels in REDISCLI_AUTH, never on a command line).
+# RCLI_OPTIONS: more redis-cli options, RCLI_AUTH: the password of the user they log in as (the
+# secure profile's TLS and admin login, bound as locals by in_secure). The password reaches
+# redis-cli alone, in REDISCLI_AUTH: never on a command line, nor in another process's environment.
 RCLI_OPTIONS=()
-rcli() { local port="$1"; shift; timeout 5 redis-cli -h 127.0.0.1 -p "${port}" "${RCLI_OPTIONS[@]}" "$@" 2>/dev/null; }
+RCLI_AUTH=""
+with_rcli_auth() { if [[ -n "${RCLI_AUTH}" ]]; then REDISCLI_AUTH="${RCLI_AUTH}" "$@"; else "$@"; fi; }
+rcli() { local port="$1"; shift; with_rcli_auth timeout 5 redis-cli -h 127.0.0.1 -p "${port}" "${RCLI_OPTIONS[@]}" "$@" 2>/dev/null; }
 
 redis_ping() { [[ "$(rcli "$1" ping)" == "PONG" ]]; }
 
@@ -791,7 +794,7 @@ ensure_us_cluster() {
   if [[ "$(cluster_known_nodes "${REDIS_US_PORT}")" == "1" ]]; then
     for port in "${US_PORTS[@]}"; do addrs+=("127.0.0.1:${port}"); done
     log "creating redis-us cluster ${addrs[*]} (3 masters + 3 replicas)"
-    redis-cli "${RCLI_OPTIONS[@]}" --cluster create "${addrs[@]}" --cluster-replicas "${US_REPLICAS_PER_MASTER}" \
+    with_rcli_auth redis-cli "${RCLI_OPTIONS[@]}" --cluster create "${addrs[@]}" --cluster-replicas "${US_REPLICAS_PER_MASTER}" \
       --cluster-yes >>"${log_file}" 2>&1 || die "redis-cli --cluster create failed; see ${log_file}"
   fi
   deadline=$(( $(now) + REDIS_TIMEOUT ))
