@@ -3,7 +3,7 @@
 # logged in (docs: deploy/local/README.md, "The secure profile"):
 #   kafka     SASL_SSL client listener (SCRAM-SHA-512), StandardAuthorizer, the ACLs of
 #             deploy/kafka-acls.conf; `admin` is the only super user (and the broker itself on its
-#             plaintext controller listener, on 127.0.0.1)
+#             controller listener, on 127.0.0.1, TLS with the server's certificate as its client's)
 #   redis-eu  standalone, TLS only (port 0), the users of deploy/redis-acl.conf, default user off
 #   redis-us  Cluster of 3 masters + 3 replicas over TLS (clients, bus, replication), the same
 #             users on every node, replicas logging in as `replica`
@@ -178,8 +178,10 @@ node.id=${node}
 controller.quorum.voters=${node}@127.0.0.1:${KAFKA_CONTROLLER_PORT}
 listeners=SASL_SSL://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
 advertised.listeners=SASL_SSL://127.0.0.1:${KAFKA_PORT}
-# The controller listener is the broker's own, on the loopback only (its principal: ANONYMOUS).
-listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+# The controller listener is the broker's own, on the loopback only, over TLS with a client
+# certificate: the server's own (CN=localhost), so only a holder of its key reaches the controller.
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL
+listener.name.controller.ssl.client.auth=required
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=SASL_SSL
 sasl.enabled.mechanisms=${SECURE_KAFKA_MECHANISM}
@@ -191,7 +193,7 @@ ssl.truststore.type=PEM
 ssl.truststore.location=${SECURE_CA}
 ssl.client.auth=none
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
-super.users=User:admin;User:ANONYMOUS
+super.users=User:admin;User:CN=localhost
 log.dirs=$(kafka_node_data "${node}")
 num.partitions=6
 auto.create.topics.enable=false

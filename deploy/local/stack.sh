@@ -13,10 +13,13 @@
 # connector on its plugin path, for the outbox (the connector itself is created over its REST API:
 # `outbox debezium-config`):
 #   connect   Kafka Connect (the broker's version) + debezium-connector-postgres
+# and `up --secure` its secure profile, a stack of its own beside this one (deploy/local/secure.sh):
+# the same services over TLS, each client logged in as its own principal with ACLs.
 #
 # Usage: deploy/local/stack.sh up [--brokers N] [--kafka-only] [--mirrored] [--debezium]
 #        |down [--mirrored|--debezium] [--purge]|status|logs [-f] [kafka|redis-eu|redis-us|postgres
 #        |kafka-eu|kafka-us|mm2-eu|mm2-us|link|connect]|env [--mirrored] [--debezium]|libs
+#        |up|down [--purge]|status|logs [-f] [service]|env --secure
 # `up` is idempotent and prints the `export ...` lines on stdout (progress goes to stderr), so
 #   eval "$(deploy/local/stack.sh up)"
 # works. See deploy/local/README.md.
