@@ -1,4 +1,4 @@
-# The secure profile of the local stack (`stack.sh up|down|status|env --secure`), sourced by
+# The secure profile of the local stack (`stack.sh up|down|status|logs|env --secure`), sourced by
 # stack.sh: the same services on ports of their own, every client connection encrypted and
 # logged in (docs: deploy/local/README.md, "The secure profile"):
 #   kafka     SASL_SSL client listener (SCRAM-SHA-512), StandardAuthorizer, the ACLs of
@@ -30,11 +30,10 @@ SECURE_PGPASS="${SECURE_SECRETS_DIR}/pgpass"
 SECURE_KAFKA_MECHANISM=SCRAM-SHA-512
 SECURE_KAFKA_ACLS="${REPO_ROOT}/deploy/kafka-acls.conf"
 SECURE_REDIS_ACLS="${REPO_ROOT}/deploy/redis-acl.conf"
-# Users, each with a password file secrets/<service>-<user>. Kafka: the principals of
-# deploy/kafka-acls.conf and `admin` (setup only). Redis: the users of deploy/redis-acl.conf,
-# `admin` (setup, status) and `replica` (a replica's login to its master: replication only).
-SECURE_KAFKA_USERS=(admin invalidator publisher relay watchdog)
-SECURE_REDIS_USERS=(admin invalidator cache watchdog replica)
+# Users, each with a password file secrets/<service>-<user> (secure_users): Kafka's are the
+# principals of deploy/kafka-acls.conf and `admin` (setup only); Redis's the users of
+# deploy/redis-acl.conf, `admin` (setup, status) and `replica` (a replica's login to its master:
+# replication only); PostgreSQL's the superuser and the relay's user.
 SECURE_POSTGRES_USERS=(postgres relay)
 SECURE_POSTGRES_USER=relay
 
@@ -108,14 +107,22 @@ in_secure() {
 secret_file() { printf '%s/%s\n' "${SECURE_SECRETS_DIR}" "$1"; }
 secret() { tr -d '\n' <"$(secret_file "$1")"; }
 
+# <service>-<user> of every user of the profile, one a line.
+secure_users() {
+  { printf 'admin\n'; secure_kafka_acl_calls | grep -o 'User:[A-Za-z0-9_.-]*' | cut -d: -f2; } \
+    | sort -u | sed 's/^/kafka-/'
+  { printf 'admin\nreplica\n'; awk '$1 == "user" { print $2 }' "${SECURE_REDIS_ACLS}"; } \
+    | sort -u | sed 's/^/redis-/'
+  printf 'postgres-%s\n' "${SECURE_POSTGRES_USERS[@]}"
+}
+
 # A password per user, made once (kept while the data that knows it is kept; `down --secure
 # --purge` deletes both). Hex: safe inside JSON, JAAS and SQL quotes.
 ensure_secure_secrets() {
   local name file
   mkdir -p -m 0700 "${SECURE_SECRETS_DIR}"
   chmod 0700 "${SECURE_SECRETS_DIR}"
-  for name in "${SECURE_KAFKA_USERS[@]/#/kafka-}" "${SECURE_REDIS_USERS[@]/#/redis-}" \
-      "${SECURE_POSTGRES_USERS[@]/#/postgres-}"; do
+  for name in $(secure_users); do
     file="$(secret_file "${name}")"
     [[ -s "${file}" ]] && continue
     (umask 077; openssl rand -hex 24 >"${file}") || die "openssl rand failed for ${file}"
@@ -234,14 +241,15 @@ EOF
 # The SCRAM users exist from the start: written into the storage when it is formatted. The
 # tool's output may echo its arguments (passwords): it is kept out of the logs.
 format_secure_kafka_storage() {
-  local node="$1" cluster_id user scram=() output
+  local node="$1" cluster_id user users=() scram=() output
   [[ -f "$(kafka_node_data "${node}")/meta.properties" ]] && return 0
   cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid 2>>"${KAFKA_TOOLS_LOG}")" \
     || die "Kafka StorageTool random-uuid failed; see ${KAFKA_TOOLS_LOG}"
-  for user in "${SECURE_KAFKA_USERS[@]}"; do
+  mapfile -t users < <(secure_users | sed -n 's/^kafka-//p')
+  for user in "${users[@]}"; do
     scram+=(--add-scram "${SECURE_KAFKA_MECHANISM}=[name=${user},password=$(secret "kafka-${user}")]")
   done
-  log "formatting the secure kafka storage (cluster id ${cluster_id}; SCRAM users ${SECURE_KAFKA_USERS[*]})"
+  log "formatting the secure kafka storage (cluster id ${cluster_id}; SCRAM users ${users[*]})"
   mkdir -p "$(kafka_node_data "${node}")"
   rm -f "${KAFKA_DIR}/acls.applied"
   output="$(kafka_tool kafka.tools.StorageTool format -t "${cluster_id}" \
