@@ -20,6 +20,7 @@ from pydantic import SecretStr, TypeAdapter
 from bench.stack import STACK_SCRIPT, StackUnavailableError
 from contracts import KafkaConnection, RedisTarget, TlsSettings
 from producers.outbox import RelaySettings
+from tests.integration.settings_env import kafka_environment, regions_environment
 
 SECURE_ENV_VARIABLE = "INVALIDATOR_TEST_SECURE_ENV"
 """A file of the export lines of `stack.sh env --secure` of a secure stack that runs already;
@@ -56,6 +57,27 @@ class SecureProfile:
     def invalidator_environment(self) -> dict[str, str]:
         """The INVALIDATOR_* variables: what an operator exports for the `invalidator` command."""
         return {k: v for k, v in self.environment.items() if k.startswith("INVALIDATOR_")}
+
+    def password(self, name: str) -> SecretStr:
+        """A password of the profile's `secrets/` (next to `certs/`), e.g. `kafka-watchdog`."""
+        return SecretStr((self.ca_file.parent.parent / "secrets" / name).read_text().strip())
+
+    def watchdog_environment(self) -> dict[str, str]:
+        """The INVALIDATOR_* variables of `invalidator watch`, logged in as `watchdog` to Kafka
+        and to Redis (deploy/local/README.md, "The secure profile")."""
+        kafka = self.invalidator_kafka.model_copy(
+            update={"sasl_username": "watchdog", "sasl_password": self.password("kafka-watchdog")}
+        )
+        login = {"username": "watchdog", "password": self.password("redis-watchdog")}
+        regions = {
+            region: [target.model_copy(update=login) for target in targets]
+            for region, targets in self.invalidator_regions.items()
+        }
+        return {
+            **self.invalidator_environment(),
+            **kafka_environment(kafka),
+            **regions_environment(regions),
+        }
 
 
 def secure_profile() -> SecureProfile:

@@ -149,6 +149,20 @@ async def test_operator_commands_on_the_secure_profile(
     assert json.loads(out)
 
 
+async def test_the_watchdog_judges_as_its_own_principal(
+    secure: SecureProfile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`invalidator watch --since` reads the topics as Kafka user `watchdog` and the generation
+    tokens as Redis user `watchdog`."""
+    for name, value in secure.watchdog_environment().items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    status = await asyncio.to_thread(main, ["watch", "--since", "10m", "--json"])
+    out, err = capsys.readouterr()
+    assert status == EXIT_OK, err
+    assert json.loads(out)
+
+
 async def test_a_permission_a_principal_lacks_is_refused(
     secure: SecureProfile, cache_redis: dict[str, RedisClient]
 ) -> None:
