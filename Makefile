@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test lint unit up down status setup clean docs
 
 demo: $(INSTALLED)  ## the stack, both invalidators, the example orders service, a live summary
-	eval "$$($(STACK) up $(if $(findstring mirrored,$(DEMO_ARGS)),--mirrored))" && $(BIN)/python -m demo $(DEMO_ARGS)
+	eval "$$($(STACK) up $(if $(findstring --secure,$(DEMO_ARGS)),--secure,$(if $(findstring mirrored,$(DEMO_ARGS)),--mirrored)))" && $(BIN)/python -m demo $(DEMO_ARGS)
 
 test: lint $(INSTALLED)  ## ruff, mypy --strict, then every test against the real services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -7,6 +7,9 @@ write whose purge had already been seen in that region before the read started.
 `--topology mirrored` (the stack's `up --mirrored`): the writes' home region is eu, the relay
 publishes to eu's own cluster, and each region's invalidator reads its own cluster (us reads
 eu's events as MirrorMaker mirrors them); the summary gives each region's e2e latency.
+
+`--secure` (the stack's `up --secure`): every connection over TLS, each client logged in as its
+own principal (`demo.logins`).
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from contracts.namespaces import BoundNamespace
 from contracts.percentiles import percentile
 from demo.database import DATABASES, fresh_engine, page_reader
 from demo.invalidators import InvalidatorProcesses
+from demo.logins import DemoLogins, plaintext_logins, secure_logins
 from demo.relay import RunningRelay
 from demo.service import OrdersService
 from demo.store import OrdersStore, page_version
-from demo.topology import TOPOLOGIES, mirror_clusters
+from demo.topology import TOPOLOGIES, mirror_clusters, region_settings
 from demo.watch import GenerationWatch
 from invalidator.cli import load_settings
 from invalidator.operators import group_lag
@@ -42,8 +46,6 @@ from producers import CacheClient, RedisClient, connect_redis
 RUN_DIR = Path(".stack") / "demo"
 PURGE_GIVE_UP_S = 30.0
 """A purge not seen in every region by then counts as unconfirmed."""
-DEMO_GROUP_PREFIX = "demo"
-"""The demo's consumer groups are `demo.<region>`, apart from any deployment's `invalidator.*`."""
 HOME_REGION = "eu"
 """The mirrored topology: where the orders service's writes are published."""
 
@@ -70,7 +72,7 @@ class Demo:
         args: argparse.Namespace,
         settings: InvalidatorSettings,
         store: OrdersStore,
-        publish_to: InvalidatorSettings,
+        logins: DemoLogins,
     ) -> None:
         self.args = args
         self.settings = settings
@@ -78,13 +80,13 @@ class Demo:
         self.tally = Tally()
         self.stop = asyncio.Event()
         self.store = store
-        self.relay = RunningRelay(store.engine, publish_to.kafka)
+        self.relay = RunningRelay(store.engine, logins.relay_kafka)
         self.clients: dict[str, RedisClient] = {
-            r: connect_redis(settings.targets(r)[0]) for r in self.regions
+            r: connect_redis(logins.cache_targets[r]) for r in self.regions
         }
         # The watch polls with clients of its own (one command at a time on each).
         self.watch_clients: dict[str, RedisClient] = {
-            r: connect_redis(settings.targets(r)[0]) for r in self.regions
+            r: connect_redis(logins.cache_targets[r]) for r in self.regions
         }
         self.watch = GenerationWatch(self.watch_clients)
         # Per region and company: the newest data version whose purge was seen there.
@@ -312,15 +314,19 @@ async def _run(args: argparse.Namespace, settings: InvalidatorSettings, store: O
     # writes of earlier runs were all purged before those runs ended. Replaying what tests and
     # benchmarks published on a dev stack (millions of events) would only delay it.
     clusters = mirror_clusters(settings.regions) if args.topology == "mirrored" else None
+    if args.secure:
+        logins = secure_logins(settings)
+    else:
+        publish_to = region_settings(settings, HOME_REGION, clusters) if clusters else settings
+        logins = plaintext_logins(settings, publish_to.kafka)
     invalidators = InvalidatorProcesses(
         settings,
         log_dir=RUN_DIR,
-        group_prefix=DEMO_GROUP_PREFIX,
+        group_prefix=logins.group_prefix,
         start_at_log_end=True,
         clusters=clusters,
     )
-    publish_to = invalidators.region_settings(HOME_REGION) if clusters else settings
-    demo = Demo(args, settings, store, publish_to)
+    demo = Demo(args, settings, store, logins)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, demo.stop.set)
     loop.add_signal_handler(signal.SIGTERM, demo.stop.set)
@@ -344,6 +350,7 @@ def _report(demo: Demo, elapsed: float) -> int:
     t = demo.tally
     summary = {
         "topology": demo.args.topology,
+        "secure": demo.args.secure,
         "database": demo.args.database,
         "seconds": round(elapsed, 1),
         "writes_committed": t.writes,
@@ -397,6 +404,12 @@ def main() -> int:
         "mirrored: writes published in eu, each region reads its own cluster (MIRROR_KAFKA_*, "
         "from `stack.sh up --mirrored`)",
     )
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="the stack's secure profile (`stack.sh up --secure`): TLS everywhere, each client its "
+        "own principal (one-cluster topology only)",
+    )
     parser.add_argument("--companies", type=int, default=200)
     parser.add_argument("--writers", type=int, default=8, help="concurrent writers (default 8)")
     parser.add_argument(
@@ -407,6 +420,8 @@ def main() -> int:
         "--read-rate", type=float, default=1000.0, help="reads per second (default 1000)"
     )
     args = parser.parse_args()
+    if args.secure and args.topology == "mirrored":
+        parser.error("--secure runs on one cluster: not with --topology mirrored")
     try:
         return asyncio.run(_main(args))
     except (SettingsError, RuntimeError) as error:

@@ -68,8 +68,11 @@ async def _fresh_postgres() -> AsyncEngine:
             "--database postgresql needs OUTBOX_DATABASE_URL (and OUTBOX_DATABASE_PASSWORD if the "
             f"server wants one); run `make demo` (it starts the stack): {error}"
         ) from None
+    # Over TLS when OUTBOX_DATABASE_TLS__* says so (the secure profile), as `outbox relay`.
+    tls = settings.database_tls
     engine = create_async_engine(
         settings.connection_url(),
+        connect_args={} if tls is None else {"ssl": tls.context()},
         pool_size=POSTGRES_POOL_SIZE,
         execution_options={"schema_translate_map": {None: POSTGRES_SCHEMA}},
     )

@@ -35,6 +35,15 @@ MIRRORED_PORT_DEFAULTS = {
 """Those of its mirrored topology (`up --mirrored`)."""
 DEBEZIUM_PORT_DEFAULTS = {"CONNECT_PORT": 18083}
 """The Kafka Connect worker's REST port (`stack.sh up --debezium`)."""
+SECURE_PORT_DEFAULTS = {
+    "SECURE_KAFKA_PORT": 19192,
+    "SECURE_KAFKA_CONTROLLER_PORT": 19193,
+    "SECURE_REDIS_EU_PORT": 16479,
+    "SECURE_REDIS_US_PORT": 17101,
+    "SECURE_POSTGRES_PORT": 15532,
+}
+"""Those of the secure profile (`stack.sh up --secure`; `SECURE_REDIS_US_PORT`: the first of its
+us cluster's REDIS_US_NODES ports)."""
 ENDPOINT_VARIABLES = (
     "INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS",
     "INVALIDATOR_REGIONS",
@@ -56,10 +65,16 @@ def is_service_free(path: Path) -> bool:
 def service_ports(environ: Mapping[str, str]) -> set[int]:
     """The local stack's ports, as stack.sh would use them in `environ`, and every port the
     endpoint variables of `environ` name."""
-    defaults = {**STACK_PORT_DEFAULTS, **MIRRORED_PORT_DEFAULTS, **DEBEZIUM_PORT_DEFAULTS}
+    defaults = {
+        **STACK_PORT_DEFAULTS,
+        **MIRRORED_PORT_DEFAULTS,
+        **DEBEZIUM_PORT_DEFAULTS,
+        **SECURE_PORT_DEFAULTS,
+    }
     ports = {int(environ.get(name) or default) for name, default in defaults.items()}
-    us_first = int(environ.get("REDIS_US_PORT") or STACK_PORT_DEFAULTS["REDIS_US_PORT"])
-    ports.update(range(us_first, us_first + REDIS_US_NODES))
+    for first in ("REDIS_US_PORT", "SECURE_REDIS_US_PORT"):
+        us_first = int(environ.get(first) or defaults[first])
+        ports.update(range(us_first, us_first + REDIS_US_NODES))
     for name in ENDPOINT_VARIABLES:
         ports.update(int(port) for port in re.findall(r":(\d{2,5})\b", environ.get(name, "")))
     return ports

@@ -13,10 +13,13 @@
 # connector on its plugin path, for the outbox (the connector itself is created over its REST API:
 # `outbox debezium-config`):
 #   connect   Kafka Connect (the broker's version) + debezium-connector-postgres
+# and `up --secure` its secure profile, a stack of its own beside this one (deploy/local/secure.sh):
+# the same services over TLS, each client logged in as its own principal with ACLs.
 #
 # Usage: deploy/local/stack.sh up [--brokers N] [--kafka-only] [--mirrored] [--debezium]
 #        |down [--mirrored|--debezium] [--purge]|status|logs [-f] [kafka|redis-eu|redis-us|postgres
 #        |kafka-eu|kafka-us|mm2-eu|mm2-us|link|connect]|env [--mirrored] [--debezium]|libs
+#        |up|down [--purge]|status|logs [-f] [service]|env --secure
 # `up` is idempotent and prints the `export ...` lines on stdout (progress goes to stderr), so
 #   eval "$(deploy/local/stack.sh up)"
 # works. See deploy/local/README.md.
@@ -114,6 +117,9 @@ CONNECT_MARKER="${RUN_DIR}/debezium"
 KAFKA_NAME=kafka
 KAFKA_LINK_PORT=""            # a second listener LINK (mirrored clusters only)...
 KAFKA_LINK_ADVERTISED_PORT="" # ...advertised as the link proxy's port in front of it
+KAFKA_CONFIG_WRITER=write_kafka_config        # how a node's server.properties is written...
+KAFKA_STORAGE_FORMATTER=format_kafka_storage  # ...and its storage formatted (secure.sh: SASL_SSL)
+REDIS_CONFIG_WRITER=write_redis_config        # a Redis node's redis.conf (secure.sh: TLS, ACLs)
 
 for _port_var in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_EU_PORT REDIS_US_PORT POSTGRES_PORT \
     MIRROR_EU_KAFKA_PORT MIRROR_EU_CONTROLLER_PORT MIRROR_US_KAFKA_PORT MIRROR_US_CONTROLLER_PORT \
@@ -152,6 +158,9 @@ check_port_plan() {
   done
 }
 check_port_plan
+# The secure profile (up/down/status/logs/env --secure): its variables and functions.
+# shellcheck source=deploy/local/secure.sh
+source "${SCRIPT_DIR}/secure.sh"
 
 # The mirrored topology's ports: each region's client, controller, LINK (client + 2) and link
 # proxy (client + 3) ports and the link's control port, apart from each other and from the
@@ -241,6 +250,11 @@ usage: $(basename "$0") <command>
                      database
   libs               fetch the Kafka, MirrorMaker and Debezium jars into the cache (once) and
                      print the Kafka jars' directory
+  up|down [--purge]|status|logs [-f] [service]|env  --secure
+                     the same on the secure profile (under \$STACK_DIR/secure, ports of its own):
+                     Kafka SASL_SSL (SCRAM-SHA-512, ACLs), Redis eu and the us Cluster over TLS
+                     with ACL users, PostgreSQL TLS-only with a password user; a local CA and the
+                     passwords made at the first up; env --secure prints every client's settings
 ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n of N (n = 1..N)
   listens on KAFKA_PORT + 2(n-1) and KAFKA_CONTROLLER_PORT + 2(n-1); REDIS_EU_PORT (16379),
   REDIS_US_PORT (17001: the cluster of 3 masters + 3 replicas uses it and the next five, and
@@ -251,6 +265,9 @@ ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n o
   on + 3; MIRROR_LINK_CONTROL_PORT (23099); MIRROR_LINK_DELAY_MS (40), MIRROR_LINK_JITTER_MS (0);
   MIRROR_MM2_EXTRA_PROPERTIES: lines appended to MirrorMaker's properties (on its next start);
   debezium: CONNECT_PORT (18083), CONNECT_HEAP_OPTS (-Xms64m -Xmx256m), CONNECT_START_TIMEOUT (120)
+  secure: SECURE_KAFKA_PORT (19192), SECURE_KAFKA_CONTROLLER_PORT (19193), SECURE_REDIS_EU_PORT
+  (16479), SECURE_REDIS_US_PORT (17101: it, the next five and each + 10000), SECURE_POSTGRES_PORT
+  (15532), SECURE_KAFKA_HEAP_OPTS (-Xms128m -Xmx512m)
 EOF
 }
 
@@ -270,7 +287,13 @@ read_pid() { if [[ -s "$1" ]]; then tr -dc '0-9' <"$1"; fi; }
 # True when something accepts TCP connections on 127.0.0.1:$1.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-rcli() { local port="$1"; shift; timeout 5 redis-cli -h 127.0.0.1 -p "${port}" "$@" 2>/dev/null; }
+# RCLI_OPTIONS: more redis-cli options, RCLI_AUTH: the password of the user they log in as (the
+# secure profile's TLS and admin login, bound as locals by in_secure). The password reaches
+# redis-cli alone, in REDISCLI_AUTH: never on a command line, nor in another process's environment.
+RCLI_OPTIONS=()
+RCLI_AUTH=""
+with_rcli_auth() { if [[ -n "${RCLI_AUTH}" ]]; then REDISCLI_AUTH="${RCLI_AUTH}" "$@"; else "$@"; fi; }
+rcli() { local port="$1"; shift; with_rcli_auth timeout 5 redis-cli -h 127.0.0.1 -p "${port}" "${RCLI_OPTIONS[@]}" "$@" 2>/dev/null; }
 
 redis_ping() { [[ "$(rcli "$1" ping)" == "PONG" ]]; }
 
@@ -488,8 +511,8 @@ start_kafka_node() {
   for port in "$(kafka_node_port "${node}")" "$(kafka_node_controller_port "${node}")" ${KAFKA_LINK_PORT}; do
     port_open "${port}" && die "${KAFKA_NAME}: port ${port} is already in use by another process (set its port variables)"
   done
-  write_kafka_config "${node}"
-  format_kafka_storage "${node}"
+  "${KAFKA_CONFIG_WRITER}" "${node}"
+  "${KAFKA_STORAGE_FORMATTER}" "${node}"
   log "starting ${KAFKA_NAME} ${KAFKA_VERSION} node ${node} on 127.0.0.1:$(kafka_node_port "${node}") (log: ${log_file})"
   printf '===== %s stack.sh: starting %s %s =====\n' "$(date '+%F %T')" "${KAFKA_NAME}" "${KAFKA_VERSION}" >>"${log_file}"
   # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
@@ -652,20 +675,9 @@ redis_is_ours() {
   [[ -n "${dir}" && "${dir}" == "${ours}" ]]
 }
 
-start_redis() {
-  local name="$1" port="$2" cluster="$3" dir conf pid_file log_file deadline
-  dir="$(redis_dir "${name}")"
-  pid_file="$(redis_pid_file "${name}")"
-  log_file="$(redis_log "${name}")"
-  if redis_ping "${port}"; then
-    redis_is_ours "${port}" "${name}" \
-      || die "redis-${name}: port ${port} is already used by another Redis (set REDIS_EU_PORT / REDIS_US_PORT)"
-    log "redis-${name} already running on ${port}"
-    return 0
-  fi
-  port_open "${port}" && die "redis-${name}: port ${port} is already in use by another process"
-  mkdir -p "${dir}"
-  conf="${dir}/redis.conf"
+# write_redis_config <conf> <port> <cluster yes|no> <dir> <pid file> <log file>
+write_redis_config() {
+  local conf="$1" port="$2" cluster="$3" dir="$4" pid_file="$5" log_file="$6"
   cat >"${conf}" <<EOF
 # Generated by deploy/local/stack.sh
 port ${port}
@@ -685,6 +697,23 @@ cluster-config-file "${dir}/nodes.conf"
 cluster-node-timeout 5000
 EOF
   fi
+}
+
+start_redis() {
+  local name="$1" port="$2" cluster="$3" dir conf pid_file log_file deadline
+  dir="$(redis_dir "${name}")"
+  pid_file="$(redis_pid_file "${name}")"
+  log_file="$(redis_log "${name}")"
+  if redis_ping "${port}"; then
+    redis_is_ours "${port}" "${name}" \
+      || die "redis-${name}: port ${port} is already used by another Redis (set REDIS_EU_PORT / REDIS_US_PORT)"
+    log "redis-${name} already running on ${port}"
+    return 0
+  fi
+  port_open "${port}" && die "redis-${name}: port ${port} is already in use by another process"
+  mkdir -p "${dir}"
+  conf="${dir}/redis.conf"
+  "${REDIS_CONFIG_WRITER}" "${conf}" "${port}" "${cluster}" "${dir}" "${pid_file}" "${log_file}"
   log "starting redis-${name} on 127.0.0.1:${port} (log: ${log_file})"
   redis-server "${conf}" </dev/null >>"${log_file}" 2>&1 9>&- \
     || die "redis-${name} failed to start; see ${log_file}"
@@ -768,7 +797,7 @@ ensure_us_cluster() {
   if [[ "$(cluster_known_nodes "${REDIS_US_PORT}")" == "1" ]]; then
     for port in "${US_PORTS[@]}"; do addrs+=("127.0.0.1:${port}"); done
     log "creating redis-us cluster ${addrs[*]} (3 masters + 3 replicas)"
-    redis-cli --cluster create "${addrs[@]}" --cluster-replicas "${US_REPLICAS_PER_MASTER}" \
+    with_rcli_auth redis-cli "${RCLI_OPTIONS[@]}" --cluster create "${addrs[@]}" --cluster-replicas "${US_REPLICAS_PER_MASTER}" \
       --cluster-yes >>"${log_file}" 2>&1 || die "redis-cli --cluster create failed; see ${log_file}"
   fi
   deadline=$(( $(now) + REDIS_TIMEOUT ))
@@ -1663,9 +1692,26 @@ cmd_logs() {
   exec tail -n 100 "${follow[@]}" "${files[@]}"
 }
 
+# `<command> --secure [args]`: the command on the secure profile (secure.sh), nothing else.
+main_secure() {
+  local cmd="$1" arg args=()
+  shift
+  for arg in "$@"; do [[ "${arg}" == --secure ]] || args+=("${arg}"); done
+  check_secure_port_plan
+  case "${cmd}" in
+    up) (( ${#args[@]} == 0 )) || { usage; exit 2; }; in_secure cmd_up_secure ;;
+    down) in_secure cmd_down_secure "${args[@]}" ;;
+    status) in_secure cmd_status_secure ;;
+    logs) in_secure cmd_logs "${args[@]}" ;;
+    env) (( ${#args[@]} == 0 )) || { usage; exit 2; }; in_secure print_secure_env ;;
+    *) usage; exit 2 ;;
+  esac
+}
+
 main() {
   local cmd="${1:-}"
   [[ $# -gt 0 ]] && shift
+  if [[ " $* " == *" --secure "* ]]; then main_secure "${cmd}" "$@"; return; fi
   case "${cmd}" in up|down|status|logs) locate_postgres ;; esac
   case "${cmd}" in
     up) cmd_up "$@" ;;

@@ -101,6 +101,21 @@ def test_env_debezium_names_the_connect_worker(tmp_path: Path) -> None:
     assert "export DEBEZIUM_CONNECT_URL=http://127.0.0.1:37435\n" in result.stdout
 
 
+def test_a_secure_port_that_is_another_services_port_is_refused(tmp_path: Path) -> None:
+    result = _stack("env", "--secure", tmp_path=tmp_path, KAFKA_PORT=37436, SECURE_KAFKA_PORT=37436)
+    assert result.returncode == 2
+    assert "SECURE_KAFKA_PORT=37436 is also another service's port" in result.stderr
+
+
+def test_env_secure_prints_where_each_password_is_never_a_password(tmp_path: Path) -> None:
+    result = _stack("env", "--secure", tmp_path=tmp_path, SECURE_KAFKA_PORT=37437)
+    assert result.returncode == 0, result.stderr
+    secrets = tmp_path / "stack" / "secure" / "secrets"
+    assert "export INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:37437\n" in result.stdout
+    assert "export INVALIDATOR_KAFKA__SECURITY_PROTOCOL=SASL_SSL\n" in result.stdout
+    assert f'export OUTBOX_KAFKA__SASL_PASSWORD="$(cat {secrets}/kafka-relay)"\n' in result.stdout
+
+
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[dict[str, str]]:
     """The endpoints `stack.sh up` prints for the local stack (started if need be).
