@@ -37,7 +37,7 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 clean:
-	$(STACK) down --purge
+	for profile in --mirrored --debezium --secure ""; do $(STACK) down $$profile --purge || exit 1; done
 	rm -rf $(VENV)
 
 docs: $(INSTALLED)  ## regenerate docs/ of the example domain from the catalogue
