@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,9 @@ CPU_PER_EVENT = 1.7
 OUTBOX_P50_ADDED_MS = 3.0
 """Through the outbox, commit -> purged p50 may exceed publishing after the commit by this."""
 OUTBOX_P99 = 2.0
+COMPARABLE_RATE = 0.9
+"""The outbox path's write rate must reach this share of the direct path's for its latencies to
+be judged against the goal: under a lighter load they would flatter it."""
 RELAY_THROUGHPUT = 0.6
 """The outbox relay: at least this share of a bare idempotent producer's records per second."""
 WATCHED_DRAIN = 0.95
@@ -218,11 +222,15 @@ def _outbox_rows(outbox: dict[str, Any], e2e: dict[str, Any]) -> list[GoalRow]:
             name = f"outbox e2e {database} at {int(rate):,} writes/s"
             outbox_ms = figures["outbox"]["ms"] if figures else {}
             direct_ms = figures["direct"]["ms"] if figures else {}
-            achieved = (
-                f" ({figures['outbox']['achieved_per_s']:,.0f} writes/s achieved)"
-                if figures
-                else ""
-            )
+            achieved = ""
+            comparable = True
+            if figures:
+                outbox_rate = figures["outbox"]["achieved_per_s"]
+                direct_rate = figures["direct"]["achieved_per_s"]
+                achieved = f" ({outbox_rate:,.0f} writes/s achieved"
+                # Latencies under a lighter load than the direct path's say nothing of the goal.
+                comparable = outbox_rate >= COMPARABLE_RATE * direct_rate
+                achieved += ")" if comparable else f", direct {direct_rate:,.0f}: not comparable)"
             added = figures["added_ms"]["p50"] if figures else None
             rows.append(
                 GoalRow(
@@ -232,19 +240,16 @@ def _outbox_rows(outbox: dict[str, Any], e2e: dict[str, Any]) -> list[GoalRow]:
                     else "-",
                     None,
                     f"<= direct + {OUTBOX_P50_ADDED_MS:.0f} ms",
-                    None if added is None else added <= OUTBOX_P50_ADDED_MS,
+                    None if added is None else comparable and added <= OUTBOX_P50_ADDED_MS,
                 )
             )
-            rows.append(
-                _at_most(
-                    f"{name}: p99",
-                    f"{outbox_ms['p99']:.1f} vs direct {direct_ms['p99']:.1f} ms"
-                    if figures
-                    else "-",
-                    figures["ratios"]["p99"] if figures else None,
-                    OUTBOX_P99,
-                )
+            p99 = _at_most(
+                f"{name}: p99",
+                f"{outbox_ms['p99']:.1f} vs direct {direct_ms['p99']:.1f} ms" if figures else "-",
+                figures["ratios"]["p99"] if figures else None,
+                OUTBOX_P99,
             )
+            rows.append(p99 if comparable else dataclasses.replace(p99, met=False))
     bare = outbox.get("bare_producer")
     for database in ("postgresql", "sqlite"):
         relay = outbox.get(database, {}).get("relay")
