@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -14,6 +15,15 @@ REGIONS = {"eu": [RedisTarget(name="eu", url="redis://127.0.0.1:1/0", username="
 SASL_SSL = KafkaConnection(
     bootstrap_servers="127.0.0.1:1", security_protocol="SASL_SSL", sasl_username="invalidator"
 )
+
+
+@pytest.fixture(autouse=True)
+def _settings_of_the_test_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The integration tests leave the stack's INVALIDATOR_* and OUTBOX_* in this process's
+    environment, and settings merge them into the test's own (another region, another relay)."""
+    for name in list(os.environ):
+        if name.startswith(("INVALIDATOR_", "OUTBOX_")) and name != "INVALIDATOR_CATALOGUE":
+            monkeypatch.delenv(name)
 
 
 def test_on_the_plaintext_stack_every_client_takes_the_invalidators_settings() -> None:
