@@ -6,13 +6,16 @@ INSTALLED := $(VENV)/.installed
 STACK := bash deploy/local/stack.sh
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit up down status setup clean docs
+.PHONY: demo test test-long lint unit up down status setup clean docs
 
 demo: $(INSTALLED)  ## the stack, both invalidators, the example orders service, a live summary
 	eval "$$($(STACK) up $(if $(findstring --secure,$(DEMO_ARGS)),--secure,$(if $(findstring mirrored,$(DEMO_ARGS)),--mirrored)))" && $(BIN)/python -m demo $(DEMO_ARGS)
 
-test: lint $(INSTALLED)  ## ruff, mypy --strict, then every test against the real services
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: lint $(INSTALLED)  ## ruff, mypy --strict, then every test against the real services but the long ones
+	$(BIN)/python -m pytest -m "not long" $(PYTEST_ARGS)
+
+test-long: $(INSTALLED)  ## the tests marked long (extra clusters, broker restarts; each at its short size)
+	$(BIN)/python -m pytest -m long $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

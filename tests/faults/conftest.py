@@ -7,7 +7,6 @@ import asyncio
 import shlex
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -39,11 +38,13 @@ def kafka_acl_calls() -> list[list[str]]:
     return [shlex.split(line) for line in lines if line.strip() and not line.startswith("#")]
 
 
-@pytest.fixture
-async def acl_kafka(tmp_path: Path) -> AsyncIterator[SaslKafkaServer]:
+@pytest.fixture(scope="session")
+async def acl_kafka(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SaslKafkaServer]:
     """A broker enforcing ACLs, with the users and ACLs of deploy/kafka-acls.conf and the
-    catalogue's topics and the dead-letter topic."""
-    server = SaslKafkaServer(tmp_path / "kafka", users=KAFKA_USERS)
+    catalogue's topics and the dead-letter topic; one for the session (a start costs ~14 s), so
+    a test that changes its ACLs or topics uses names of its own, and counts records as the
+    difference its own run made."""
+    server = SaslKafkaServer(tmp_path_factory.mktemp("acl-kafka"), users=KAFKA_USERS)
     try:
         await server.start(topics={topic: 3 for topic in [*CATALOGUE.topics(), DEAD_LETTER]})
         bootstrap = ["--bootstrap-server", f"127.0.0.1:{server.port}"]

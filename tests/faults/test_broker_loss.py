@@ -62,6 +62,7 @@ async def cluster(settings: InvalidatorSettings) -> AsyncIterator[InvalidatorSet
         )
 
 
+@pytest.mark.long
 async def test_broker_lost_for_good_in_a_cluster_loses_nothing(
     cluster: InvalidatorSettings,
     redis_clients: dict[str, RedisClient],

@@ -167,6 +167,7 @@ async def test_connect_sigkilled_mid_stream_and_restarted_loses_no_event(
     accounting.assert_nothing_lost()
 
 
+@pytest.mark.long
 async def test_connect_cut_off_from_postgresql_streams_again_by_itself_losing_no_event(
     debezium_worker: ConnectWorker,
     outbox_engine: AsyncEngine,

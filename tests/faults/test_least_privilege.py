@@ -222,6 +222,7 @@ async def test_invalidator_works_with_least_privilege_kafka_acls(
             EventPublisher(acl_kafka.connection("publisher"), source="orders-api") as publisher,
             running_invalidators(settings, CATALOGUE, regions=("eu",)) as running,
         ):
+            dead_letters_before = sum((await end_offsets(as_admin, [DEAD_LETTER])).values())
             published = await publish_company_order(publisher, company)
             await publisher.broker.publish(b"not an event", topic=ORDERS, key=b"k")
             stats = running["eu"].stats
@@ -237,7 +238,7 @@ async def test_invalidator_works_with_least_privilege_kafka_acls(
             accounting = await account({str(published.event_id): page}, {"eu": redis_admin})
             accounting.assert_nothing_lost()
             dead_letters = await end_offsets(as_admin, [DEAD_LETTER])
-            assert sum(dead_letters.values()) == 1
+            assert sum(dead_letters.values()) - dead_letters_before == 1
 
             producer = AIOKafkaProducer(**as_invalidator.client_kwargs())
             await producer.start()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from invalidator import InvalidatorSettings
 from producers import RedisClient
 from tests.faults.accounting import record_outcome, scaled
@@ -26,6 +28,7 @@ WHILE_DOWN = scaled(40, 300)
 RECOVER_WITHIN_S = 180.0
 
 
+@pytest.mark.long
 async def test_mirrormaker_killed_mid_stream_and_restarted_loses_nothing(
     settings: InvalidatorSettings,
     redis_clients: dict[str, RedisClient],

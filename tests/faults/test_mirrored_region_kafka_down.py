@@ -13,6 +13,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from invalidator import InvalidatorSettings
 from producers import RedisClient
 from tests.faults.accounting import record_outcome, scaled
@@ -28,6 +30,7 @@ LOCAL_WITHIN_S = 10.0
 RECOVER_WITHIN_S = 240.0
 
 
+@pytest.mark.long
 async def test_us_cluster_down_leaves_eu_purging_and_us_catches_up_after_restart(
     settings: InvalidatorSettings,
     redis_clients: dict[str, RedisClient],

@@ -223,6 +223,7 @@ async def test_relay_sigkilled_between_publish_and_mark_publishes_again(
     assert not once, f"published once only, although the relay was killed before the mark: {once}"
 
 
+@pytest.mark.long
 async def test_broker_down_while_writes_continue_loses_no_event(
     database_url: str,
     outbox_engine: AsyncEngine,
@@ -307,6 +308,7 @@ async def test_a_rolled_back_transaction_publishes_nothing(
     )
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_relay_cut_off_from_its_database_says_so_once_and_catches_up(
     database_url: str,

@@ -163,6 +163,7 @@ async def test_the_outbox_database_answers_through_asyncpg(local_stack: dict[str
         await connection.close()
 
 
+@pytest.mark.long
 @pytest.mark.timeout(480)
 def test_a_clone_in_a_directory_closed_to_others_brings_the_whole_stack_up(tmp_path: Path) -> None:
     """`git clone` into a 0700 directory (as under /root or `mktemp -d`), then the clone's own

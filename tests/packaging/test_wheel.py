@@ -91,6 +91,7 @@ def test_the_sdist_holds_the_sources_and_the_type_markers(distribution: Distribu
     assert "invalidator/cli.py" in names
 
 
+@pytest.mark.long
 def test_the_installed_commands_run_from_the_fresh_venv(venv: Path) -> None:
     bin_dir = venv / "bin"
     located = _run(
