@@ -39,7 +39,7 @@ from bench.report import load_documents, write_report
 from bench.scale_out import ScaleOutParams, run_scale_out
 from bench.secure_stack import secure_profile
 from bench.soak import SoakParams, run_soak
-from bench.tls import TlsParams, run_tls
+from bench.tls import TRANSPORTS, TlsParams, run_tls
 from bench.watchdog import WatchdogParams, run_watchdog
 from contracts import SettingsError
 from invalidator.settings import InvalidatorSettings
@@ -218,7 +218,7 @@ def _tls_failures(results: dict[str, Any]) -> list[str]:
         if lost
     ] + [
         f"tls e2e {transport}: {results['e2e'][transport]['late']} probes never purged in time"
-        for transport in results["drain"]["lost_purges"]
+        for transport in TRANSPORTS
         if results["e2e"][transport]["late"]
     ]
 
