@@ -1,7 +1,8 @@
 """`python -m bench.bare_consumer`: the drain limit, a bare aiokafka consumer group.
 
 getmany of up to 2,000 records, `json.loads` of every value, a commit after every batch; runs
-until SIGTERM. The group must have committed its start offsets before (the bench does).
+until SIGTERM. The group must have committed its start offsets before (the bench does). It
+connects as the invalidator would: with the INVALIDATOR_KAFKA__* variables (TLS and login too).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import signal
 from aiokafka import AIOKafkaConsumer
 
 from contracts import KafkaConnection
+from contracts.settings import read_settings
+from invalidator.settings import InvalidatorSettings
 
 MAX_RECORDS = 2_000
 
@@ -52,12 +55,10 @@ async def consume(kafka: KafkaConnection, group_id: str, topics: list[str]) -> N
 def main() -> None:
     """Parse the options and consume."""
     parser = argparse.ArgumentParser(prog="python -m bench.bare_consumer", description=__doc__)
-    parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("topics", nargs="+")
     args = parser.parse_args()
-    kafka = KafkaConnection(bootstrap_servers=args.bootstrap_servers)
-    asyncio.run(consume(kafka, args.group, args.topics))
+    asyncio.run(consume(read_settings(InvalidatorSettings).kafka, args.group, args.topics))
 
 
 if __name__ == "__main__":

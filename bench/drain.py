@@ -29,7 +29,8 @@ from bench.orders_load import (
 )
 from bench.processes import BenchProcess, invalidator_process, running
 from bench.progress import Drained, wait_drained
-from contracts import topics
+from bench.settings_env import kafka_environment
+from contracts import KafkaConnection, topics
 from contracts.example_orders import CATALOGUE
 from invalidator.operators import end_offsets, start_at_log_end
 from invalidator.settings import InvalidatorSettings
@@ -66,7 +67,9 @@ def _timeout(events: int) -> float:
     return max(DRAIN_TIMEOUT_FLOOR_S, events / SLOWEST_EVENTS_PER_S)
 
 
-def _as_dict(drained: Drained, *, limit: Drained | None) -> dict[str, Any]:
+def drain_figures(drained: Drained, *, limit: Drained | None) -> dict[str, Any]:
+    """A drain's figures for the results: its timing, rate, CPU per event, and its ratios to
+    `limit` (the bare consumer's drain of the same records) when given."""
     figures: dict[str, Any] = {**asdict(drained), "events_per_s": round(drained.events_per_s, 1)}
     cpu = drained.cpu_ms_per_event
     figures["cpu_ms_per_event"] = None if cpu is None else round(cpu, 4)
@@ -78,8 +81,8 @@ def _as_dict(drained: Drained, *, limit: Drained | None) -> dict[str, Any]:
     return figures
 
 
-async def _drain(
-    settings: InvalidatorSettings,
+async def timed_drain(
+    kafka: KafkaConnection,
     processes: list[BenchProcess],
     group_id: str,
     *,
@@ -88,11 +91,20 @@ async def _drain(
     timeout_s: float | None = None,
     budget_s: float | None = None,
 ) -> Drained:
+    """Start the processes, time their group's drain of `starts`..`ends`, stop them; the timing.
+
+    kafka: the brokers, as a login that may read the group's offsets.
+    processes: the group's processes.
+    group_id: their group (committed at `starts` before the records were produced).
+    starts, ends: the offsets before and after the records were produced.
+    timeout_s: how long the drain may take (default: from the number of records).
+    budget_s: stop timing this long after the first commit, drained or not.
+    """
     async with running(processes):
         started_at = time.monotonic()
         events = sum(ends[tp] - starts[tp] for tp in ends)
         drained = await wait_drained(
-            settings.kafka,
+            kafka,
             group_id,
             starts=starts,
             ends=ends,
@@ -111,22 +123,21 @@ async def _drain(
     return drained
 
 
-def bare_process(settings: InvalidatorSettings, group_id: str, log_dir: Path) -> BenchProcess:
-    """The bare aiokafka consumer group as a process."""
+def bare_process(
+    kafka: KafkaConnection, group_id: str, log_dir: Path, *, name: str = "bare-aiokafka"
+) -> BenchProcess:
+    """The bare aiokafka consumer group as a process.
+
+    kafka: the brokers and the login it connects with (TLS and SASL included).
+    group_id: its group.
+    log_dir: where its log goes.
+    name: the process's name in reports and of its log.
+    """
     return BenchProcess(
-        "bare-aiokafka",
-        [
-            sys.executable,
-            "-m",
-            "bench.bare_consumer",
-            "--bootstrap-servers",
-            settings.kafka.bootstrap_servers,
-            "--group",
-            group_id,
-            *CATALOGUE.topics(),
-        ],
-        env={},
-        log_path=log_dir / "bare-aiokafka.log",
+        name,
+        [sys.executable, "-m", "bench.bare_consumer", "--group", group_id, *CATALOGUE.topics()],
+        env=kafka_environment(kafka),
+        log_path=log_dir / f"{name}.log",
     )
 
 
@@ -154,17 +165,27 @@ def naive_process(
     )
 
 
-async def _produce(
-    settings: InvalidatorSettings, records: list[OrderRecord], group_ids: list[str]
+async def produce_for_groups(
+    kafka: KafkaConnection,
+    records: list[OrderRecord],
+    group_ids: list[str],
+    *,
+    publisher: KafkaConnection | None = None,
 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    """Commit the log end for every group, produce the records; (starts, ends)."""
+    """Commit the log end for every group, produce the records; (starts, ends).
+
+    kafka: the brokers, as a login that may commit the groups' offsets.
+    records: what to produce.
+    group_ids: the groups that will drain them.
+    publisher: the login that produces them (default `kafka`).
+    """
     catalogue_topics = CATALOGUE.topics()
     for group_id in group_ids:
-        await start_at_log_end(settings.kafka, group_id, catalogue_topics)
-    starts = await end_offsets(settings.kafka, catalogue_topics)
+        await start_at_log_end(kafka, group_id, catalogue_topics)
+    starts = await end_offsets(kafka, catalogue_topics)
     produced_at = time.monotonic()
-    await produce_all(settings.kafka, records)
-    ends = await end_offsets(settings.kafka, catalogue_topics)
+    await produce_all(publisher or kafka, records)
+    ends = await end_offsets(kafka, catalogue_topics)
     produced = sum(ends[tp] - starts[tp] for tp in ends)
     if produced != len(records):
         raise RuntimeError(
@@ -205,29 +226,29 @@ async def drain_workload(
     if not params.check_only:
         groups += bare_groups
     print(f"[drain {workload}] {params.events:,} events", flush=True)
-    starts, ends = await _produce(settings, records, groups)
+    starts, ends = await produce_for_groups(settings.kafka, records, groups)
 
     async def bare_run(group_id: str) -> Drained:
-        process = bare_process(settings, group_id, log_dir)
-        return await _drain(settings, [process], group_id, starts=starts, ends=ends)
+        process = bare_process(settings.kafka, group_id, log_dir)
+        return await timed_drain(settings.kafka, [process], group_id, starts=starts, ends=ends)
 
     bare_runs = [] if params.check_only else [await bare_run(bare_groups[0])]
     drained_by: dict[str, Drained] = {}
     for region in params.regions:
         process = invalidator_process(region, group_prefix=prefix, log_dir=log_dir)
-        drained_by[f"invalidator-{region}"] = await _drain(
-            settings, [process], f"{prefix}.{region}", starts=starts, ends=ends
+        drained_by[f"invalidator-{region}"] = await timed_drain(
+            settings.kafka, [process], f"{prefix}.{region}", starts=starts, ends=ends
         )
     if not params.check_only:
         bare_runs.append(await bare_run(bare_groups[1]))
     limit = max(bare_runs, key=lambda run: run.events_per_s) if bare_runs else None
     if limit is not None:
         outcome.drains["bare"] = {
-            **_as_dict(limit, limit=None),
+            **drain_figures(limit, limit=None),
             "runs_events_per_s": [round(run.events_per_s, 1) for run in bare_runs],
         }
     for name, drained in drained_by.items():
-        outcome.drains[name] = _as_dict(drained, limit=limit)
+        outcome.drains[name] = drain_figures(drained, limit=limit)
 
     keys = generation_keys(records)
     clients = {region: connect_redis(settings.targets(region)[0]) for region in params.regions}
@@ -265,9 +286,9 @@ async def _naive(
         keyspace = int(await client.dbsize())
     finally:
         await client.aclose()
-    starts, ends = await _produce(settings, records, [group_id])
-    drained = await _drain(
-        settings,
+    starts, ends = await produce_for_groups(settings.kafka, records, [group_id])
+    drained = await timed_drain(
+        settings.kafka,
         [naive_process(settings, "eu", group_id, log_dir)],
         group_id,
         starts=starts,
@@ -275,4 +296,4 @@ async def _naive(
         timeout_s=NAIVE_TIMEOUT_S,
         budget_s=params.naive_budget_s,
     )
-    return {**_as_dict(drained, limit=limit), "keyspace": keyspace}
+    return {**drain_figures(drained, limit=limit), "keyspace": keyspace}

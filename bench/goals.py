@@ -26,6 +26,13 @@ RELAY_THROUGHPUT = 0.6
 WATCHED_DRAIN = 0.95
 """The invalidator's drain with a watchdog at 1 in 10 beside it: at least this share of its
 drain without (it loses at most 5%)."""
+TLS_DRAIN = 0.8
+"""The invalidator's drain on the secure profile (TLS, logins): at least this share of its drain
+on plaintext, same run."""
+TLS_P50_ADDED_MS = 2.0
+"""Publish -> purged everywhere on the secure profile: its p50 may exceed plaintext's by this..."""
+TLS_P99 = 1.5
+"""...and its p99 be at most this multiple of plaintext's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,7 @@ def goal_rows(documents: dict[str, dict[str, Any]]) -> list[GoalRow]:
         documents.get("outbox_e2e", {}).get("results", {}),
     )
     rows.append(_watchdog_row(documents.get("watchdog", {})))
+    rows += _tls_rows(documents.get("tls", {}).get("results", {}))
     scale = documents.get("scale_out", {}).get("results", {})
     one, two = scale.get("1"), scale.get("2")
     ratio = round(two["events_per_s"] / one["events_per_s"], 3) if one and two else None
@@ -299,15 +307,68 @@ def _watchdog_row(document: dict[str, Any]) -> GoalRow:
     )
 
 
+def _tls_rows(results: dict[str, Any]) -> list[GoalRow]:
+    """The secure profile against plaintext, same run: each region's invalidator drain (with
+    each transport's ratio to its bare consumer), and publish -> purged p50 and p99."""
+    rows = []
+    drain = results.get("drain", {})
+    rates = drain.get("events_per_s", {})
+    for region in ("eu", "us"):
+        consumer = f"invalidator-{region}"
+        secure = rates.get("secure", {}).get(consumer)
+        plaintext = rates.get("plaintext", {}).get(consumer)
+        measured = "-"
+        if secure and plaintext:
+            measured = f"{secure['median']:,.0f} vs plaintext {plaintext['median']:,.0f} events/s"
+            to_bare = {t: drain.get("to_bare", {}).get(t, {}).get(consumer) for t in rates}
+            if None not in to_bare.values():
+                measured += (
+                    f" (to bare: {to_bare['secure']:.2f}x on TLS, "
+                    f"{to_bare['plaintext']:.2f}x on plaintext)"
+                )
+        ratio = drain.get("secure_to_plaintext", {}).get(consumer)
+        rows.append(_at_least(f"drain on TLS {region}", measured, ratio, TLS_DRAIN))
+    e2e = results.get("e2e", {})
+    secure_ms, plaintext_ms = e2e.get("secure", {}).get("ms"), e2e.get("plaintext", {}).get("ms")
+    at = f" at {e2e['rate']:,}/s" if e2e else ""
+    measured_ms = (
+        {q: f"{secure_ms[q]:.1f} vs plaintext {plaintext_ms[q]:.1f} ms{at}" for q in ("p50", "p99")}
+        if secure_ms and plaintext_ms
+        else {}
+    )
+    added = e2e.get("p50_added_ms")
+    rows.append(
+        GoalRow(
+            "e2e p50 on TLS",
+            measured_ms.get("p50", "-"),
+            None,
+            f"<= plaintext + {TLS_P50_ADDED_MS:.0f} ms",
+            None if added is None else added <= TLS_P50_ADDED_MS,
+        )
+    )
+    rows.append(
+        _at_most(
+            "e2e p99 on TLS",
+            measured_ms.get("p99", "-"),
+            e2e.get("secure_to_plaintext", {}).get("p99"),
+            TLS_P99,
+        )
+    )
+    return rows
+
+
 def _peak_rss(documents: dict[str, dict[str, Any]]) -> list[float]:
     peaks: list[float] = []
-    for workload in documents.get("drain", {}).get("results", {}).values():
-        if not isinstance(workload, dict):
-            continue
-        for name, figures in workload.get("drains", {}).items():
+    drained = [
+        w for w in documents.get("drain", {}).get("results", {}).values() if isinstance(w, dict)
+    ]
+    # The tls figure's drains, a set per round and transport.
+    drained += documents.get("tls", {}).get("results", {}).get("drain", {}).get("rounds", [])
+    for outcome in drained:
+        for name, figures in outcome.get("drains", {}).items():
             if name.startswith("invalidator") and figures.get("peak_rss_mb"):
                 peaks.append(figures["peak_rss_mb"])
-    for figure in ("latency", "cross_region", "outbox_e2e"):
+    for figure in ("latency", "cross_region", "outbox_e2e", "tls"):
         results = documents.get(figure, {}).get("results", {})
         for value in results.get("peak_rss_mb", {}).values():
             if value:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from producers import RedisClient
+from contracts import RedisTarget
+from producers import RedisClient, connect_redis
 
 _CHUNK = 2_000
 
@@ -39,3 +40,20 @@ async def unlink_keys(client: RedisClient, keys: Iterable[str]) -> None:
         for key in wanted[start : start + _CHUNK]:
             pipeline.execute_command("UNLINK", key)
         await pipeline.execute()
+
+
+async def lost_purges(target: RedisTarget, keys: Iterable[str]) -> int:
+    """How many of a set's generation keys are missing on `target` (lost purges); then remove
+    them all.
+
+    target: the region's Redis, as a login that may read and unlink the keys.
+    keys: the set's generation keys.
+    """
+    wanted = set(keys)
+    client = connect_redis(target)
+    try:
+        missing = await missing_keys(client, wanted)
+        await unlink_keys(client, wanted)
+    finally:
+        await client.aclose()
+    return len(missing)

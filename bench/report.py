@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ FIGURE_NAMES = (
     "cross_region",
     "read_path",
     "watchdog",
+    "tls",
     "soak",
 )
 DOC = Path("docs") / "performance.md"
@@ -141,6 +143,24 @@ ABOUT = {
         "until every sampled event was judged, over the events sampled. Every purge of every "
         "set must be in Redis after its drain, and the watchdog must judge none missing."
     ),
+    "tls": (
+        "What TLS costs on the hot path: the plaintext stack against the secure profile "
+        "(`stack.sh up --secure`: Kafka over SASL_SSL with SCRAM-SHA-512 and ACLs, both regions' "
+        "Redis over TLS with ACL users, us a Cluster replicating over TLS), in one run. On the "
+        "secure profile the invalidator logs in as `invalidator` to Kafka and Redis, the bare "
+        "consumer as `invalidator` too, events are published as `publisher`; the bench's own "
+        "look-ups in Redis log in as `admin`. Drain: in each round, for each transport (the "
+        "order alternating round by round), a set of N Zipf events of its own is produced, then "
+        "drained by the bare aiokafka group on that transport (the limit) and by each region's "
+        "`invalidator run`, timed as in the drain figure; every purge must be in Redis after. "
+        "`secure_to_plaintext`: the median of the rounds' ratios; `to_bare`: likewise, each "
+        "transport's invalidator to its own bare consumer. E2E: both transports' invalidators "
+        "(both regions) run throughout; in each round, for each transport (alternating), the "
+        "latency figure's paced producer sends at 1,000/s; a probe is purged when its "
+        "generation key was written in every region (keyspace notifications). Percentiles over "
+        "every round's probes, per transport. `secure_profile_up_s`: `up --secure` before the "
+        "run (not in any figure)."
+    ),
     "soak": "Both invalidators under a steady 2k events/s for 10 minutes; RSS sampled.",
 }
 
@@ -156,67 +176,57 @@ def load_documents(results_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def _chart(name: str, document: dict[str, Any], path: Path) -> bool:
+    draw = _CHARTS.get(name)
+    if draw is None:
+        return False
     import matplotlib  # noqa: PLC0415  (an optional dependency: the bench group)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    results = document["results"]
     figure, axes = plt.subplots(figsize=(7, 3.5))
-    if name == "drain":
-        _drain_chart(axes, results)
-    elif name == "scale_out":
-        counts = sorted(results, key=lambda k: int(k) if k.isdigit() else 0)
-        counts = [c for c in counts if c.isdigit()]
-        axes.plot([int(c) for c in counts], [results[c]["events_per_s"] for c in counts], "o-")
-        axes.set_xlabel("processes")
-        axes.set_ylabel("events/s")
-    elif name == "latency":
-        _latency_chart(axes, results)
-    elif name == "purge_cost":
-        for region, sizes in results.items():
-            if not isinstance(sizes, dict):
-                continue
-            keys = sorted(sizes, key=int)
-            for strategy in ("generation", "index", "scan"):
-                axes.plot(
-                    [int(k) for k in keys],
-                    [sizes[k][strategy]["p50_ms"] for k in keys],
-                    "o-",
-                    label=f"{region} {strategy}",
-                )
-        axes.set_xscale("log")
-        axes.set_yscale("log")
-        axes.set_xlabel("entries in Redis")
-        axes.set_ylabel("ms per purge (p50)")
-        axes.legend(fontsize=7)
-    elif name == "replica_ack":
-        _replica_ack_chart(axes, results)
-    elif name == "publishing":
-        names = [n for n in ("publish", "publish_many", "bare") if n in results]
-        axes.bar(names, [results[n]["events_per_s"] for n in names])
-        axes.set_ylabel("events/s")
-    elif name == "outbox":
-        _outbox_chart(axes, results)
-    elif name == "outbox_e2e":
-        _outbox_e2e_chart(axes, results)
-    elif name == "cross_region":
-        _cross_region_chart(axes, results)
-    elif name == "read_path":
-        _read_path_chart(axes, results)
-    elif name == "watchdog":
-        _watchdog_chart(axes, results)
-    elif name == "soak":
-        _soak_chart(axes, results)
-    else:
-        plt.close(figure)
-        return False
+    draw(axes, document["results"])
     axes.set_title(name.replace("_", " "))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return True
+
+
+def _scale_out_chart(axes: Any, results: dict[str, Any]) -> None:
+    """A line: events/s per number of processes."""
+    counts = [c for c in sorted(results, key=lambda k: int(k) if k.isdigit() else 0) if c.isdigit()]
+    axes.plot([int(c) for c in counts], [results[c]["events_per_s"] for c in counts], "o-")
+    axes.set_xlabel("processes")
+    axes.set_ylabel("events/s")
+
+
+def _purge_cost_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Lines: ms per purge (p50) per keyspace size, region and strategy."""
+    for region, sizes in results.items():
+        if not isinstance(sizes, dict):
+            continue
+        keys = sorted(sizes, key=int)
+        for strategy in ("generation", "index", "scan"):
+            axes.plot(
+                [int(k) for k in keys],
+                [sizes[k][strategy]["p50_ms"] for k in keys],
+                "o-",
+                label=f"{region} {strategy}",
+            )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("entries in Redis")
+    axes.set_ylabel("ms per purge (p50)")
+    axes.legend(fontsize=7)
+
+
+def _publishing_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Bars: events/s of each way to publish."""
+    names = [n for n in ("publish", "publish_many", "bare") if n in results]
+    axes.bar(names, [results[n]["events_per_s"] for n in names])
+    axes.set_ylabel("events/s")
 
 
 def _latency_chart(axes: Any, results: dict[str, Any]) -> None:
@@ -343,6 +353,40 @@ def _watchdog_chart(axes: Any, results: dict[str, Any]) -> None:
     axes.set_ylabel("events/s drained")
 
 
+def _tls_chart(axes: Any, results: dict[str, Any]) -> None:
+    """Bars: plaintext beside secure, each consumer's median drain (events/s, left axis) and the
+    e2e p50 and p99 (ms, right axis)."""
+    rates = results["drain"]["events_per_s"]
+    consumers = list(rates["plaintext"])
+    quantiles = ("p50", "p99")
+    latency = axes.twinx()
+    for offset, transport in ((-0.2, "plaintext"), (0.2, "secure")):
+        colour = "C0" if transport == "plaintext" else "C1"
+        axes.bar(
+            [i + offset for i in range(len(consumers))],
+            [rates[transport][c]["median"] for c in consumers],
+            width=0.4,
+            color=colour,
+            label=transport,
+        )
+        latency.bar(
+            [len(consumers) + i + offset for i in range(len(quantiles))],
+            [results["e2e"][transport]["ms"][q] for q in quantiles],
+            width=0.4,
+            color=colour,
+            hatch="//",
+        )
+    axes.set_xticks(
+        range(len(consumers) + len(quantiles)),
+        [f"drain\n{c}" for c in consumers] + [f"e2e {q}" for q in quantiles],
+        fontsize=7,
+    )
+    axes.set_ylabel("events/s drained (median)")
+    latency.set_ylabel("ms (hatched)")
+    # On the twin axes: they are drawn over the drain's.
+    latency.legend(*axes.get_legend_handles_labels(), fontsize=7, loc="upper left")
+
+
 def _outbox_e2e_chart(axes: Any, results: dict[str, Any]) -> None:
     """Bars: commit -> purged p50 per database and rate, direct beside outbox."""
     labels, direct, outbox = [], [], []
@@ -358,6 +402,24 @@ def _outbox_e2e_chart(axes: Any, results: dict[str, Any]) -> None:
     axes.set_xticks(list(positions), labels, fontsize=7)
     axes.set_ylabel("commit -> purged p50, ms")
     axes.legend(fontsize=7)
+
+
+_CHARTS: dict[str, Callable[[Any, dict[str, Any]], None]] = {
+    "drain": _drain_chart,
+    "scale_out": _scale_out_chart,
+    "latency": _latency_chart,
+    "purge_cost": _purge_cost_chart,
+    "replica_ack": _replica_ack_chart,
+    "publishing": _publishing_chart,
+    "outbox": _outbox_chart,
+    "outbox_e2e": _outbox_e2e_chart,
+    "cross_region": _cross_region_chart,
+    "read_path": _read_path_chart,
+    "watchdog": _watchdog_chart,
+    "tls": _tls_chart,
+    "soak": _soak_chart,
+}
+"""Each figure's chart, drawn on the axes from its results."""
 
 
 def _section(name: str, document: dict[str, Any]) -> str:

@@ -3,9 +3,11 @@
 Figures: publishing, drain (with the naive baseline), scale-out, latency, purge cost, replica
 acknowledgement, the outbox (write latency and relay rate), cross-region (the mirrored topology:
 `stack.sh up --mirrored`, started when MIRROR_* are not given), the read path (`CacheClient.fetch`
-against bare redis-py reads), the watchdog (the drain with and without it); the soak
-alone with --soak. Short (--short, CI): small sizes, results in .stack/bench/results. Full:
-bench/results, then docs/performance.md, the charts and the README table are regenerated.
+against bare redis-py reads), the watchdog (the drain with and without it), tls (drain and
+e2e on the secure profile against plaintext: `stack.sh up --secure`, started unless --secure-env
+names its settings); the soak alone with --soak. Short (--short, CI): small sizes, results in
+.stack/bench/results. Full: bench/results, then docs/performance.md, the charts and the README
+table are regenerated.
 Exit status 0 when the run completed with no lost purge (ratios below their goals are reported,
 not failed); 1 on a lost or late purge or a failed figure; 2 when the run could not be made.
 """
@@ -13,6 +15,7 @@ not failed); 1 on a lost or late purge or a failed figure; 2 when the run could 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import sys
 import time
@@ -34,7 +37,9 @@ from bench.read_path import ReadPathParams, run_read_path
 from bench.replica_ack import ReplicaAckParams, run_replica_ack
 from bench.report import load_documents, write_report
 from bench.scale_out import ScaleOutParams, run_scale_out
+from bench.secure_stack import secure_profile
 from bench.soak import SoakParams, run_soak
+from bench.tls import TRANSPORTS, TlsParams, run_tls
 from bench.watchdog import WatchdogParams, run_watchdog
 from contracts import SettingsError
 from invalidator.settings import InvalidatorSettings
@@ -51,6 +56,7 @@ FIGURES = (
     "cross_region",
     "read_path",
     "watchdog",
+    "tls",
 )
 LOG_DIR = Path(".stack") / "bench" / "logs"
 
@@ -68,6 +74,14 @@ SHORT = {
     "cross_region": CrossRegionParams(seconds=3.0, settle_timeout_s=60.0, link_round_trips=10),
     "read_path": ReadPathParams(calls=500, rounds=5, miss_calls=250),
     "watchdog": WatchdogParams(events=20_000, rounds=3),
+    "tls": TlsParams(
+        drain_events=10_000,
+        drain_rounds=1,
+        regions=("eu",),
+        seconds=2.0,
+        e2e_rounds=2,
+        settle_timeout_s=30.0,
+    ),
 }
 FULL = {
     "publishing": PublishingParams(),
@@ -81,11 +95,17 @@ FULL = {
     "cross_region": CrossRegionParams(),
     "read_path": ReadPathParams(),
     "watchdog": WatchdogParams(),
+    "tls": TlsParams(),
 }
 
 
 async def run_figures(
-    settings: InvalidatorSettings, figures: list[str], *, short: bool, output_dir: Path
+    settings: InvalidatorSettings,
+    figures: list[str],
+    *,
+    short: bool,
+    output_dir: Path,
+    secure_env: Path | None = None,
 ) -> list[str]:
     """Run the figures, writing each one's results; the failures found.
 
@@ -93,6 +113,8 @@ async def run_figures(
     figures: which figures to run, in order.
     short: the CI sizes.
     output_dir: where the result files go.
+    secure_env: the `stack.sh env --secure` lines of a running secure profile, for tls
+        (default: `stack.sh up --secure`).
     """
     sizes: dict[str, Any] = SHORT if short else FULL
     run_id = f"bn{uuid.uuid4().hex[:8]}"
@@ -149,6 +171,9 @@ async def run_figures(
             missing = results["watchdog"]["outcomes"].get("missing", 0)
             if missing:
                 failures.append(f"watchdog: {missing} sampled events' purges not seen")
+        elif figure == "tls":
+            results = await _tls(settings, params, run_id=run_id, secure_env=secure_env)
+            failures += _tls_failures(results)
         else:
             results = await run_outbox(settings, params, run_id=run_id)
         results["duration_s"] = round(time.monotonic() - started, 1)
@@ -169,6 +194,32 @@ def _cross_region_late(results: dict[str, Any]) -> list[str]:
         if rate.isdigit()
         for name in figures
         if name.startswith("purged_") and figures[name]["late"]
+    ]
+
+
+async def _tls(
+    settings: InvalidatorSettings, params: TlsParams, *, run_id: str, secure_env: Path | None
+) -> dict[str, Any]:
+    """The tls figure, the secure profile brought up first (its time recorded apart)."""
+    started = time.monotonic()
+    print("[tls] the secure profile: stack.sh up --secure" if secure_env is None
+          else f"[tls] the secure profile of {secure_env}", flush=True)  # fmt: skip
+    profile = await asyncio.to_thread(secure_profile, secure_env)
+    profile_s = round(time.monotonic() - started, 1)
+    return {**await run_tls(settings, params, profile, run_id=run_id, log_dir=LOG_DIR),
+            "secure_profile_up_s": profile_s}  # fmt: skip
+
+
+def _tls_failures(results: dict[str, Any]) -> list[str]:
+    """A failure per transport whose drains lost purges or whose probes never landed."""
+    return [
+        f"tls drain {transport}: {lost} purges lost"
+        for transport, lost in results["drain"]["lost_purges"].items()
+        if lost
+    ] + [
+        f"tls e2e {transport}: {results['e2e'][transport]['late']} probes never purged in time"
+        for transport in TRANSPORTS
+        if results["e2e"][transport]["late"]
     ]
 
 
@@ -199,7 +250,9 @@ async def _main(args: argparse.Namespace) -> int:
         unknown = set(figures) - set(FIGURES)
         if unknown:
             raise SettingsError(f"unknown figures {sorted(unknown)}; choose from {FIGURES}")
-        failures = await run_figures(settings, figures, short=args.short, output_dir=output_dir)
+        failures = await run_figures(
+            settings, figures, short=args.short, output_dir=output_dir, secure_env=args.secure_env
+        )
     print(f"\nbench done in {time.monotonic() - started:.0f} s; results in {output_dir}\n")
     print(goal_table(goal_rows(load_documents(output_dir))))
     if not args.short and output_dir == RESULTS_DIR:
@@ -218,6 +271,11 @@ def main() -> int:
     parser.add_argument("--soak", action="store_true", help="only the RSS soak (full bench)")
     parser.add_argument("--soak-seconds", type=float, default=SoakParams.seconds)
     parser.add_argument("--output-dir", type=Path, help="where the result files go")
+    parser.add_argument(
+        "--secure-env",
+        type=Path,
+        help="a file of `stack.sh env --secure`'s lines, for tls (default: stack.sh up --secure)",
+    )
     args = parser.parse_args()
     return run_on_stack(lambda: _main(args), prog="bench")
 

@@ -43,6 +43,27 @@ def start_local_stack(
     env: variables over this process's environment (STACK_DIR, ports).
     timeout_s: how long `up` may take.
     """
+    endpoints = {}
+    for line in stack_up_output(*options, env=env, timeout_s=timeout_s).splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            endpoints[name] = shlex.split(value)[0] if value else ""
+    missing = [name for name in ENDPOINT_VARIABLES if not endpoints.get(name)]
+    if missing:
+        raise StackUnavailableError(f"{STACK_SCRIPT} up printed no {', '.join(missing)}")
+    return endpoints
+
+
+def stack_up_output(
+    *options: str, env: dict[str, str] | None = None, timeout_s: float = 600
+) -> str:
+    """Run `stack.sh up` (it starts what is not running); the `export` lines it prints.
+
+    options: arguments after `up` (e.g. `--secure`).
+    env: variables over this process's environment (STACK_DIR, ports).
+    timeout_s: how long `up` may take (subprocess.TimeoutExpired after that).
+    Raises StackUnavailableError when `up` fails.
+    """
     result = subprocess.run(
         ["bash", str(STACK_SCRIPT), "up", *options],
         capture_output=True,
@@ -53,17 +74,10 @@ def start_local_stack(
     )
     if result.returncode != 0:
         raise StackUnavailableError(
-            f"{STACK_SCRIPT} up failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
+            f"{STACK_SCRIPT} up {' '.join(options)} failed (exit {result.returncode}):"
+            f"\n{result.stderr[-4000:]}"
         )
-    endpoints = {}
-    for line in result.stdout.splitlines():
-        if line.startswith("export "):
-            name, _, value = line.removeprefix("export ").partition("=")
-            endpoints[name] = shlex.split(value)[0] if value else ""
-    missing = [name for name in ENDPOINT_VARIABLES if not endpoints.get(name)]
-    if missing:
-        raise StackUnavailableError(f"{STACK_SCRIPT} up printed no {', '.join(missing)}")
-    return endpoints
+    return result.stdout
 
 
 MIRROR_VARIABLES = ("MIRROR_KAFKA_EU", "MIRROR_KAFKA_US", "MIRROR_LINK_CONTROL")

@@ -25,7 +25,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.lost_purges import missing_keys, unlink_keys
+from bench.lost_purges import lost_purges
 from bench.orders_load import CompanyPicker, generation_keys, order_records, produce_all
 from bench.processes import BenchProcess, cpu_seconds, invalidator_process, running
 from bench.progress import Drained, wait_drained
@@ -33,7 +33,6 @@ from contracts import SettingsError
 from contracts.example_orders import CATALOGUE, EXAMPLE_CATALOGUE
 from invalidator.operators import end_offsets, start_at_log_end
 from invalidator.settings import InvalidatorSettings
-from producers import connect_redis
 
 VARIANTS = ("without", "with")
 SLOWEST_EVENTS_PER_S = 500.0
@@ -230,7 +229,7 @@ async def _watched_drain(
             cpu_after = cpu_seconds(watchdog.pid)
         cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
         watched = (cpu, sampled, outcomes)
-    lost = await _lost_purges(settings, params.region, keys)
+    lost = await lost_purges(settings.targets(params.region)[0], keys)
     result = WatchedDrain(variant, drained, lost, *watched)
     print(
         f"  {variant} watchdog: {drained.events_per_s:,.0f} events/s, {lost} purges lost"
@@ -243,17 +242,6 @@ async def _watched_drain(
         flush=True,
     )
     return result
-
-
-async def _lost_purges(settings: InvalidatorSettings, region: str, keys: set[str]) -> int:
-    """How many generation keys of the set are missing (lost purges); then remove them all."""
-    client = connect_redis(settings.targets(region)[0])
-    try:
-        missing = await missing_keys(client, keys)
-        await unlink_keys(client, keys)
-    finally:
-        await client.aclose()
-    return len(missing)
 
 
 async def run_watchdog(

@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.settings_env import kafka_environment, regions_environment
 from contracts import ConnectionSecurityError, KafkaConnection, TlsSettings
 from contracts.connection_checks import check_kafka
 from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
@@ -38,7 +39,6 @@ from tests.faults.workload import Published, publish_until_acknowledged
 from tests.integration.databases import sqlite_url
 from tests.integration.endpoints import http_get
 from tests.integration.invalidators import running_invalidators
-from tests.integration.settings_env import kafka_environment, regions_environment
 from tests.integration.tls_kafka import ROTATING_LISTENER, ScramTlsKafkaServer
 from tests.integration.tls_redis import TlsRedisServer
 from tests.waiting import wait_until

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 from pydantic import SecretStr
 
+from bench.settings_env import kafka_environment, regions_environment
 from contracts import (
     Catalogue,
     KafkaConnection,
@@ -33,7 +34,6 @@ from invalidator.operators import EXIT_INPUT
 from producers import EventPublisher
 from tests.certificates import Certificates
 from tests.integration.cli import run_cli
-from tests.integration.settings_env import kafka_environment, regions_environment
 from tests.integration.tls_kafka import (
     EXPIRED_LISTENER,
     WRONG_HOST_LISTENER,

@@ -1,5 +1,5 @@
 """Connection settings as the environment variables an operator sets for the `invalidator`
-command, secrets included (a test's own, made up for its servers)."""
+command, secrets included: for a process started with them (never to be printed or logged)."""
 
 from __future__ import annotations
 
