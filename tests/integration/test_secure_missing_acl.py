@@ -114,9 +114,9 @@ async def committed_past_unpurged(
     published: Mapping[str, BoundNamespace],
     region_redis: RedisClient,
 ) -> list[str]:
-    """The events that `group` committed past although they are neither purged in its
-    region's Redis (`region_redis`) nor dead-lettered: must be none. The commits are read
-    first: a purge only ever adds."""
+    """The events not purged in the region of `group` (its Redis: `region_redis`) that `group`
+    committed past: must be none while a right is missing (nothing is dead-lettered then). The
+    commits are read first, the purges after: a purge only ever adds."""
     committed = await committed_offsets(kafka, group)
     unpurged = (await account(published, {"region": region_redis})).lost["region"]
     return [
