@@ -6,7 +6,8 @@ many keys (of many Cluster slots) in one call to the node that serves them. Redi
 key a script touches against the node's own slot table, so a key the node does not serve (the
 client's slot map is stale, or the slot is migrating and the key already left) is refused,
 never written on the wrong node; refused keys are set again by plain SETs that follow MOVED and
-ASK redirects. `tests/faults/test_reshard.py` proves it under a live reshard.
+ASK redirects (so are all keys when the script call fails, unless for a permission the user
+lacks: that is a defect, raised). `tests/faults/test_reshard.py` proves it under a live reshard.
 
 With a `ReplicaAck`, each call is followed by WAIT on its own connection
 (`invalidator.replication`), and keys set through redirects are set again that way on the
@@ -26,6 +27,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import (
+    NoPermissionError,
     NoScriptError,
     RedisError,
     ResponseError,
@@ -74,7 +76,9 @@ async def set_keys(
         return len(calls)
     try:
         calls_made, refused = await _set_by_node(client, settings, ack)
-    except ReplicasNotReachedError:
+    except (ReplicasNotReachedError, NoPermissionError):
+        # Too few replicas is retried as it is. A user whose ACL lacks EVAL/EVALSHA is a
+        # defect to report: plain SETs would hide it (without an ack they succeed, slowly).
         raise
     except RedisError as error:
         # The slot map may be stale (a failover, a reshard, a node gone): the pipeline below

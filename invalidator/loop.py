@@ -454,10 +454,11 @@ class InvalidationLoop:
         elif _described(error) != self._last_defect:  # the traceback once per distinct error
             self._last_defect = _described(error)
             log.error(
-                "invalidator %s: %s failed, and not for an outage: retrying every "
+                "invalidator %s: %s failed, and not for an outage (%s): retrying every "
                 "%.0f s until fixed",
                 self._name,
                 what,
+                self._last_defect,
                 self._tuning.retry_max_s,
                 exc_info=error,
             )

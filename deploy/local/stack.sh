@@ -350,7 +350,7 @@ resolve_jars() {
   log "resolving ${what} ${version} jars with Maven into ${dir} (one-time)"
   local tmp="${dir}.tmp.$$"
   rm -rf "${tmp}"
-  mkdir -p "$(dirname "${dir}")"
+  mkdir -p "$(dirname "${dir}")" "$(dirname "${maven_log}")"
   if ! mvn -B -q -f "${pom}" dependency:copy-dependencies \
       -Dkafka.version="${KAFKA_VERSION}" -Ddebezium.version="${DEBEZIUM_VERSION}" \
       -DoutputDirectory="${tmp}" >"${maven_log}" 2>&1; then

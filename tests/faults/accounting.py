@@ -23,7 +23,7 @@ from contracts import KafkaConnection
 from contracts.events import HEADER_EVENT_ID
 from contracts.layout import generation_key
 from contracts.namespaces import BoundNamespace
-from invalidator.deadletter import HEADER_GROUP
+from invalidator.deadletter import HEADER_GROUP, HEADER_REASON
 from invalidator.operators import log_bounds
 from producers import RedisClient
 from tests.integration.kafka_tools import records_to_end
@@ -115,6 +115,40 @@ async def settled(
     return await account(published, regions), recover_s
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead letter of a published event, as the dead-letter topic holds it."""
+
+    event_id: str
+    """Its `event-id` header."""
+    group: str
+    """The consumer group that rejected it (`dlq-group`)."""
+    reason: str
+    """Why (`dlq-reason`)."""
+
+
+async def dead_letters(
+    kafka: KafkaConnection, topic: str, *, within_s: float = 10.0
+) -> list[DeadLetter]:
+    """The dead letters on `topic` that carry an `event-id` header, in the topic's order.
+
+    Reads the whole topic up to the end it had when called.
+    """
+    starts = {tp: start for tp, (start, _) in (await log_bounds(kafka, [topic])).items()}
+    letters = []
+    for record in await records_to_end(kafka, starts, within_s=within_s):
+        headers = dict(record.headers or ())
+        if HEADER_EVENT_ID in headers:
+            letters.append(
+                DeadLetter(
+                    headers[HEADER_EVENT_ID].decode(),
+                    headers.get(HEADER_GROUP, b"").decode(),
+                    headers.get(HEADER_REASON, b"").decode(),
+                )
+            )
+    return letters
+
+
 async def dead_lettered_ids(
     kafka: KafkaConnection, topic: str, *, group: str | None = None, within_s: float = 10.0
 ) -> set[str]:
@@ -122,14 +156,8 @@ async def dead_lettered_ids(
 
     Reads the whole topic up to the end it had when called.
     """
-    starts = {tp: start for tp, (start, _) in (await log_bounds(kafka, [topic])).items()}
-    ids: set[str] = set()
-    for record in await records_to_end(kafka, starts, within_s=within_s):
-        headers = dict(record.headers or ())
-        mine = group is None or headers.get(HEADER_GROUP) == group.encode()
-        if mine and HEADER_EVENT_ID in headers:
-            ids.add(headers[HEADER_EVENT_ID].decode())
-    return ids
+    letters = await dead_letters(kafka, topic, within_s=within_s)
+    return {letter.event_id for letter in letters if group is None or letter.group == group}
 
 
 @dataclass(frozen=True)

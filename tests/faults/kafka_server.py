@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -91,6 +91,29 @@ def kafka_jvm(libs: Path, log_file: Path, *args: str, heap: str = "-Xmx256m") ->
         f"{libs}/*",
         *args,
     ]
+
+
+async def run_kafka_tool(command: Sequence[str]) -> str:
+    """Run a Kafka CLI JVM (a `kafka_jvm` command line) to its end; returns its output, fails
+    with it on a non-zero exit or after two minutes."""
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=_TOOL_TIMEOUT_S)
+    text = output.decode(errors="replace")
+    if process.returncode != 0:
+        tool = command[command.index("-cp") + 2] if "-cp" in command else command[0]  # the class
+        raise RuntimeError(f"{tool} exited {process.returncode}:\n{text[-3000:]}")
+    return text
+
+
+def topic_write_acl(principal: str, topic: str) -> tuple[str, ...]:
+    """AclCommand's arguments for what a producer of `topic` needs (after `--add`, or after
+    `--remove --force`): Write and Describe on it, for User:`principal`."""
+    return (
+        *("--allow-principal", f"User:{principal}"),
+        *("--operation", "Write", "--operation", "Describe", "--topic", topic),
+    )
 
 
 def new_cluster_id() -> str:
@@ -185,16 +208,7 @@ class SaslKafkaServer:
     async def run_tool(self, *args: str) -> str:
         """Run a Kafka CLI class (e.g. org.apache.kafka.tools.AclCommand) to its end; returns
         its output, fails with it on a non-zero exit."""
-        process = await asyncio.create_subprocess_exec(
-            *self.java(*args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=_TOOL_TIMEOUT_S)
-        text = output.decode(errors="replace")
-        if process.returncode != 0:
-            raise RuntimeError(f"{args[0]} exited {process.returncode}:\n{text[-3000:]}")
-        return text
+        return await run_kafka_tool(self.java(*args))
 
     async def start(self, *, topics: Mapping[str, int]) -> None:
         """Format its storage, start it, wait until admin can list topics, create `topics`

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
 
 from contracts import EventEnvelope, KafkaConnection, topics
 from contracts.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
@@ -82,8 +83,9 @@ def malformed(kind: str, *, order_id: str) -> WireRecord:
     )
 
 
-async def publish_raw(kafka: KafkaConnection, records: list[WireRecord]) -> None:
-    """Publish `records` in order with an idempotent `acks=all` producer; wait for every ack."""
+async def publish_raw(kafka: KafkaConnection, records: list[WireRecord]) -> list[RecordMetadata]:
+    """Publish `records` in order with an idempotent `acks=all` producer; wait for every ack.
+    Returns where each landed (topic, partition, offset), in the order of `records`."""
     producer = AIOKafkaProducer(
         acks="all", enable_idempotence=True, linger_ms=5, **kafka.client_kwargs()
     )
@@ -93,6 +95,6 @@ async def publish_raw(kafka: KafkaConnection, records: list[WireRecord]) -> None
             await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
             for r in records
         ]
-        await asyncio.gather(*sends)
+        return list(await asyncio.gather(*sends))
     finally:
         await producer.stop()

@@ -26,7 +26,7 @@ from invalidator.watchdog import Outcome as WatchOutcome
 from producers import CacheClient, EventPublisher, Source, connect_redis
 from tests.faults.accounting import Outcome, account, record_outcome
 from tests.faults.kafka_server import ADMIN as KAFKA_ADMIN
-from tests.faults.kafka_server import SaslKafkaServer
+from tests.faults.kafka_server import SaslKafkaServer, topic_write_acl
 from tests.faults.order_stream import publish_company_order
 from tests.integration.invalidators import running_invalidators
 from tests.integration.kafka_tools import caught_up
@@ -296,8 +296,8 @@ async def test_a_dead_letter_topic_it_may_not_write_is_a_defect_and_heals_when_g
             "org.apache.kafka.tools.AclCommand",
             *("--bootstrap-server", f"127.0.0.1:{acl_kafka.port}"),
             *("--command-config", str(acl_kafka.admin_properties())),
-            *("--add", "--allow-principal", "User:invalidator"),
-            *("--operation", "Write", "--operation", "Describe", "--topic", denied),
+            "--add",
+            *topic_write_acl("invalidator", denied),
         )
 
         async def healed() -> bool:

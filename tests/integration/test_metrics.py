@@ -7,36 +7,16 @@ import json
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.example_orders import CATALOGUE
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import start_at_log_end
 from producers import EventPublisher
 from tests.faults.proxy import region_through_proxy
-from tests.integration.endpoints import http_get
+from tests.integration.endpoints import Samples, http_get, scrape, total
 from tests.integration.invalidators import running_invalidators
 from tests.integration.orders import publish_orders
 from tests.waiting import wait_until
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def scrape(invalidator: Invalidator) -> Samples:
-    """/metrics as (sample name, labels) -> value."""
-    status, body = await http_get(invalidator.metrics_address, "/metrics")
-    assert status == 200
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(body)
-        for sample in family.samples
-    }
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of `name`'s samples whose labels include `labels`."""
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
 async def probe(invalidator: Invalidator, path: str) -> tuple[int, dict[str, Any]]:
