@@ -27,6 +27,7 @@ from tests.integration.databases import DATABASES, scratch_postgres_database, sq
 from tests.integration.debezium import ConnectWorker, connect_url
 from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.mirrored import MirroredStack, mirrored_stack_endpoints
+from tests.integration.secure_profile import SecureProfile, secure_profile
 from tests.integration.stack import ensure_test_stack
 from tests.integration.tls_kafka import (
     EXPIRED_LISTENER,
@@ -115,6 +116,23 @@ def mirrored_stack(stack_env: dict[str, str]) -> MirroredStack:
     """The mirrored topology: a cluster per region, MirrorMaker 2 and the link between them
     (`stack.sh up --mirrored`, which starts what is down; fails when it cannot)."""
     return MirroredStack.from_endpoints(mirrored_stack_endpoints())
+
+
+@pytest.fixture(scope="session")
+def secure() -> SecureProfile:
+    """The stack's secure profile, one for the session (brought up by stack.sh unless
+    INVALIDATOR_TEST_SECURE_ENV names its settings; fails if it cannot be had)."""
+    return secure_profile()
+
+
+@pytest.fixture
+async def cache_redis(secure: SecureProfile) -> AsyncIterator[dict[str, RedisClient]]:
+    """A client of each region's Redis of the secure profile as the CacheClient's user `cache`
+    (it reads generation tokens: what proves a purge)."""
+    clients = {region: connect_redis(secure.cache_regions[region][0]) for region in REGIONS}
+    yield clients
+    for client in clients.values():
+        await client.aclose()
 
 
 @pytest.fixture(params=DATABASES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from functools import partial
 
 import pytest
@@ -22,14 +22,14 @@ from contracts.namespaces import BoundNamespace
 from contracts.topics import DEAD_LETTER
 from invalidator import Invalidator, InvalidatorSettings
 from invalidator.operators import committed_offsets, end_offsets
-from producers import RedisClient, connect_redis
+from producers import RedisClient
 from tests.faults.accounting import Accounting, account, dead_letters
 from tests.faults.kafka_server import topic_write_acl
 from tests.faults.records import WireRecord, malformed, publish_raw, wire
 from tests.integration.endpoints import scrape, total
 from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.kafka_tools import all_caught_up, delete_topic, ensure_topic
-from tests.integration.secure_profile import SecureProfile, secure_profile
+from tests.integration.secure_profile import SecureProfile
 from tests.integration.secure_rights import (
     change_kafka_acls,
     kafka_admin,
@@ -46,23 +46,6 @@ DEFECT_RETRY_S = 1.0
 """How often a defect is retried (`retry_max_s`): a granted right shows within a second."""
 Positions = dict[str, tuple[TopicPartition, int]]
 """Event id -> where it was published."""
-
-
-@pytest.fixture(scope="module")
-def secure() -> SecureProfile:
-    """The secure profile (brought up by stack.sh unless INVALIDATOR_TEST_SECURE_ENV names its
-    settings; fails if it cannot be had)."""
-    return secure_profile()
-
-
-@pytest.fixture
-async def cache_redis(secure: SecureProfile) -> AsyncIterator[dict[str, RedisClient]]:
-    """A client of each region's Redis as the CacheClient's user `cache` (it reads generation
-    tokens: what proves a purge)."""
-    clients = {region: connect_redis(secure.cache_regions[region][0]) for region in REGIONS}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
 
 
 def invalidator_settings(secure: SecureProfile, *, dead_letter_topic: str) -> InvalidatorSettings:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -21,32 +20,16 @@ from contracts.topics import DEAD_LETTER
 from invalidator import InvalidatorSettings
 from invalidator.cli import main
 from invalidator.operators import EXIT_OK
-from producers import CacheClient, EventPublisher, Fetched, RedisClient, Source, connect_redis
+from producers import CacheClient, EventPublisher, Fetched, RedisClient, Source
 from producers.outbox import OutboxRelay, add_event, create_outbox_table
 from producers.outbox.cli import engine_of
 from tests.faults.accounting import account
 from tests.integration.invalidators import REGIONS, running_invalidators
-from tests.integration.secure_profile import SecureProfile, secure_profile
+from tests.integration.secure_profile import SecureProfile
 from tests.waiting import wait_until
 
 EVENTS = 5
 PURGE_WITHIN_S = 60.0
-
-
-@pytest.fixture(scope="module")
-def secure() -> SecureProfile:
-    """The secure profile (brought up by stack.sh unless INVALIDATOR_TEST_SECURE_ENV names its
-    settings; fails if it cannot be had)."""
-    return secure_profile()
-
-
-@pytest.fixture
-async def cache_redis(secure: SecureProfile) -> AsyncIterator[dict[str, RedisClient]]:
-    """A client of each region's Redis as the CacheClient's user `cache`."""
-    clients = {region: connect_redis(secure.cache_regions[region][0]) for region in REGIONS}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
 
 
 async def _purged_everywhere(
