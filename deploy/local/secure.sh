@@ -239,21 +239,31 @@ EOF
 }
 
 # The SCRAM users exist from the start: written into the storage when it is formatted. The
-# tool's output may echo its arguments (passwords): it is kept out of the logs.
+# tool takes them as arguments only, so they go in a 0600 argument file the java launcher
+# expands (`java @file`, the main class included: it expands nothing after the main class),
+# never on the command line where `ps` would show them. The tool's output may echo its
+# arguments: it is kept out of the logs.
 format_secure_kafka_storage() {
-  local node="$1" cluster_id user users=() scram=() output
+  local node="$1" cluster_id user users=() output arguments status=0
   [[ -f "$(kafka_node_data "${node}")/meta.properties" ]] && return 0
   cluster_id="$(kafka_tool kafka.tools.StorageTool random-uuid 2>>"${KAFKA_TOOLS_LOG}")" \
     || die "Kafka StorageTool random-uuid failed; see ${KAFKA_TOOLS_LOG}"
   mapfile -t users < <(secure_users | sed -n 's/^kafka-//p')
-  for user in "${users[@]}"; do
-    scram+=(--add-scram "${SECURE_KAFKA_MECHANISM}=[name=${user},password=$(secret "kafka-${user}")]")
-  done
+  arguments="$(secret_file kafka-format.args)"
+  (
+    umask 077
+    printf '%s\n' kafka.tools.StorageTool format -t "${cluster_id}" -c "$(kafka_node_config "${node}")"
+    for user in "${users[@]}"; do
+      printf -- '--add-scram\n%s=[name=%s,password=%s]\n' \
+        "${SECURE_KAFKA_MECHANISM}" "${user}" "$(secret "kafka-${user}")"
+    done
+  ) >"${arguments}"
   log "formatting the secure kafka storage (cluster id ${cluster_id}; SCRAM users ${users[*]})"
   mkdir -p "$(kafka_node_data "${node}")"
   rm -f "${KAFKA_DIR}/acls.applied"
-  output="$(kafka_tool kafka.tools.StorageTool format -t "${cluster_id}" \
-    -c "$(kafka_node_config "${node}")" "${scram[@]}" 2>&1)" \
+  output="$(kafka_tool "@${arguments}" 2>&1)" || status=$?
+  rm -f "${arguments}"
+  ((status == 0)) \
     || die "Kafka storage format failed (${#output} bytes of output withheld: they may hold passwords)"
 }
 
