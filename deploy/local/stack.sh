@@ -19,7 +19,7 @@
 # Usage: deploy/local/stack.sh up [--brokers N] [--kafka-only] [--mirrored] [--debezium]
 #        |down [--mirrored|--debezium] [--purge]|status|logs [-f] [kafka|redis-eu|redis-us|postgres
 #        |kafka-eu|kafka-us|mm2-eu|mm2-us|link|connect]|env [--mirrored] [--debezium]|libs
-#        |up|down [--purge]|status|logs [-f] [service]|env --secure
+#        |up [--mirrored]|down [--mirrored] [--purge]|status|logs [-f] [service]|env [--mirrored] --secure
 # `up` is idempotent and prints the `export ...` lines on stdout (progress goes to stderr), so
 #   eval "$(deploy/local/stack.sh up)"
 # works. See deploy/local/README.md.
@@ -257,7 +257,10 @@ usage: $(basename "$0") <command>
                      the same on the secure profile (under \$STACK_DIR/secure, ports of its own):
                      Kafka SASL_SSL (SCRAM-SHA-512, ACLs), Redis eu and the us Cluster over TLS
                      with ACL users, PostgreSQL TLS-only with a password user; a local CA and the
-                     passwords made at the first up; env --secure prints every client's settings
+                     passwords made at the first up; env --secure prints every client's settings.
+                     With --mirrored (up, env, down): its mirrored topology, a second SASL_SSL
+                     cluster kafka-us (the profile's kafka is eu's) and mm2-eu, mm2-us logged in
+                     as principal mirror; env also prints MIRROR_KAFKA_EU, MIRROR_KAFKA_US
 ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n of N (n = 1..N)
   listens on KAFKA_PORT + 2(n-1) and KAFKA_CONTROLLER_PORT + 2(n-1); REDIS_EU_PORT (16379),
   REDIS_US_PORT (17001: the cluster of 3 masters + 3 replicas uses it and the next five, and
@@ -270,7 +273,8 @@ ports (environment): KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093): node n o
   debezium: CONNECT_PORT (18083), CONNECT_HEAP_OPTS (-Xms64m -Xmx256m), CONNECT_START_TIMEOUT (120)
   secure: SECURE_KAFKA_PORT (19192), SECURE_KAFKA_CONTROLLER_PORT (19193), SECURE_REDIS_EU_PORT
   (16479), SECURE_REDIS_US_PORT (17101: it, the next five and each + 10000), SECURE_POSTGRES_PORT
-  (15532), SECURE_KAFKA_HEAP_OPTS (-Xms128m -Xmx512m)
+  (15532), SECURE_KAFKA_HEAP_OPTS (-Xms128m -Xmx512m), SECURE_MIRROR_US_KAFKA_PORT (19292),
+  SECURE_MIRROR_US_CONTROLLER_PORT (19293)
 EOF
 }
 
