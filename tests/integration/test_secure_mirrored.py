@@ -27,6 +27,10 @@ from tests.integration.mirrored import MIRRORED_REGIONS
 from tests.integration.secure_mirrored import SecureMirrored, secure_mirrored
 from tests.waiting import wait_until
 
+# A cold `up --secure --mirrored` starts two brokers and two MirrorMakers, and applies the ACLs
+# on each: minutes on a loaded 2-core host.
+pytestmark = pytest.mark.timeout(900)
+
 EVENTS = 20
 PURGE_WITHIN_S = 60.0
 """A mirrored record reaches the other region within seconds; a loaded host may take longer."""
