@@ -12,7 +12,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from bench.stack import STACK_SCRIPT, StackUnavailableError
+from contracts import KafkaConnection
 from invalidator import InvalidatorSettings
 from tests.integration.mirrored import MIRRORED_REGIONS, other_region
 from tests.integration.secure_profile import SecureProfile, evaluate_exports, profile_of
@@ -45,6 +48,16 @@ class SecureMirrored:
         other region's topics as MirrorMaker mirrors them."""
         kafka = base.kafka.model_copy(update={"bootstrap_servers": self.clusters[region]})
         return base.model_copy(update={"kafka": kafka, "mirrored_from": [other_region(region)]})
+
+    def kafka_login(self, region: str, principal: str) -> KafkaConnection:
+        """A Kafka login on `region`'s cluster as `principal` (its password from `secrets/`)."""
+        return self.profile.invalidator_kafka.model_copy(
+            update={
+                "bootstrap_servers": self.clusters[region],
+                "sasl_username": principal,
+                "sasl_password": SecretStr(self.kafka_passwords()[principal]),
+            }
+        )
 
     def mirror_maker_logs(self) -> list[Path]:
         """Each MirrorMaker's log (mm2-<target region>.log)."""

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import TopicAuthorizationFailedError
 
 from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
 from contracts.namespaces import BoundNamespace
@@ -23,8 +25,9 @@ from invalidator import InvalidatorSettings
 from producers import EventPublisher, RedisClient, connect_redis
 from tests.faults.accounting import account
 from tests.integration.invalidators import running_invalidators
-from tests.integration.mirrored import MIRRORED_REGIONS
-from tests.integration.secure_mirrored import SecureMirrored, secure_mirrored
+from tests.integration.kafka_tools import records_to_end
+from tests.integration.mirrored import MIRRORED_REGIONS, other_region
+from tests.integration.secure_mirrored import MIRROR_PRINCIPAL, SecureMirrored, secure_mirrored
 from tests.waiting import wait_until
 
 # A cold `up --secure --mirrored` starts two brokers and two MirrorMakers, and applies the ACLs
@@ -119,3 +122,34 @@ def test_no_password_in_mirror_makers_logs_configs_or_command_lines(
             f"{user}'s in pid {pid}" for user, word in passwords.items() if word in command_line
         ]
     assert found == [], f"passwords found: {found}"
+
+
+async def test_mirror_makers_stored_connector_configs_name_the_password_file_only(
+    topology: SecureMirrored,
+) -> None:
+    """The connector configs each MirrorMaker stores in its config topic on the target
+    (mm2-configs.<source>.internal, read as `admin`) hold a reference to the password's file,
+    not the password."""
+    passwords = topology.kafka_passwords()
+    for target in MIRRORED_REGIONS:
+        topic = f"mm2-configs.{other_region(target)}.internal"
+        admin = topology.kafka_login(target, "admin")
+        stored = b"".join(
+            record.value or b""
+            for record in await records_to_end(admin, {TopicPartition(topic, 0): 0})
+        )
+        assert b"${file:" in stored, f"{topic} on {target} holds no connector config"
+        leaked = [user for user, word in passwords.items() if word.encode() in stored]
+        assert leaked == [], f"{topic} on {target} holds the passwords of {leaked}"
+
+
+async def test_the_mirror_principal_may_not_publish_events(topology: SecureMirrored) -> None:
+    """`mirror` reads the event topics and writes only the mirrored ones: a write to a domain
+    topic is refused."""
+    producer = AIOKafkaProducer(**topology.kafka_login("eu", MIRROR_PRINCIPAL).client_kwargs())
+    await producer.start()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await producer.send_and_wait("orders.events", b"not mine", key=b"k")
+    finally:
+        await producer.stop()
