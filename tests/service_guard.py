@@ -41,9 +41,12 @@ SECURE_PORT_DEFAULTS = {
     "SECURE_REDIS_EU_PORT": 16479,
     "SECURE_REDIS_US_PORT": 17101,
     "SECURE_POSTGRES_PORT": 15532,
+    "SECURE_MIRROR_US_KAFKA_PORT": 19292,
+    "SECURE_MIRROR_US_CONTROLLER_PORT": 19293,
 }
 """Those of the secure profile (`stack.sh up --secure`; `SECURE_REDIS_US_PORT`: the first of its
-us cluster's REDIS_US_NODES ports)."""
+us cluster's REDIS_US_NODES ports; `SECURE_MIRROR_US_*`: its mirrored topology's us cluster,
+`up --secure --mirrored`)."""
 ENDPOINT_VARIABLES = (
     "INVALIDATOR_KAFKA__BOOTSTRAP_SERVERS",
     "INVALIDATOR_REGIONS",

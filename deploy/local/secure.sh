@@ -8,6 +8,11 @@
 #   redis-us  Cluster of 3 masters + 3 replicas over TLS (clients, bus, replication), the same
 #             users on every node, replicas logging in as `replica`
 #   postgres  ssl=on, hostssl-only pg_hba.conf, user `relay` (scram-sha-256) owning `outbox`
+# and with `up --secure --mirrored` its mirrored topology: the kafka above is region eu's cluster,
+#   kafka-us  a second SASL_SSL cluster (the same settings, users and ACLs), region us's
+#   mm2-eu, mm2-us  MirrorMaker 2 per target region (as `up --mirrored`, no link proxy), logged in
+#             to both clusters as the principal `mirror`, its password read by the file config
+#             provider (never in its properties, its log or its command line)
 # Everything lives under $STACK_DIR/secure: a CA and a server certificate for localhost and
 # 127.0.0.1 made with openssl at the first `up` (certs/), a password per user made at the first
 # `up` (secrets/, 0700, one 0600 file each), then data, logs and pid files.
@@ -17,6 +22,8 @@ SECURE_KAFKA_CONTROLLER_PORT="${SECURE_KAFKA_CONTROLLER_PORT:-19193}"
 SECURE_REDIS_EU_PORT="${SECURE_REDIS_EU_PORT:-16479}"
 SECURE_REDIS_US_PORT="${SECURE_REDIS_US_PORT:-17101}"   # and the next five; bus ports + 10000
 SECURE_POSTGRES_PORT="${SECURE_POSTGRES_PORT:-15532}"
+SECURE_MIRROR_US_KAFKA_PORT="${SECURE_MIRROR_US_KAFKA_PORT:-19292}"
+SECURE_MIRROR_US_CONTROLLER_PORT="${SECURE_MIRROR_US_CONTROLLER_PORT:-19293}"
 SECURE_KAFKA_HEAP_OPTS="${SECURE_KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"   # beside the plaintext broker
 SECURE_DIR="${STACK_DIR}/secure"
 SECURE_CERTS_DIR="${SECURE_DIR}/certs"
@@ -36,9 +43,11 @@ SECURE_REDIS_ACLS="${REPO_ROOT}/deploy/redis-acl.conf"
 # replication only); PostgreSQL's the superuser and the relay's user.
 SECURE_POSTGRES_USERS=(postgres relay)
 SECURE_POSTGRES_USER=relay
+SECURE_MIRROR_USER=mirror   # MirrorMaker's Kafka principal (deploy/kafka-acls.conf)
 
 for _port_var in SECURE_KAFKA_PORT SECURE_KAFKA_CONTROLLER_PORT SECURE_REDIS_EU_PORT \
-    SECURE_REDIS_US_PORT SECURE_POSTGRES_PORT; do
+    SECURE_REDIS_US_PORT SECURE_POSTGRES_PORT SECURE_MIRROR_US_KAFKA_PORT \
+    SECURE_MIRROR_US_CONTROLLER_PORT; do
   [[ "${!_port_var}" =~ ^[0-9]+$ ]] || { echo "stack.sh: error: ${_port_var} must be a port number, got '${!_port_var}'" >&2; exit 2; }
 done
 
@@ -50,7 +59,8 @@ check_secure_port_plan() {
       "${US_PORTS[@]}" "${US_BUS_PORTS[@]}"; do
     seen+="${port} "
   done
-  for name in SECURE_KAFKA_PORT SECURE_KAFKA_CONTROLLER_PORT SECURE_REDIS_EU_PORT SECURE_POSTGRES_PORT; do
+  for name in SECURE_KAFKA_PORT SECURE_KAFKA_CONTROLLER_PORT SECURE_REDIS_EU_PORT SECURE_POSTGRES_PORT \
+      SECURE_MIRROR_US_KAFKA_PORT SECURE_MIRROR_US_CONTROLLER_PORT; do
     port="${!name}"
     [[ "${seen}" != *" ${port} "* ]] \
       || { echo "stack.sh: error: ${name}=${port} is also another service's port" >&2; exit 2; }
@@ -96,8 +106,10 @@ in_secure() {
   local POSTGRES_PORT="${SECURE_POSTGRES_PORT}"
   local POSTGRES_DIR="${SECURE_DIR}/postgres" POSTGRES_DATA="${SECURE_DIR}/postgres/data"
   local POSTGRES_LOG="${SECURE_DIR}/logs/postgres.log"
-  # Markers of the plaintext stack's extras: none here (`logs --secure` lists no such log).
+  # Its mirrored topology (up --secure --mirrored); no Connect worker here.
   local MIRROR_MARKER="${SECURE_DIR}/run/mirrored" CONNECT_MARKER="${SECURE_DIR}/run/debezium"
+  local MIRROR_DIR="${SECURE_DIR}/mirrored" MIRROR_CLUSTER=in_secure_region
+  local MM2_CONFIG_WRITER=write_secure_mm2_config MIRROR_LOGS=(kafka-us mm2-eu mm2-us)
   locate_postgres
   "$@"
 }
@@ -265,6 +277,7 @@ format_secure_kafka_storage() {
   rm -f "${arguments}"
   ((status == 0)) \
     || die "Kafka storage format failed (${#output} bytes of output withheld: they may hold passwords)"
+  printf '%s\n' "${users[@]}" >"${KAFKA_DIR}/scram.users"
 }
 
 # The kafka-acls.sh calls of deploy/kafka-acls.conf, one a line.
@@ -425,6 +438,151 @@ wait_secure_postgres() {
   fi
 }
 
+# ---------------------------------------------------------------------------- mirrored (SASL_SSL)
+
+# in_secure_region <eu|us> <command> [args]: run a kafka function on that region's cluster of the
+# secure mirrored topology: eu's is the profile's kafka, us's kafka-us (bound as locals, as
+# in_cluster does for the plaintext one). Called inside in_secure.
+in_secure_region() {
+  local region="$1"; shift
+  [[ "${region}" == us ]] || { "$@"; return; }
+  local KAFKA_NAME=kafka-us KAFKA_BROKERS=1 KAFKA_TOPICS=""
+  local KAFKA_PORT="${SECURE_MIRROR_US_KAFKA_PORT}" KAFKA_CONTROLLER_PORT="${SECURE_MIRROR_US_CONTROLLER_PORT}"
+  local KAFKA_DIR="${MIRROR_DIR}/kafka-us"
+  local KAFKA_ADMIN_CONFIG="${MIRROR_DIR}/kafka-us/admin.properties"
+  local KAFKA_BROKERS_FILE="${RUN_DIR}/kafka-us.brokers"
+  "$@"
+}
+
+secure_region_bootstrap() { in_secure_region "$1" kafka_bootstrap; }
+
+# The file the file config provider reads MirrorMaker's password from (key `password`, 0600).
+secure_mm2_password_file() { printf '%s/kafka-%s.properties\n' "${SECURE_SECRETS_DIR}" "${SECURE_MIRROR_USER}"; }
+
+# MirrorMaker's login to each cluster, under the cluster's alias: every client of a herder (its
+# worker, its connectors' producers, consumers and admins) inherits it.
+secure_mm2_login_properties() {
+  local region jaas
+  jaas="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"${SECURE_MIRROR_USER}\" password=\"\${file:$(secure_mm2_password_file):password}\";"
+  for region in "${MIRROR_REGIONS[@]}"; do
+    printf '%s.bootstrap.servers = %s\n' "${region}" "$(secure_region_bootstrap "${region}")"
+    printf '%s.security.protocol = SASL_SSL\n' "${region}"
+    printf '%s.sasl.mechanism = %s\n' "${region}" "${SECURE_KAFKA_MECHANISM}"
+    printf '%s.sasl.jaas.config = %s\n' "${region}" "${jaas}"
+    printf '%s.ssl.truststore.type = PEM\n' "${region}"
+    printf '%s.ssl.truststore.location = %s\n' "${region}" "${SECURE_CA}"
+  done
+}
+
+# As write_mm2_config, both clusters directly over SASL_SSL as `mirror`. The properties name the
+# password's file only: the provider resolves it for the worker, and the connectors' configs (in
+# mm2-configs.<source>.internal) keep the reference, resolved by the worker when a task starts.
+write_secure_mm2_config() {
+  local target="$1" source
+  source="$(other_region "${target}")"
+  mkdir -p "${MIRROR_DIR}"
+  (umask 077; printf 'password=%s\n' "$(secret "kafka-${SECURE_MIRROR_USER}")" >"$(secure_mm2_password_file)")
+  (umask 077; {
+    cat <<EOF
+# Generated by deploy/local/stack.sh (up --secure --mirrored); rewritten on every start of
+# mm2-${target}. MirrorMaker 2 (Kafka ${KAFKA_VERSION}), dedicated mode, run with --clusters ${target}:
+# only the flow ${source}->${target}, logged in to both clusters as ${SECURE_MIRROR_USER}.
+clusters = eu, us
+config.providers = file
+config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider
+EOF
+    secure_mm2_login_properties
+    cat <<EOF
+# The clusters' ACLs are deploy/kafka-acls.conf's: none copied (mirror may not describe ACLs).
+sync.topic.acls.enabled = false
+EOF
+    mm2_flow_properties "${target}"
+  } >"$(mm2_config "${target}")")
+}
+
+# Storage formatted before the principal `mirror` was in deploy/kafka-acls.conf lacks its SCRAM
+# user (users are written at format time only).
+check_secure_mirror_user() {
+  grep -qxF "${SECURE_MIRROR_USER}" "${KAFKA_DIR}/scram.users" 2>/dev/null \
+    || die "${KAFKA_NAME}'s storage has no SCRAM user ${SECURE_MIRROR_USER} (formatted before it was added): run down --secure --purge, then up --secure --mirrored"
+}
+
+# us's cluster answers, has the topics, the ACLs and a group coordinator.
+wait_secure_cluster() {
+  write_secure_kafka_admin_config
+  wait_kafka
+  ensure_topics
+  ensure_secure_kafka_acls
+  wait_group_coordinator
+}
+
+start_secure_mirrored_cluster() {
+  ensure_mirror_libs
+  mkdir -p "${MIRROR_DIR}"
+  in_secure_region us start_kafka
+}
+
+finish_secure_mirrored() {
+  local region
+  in_secure_region us wait_secure_cluster
+  for region in "${MIRROR_REGIONS[@]}"; do in_secure_region "${region}" check_secure_mirror_user; done
+  for region in "${MIRROR_REGIONS[@]}"; do start_mm2 "${region}"; done
+  wait_mirrors
+  touch "${MIRROR_MARKER}"
+}
+
+stop_secure_mirrored() {
+  local region
+  for region in "${MIRROR_REGIONS[@]}"; do stop_mm2 "${region}"; done
+  in_secure_region us stop_kafka
+  rm -f "${MIRROR_MARKER}"
+}
+
+secure_mirrored_status() {
+  local rc=0 region pid topics name missing
+  pid="$(in_secure_region us kafka_pid 1)"
+  if [[ -n "${pid}" ]] && port_open "${SECURE_MIRROR_US_KAFKA_PORT}"; then
+    printf 'kafka-us  up   127.0.0.1:%s SASL_SSL (SCRAM-SHA-512, ACLs), pid %s\n' "${SECURE_MIRROR_US_KAFKA_PORT}" "${pid}"
+  else
+    printf 'kafka-us  down 127.0.0.1:%s SASL_SSL (log: %s)\n' "${SECURE_MIRROR_US_KAFKA_PORT}" "${LOG_DIR}/kafka-us.log"
+    rc=1
+  fi
+  for region in "${MIRROR_REGIONS[@]}"; do
+    missing=()
+    if topics="$(in_secure_region "${region}" topics_cmd --list 2>>"${KAFKA_TOOLS_LOG}")"; then
+      while read -r name _; do
+        grep -qxF "${name}" <<<"${topics}" || missing+=("${name}")
+      done < <(read_topics; mirrored_topics "${region}")
+      if (( ${#missing[@]} )); then
+        printf 'mirror    DEGRADED, missing on %s: %s\n' "${region}" "${missing[*]}"
+        rc=1
+      else
+        printf 'mirror    %s topics ok (mirrored in: %s)\n' "${region}" "$(mirrored_topics "${region}" | paste -sd, -)"
+      fi
+    else
+      printf 'mirror    no answer from %s (%s)\n' "${region}" "$(secure_region_bootstrap "${region}")"
+      rc=1
+    fi
+  done
+  for region in "${MIRROR_REGIONS[@]}"; do
+    pid="$(mm2_pid "${region}")"
+    if [[ -n "${pid}" ]]; then
+      printf '%-9s up   %s->%s as %s, pid %s\n' "mm2-${region}" "$(other_region "${region}")" "${region}" "${SECURE_MIRROR_USER}" "${pid}"
+    else
+      printf '%-9s down %s->%s (log: %s)\n' "mm2-${region}" "$(other_region "${region}")" "${region}" "$(mm2_log "${region}")"
+      rc=1
+    fi
+  done
+  return "${rc}"
+}
+
+# Each region's cluster: a region's invalidator reads its own, with the INVALIDATOR_KAFKA__
+# login of print_secure_env and the other region as INVALIDATOR_MIRRORED_FROM.
+print_secure_mirror_env() {
+  printf 'export MIRROR_KAFKA_EU=%s\n' "$(secure_region_bootstrap eu)"
+  printf 'export MIRROR_KAFKA_US=%s\n' "$(secure_region_bootstrap us)"
+}
+
 # ---------------------------------------------------------------------------- commands (--secure)
 
 # True when a process of the secure profile (or anything on its ports) runs.
@@ -434,7 +592,13 @@ secure_anything_running() {
 }
 
 cmd_up_secure() {
-  local t0 port
+  local t0 port mirrored=0
+  while (( $# )); do
+    case "$1" in
+      --mirrored) mirrored=1; shift ;;
+      *) usage; exit 2 ;;
+    esac
+  done
   t0="$(now)"
   take_lock
   [[ -f "${TOPICS_FILE}" ]] || die "topics file ${TOPICS_FILE} not found"
@@ -447,6 +611,7 @@ cmd_up_secure() {
   ensure_secure_certificates
   write_secure_kafka_admin_config
   start_kafka
+  (( ! mirrored )) || start_secure_mirrored_cluster
   start_secure_postgres
   start_redis eu "${REDIS_EU_PORT}" no
   reset_outdated_us_cluster
@@ -457,19 +622,31 @@ cmd_up_secure() {
   ensure_topics
   ensure_secure_kafka_acls
   wait_group_coordinator
+  (( ! mirrored )) || finish_secure_mirrored
   log "secure profile up in $(( $(now) - t0 ))s"
   print_secure_env
+  (( ! mirrored )) || print_secure_mirror_env
 }
 
 cmd_down_secure() {
-  local purge=0 port
+  local purge=0 port mirrored_only=0
   while (( $# )); do
     case "$1" in
       --purge) purge=1; shift ;;
+      --mirrored) mirrored_only=1; shift ;;
       *) usage; exit 2 ;;
     esac
   done
   take_lock
+  stop_secure_mirrored
+  if (( mirrored_only )); then
+    if (( purge )); then
+      log "purging the secure mirrored topology's data under ${MIRROR_DIR}"
+      rm -rf "${MIRROR_DIR}"
+    fi
+    log "secure mirrored topology down"
+    return 0
+  fi
   stop_kafka
   stop_redis eu "${REDIS_EU_PORT}"
   for port in "${US_PORTS[@]}"; do stop_redis "us-${port}" "${port}"; done
@@ -526,6 +703,7 @@ cmd_status_secure() {
     printf 'postgres  down 127.0.0.1:%s TLS (log: %s)\n' "${POSTGRES_PORT}" "${POSTGRES_LOG}"
     rc=1
   fi
+  if [[ -f "${MIRROR_MARKER}" ]]; then secure_mirrored_status || rc=1; fi
   return "${rc}"
 }
 
