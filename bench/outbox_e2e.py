@@ -4,16 +4,16 @@ publishing right after the commit.
 Per database (SQLite, PostgreSQL) and rate, two phases with the same paced writers, each write
 one service transaction (an order row): `direct` commits, then publishes its event with
 `EventPublisher` (what a service without an outbox does); `outbox` commits the row and its
-event's outbox row together, and an `OutboxRelay` in this process publishes it. SQLite's relay
-shares the writers' engine (one connection, as the demo runs it) and is woken by the commit in
-this process; PostgreSQL's relay has an engine of its own and is woken by the commit's NOTIFY,
-as an `outbox relay` process would be. On PostgreSQL, `debezium` (full runs): the outbox path
-with Debezium's connector on Kafka Connect as the relay (`stack.sh up --debezium`), writing to a
-table of its own. Both regions' invalidators run as processes. One write in
-`probe_every` is a probe on a new company: it has landed when its company-orders generation key
-was written in every region (keyspace notifications), timed from its transaction's start with
-its connection in hand (the commit included: Debezium may stream a commit before the writer
-hears that it returned).
+event's outbox row together, and an `OutboxRelay` publishes it. SQLite's relay runs in the
+writers' process on their engine (one connection, as the demo runs it) and is woken by the
+commit there; PostgreSQL's runs in a process of its own (`bench.relay_process`), woken by the
+commit's NOTIFY, as `outbox relay` runs beside a service. On PostgreSQL, `debezium` (full
+runs): the outbox path with Debezium's connector on Kafka Connect as the relay (`stack.sh up
+--debezium`), writing to a table of its own. Both regions' invalidators run as processes. One
+write in `probe_every` is a probe on a new company: it has landed when its company-orders
+generation key was written in every region (keyspace notifications), timed from its
+transaction's start with its connection in hand (the commit included: Debezium may stream a
+commit before the writer hears that it returned).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from bench.outbox import bare_producer_rate, database_url, write_pending_rows
 from bench.processes import BenchProcess, region_invalidators, running
 from bench.progress import wait_stable
 from bench.publishing import rate as events_per_s
+from bench.relay_process import RelayProcess
 from contracts.example_orders import COMPANY_ORDERS, OrderStatusChanged
 from contracts.layout import generation_key
 from contracts.topics import ORDERS
@@ -115,10 +116,10 @@ async def run_outbox_e2e(
         await watch.start()
         try:
             for database in params.databases:
-                async with _engines(database) as (writers_engine, relay_engine):
+                async with _engine(database) as writers_engine:
                     results[database] = await _database_phases(
-                        settings, params, database, writers_engine, relay_engine,
-                        watch=watch, processes=processes, run_id=run_id,
+                        settings, params, database, writers_engine,
+                        watch=watch, processes=processes, run_id=run_id, log_dir=log_dir,
                     )  # fmt: skip
             if params.debezium and "postgresql" in params.databases:
                 results["debezium"], results["debezium_rate"] = await _debezium_phases(
@@ -136,43 +137,106 @@ async def _database_phases(
     params: OutboxE2EParams,
     database: str,
     writers_engine: AsyncEngine,
-    relay_engine: AsyncEngine,
     *,
     watch: KeyspaceWatch,
     processes: list[BenchProcess],
     run_id: str,
+    log_dir: Path,
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     publisher = EventPublisher(settings.kafka, source=SOURCE)
-    relay = OutboxRelay(relay_engine, settings.kafka, client_id=SOURCE)
     await publisher.start()
-    await relay.start()
-    relaying = asyncio.create_task(relay.run(), name="outbox-relay")
     try:
-        for rate in params.rates:
-            at_rate: dict[str, Any] = {}
-            for path in PATHS:
-                source = f"{database[:2]}{path[0]}{rate}"
-                print(f"[outbox_e2e] {database} {path} at {rate:,} writes/s", flush=True)
-                before = relay.stats.published
-                at_rate[path] = await _phase(
-                    writers_engine, params, rate, run_id, source,
-                    outbox=path == "outbox", publisher=publisher, watch=watch,
-                    checks=[*(p.check_running for p in processes), lambda: _alive(relaying)],
-                )  # fmt: skip
-                if path == "outbox":
-                    at_rate[path]["relayed"] = relay.stats.published - before
-                print(f"  {at_rate[path]}", flush=True)
-            at_rate |= _against_direct(at_rate["outbox"], at_rate["direct"])
-            figures[str(rate)] = at_rate
-        figures["relay"] = relay.stats.as_dict()
+        async with _relay(database, writers_engine, settings, log_dir=log_dir) as relay:
+            for rate in params.rates:
+                at_rate: dict[str, Any] = {}
+                for path in PATHS:
+                    source = f"{database[:2]}{path[0]}{rate}"
+                    print(f"[outbox_e2e] {database} {path} at {rate:,} writes/s", flush=True)
+                    before = relay.published()
+                    at_rate[path] = await _phase(
+                        writers_engine, params, rate, run_id, source,
+                        outbox=path == "outbox", publisher=publisher, watch=watch,
+                        checks=[*(p.check_running for p in processes), relay.check],
+                    )  # fmt: skip
+                    if path == "outbox":
+                        at_rate[path]["relayed"] = await relay.published_since(
+                            before, at_least=at_rate[path]["writes"]
+                        )
+                    print(f"  {at_rate[path]}", flush=True)
+                at_rate |= _against_direct(at_rate["outbox"], at_rate["direct"])
+                figures[str(rate)] = at_rate
+        figures["relay"] = relay.final_stats
     finally:
-        relay.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(relaying, timeout=30)
-        await relay.stop_producer()
         await publisher.stop()
     return figures
+
+
+class _Relay:
+    """The figure's relay: SQLite's in this process, on the writers' engine (as the demo runs
+    it); PostgreSQL's a process of its own (`bench.relay_process`), as `outbox relay` runs
+    beside a service. Either way its published count and stage stats."""
+
+    def __init__(self, in_process: OutboxRelay | None, process: RelayProcess | None) -> None:
+        self._in_process = in_process
+        self._process = process
+        self.task: asyncio.Task[None] | None = None
+        """The in-process relay's `run`."""
+        self.final_stats: dict[str, Any] = {}
+        """Its stats once stopped."""
+
+    def published(self) -> int:
+        """Rows published so far (the process's: as of its last stats file)."""
+        if self._in_process is not None:
+            return self._in_process.stats.published
+        assert self._process is not None
+        return self._process.published()
+
+    def check(self) -> None:
+        """Raise if it ended."""
+        if self.task is not None and self.task.done():
+            raise RuntimeError(f"the outbox relay ended: {self.task.exception()!r}")
+        if self._process is not None:
+            self._process.process.check_running()
+
+    async def published_since(self, before: int, *, at_least: int) -> int:
+        """Rows published since the count was `before`, once at least `at_least` were (every
+        row of a phase is relayed: a RuntimeError after RELAYED_WITHIN_S)."""
+        deadline = time.monotonic() + RELAYED_WITHIN_S
+        while (published := self.published() - before) < at_least:
+            self.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the relay published {published} of {at_least} rows")
+            await asyncio.sleep(_WATCH_S)  # the look's interval, not a synchronisation
+        return published
+
+
+RELAYED_WITHIN_S = 30.0
+
+
+@contextlib.asynccontextmanager
+async def _relay(
+    database: str, engine: AsyncEngine, settings: InvalidatorSettings, *, log_dir: Path
+) -> AsyncIterator[_Relay]:
+    if database == "postgresql":
+        process = RelayProcess(POSTGRES_SCHEMA, log_dir=log_dir)
+        relay = _Relay(None, process)
+        async with running([process.process]):
+            yield relay
+        relay.final_stats = process.stats()
+        return
+    in_process = OutboxRelay(engine, settings.kafka, client_id=SOURCE)
+    relay = _Relay(in_process, None)
+    await in_process.start()
+    relay.task = asyncio.create_task(in_process.run(), name="outbox-relay")
+    try:
+        yield relay
+    finally:
+        in_process.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(relay.task, timeout=30)
+        await in_process.stop_producer()
+        relay.final_stats = in_process.stats.as_dict()
 
 
 async def _debezium_phases(
@@ -269,11 +333,6 @@ def _against_direct(path: dict[str, Any], direct: dict[str, Any]) -> dict[str, A
 def _probe_prefix(run_id: str) -> str:
     """What starts the probes' company ids (the keyspace watch sees only theirs)."""
     return f"{run_id}-oep"
-
-
-def _alive(task: asyncio.Task[None]) -> None:
-    if task.done():
-        raise RuntimeError(f"the outbox relay ended: {task.exception()!r}")
 
 
 async def _phase(
@@ -390,15 +449,11 @@ async def _wait_landed(
 
 
 @contextlib.asynccontextmanager
-async def _engines(database: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """The writers' engine and the relay's, on an empty database: SQLite's relay shares the
-    writers' one connection; PostgreSQL's has an engine of its own."""
+async def _engine(database: str) -> AsyncIterator[AsyncEngine]:
+    """The writers' engine, on an empty database (SQLite's relay shares its one connection)."""
     if database == "postgresql":
-        async with (
-            _postgres_engine(POSTGRES_SCHEMA, pool_size=WRITERS) as engine,
-            _postgres_engine(POSTGRES_SCHEMA, fresh=False) as relay_engine,
-        ):
-            yield engine, relay_engine
+        async with _postgres_engine(POSTGRES_SCHEMA, pool_size=WRITERS) as engine:
+            yield engine
         return
     SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
@@ -406,28 +461,25 @@ async def _engines(database: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngin
     engine = sqlite_engine(f"sqlite+aiosqlite:///{SQLITE_FILE.resolve()}")
     try:
         await _create_tables(engine)
-        yield engine, engine
+        yield engine
     finally:
         await engine.dispose()
 
 
 @contextlib.asynccontextmanager
-async def _postgres_engine(
-    schema: str, *, pool_size: int = 5, fresh: bool = True
-) -> AsyncIterator[AsyncEngine]:
-    """An engine on `schema` of the stack's PostgreSQL; the schema made anew with the figure's
-    tables when `fresh`."""
+async def _postgres_engine(schema: str, *, pool_size: int) -> AsyncIterator[AsyncEngine]:
+    """An engine on `schema` of the stack's PostgreSQL, the schema made anew with the figure's
+    tables."""
     engine = create_async_engine(
         database_url("postgresql"),
         pool_size=pool_size,
         execution_options={"schema_translate_map": {None: schema}},
     )
     try:
-        if fresh:
-            async with engine.begin() as connection:
-                await connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                await connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-            await _create_tables(engine)
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            await connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        await _create_tables(engine)
         yield engine
     finally:
         await engine.dispose()
