@@ -1,10 +1,11 @@
 """A local certificate authority made at test time with `openssl`: a CA, server and client
 certificates signed by it, the bad ones a client must refuse (an expired server certificate, one
-for another host name, a CA nobody was told to trust), and a server certificate of that second CA
-to rotate to.
+for another host name, a CA nobody was told to trust), a server certificate of that second CA
+to rotate to, and a client certificate of it a server must refuse.
 
 Nothing of it is committed: every file is written under the directory it is given (a test's
-temporary one), keys unencrypted (PKCS#8 PEM, as Kafka's `ssl.keystore.type=PEM` reads them).
+temporary one), keys unencrypted (PKCS#8 PEM, as Kafka's `ssl.keystore.type=PEM` reads them;
+PKCS#8 DER on demand, as PostgreSQL's JDBC driver reads them).
 """
 
 from __future__ import annotations
@@ -37,6 +38,19 @@ class KeyPair:
             path.write_text(self.key.read_text() + self.cert.read_text())
         return path
 
+    def der_key(self) -> Path:
+        """The private key as unencrypted PKCS#8 DER (what PostgreSQL's JDBC driver reads from a
+        file not named .pem, .key, .p12 or .pfx), owner-only, written next to it on first use."""
+        path = self.key.with_suffix(".pk8")
+        if not path.exists():
+            _openssl(
+                "pkcs8", "-topk8", "-nocrypt", "-in", str(self.key), "-outform", "DER",
+                "-out", str(path),
+                cwd=self.key.parent,
+            )  # fmt: skip
+            path.chmod(0o600)
+        return path
+
 
 @dataclass(frozen=True)
 class Certificates:
@@ -59,6 +73,9 @@ class Certificates:
     """A server certificate for SERVER_NAMES signed by `unknown_ca`: what a server presents once
     its certificate was rotated to the new CA. Its subject is `server`'s (CN=server), as Kafka
     wants of a certificate that replaces another on a running listener."""
+    foreign_client: KeyPair
+    """A client certificate signed by `unknown_ca`, with `client`'s subject (CN=client): a
+    server that trusts only `ca` refuses it, whatever the name in it."""
 
     def ca_bundle(self) -> Path:
         """One PEM file with both CAs' certificates (what clients trust while a rotation from
@@ -88,6 +105,7 @@ def make_certificates(directory: Path) -> Certificates:
         wrong_host=authority.sign("wrong-host", alt_names=_alt_name(WRONG_HOST)),
         unknown_ca=unknown_ca.cert,
         rotated=unknown_ca.sign("server", alt_names=server_names),
+        foreign_client=unknown_ca.sign("client", alt_names=None),
     )
 
 

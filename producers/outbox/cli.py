@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts.errors import CacheInvalidationError, SettingsError
@@ -47,8 +48,8 @@ def _parser() -> argparse.ArgumentParser:
         " exactly as `outbox relay` does. The password is never printed: --password-file names"
         " a properties file on the Connect worker (database.password=...), read by its file"
         " config provider. TLS to PostgreSQL is the relay's (OUTBOX_DATABASE_TLS__*; the"
-        " files' paths must be valid on the worker); without it the config says"
-        " database.sslmode=disable.",
+        " files' paths must be valid on the worker; a client certificate's key as PKCS#8 DER,"
+        " --client-key-file); without it the config says database.sslmode=disable.",
     )
     debezium.add_argument("--format", choices=("json", "properties"), default="json")
     debezium.add_argument(
@@ -67,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
         "--route-prefix", default="", help="put before each row's topic, e.g. dbz."
     )
     debezium.add_argument("--password-file", default=None, help="absolute path on the worker")
+    debezium.add_argument(
+        "--client-key-file",
+        default=None,
+        help="with a client certificate (OUTBOX_DATABASE_TLS__CERT_FILE): its key as unencrypted"
+        " PKCS#8 DER, an absolute path on the worker (openssl pkcs8 -topk8 -nocrypt -outform"
+        " DER -in client-key.pem -out client-key.pk8)",
+    )
     debezium.add_argument(
         "--snapshot-mode", default="no_data", choices=("no_data", "initial", "never")
     )
@@ -110,6 +118,7 @@ def _debezium_config(args: argparse.Namespace) -> int:
         "topic_prefix": args.topic_prefix,
         "route_topic_prefix": args.route_prefix,
         "password_file": args.password_file,
+        "client_key_file": args.client_key_file,
         "snapshot_mode": args.snapshot_mode,
         "database_tls": database_tls,
     }
@@ -118,10 +127,7 @@ def _debezium_config(args: argparse.Namespace) -> int:
     try:
         settings = DebeziumSettings(**chosen)
     except ValidationError as error:
-        faults = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        )
+        faults = "; ".join(_setting_fault(item) for item in error.errors())
         raise SettingsError(f"invalid Debezium settings: {faults}") from None
     if password_set and settings.password_file is None:
         print(
@@ -132,6 +138,12 @@ def _debezium_config(args: argparse.Namespace) -> int:
     config = connector_config(settings)
     print(as_json(config) if args.format == "json" else as_properties(config), end="")
     return EXIT_OK
+
+
+def _setting_fault(error: ErrorDetails) -> str:
+    """One validation error as `setting: message`, the message alone if it is about several."""
+    setting = ".".join(str(part) for part in error["loc"])
+    return f"{setting}: {error['msg']}" if setting else error["msg"]
 
 
 def engine_of(settings: RelaySettings) -> AsyncEngine:

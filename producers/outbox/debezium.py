@@ -15,6 +15,9 @@ outbox rows: delete old rows yourself (docs/operations.md).
 TLS to PostgreSQL follows the relay's `OUTBOX_DATABASE_TLS__*` (`database_tls`): the server's
 certificate is verified against its CA file, and its name too unless `check_hostname` is off;
 without it the connection is plaintext, and the config says so (`database.sslmode=disable`).
+A client certificate is the relay's too, but not its key: the connector's driver (pgjdbc) reads
+an EC key in PEM as RSA and fails, so Debezium is given the same key as unencrypted PKCS#8 DER
+(`client_key_file`), which pgjdbc reads whatever the key's type.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import json
 from pathlib import PurePosixPath
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
 from contracts.connections import TlsSettings
@@ -42,6 +45,14 @@ PASSWORD_KEY = "database.password"
 SSL_MODE_KEY = "database.sslmode"
 """Debezium's PostgreSQL connector option for TLS (`SecureConnectionMode`), with
 `database.sslrootcert`, `database.sslcert` and `database.sslkey` (files on the worker)."""
+NOT_DER_KEY_SUFFIXES = (".pem", ".key", ".p12", ".pfx")
+"""pgjdbc (42.7) picks its key reader by the file's name: .p12/.pfx PKCS#12, .pem/.key PEM
+read as RSA unless told otherwise, any other name PKCS#8 DER (the key's type taken from the
+certificate)."""
+DER_KEY_COMMAND = (
+    "openssl pkcs8 -topk8 -nocrypt -outform DER -in client-key.pem -out client-key.pk8"
+)
+"""How to turn the relay's PEM key into the PKCS#8 DER key Debezium reads."""
 
 
 class DebeziumSettings(BaseModel):
@@ -87,6 +98,12 @@ class DebeziumSettings(BaseModel):
         description="TLS to PostgreSQL, as the relay's OUTBOX_DATABASE_TLS__*: the files (absolute"
         " paths on the Connect worker) and whether the server's name is checked. None: plaintext",
     )
+    client_key_file: str | None = Field(
+        default=None,
+        description="the client certificate's key for Debezium: unencrypted PKCS#8 DER (an"
+        f" absolute path on the Connect worker, not named {', '.join(NOT_DER_KEY_SUFFIXES)});"
+        " required with a client certificate (OUTBOX_DATABASE_TLS__CERT_FILE)",
+    )
     snapshot_mode: str = Field(
         default="no_data",
         description="no_data: only rows committed after the slot was made; initial: also every"
@@ -114,11 +131,21 @@ class DebeziumSettings(BaseModel):
             raise ValueError("leave the password out of the URL: give password_file")
         return value
 
-    @field_validator("password_file")
+    @field_validator("password_file", "client_key_file")
     @classmethod
     def _absolute_path(cls, value: str | None) -> str | None:
         if value is not None and not PurePosixPath(value).is_absolute():
-            raise ValueError("the password file's path on the Connect worker must be absolute")
+            raise ValueError("the file's path on the Connect worker must be absolute")
+        return value
+
+    @field_validator("client_key_file")
+    @classmethod
+    def _named_as_der(cls, value: str | None) -> str | None:
+        if value is not None and value.lower().endswith(NOT_DER_KEY_SUFFIXES):
+            raise ValueError(
+                "pgjdbc reads a key named .pem or .key as PEM, .p12 or .pfx as PKCS#12: name"
+                " the PKCS#8 DER key otherwise, e.g. client-key.pk8"
+            )
         return value
 
     @field_validator("database_tls")
@@ -137,6 +164,22 @@ class DebeziumSettings(BaseModel):
             if path is not None and not PurePosixPath(path).is_absolute():
                 raise ValueError("the TLS files' paths on the Connect worker must be absolute")
         return value
+
+    @model_validator(mode="after")
+    def _client_key_for_the_client_certificate(self) -> DebeziumSettings:
+        has_certificate = self.database_tls is not None and self.database_tls.cert_file is not None
+        if has_certificate and self.client_key_file is None:
+            raise ValueError(
+                "Debezium's PostgreSQL driver (pgjdbc) reads a PEM key as RSA (an EC key fails):"
+                " give it the key of OUTBOX_DATABASE_TLS__KEY_FILE as PKCS#8 DER"
+                f" (`{DER_KEY_COMMAND}`), as client_key_file (--client-key-file)"
+            )
+        if not has_certificate and self.client_key_file is not None:
+            raise ValueError(
+                "client_key_file is the key of a client certificate: give the certificate too"
+                " (OUTBOX_DATABASE_TLS__CERT_FILE)"
+            )
+        return self
 
     @property
     def heartbeat_topic(self) -> str:
@@ -211,13 +254,14 @@ def connector_config(settings: DebeziumSettings) -> dict[str, str]:
     }
     if settings.password_file is not None:
         config[PASSWORD_KEY] = f"${{file:{settings.password_file}:{PASSWORD_KEY}}}"
-    config.update(_tls_options(settings.database_tls))
+    config.update(_tls_options(settings.database_tls, settings.client_key_file))
     return config
 
 
-def _tls_options(tls: TlsSettings | None) -> dict[str, str]:
+def _tls_options(tls: TlsSettings | None, client_key_file: str | None) -> dict[str, str]:
     """Debezium's options for TLS to PostgreSQL as `tls` says (the relay's meaning: the
-    certificate is always verified, the host name when `check_hostname`)."""
+    certificate is always verified, the host name when `check_hostname`), with the relay's
+    client certificate and `client_key_file` as its key (PKCS#8 DER) if it has one."""
     if tls is None:
         # Plaintext, said so: Debezium's default (prefer) tries TLS without verifying the server
         # and falls back to plaintext without a word.
@@ -226,10 +270,9 @@ def _tls_options(tls: TlsSettings | None) -> dict[str, str]:
         SSL_MODE_KEY: "verify-full" if tls.check_hostname else "verify-ca",
         "database.sslrootcert": str(tls.ca_file),
     }
-    if tls.cert_file is not None:
+    if tls.cert_file is not None and client_key_file is not None:
         options["database.sslcert"] = tls.cert_file
-    if tls.key_file is not None:
-        options["database.sslkey"] = tls.key_file
+        options["database.sslkey"] = client_key_file
     return options
 
 

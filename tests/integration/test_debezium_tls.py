@@ -1,9 +1,12 @@
 """Debezium as the outbox relay over TLS end to end: a Kafka Connect worker whose clients speak
 SASL_SSL (SCRAM-SHA-512, PEM truststore) to the session's TLS broker runs the connector that
 `outbox debezium-config` renders from the relay's settings against a PostgreSQL that takes TLS
-connections only. Every event written with `add_event` arrives with the relay's headers; neither
-password nor a private key shows in the worker's log or in the config its REST API returns. A
-connector that does not trust the server's CA, or asks for no TLS, is refused, its cause named.
+connections only, logging in by password, or by a client certificate alone (pg_hba's `cert`, for
+a user of its own; the key given to Debezium as PKCS#8 DER). Every event written with
+`add_event` arrives with the relay's headers; neither password nor a private key shows in the
+worker's log or in the config its REST API returns. A connector that does not trust the server's
+CA, asks for no TLS, or has no client certificate the server trusts where one is required, is
+refused, its cause named.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydantic import SecretStr
@@ -34,7 +37,7 @@ from tests.certificates import Certificates
 from tests.integration.kafka_tools import ensure_topic, records_after
 from tests.integration.tls_connect import POSTGRES_CONNECTOR, ScramTlsConnectWorker
 from tests.integration.tls_kafka import ADMIN, ScramTlsKafkaServer
-from tests.integration.tls_postgres import TlsPostgresServer
+from tests.integration.tls_postgres import CERTIFICATE_USER, TlsPostgresServer
 from tests.waiting import wait_until
 
 SOURCE = "orders-api-debezium-tls-test"
@@ -42,6 +45,11 @@ CONNECT_USER = "publisher"
 """The SCRAM user the Connect worker logs in as (a publisher of events)."""
 EVENTS = 8
 STREAMING_WITHIN_S = 60.0
+Login = Literal["password", "client-certificate"]
+"""How the connector logs in to PostgreSQL: as the relay's user with its password, or as
+CERTIFICATE_USER with the client certificate alone."""
+CERTIFICATE_SUBJECT = "/CN=client"
+"""The subject of the test CA's client certificate, as pg_stat_ssl shows it."""
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +89,13 @@ class TlsOutbox:
 async def outbox(
     certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[TlsOutbox]:
-    """The TLS PostgreSQL (wal_level=logical) with the outbox table, for this module."""
+    """The TLS PostgreSQL (wal_level=logical) with the outbox table, for this module; its
+    CERTIFICATE_USER logs in by a client certificate of the test CA."""
     postgres = TlsPostgresServer(
-        ca=certificates.ca, server=certificates.server, logical_replication=True
+        ca=certificates.ca,
+        server=certificates.server,
+        logical_replication=True,
+        client_ca=certificates.ca,
     )
     password_file = tmp_path_factory.mktemp("connect-secrets") / "outbox-database.properties"
     password_file.write_text(f"{PASSWORD_KEY}={postgres.password.get_secret_value()}\n")
@@ -109,41 +121,61 @@ def _kafka(tls_kafka: ScramTlsKafkaServer, certificates: Certificates) -> KafkaC
     return tls_kafka.connection(ADMIN, tls=TlsSettings(ca_file=str(certificates.ca)))
 
 
-def _rendered_config(outbox: TlsOutbox, run: str) -> dict[str, str]:
-    """What `outbox debezium-config` prints for the relay's settings (read from OUTBOX_*)."""
+def _rendered_config(
+    outbox: TlsOutbox, certificates: Certificates, run: str, login: Login
+) -> dict[str, str]:
+    """What `outbox debezium-config` prints for the relay's settings (read from OUTBOX_*): the
+    relay's user and a password file, or CERTIFICATE_USER with the relay's client certificate
+    (PEM) and its key converted to PKCS#8 DER for Debezium."""
     settings = outbox.relay_settings
     assert settings.database_tls is not None and settings.database_password is not None
+    environment = {"OUTBOX_DATABASE_TLS__CA_FILE": str(settings.database_tls.ca_file)}
+    arguments = [
+        "debezium-config",
+        f"--name=outbox-tls-{run}",
+        f"--slot=dbz_tls_{run}",
+        f"--topic-prefix=outboxtls{run}",
+    ]
+    if login == "password":
+        environment["OUTBOX_DATABASE_URL"] = settings.database_url
+        environment["OUTBOX_DATABASE_PASSWORD"] = settings.database_password.get_secret_value()
+        arguments.append(f"--password-file={outbox.password_file}")
+    else:
+        environment["OUTBOX_DATABASE_URL"] = outbox.postgres.url(user=CERTIFICATE_USER)
+        environment["OUTBOX_DATABASE_TLS__CERT_FILE"] = str(certificates.client.cert)
+        environment["OUTBOX_DATABASE_TLS__KEY_FILE"] = str(certificates.client.key)
+        arguments.append(f"--client-key-file={certificates.client.der_key()}")
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
-        patch.setenv("OUTBOX_DATABASE_URL", settings.database_url)
-        patch.setenv("OUTBOX_DATABASE_PASSWORD", settings.database_password.get_secret_value())
-        patch.setenv("OUTBOX_DATABASE_TLS__CA_FILE", str(settings.database_tls.ca_file))
-        status = main(
-            [
-                "debezium-config",
-                f"--name=outbox-tls-{run}",
-                f"--slot=dbz_tls_{run}",
-                f"--topic-prefix=outboxtls{run}",
-                f"--password-file={outbox.password_file}",
-            ]
-        )
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        status = main(arguments)
     assert status == 0, printed.getvalue()
     config: dict[str, str] = json.loads(printed.getvalue())
     return config
 
 
-async def _slot_streams_over_tls(engine: AsyncEngine, slot: str) -> bool:
-    """Whether a walsender streams from `slot` over an encrypted connection."""
+@dataclass(frozen=True)
+class SlotReader:
+    """The walsender streaming from a slot: whether its connection is encrypted, and the subject
+    of the client certificate it presented (None: none)."""
+
+    tls: bool
+    client_subject: str | None
+
+
+async def _slot_reader(engine: AsyncEngine, slot: str) -> SlotReader | None:
+    """The walsender streaming from `slot`, None while there is none."""
     async with engine.connect() as connection:
         row = await connection.execute(
             text(
-                "SELECT s.ssl FROM pg_replication_slots r"
+                "SELECT s.ssl, s.client_dn FROM pg_replication_slots r"
                 " JOIN pg_stat_ssl s ON s.pid = r.active_pid WHERE r.slot_name = :slot"
             ),
             {"slot": slot},
         )
         found = row.first()
-    return bool(found and found[0])
+    return None if found is None else SlotReader(tls=bool(found[0]), client_subject=found[1])
 
 
 async def _drop_slot(engine: AsyncEngine, slot: str) -> None:
@@ -167,14 +199,16 @@ async def _drop_slot(engine: AsyncEngine, slot: str) -> None:
         )
 
 
+@pytest.mark.parametrize("login", ["password", "client-certificate"])
 async def test_debezium_streams_the_outbox_from_tls_postgresql_to_a_sasl_ssl_broker(
     connect: ScramTlsConnectWorker,
     tls_kafka: ScramTlsKafkaServer,
     certificates: Certificates,
     outbox: TlsOutbox,
+    login: Login,
 ) -> None:
     run = uuid.uuid4().hex[:8]
-    config = _rendered_config(outbox, run)
+    config = _rendered_config(outbox, certificates, run, login)
     engine = outbox.engine
     assert config["database.sslmode"] == "verify-full"
     kafka = _kafka(tls_kafka, certificates)
@@ -186,11 +220,13 @@ async def test_debezium_streams_the_outbox_from_tls_postgresql_to_a_sasl_ssl_bro
 
         async def streaming() -> bool:
             states = await connect.rest.task_states(name)  # raises with the trace if FAILED
-            return states == ["RUNNING"] and await _slot_streams_over_tls(engine, slot)
+            reader = await _slot_reader(engine, slot)
+            return states == ["RUNNING"] and reader is not None and reader.tls
 
         await wait_until(
             streaming, within=STREAMING_WITHIN_S, what=f"{name} streaming over TLS", interval=0.2
         )
+        reader = await _slot_reader(engine, slot)
         written = {}
         for n in range(EVENTS):
             async with engine.begin() as connection:
@@ -222,6 +258,8 @@ async def test_debezium_streams_the_outbox_from_tls_postgresql_to_a_sasl_ssl_bro
         await connect.rest.delete_connector(name)
         await _drop_slot(engine, slot)
 
+    presented = CERTIFICATE_SUBJECT if login == "client-certificate" else None
+    assert reader is not None and reader.client_subject == presented, reader
     arrived = {dict(record.headers)[HEADER_EVENT_ID].decode(): record for record in published}
     assert set(arrived) == set(written), "an event id is missing or not ours"
     for event_id, envelope in written.items():
@@ -230,8 +268,8 @@ async def test_debezium_streams_the_outbox_from_tls_postgresql_to_a_sasl_ssl_bro
         assert headers == list(envelope.headers().items()), event_id
         assert record.key == envelope.partition_key(), event_id
         assert json.loads(record.value)["event_id"] == event_id
-    reference = f"${{file:{outbox.password_file}:{PASSWORD_KEY}}}"
-    assert json.loads(returned)[1][PASSWORD_KEY] == reference, "the password is not by reference"
+    reference = f"${{file:{outbox.password_file}:{PASSWORD_KEY}}}" if login == "password" else None
+    assert json.loads(returned)[1].get(PASSWORD_KEY) == reference, "a password not by reference"
     worker_log = connect.log_file.read_text()
     for secret in (
         outbox.postgres.password.get_secret_value(),
@@ -246,10 +284,45 @@ def _key_lines(certificates: Certificates) -> list[str]:
     """The body lines of every private key the test's CA made (none may reach Connect)."""
     return [
         line
-        for pair in (certificates.server, certificates.client)
+        for pair in (certificates.server, certificates.client, certificates.foreign_client)
         for line in pair.key.read_text().splitlines()
         if line and not line.startswith("-----")
     ]
+
+
+Refusal = Literal["unknown-ca", "plaintext", "no-client-certificate", "foreign-client-certificate"]
+
+
+def _refused_settings(
+    case: Refusal, outbox: TlsOutbox, certificates: Certificates, run: str
+) -> DebeziumSettings:
+    """A connector the server must refuse: it does not trust the server's CA or asks for no TLS
+    (the relay's user), or it logs in as CERTIFICATE_USER with no client certificate, or with
+    one of a CA the server does not trust."""
+    names = {"name": f"outbox-refused-{run}", "slot_name": f"dbz_refused_{run}"}
+    if case in ("unknown-ca", "plaintext"):
+        tls = TlsSettings(ca_file=str(certificates.unknown_ca)) if case == "unknown-ca" else None
+        return DebeziumSettings(
+            database_url=outbox.postgres.url(),
+            password_file=str(outbox.password_file),
+            database_tls=tls,
+            **names,
+        )
+    if case == "no-client-certificate":
+        return DebeziumSettings(
+            database_url=outbox.postgres.url(user=CERTIFICATE_USER),
+            database_tls=TlsSettings(ca_file=str(certificates.ca)),
+            **names,
+        )
+    foreign = certificates.foreign_client
+    return DebeziumSettings(
+        database_url=outbox.postgres.url(user=CERTIFICATE_USER),
+        database_tls=TlsSettings(
+            ca_file=str(certificates.ca), cert_file=str(foreign.cert), key_file=str(foreign.key)
+        ),
+        client_key_file=str(foreign.der_key()),
+        **names,
+    )
 
 
 @pytest.mark.parametrize(
@@ -257,29 +330,21 @@ def _key_lines(certificates: Certificates) -> list[str]:
     [
         ("unknown-ca", "SSL error: PKIX path building failed"),
         ("plaintext", 'no pg_hba.conf entry for host "127.0.0.1", user "relay", database'),
+        ("no-client-certificate", "connection requires a valid client certificate"),
+        ("foreign-client-certificate", "connection requires a valid client certificate"),
     ],
 )
-async def test_a_connector_that_cannot_verify_the_server_or_asks_no_tls_is_refused(
+async def test_a_connector_without_the_servers_ca_tls_or_a_trusted_certificate_is_refused(
     connect: ScramTlsConnectWorker,
     certificates: Certificates,
     outbox: TlsOutbox,
-    case: str,
+    case: Refusal,
     expected: str,
 ) -> None:
     """Debezium tests the connection when Connect validates the config: the connector is not
     created, and Connect's validation names the cause. (Connect 4.1.0 answers the PUT with
     500 and a NullPointerException of its own, not the cause: the validate endpoint has it.)"""
-    tls = TlsSettings(ca_file=str(certificates.unknown_ca)) if case == "unknown-ca" else None
-    run = uuid.uuid4().hex[:8]
-    config = connector_config(
-        DebeziumSettings(
-            database_url=outbox.postgres.url(),
-            name=f"outbox-refused-{run}",
-            slot_name=f"dbz_refused_{run}",
-            password_file=str(outbox.password_file),
-            database_tls=tls,
-        )
-    )
+    config = connector_config(_refused_settings(case, outbox, certificates, uuid.uuid4().hex[:8]))
     with pytest.raises(urllib.error.HTTPError):
         await connect.rest.put_connector(config)
     assert config["name"] not in await connect.rest.request("GET", "/connectors")

@@ -1,7 +1,10 @@
 """A PostgreSQL server of a test's own that takes TLS connections only (`ssl=on`, `hostssl`
 lines alone in pg_hba.conf) and password logins (scram-sha-256), with a `relay` user owning an
 `outbox` database. With `logical_replication`, also what Debezium needs: `wal_level=logical`,
-a `hostssl replication` line, and the REPLICATION attribute for `relay`.
+a `hostssl replication` line, and the REPLICATION attribute for `relay`. With `client_ca`, also a
+`connector` user (REPLICATION, a member of `relay`) that logs in by a client certificate alone:
+pg_hba's `cert` method, the certificate signed by `client_ca`, its CN `client` mapped to the user
+(pg_ident.conf); no password is taken for it.
 
 PostgreSQL refuses to run as root: as root, its files are made for the `postgres` user, under
 /var/tmp (a test's temporary directory may sit under a parent that user cannot enter). Its
@@ -30,6 +33,11 @@ _OS_USER = "postgres"
 _START_TIMEOUT_S = 60
 USER = "relay"
 DATABASE = "outbox"
+CERTIFICATE_USER = "connector"
+"""With `client_ca`: the user that logs in by its client certificate (CN=client) alone."""
+CERTIFICATE_CN = "client"
+"""The common name of `tests.certificates`' client certificate, mapped to CERTIFICATE_USER."""
+_CERTIFICATE_MAP = "client_certificates"
 
 
 def _bindir() -> Path:
@@ -43,23 +51,33 @@ def _bindir() -> Path:
 class TlsPostgresServer:
     """One PostgreSQL server on a port of its own, TLS and passwords only."""
 
-    def __init__(self, *, ca: Path, server: KeyPair, logical_replication: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        ca: Path,
+        server: KeyPair,
+        logical_replication: bool = False,
+        client_ca: Path | None = None,
+    ) -> None:
         """ca: the CA that signed `server` (the superuser's own connections trust it).
         server: the certificate and key the server presents.
         logical_replication: whether `relay` may stream changes (a Debezium connector).
+        client_ca: the CA whose client certificates log CERTIFICATE_USER in (with
+        `logical_replication`, it may stream changes too); None: no such user.
         """
         self.ca = ca
         self.server = server
         self.logical_replication = logical_replication
+        self.client_ca = client_ca
         self.port = PortRange.from_environment().pick(1, taken=PICKED_PORTS)[0]
         self.superuser_password = SecretStr(f"postgres-{uuid.uuid4().hex}")
         self.password = SecretStr(f"relay-{uuid.uuid4().hex}")
         self.directory = _ROOT / uuid.uuid4().hex[:12]
         self._bin = _bindir()
 
-    def url(self, *, host: str = "127.0.0.1") -> str:
-        """The relay user's SQLAlchemy URL, without its password."""
-        return f"postgresql+asyncpg://{USER}@{host}:{self.port}/{DATABASE}"
+    def url(self, *, host: str = "127.0.0.1", user: str = USER) -> str:
+        """A user's SQLAlchemy URL (the relay's by default), without a password."""
+        return f"postgresql+asyncpg://{user}@{host}:{self.port}/{DATABASE}"
 
     async def start(self) -> None:
         """initdb, start, and create the relay user and its database; fails naming the log."""
@@ -68,28 +86,26 @@ class TlsPostgresServer:
         data = self.directory / "data"
         password_file = self.directory / "superuser-password"
         password_file.write_text(self.superuser_password.get_secret_value())
-        for name, source in (("server.crt", self.server.cert), ("server.key", self.server.key)):
+        files = [("server.crt", self.server.cert), ("server.key", self.server.key)]
+        if self.client_ca is not None:
+            files.append(("client-ca.crt", self.client_ca))
+        for name, source in files:
             shutil.copyfile(source, self.directory / name)
             (self.directory / name).chmod(0o600)
-        for path in (self.directory, password_file, *self.directory.glob("server.*")):
+        for path in (self.directory, password_file, *(self.directory / name for name, _ in files)):
             self._own(path)
         self._run(
             self._bin / "initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--no-locale",
             "--auth=scram-sha-256", f"--pwfile={password_file}", "--no-sync",
         )  # fmt: skip
-        # "all" does not cover replication connections: they need a line of their own.
-        replication = f"hostssl  replication  {USER}  127.0.0.1/32  scram-sha-256\n"
-        (data / "pg_hba.conf").write_text(
-            "# TLS only: no 'host' line, so a plaintext connection is refused.\n"
-            "hostssl  all  all  127.0.0.1/32  scram-sha-256\n"
-            + (replication if self.logical_replication else "")
-        )
-        self._own(data / "pg_hba.conf")
+        self._write_access_rules(data)
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''"
             f" -c ssl=on -c ssl_cert_file={self.directory / 'server.crt'}"
             f" -c ssl_key_file={self.directory / 'server.key'}"
         )
+        if self.client_ca is not None:
+            options += f" -c ssl_ca_file={self.directory / 'client-ca.crt'}"
         if self.logical_replication:
             options += " -c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4"
         self._run(
@@ -111,8 +127,37 @@ class TlsPostgresServer:
                 f" PASSWORD '{self.password.get_secret_value()}'"
             )
             await connection.execute(f"CREATE DATABASE {DATABASE} OWNER {USER}")
+            if self.client_ca is not None:
+                # A member of relay: it owns what relay owns (the outbox table, for the
+                # publication), and logs in by no password. relay may read its sessions'
+                # statistics (pg_stat_ssl: whether it presented a certificate).
+                await connection.execute(
+                    f"CREATE ROLE {CERTIFICATE_USER} LOGIN{replication} IN ROLE {USER}"
+                )
+                await connection.execute(f"GRANT pg_read_all_stats TO {USER}")
         finally:
             await connection.close()
+
+    def _write_access_rules(self, data: Path) -> None:
+        """pg_hba.conf (TLS only; the first matching line decides) and, with `client_ca`,
+        pg_ident.conf mapping the client certificate's CN to CERTIFICATE_USER."""
+        lines = ["# TLS only: no 'host' line, so a plaintext connection is refused."]
+        if self.client_ca is not None:
+            databases = f"{DATABASE},replication" if self.logical_replication else DATABASE
+            lines.append(
+                f"hostssl  {databases}  {CERTIFICATE_USER}  127.0.0.1/32  cert"
+                f"  map={_CERTIFICATE_MAP}"
+            )
+            (data / "pg_ident.conf").write_text(
+                f"{_CERTIFICATE_MAP}  {CERTIFICATE_CN}  {CERTIFICATE_USER}\n"
+            )
+            self._own(data / "pg_ident.conf")
+        lines.append("hostssl  all  all  127.0.0.1/32  scram-sha-256")
+        if self.logical_replication:
+            # "all" does not cover replication connections: they need a line of their own.
+            lines.append(f"hostssl  replication  {USER}  127.0.0.1/32  scram-sha-256")
+        (data / "pg_hba.conf").write_text("\n".join(lines) + "\n")
+        self._own(data / "pg_hba.conf")
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove its files."""

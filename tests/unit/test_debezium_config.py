@@ -103,15 +103,64 @@ def test_tls_verifies_the_servers_certificate_and_its_name_as_the_relay_does(
     assert "database.sslcert" not in config and "database.sslkey" not in config
 
 
-def test_a_client_certificate_is_rendered_when_the_settings_have_one() -> None:
-    tls = TlsSettings(
-        ca_file="/etc/connect/pg-ca.pem",
-        cert_file="/etc/connect/client.pem",
-        key_file="/etc/connect/client-key.pem",
+CLIENT_TLS = TlsSettings(
+    ca_file="/etc/connect/pg-ca.pem",
+    cert_file="/etc/connect/client.pem",
+    key_file="/etc/connect/client-key.pem",
+)
+"""The relay's TLS with a client certificate and its key, both PEM."""
+
+
+def test_a_client_certificate_is_rendered_with_its_der_key() -> None:
+    config = connector_config(
+        DebeziumSettings(
+            database_url=URL, database_tls=CLIENT_TLS, client_key_file="/etc/connect/client.pk8"
+        )
     )
-    config = connector_config(DebeziumSettings(database_url=URL, database_tls=tls))
     assert config["database.sslcert"] == "/etc/connect/client.pem"
-    assert config["database.sslkey"] == "/etc/connect/client-key.pem"
+    assert config["database.sslkey"] == "/etc/connect/client.pk8"
+
+
+@pytest.mark.parametrize(
+    ("tls", "client_key_file", "fault"),
+    [
+        (CLIENT_TLS, None, "reads a PEM key as RSA"),
+        (CLIENT_TLS, "/etc/connect/client-key.pem", "name the PKCS#8 DER key otherwise"),
+        (CLIENT_TLS, "/etc/connect/client.p12", "name the PKCS#8 DER key otherwise"),
+        (CLIENT_TLS, "client.pk8", "must be absolute"),
+        (TlsSettings(ca_file="/ca.pem"), "/etc/connect/client.pk8", "give the certificate too"),
+        (None, "/etc/connect/client.pk8", "give the certificate too"),
+    ],
+)
+def test_a_client_key_pgjdbc_cannot_read_is_refused(
+    tls: TlsSettings | None, client_key_file: str | None, fault: str
+) -> None:
+    with pytest.raises(ValueError, match=fault):
+        DebeziumSettings(database_url=URL, database_tls=tls, client_key_file=client_key_file)
+
+
+def test_the_command_refuses_the_relays_pem_key_naming_the_setting_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OUTBOX_DATABASE_URL", URL)
+    monkeypatch.setenv("OUTBOX_DATABASE_TLS__CA_FILE", "/etc/outbox/pg-ca.pem")
+    monkeypatch.setenv("OUTBOX_DATABASE_TLS__CERT_FILE", "/etc/outbox/client.pem")
+    monkeypatch.setenv("OUTBOX_DATABASE_TLS__KEY_FILE", "/etc/outbox/client-key.pem")
+    assert main(["debezium-config"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    for named in (
+        "OUTBOX_DATABASE_TLS__KEY_FILE",
+        "openssl pkcs8 -topk8 -nocrypt -outform DER -in client-key.pem -out client-key.pk8",
+        "--client-key-file",
+    ):
+        assert named in err, err
+    assert main(["debezium-config", "--client-key-file", "/etc/outbox/client-key.pk8"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert (config["database.sslcert"], config["database.sslkey"]) == (
+        "/etc/outbox/client.pem",
+        "/etc/outbox/client-key.pk8",
+    )
 
 
 def test_plaintext_is_explicit() -> None:
