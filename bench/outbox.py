@@ -26,7 +26,14 @@ from contracts.example_orders import OrderStatusChanged
 from contracts.percentiles import percentile
 from invalidator.settings import InvalidatorSettings
 from producers import EventToPublish
-from producers.outbox import OutboxRelay, add_event, add_events, create_outbox_table, sqlite_engine
+from producers.outbox import (
+    OutboxRelay,
+    add_event,
+    add_events,
+    create_outbox_table,
+    delete_sqlite_database,
+    sqlite_engine,
+)
 
 SOURCE = "bench-outbox"
 SQLITE_FILE = Path(".stack") / "bench" / "outbox.db"
@@ -76,8 +83,7 @@ async def run_outbox(
     """
     results: dict[str, Any] = {}
     SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        SQLITE_FILE.with_name(SQLITE_FILE.name + suffix).unlink(missing_ok=True)
+    delete_sqlite_database(SQLITE_FILE)
     for database in params.databases:
         engine = (
             sqlite_engine(database_url(database), pool_size=2)

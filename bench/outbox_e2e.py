@@ -44,7 +44,13 @@ from contracts.topics import ORDERS
 from invalidator.operators import end_offsets
 from invalidator.settings import InvalidatorSettings
 from producers import EventPublisher
-from producers.outbox import OutboxRelay, add_event, create_outbox_table, sqlite_engine
+from producers.outbox import (
+    OutboxRelay,
+    add_event,
+    create_outbox_table,
+    delete_sqlite_database,
+    sqlite_engine,
+)
 from producers.outbox.debezium import DebeziumSettings
 from producers.outbox.table import TABLE_NAME
 
@@ -456,8 +462,7 @@ async def _engine(database: str) -> AsyncIterator[AsyncEngine]:
             yield engine
         return
     SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        SQLITE_FILE.with_name(SQLITE_FILE.name + suffix).unlink(missing_ok=True)
+    delete_sqlite_database(SQLITE_FILE)
     engine = sqlite_engine(f"sqlite+aiosqlite:///{SQLITE_FILE.resolve()}")
     try:
         await _create_tables(engine)

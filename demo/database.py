@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts import SettingsError
 from contracts.settings import read_settings
-from producers.outbox import RelaySettings, sqlite_engine
+from producers.outbox import RelaySettings, delete_sqlite_database, sqlite_engine
 
 DATABASES = ("sqlite", "postgresql")
 POSTGRES_SCHEMA = "orders_demo"
@@ -55,8 +55,7 @@ def page_reader(engine: AsyncEngine) -> AsyncEngine:
 
 def _removed(path: Path) -> str:
     """Delete the SQLite file at `path` (and its write-ahead log); its URL."""
-    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        leftover.unlink(missing_ok=True)
+    delete_sqlite_database(path)
     return f"sqlite+aiosqlite:///{path.resolve()}"
 
 

@@ -17,7 +17,7 @@ implementation.
 
 from producers.outbox.relay import OutboxRelay, RelayStats
 from producers.outbox.settings import RelaySettings
-from producers.outbox.sqlite import sqlite_engine
+from producers.outbox.sqlite import delete_sqlite_database, sqlite_engine
 from producers.outbox.table import OUTBOX_TABLE, create_outbox_table, ddl
 from producers.outbox.writer import add_event, add_events
 
@@ -30,5 +30,6 @@ __all__ = [
     "add_events",
     "create_outbox_table",
     "ddl",
+    "delete_sqlite_database",
     "sqlite_engine",
 ]

@@ -13,6 +13,7 @@ which is safe. `synchronous="FULL"` keeps a sync per commit where that is not ac
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import event
@@ -43,3 +44,10 @@ def sqlite_engine(
         cursor.close()
 
     return engine
+
+
+def delete_sqlite_database(path: Path) -> None:
+    """Delete the SQLite database at `path` with its write-ahead log and shared-memory files (a
+    database to start afresh; none of them need exist). No engine may have it open."""
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
