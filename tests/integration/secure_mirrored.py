@@ -2,7 +2,7 @@
 tests: a SASL_SSL cluster per region (eu's is the profile's own), MirrorMaker 2 between them as
 the principal `mirror`, and each region's invalidator settings on its own cluster.
 
-The export lines are evaluated as tests/integration/secure_profile.py does: in an environment of
+The export lines are evaluated as bench/secure_stack.py does: in an environment of
 their own, reading each password from its file."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from bench.secure_stack import SecureProfile, evaluate_exports, profile_of
 from bench.stack import STACK_SCRIPT, StackUnavailableError
 from contracts import KafkaConnection
 from invalidator import InvalidatorSettings
 from tests.integration.mirrored import MIRRORED_REGIONS, other_region
-from tests.integration.secure_profile import SecureProfile, evaluate_exports, profile_of
 
 SECURE_MIRRORED_ENV_VARIABLE = "INVALIDATOR_TEST_SECURE_MIRRORED_ENV"
 """A file of the export lines of `stack.sh env --secure --mirrored` of a secure mirrored topology
