@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -29,13 +28,6 @@ STATS_INTERVAL_S = 0.2
 CLIENT_ID = "bench-outbox-e2e-relay"
 
 
-def write_stats(relay: OutboxRelay, path: Path) -> None:
-    """Replace `path` with the relay's stats, whole."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(relay.stats.as_dict()))
-    os.replace(partial, path)
-
-
 async def relay_until_stopped(schema: str, stats_file: Path) -> None:
     """Relay the outbox of `schema` until SIGTERM/SIGINT, its stats in `stats_file`."""
     engine = create_async_engine(
@@ -48,7 +40,7 @@ async def relay_until_stopped(schema: str, stats_file: Path) -> None:
 
     async def report() -> None:
         while True:
-            write_stats(relay, stats_file)
+            relay.stats.write_json(stats_file)
             await asyncio.sleep(STATS_INTERVAL_S)
 
     reporting = asyncio.create_task(report())
@@ -61,7 +53,7 @@ async def relay_until_stopped(schema: str, stats_file: Path) -> None:
             await reporting
         await relay.stop_producer()
         await engine.dispose()
-        write_stats(relay, stats_file)
+        relay.stats.write_json(stats_file)
 
 
 class RelayProcess:

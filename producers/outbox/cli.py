@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -212,11 +211,8 @@ async def _report(relay: OutboxRelay, settings: RelaySettings) -> None:
 
 
 def _write_stats(relay: OutboxRelay, settings: RelaySettings) -> None:
-    if settings.stats_file is None:
-        return
-    partial = settings.stats_file.with_suffix(settings.stats_file.suffix + ".partial")
-    partial.write_text(json.dumps(relay.stats.as_dict()))
-    os.replace(partial, settings.stats_file)
+    if settings.stats_file is not None:
+        relay.stats.write_json(settings.stats_file)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import (
@@ -97,6 +99,12 @@ class RelayStats:
             figures[f"{stage}_ms_p50"] = round(percentile(samples, 0.5), 2)
             figures[f"{stage}_ms_p99"] = round(percentile(samples, 0.99), 2)
         return figures
+
+    def write_json(self, path: Path) -> None:
+        """Replace `path` with `as_dict()` as JSON, whole: a reader never sees half a file."""
+        partial = path.with_suffix(path.suffix + ".partial")
+        partial.write_text(json.dumps(self.as_dict()))
+        os.replace(partial, path)
 
 
 class PendingRow(NamedTuple):
