@@ -232,7 +232,7 @@ class OutboxRelay:
                     await self._pause(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                if published < self._batch_size:
+                if published < self._batch_size and self._prefetched is None:
                     await self._wait(self._poll_interval_s)
 
     async def relay_once(self) -> int:
@@ -313,11 +313,23 @@ class OutboxRelay:
             return _Claim(await self._claim(reader, excluded))
 
     def _prefetch(self, in_flight: Sequence[PendingRow]) -> None:
-        """While `run` relays, claim the batch after a full one while that one is sent."""
-        if self._prefetching and len(in_flight) == self._batch_size:
-            self._prefetched = asyncio.create_task(
-                self._claim_new(in_flight=[row.id for row in in_flight]), name="outbox-claim"
-            )
+        """While `run` relays, claim the next batch while this one is sent: at once after a
+        full batch, else as soon as a commit (or the poll) wakes the relay, so that a row
+        committed meanwhile does not wait for this batch's acknowledgements before its claim."""
+        if not self._prefetching:
+            return
+        ids = [row.id for row in in_flight]
+        claim = (
+            self._claim_new(in_flight=ids)
+            if len(in_flight) == self._batch_size
+            else self._claim_when_woken(in_flight=ids)
+        )
+        self._prefetched = asyncio.create_task(claim, name="outbox-claim")
+
+    async def _claim_when_woken(self, in_flight: Collection[int]) -> _Claim:
+        """`_claim_new` once new rows are committed, or after `poll_interval_s`."""
+        await self._wait(self._poll_interval_s)
+        return await self._claim_new(in_flight)
 
     async def _drop_prefetched(self) -> None:
         """Let go of a batch claimed ahead and not sent (its rows stay pending)."""
@@ -332,9 +344,9 @@ class OutboxRelay:
     ) -> None:
         """PostgreSQL: mark on the claim's connection, which holds the rows' locks until the
         mark commits. When every row was acknowledged (`complete`) it commits in the background
-        while the next batch is claimed and sent (one at a time; the next claim reads past its
-        rows). After a failure it commits first: the failed rows must be free again before any
-        later row of their keys is claimed."""
+        while the next batches are claimed and sent (after the previous batch's mark, one at a
+        time; the claims read past its rows). After a failure it commits first: the failed rows
+        must be free again before any later row of their keys is claimed."""
         ids = [row.id for row in acknowledged]
         if not complete:
             try:
@@ -342,11 +354,13 @@ class OutboxRelay:
             finally:
                 await connection.close()
             return
-        await self._marks_done()  # the previous batch's
+        previous = self._marker
         self._unmarked.update(ids)
 
         async def mark() -> None:
             try:
+                if previous is not None:
+                    await previous
                 await self._mark(connection, ids)
             except Exception as error:
                 log.warning("outbox relay: %d rows not marked, sent again: %s", len(ids), error)
@@ -400,6 +414,11 @@ class OutboxRelay:
         if not ids:
             return
         started = time.perf_counter()
+        if self._postgresql:
+            # Kafka has the rows: a mark lost in a crash only sends them again (at least once,
+            # as for a relay killed before its mark), so its commit need not wait for the
+            # write-ahead log's flush to disk.
+            await connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         await connection.execute(
             update(OUTBOX_TABLE).where(self._id_in(ids)).values(published_at=datetime.now(UTC))
         )
@@ -516,7 +535,10 @@ class OutboxRelay:
         return _T.id.in_(select(listed.c.value))
 
     async def _wait(self, seconds: float) -> None:
-        """Up to `seconds`, until new rows are committed."""
+        """Up to `seconds`, until new rows are committed or the relay is stopped (a claim
+        since `stop()` may have cleared its wake-up)."""
+        if self._stopping.is_set():
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
