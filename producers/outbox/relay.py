@@ -25,14 +25,17 @@ import os
 import time
 from collections import deque
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Engine,
+    Select,
     any_,
     delete,
     func,
@@ -48,7 +51,7 @@ from contracts.connections import KafkaConnection
 from contracts.kafka_clients import idempotent_producer
 from contracts.percentiles import percentile
 from contracts.renewing_producer import RenewingProducer
-from producers.outbox.sqlite import sqlite_engine
+from producers.outbox.sqlite import sqlite_blocking_engine
 from producers.outbox.table import OUTBOX_TABLE
 from producers.outbox.wake import on_outbox_commit
 from producers.outbox.writer import NOTIFY_CHANNEL
@@ -56,6 +59,12 @@ from producers.outbox.writer import NOTIFY_CHANNEL
 log = logging.getLogger(__name__)
 
 _T = OUTBOX_TABLE.c
+_PENDING = (
+    select(_T.id, _T.topic, _T.partition_key, _T.headers, _T.value, _T.created_at)
+    .where(_T.published_at.is_(None))
+    .order_by(_T.id)
+)
+"""The pending rows in id order, as `PendingRow`'s fields."""
 _CLEANUP_EVERY_S = 10.0
 _UNMARKED_LIMIT = 5_000
 """SQLite: the most acknowledged rows whose mark is under way before the relay waits for them
@@ -171,7 +180,7 @@ class OutboxRelay:
         self._postgresql = engine.dialect.name == "postgresql"
         # SQLite: the claims' own connection. Both: the acknowledged rows whose mark is under
         # way (the claims read past them), and the task marking them.
-        self._reader: AsyncEngine | None = None
+        self._reader: _SqliteReader | None = None
         self._unmarked: set[int] = set()
         self._to_mark: list[int] = []
         self._marker: asyncio.Task[None] | None = None
@@ -192,8 +201,8 @@ class OutboxRelay:
         await self._drop_prefetched()
         await self._marks_done()
         await self._producer.stop()
-        if self._reader is not None and self._reader is not self._engine:
-            await self._reader.dispose()
+        if self._reader is not None:
+            await self._reader.close()
         self._reader = None
 
     def stop(self) -> None:
@@ -307,10 +316,9 @@ class OutboxRelay:
                 await connection.close()
                 raise
         if self._reader is None:
-            self._reader = _reader_of(self._engine)
-        async with self._reader.connect() as reader:
-            self._wake.clear()
-            return _Claim(await self._claim(reader, excluded))
+            self._reader = _SqliteReader(self._engine)
+        self._wake.clear()
+        return _Claim(await self._claim_sqlite(self._reader, excluded))
 
     def _prefetch(self, in_flight: Sequence[PendingRow]) -> None:
         """While `run` relays, claim the next batch while this one is sent: at once after a
@@ -344,9 +352,9 @@ class OutboxRelay:
     ) -> None:
         """PostgreSQL: mark on the claim's connection, which holds the rows' locks until the
         mark commits. When every row was acknowledged (`complete`) it commits in the background
-        while the next batches are claimed and sent (after the previous batch's mark, one at a
-        time; the claims read past its rows). After a failure it commits first: the failed rows
-        must be free again before any later row of their keys is claimed."""
+        while the next batch is claimed and sent (one at a time; the next claim reads past its
+        rows). After a failure it commits first: the failed rows must be free again before any
+        later row of their keys is claimed."""
         ids = [row.id for row in acknowledged]
         if not complete:
             try:
@@ -354,13 +362,11 @@ class OutboxRelay:
             finally:
                 await connection.close()
             return
-        previous = self._marker
+        await self._marks_done()  # the previous batch's
         self._unmarked.update(ids)
 
         async def mark() -> None:
             try:
-                if previous is not None:
-                    await previous
                 await self._mark(connection, ids)
             except Exception as error:
                 log.warning("outbox relay: %d rows not marked, sent again: %s", len(ids), error)
@@ -446,21 +452,21 @@ class OutboxRelay:
         age = 0.0 if oldest is None else (datetime.now(UTC) - _aware(oldest)).total_seconds()
         return int(count), age
 
-    async def _claim(self, connection: AsyncConnection, excluded: set[int]) -> list[PendingRow]:
-        """The next pending rows in id order, but for those of `excluded` (this relay's own,
-        sent or being marked); on PostgreSQL locked (others' locked rows skipped), without the
-        rows of a key whose earlier row another relay holds."""
+    async def _claim_sqlite(self, reader: _SqliteReader, excluded: set[int]) -> list[PendingRow]:
+        """SQLite (one relay): the next pending rows in id order, but for those of `excluded`
+        (this relay's own, sent or being marked)."""
         started = time.perf_counter()
-        columns = (_T.id, _T.topic, _T.partition_key, _T.headers, _T.value, _T.created_at)
-        pending = select(*columns).where(_T.published_at.is_(None)).order_by(_T.id)
-        if not self._postgresql:
-            if excluded:
-                pending = pending.where(~self._id_in(excluded))
-            result = await connection.execute(pending.limit(self._batch_size))
-            claimed = [PendingRow(*row) for row in result]
-            self.stats.claim_ms.append((time.perf_counter() - started) * 1000)
-            return claimed
-        locked = pending.limit(self._batch_size).with_for_update(skip_locked=True).cte("claimed")
+        pending = _PENDING.where(~self._id_in(excluded)) if excluded else _PENDING
+        claimed = await reader.rows(pending.limit(self._batch_size))
+        self.stats.claim_ms.append((time.perf_counter() - started) * 1000)
+        return claimed
+
+    async def _claim(self, connection: AsyncConnection, excluded: set[int]) -> list[PendingRow]:
+        """PostgreSQL: the next pending rows in id order, locked (others' locked rows skipped),
+        but for those of `excluded` (this relay's own, sent or being marked) and the rows of a
+        key whose earlier row another relay holds."""
+        started = time.perf_counter()
+        locked = _PENDING.limit(self._batch_size).with_for_update(skip_locked=True).cte("claimed")
         # Rows this relay sent, or whose mark is still committing, are locked (skipped above)
         # and pending; they are ours, so they hold nothing back (a key that fails in flight is
         # dropped from this claim by `_take_claim`).
@@ -590,12 +596,39 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-def _reader_of(engine: AsyncEngine) -> AsyncEngine:
-    """A one-connection engine of the same SQLite file; the engine itself for a database in
-    memory (another connection would see another database)."""
-    if engine.url.database in (None, "", ":memory:"):
-        return engine
-    return sqlite_engine(engine.url)
+class _SqliteReader:
+    """SQLite: where the relay reads its claims. A file: a connection of its own on a thread
+    of its own, one hop from the event loop per claim (write-ahead logging lets it read while
+    the service writes). A database in memory: the service's engine (another connection would
+    see another database)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._shared: AsyncEngine | None = None
+        self._blocking: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        if engine.url.database in (None, "", ":memory:"):
+            self._shared = engine
+        else:
+            self._blocking = sqlite_blocking_engine(engine.url)
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-claims")
+
+    async def rows(self, statement: Select[Any]) -> list[PendingRow]:
+        """The rows `statement` selects, as `PendingRow`s."""
+        if self._shared is not None:
+            async with self._shared.connect() as connection:
+                return [PendingRow(*row) for row in await connection.execute(statement)]
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._read, statement)
+
+    def _read(self, statement: Select[Any]) -> list[PendingRow]:
+        assert self._blocking is not None
+        with self._blocking.connect() as connection:
+            return [PendingRow(*row) for row in connection.execute(statement)]
+
+    async def close(self) -> None:
+        """Close its connection and thread."""
+        if self._blocking is not None and self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._blocking.dispose)
+            self._thread.shutdown(wait=False)
 
 
 def _sample(rows: Sequence[PendingRow]) -> Sequence[PendingRow]:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SqliteSync = Literal["NORMAL", "FULL"]
@@ -35,15 +35,27 @@ def sqlite_engine(
     if synchronous not in ("NORMAL", "FULL"):
         raise ValueError(f"synchronous={synchronous!r}: write NORMAL or FULL")
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+    _set_up_connections(engine.sync_engine, synchronous)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def sqlite_blocking_engine(url: str | URL) -> Engine:
+    """A blocking (pysqlite) one-connection engine on the SQLite database of `url` (either
+    driver's URL), in write-ahead logging, for a thread of its own: a statement run there is
+    one hop from the event loop, where aiosqlite makes a hop per call (connect, execute, fetch,
+    reset)."""
+    engine = create_engine(make_url(url).set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    _set_up_connections(engine, "NORMAL")
+    return engine
+
+
+def _set_up_connections(engine: Engine, synchronous: SqliteSync) -> None:
+    @event.listens_for(engine, "connect")
     def _set_up(connection: Any, _record: Any) -> None:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
-
-    return engine
 
 
 def delete_sqlite_database(path: Path) -> None:
