@@ -55,8 +55,7 @@ from contracts.percentiles import percentile
 from contracts.renewing_producer import RenewingProducer
 from producers.outbox.sqlite import sqlite_blocking_engine
 from producers.outbox.table import OUTBOX_TABLE
-from producers.outbox.wake import on_outbox_commit
-from producers.outbox.writer import NOTIFY_CHANNEL
+from producers.outbox.wake import NOTIFY_CHANNEL, on_outbox_commit
 
 log = logging.getLogger(__name__)
 

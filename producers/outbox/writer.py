@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from contracts.events import DomainEvent, EventEnvelope, TraceContext
-from producers.outbox.table import OUTBOX_TABLE, TABLE_NAME
-from producers.outbox.wake import tag_outbox_rows
+from producers.outbox.table import OUTBOX_TABLE
+from producers.outbox.wake import notify_after_commit, tag_outbox_rows
 from producers.publisher import EnvelopeToPublish, EventToPublish, envelope_and_topic
-
-NOTIFY_CHANNEL = TABLE_NAME
-"""The PostgreSQL channel a write notifies (delivered at commit) and the relay listens on."""
 
 
 async def add_events(
@@ -51,12 +48,12 @@ async def add_events(
     ]
     await session.execute(insert(OUTBOX_TABLE), rows)
     connection = await session.connection() if isinstance(session, AsyncSession) else session
-    # A relay of this process on the same engine is woken when the connection is returned.
+    # When the connection is returned after the commit, a relay of this process on the same
+    # engine is woken, and on PostgreSQL the relays of every process are notified.
     if connection.sync_connection is not None:
         tag_outbox_rows(connection.sync_connection)
-    if _dialect(session) == "postgresql":
-        # Delivered at commit, never for a rolled-back transaction: wakes the relays at once.
-        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    if connection.dialect.name == "postgresql":
+        notify_after_commit(connection.engine)
     return [envelope for envelope, _ in outgoing]
 
 
@@ -82,8 +79,3 @@ async def add_event(
     item = EventToPublish(event, tenant=tenant, aggregate_version=aggregate_version, trace=trace)
     (envelope,) = await add_events(session, [item], source=source)
     return envelope
-
-
-def _dialect(session: AsyncSession | AsyncConnection) -> str:
-    bind = session.bind if isinstance(session, AsyncSession) else session.engine
-    return bind.dialect.name
