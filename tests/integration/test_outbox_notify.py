@@ -1,0 +1,89 @@
+"""PostgreSQL: the writing process notifies the relays after its commits, outside the writers'
+transactions, one NOTIFY at a time; every commit is still followed by one."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from contracts.example_orders import OrderStatusChanged
+from invalidator import InvalidatorSettings
+from producers.outbox import OutboxRelay, add_event, create_outbox_table
+from producers.outbox.wake import NOTIFY_CHANNEL
+from tests.integration.databases import scratch_postgres_database
+from tests.relay_fakes import running
+from tests.waiting import wait_until
+
+WRITERS = 30
+
+
+@pytest.fixture
+async def database_url(stack_env: dict[str, str]) -> AsyncIterator[str]:
+    async with scratch_postgres_database(stack_env["OUTBOX_DATABASE_URL"]) as url:
+        yield url
+
+
+@pytest.fixture
+async def writers(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The writers' engine (a connection each), as another process's would be."""
+    engine = create_async_engine(database_url, pool_size=WRITERS + 2)
+    await create_outbox_table(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def _commit_together(engine: AsyncEngine, barrier: asyncio.Barrier, n: int) -> None:
+    """One transaction adding an event, committed as the others are."""
+    async with engine.connect() as connection:
+        await connection.begin()
+        await add_event(
+            connection,
+            OrderStatusChanged(
+                order_id=f"o-{n}-{uuid.uuid4().hex[:6]}",
+                company_id="c-notify",
+                old_status="placed",
+                new_status="paid",
+            ),
+            source="notify-test",
+            tenant="t",
+            aggregate_version=1,
+        )
+        await barrier.wait()
+        await connection.commit()
+
+
+async def test_a_burst_of_commits_is_relayed_without_polling_on_fewer_notifies(
+    writers: AsyncEngine, database_url: str, settings: InvalidatorSettings
+) -> None:
+    notified: list[int] = []
+    listener = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *_: notified.append(1))
+    relay_engine = create_async_engine(database_url)
+    # Its poll is far longer than the test: only a NOTIFY after the last commit can wake it.
+    relay = OutboxRelay(relay_engine, settings.kafka, poll_interval_s=60.0)
+    await relay.start()
+    try:
+        async with running(relay):
+            barrier = asyncio.Barrier(WRITERS)
+            await asyncio.gather(*(_commit_together(writers, barrier, n) for n in range(WRITERS)))
+
+            async def all_relayed() -> bool:
+                return relay.stats.published == WRITERS
+
+            await wait_until(all_relayed, within=5, what=f"{WRITERS} rows relayed within 5 s")
+
+        async def notified_once() -> bool:
+            return len(notified) >= 1
+
+        await wait_until(notified_once, within=5, what="a NOTIFY on the outbox channel")
+        # Commits that came in while a NOTIFY was under way shared the next one: a NOTIFY in
+        # each transaction would have made one per commit (and serialised the commits).
+        assert len(notified) < WRITERS, f"{len(notified)} NOTIFYs for {WRITERS} commits"
+    finally:
+        await listener.close()
+        await relay_engine.dispose()
