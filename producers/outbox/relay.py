@@ -190,6 +190,8 @@ class OutboxRelay:
         self._prefetching = False
         self._prefetched: asyncio.Task[_Claim] | None = None
         self._held_keys: set[bytes] = set()
+        # PostgreSQL: whether the last claim was a full batch (a backlog).
+        self._backlog = False
         self.stats = RelayStats()
         # Built once, run with the ids as parameters: building and keying a statement per
         # claim or mark cost more CPU than running it (SQLite's relay shares the writers'
@@ -481,6 +483,13 @@ class OutboxRelay:
         but for those of `excluded` (this relay's own, sent or being marked) and the rows of a
         key whose earlier row another relay holds."""
         started = time.perf_counter()
+        if self._backlog:
+            # With the table's statistics older than its backlog (rows written faster than
+            # autovacuum analyses them), the planner took every pending row from a bitmap scan
+            # and sorted them all on disk to lock 500: 41 ms a claim, against 2.9 ms in id order
+            # on the pending index without bitmap scans (this transaction only). Turning sorts
+            # off instead priced the plan so high that PostgreSQL compiled it (JIT): 260 ms.
+            await connection.exec_driver_sql("SET LOCAL enable_bitmapscan TO off")
         locked = _PENDING.limit(self._batch_size).with_for_update(skip_locked=True).cte("claimed")
         # Rows this relay sent, or whose mark is still committing, are locked (skipped above)
         # and pending; they are ours, so they hold nothing back (a key that fails in flight is
@@ -503,6 +512,7 @@ class OutboxRelay:
         )
         counted = result.all()
         claimed = [PendingRow(*row[:-1]) for row in counted]
+        self._backlog = len(claimed) == self._batch_size
         self.stats.claim_ms.append((time.perf_counter() - started) * 1000)
         if not counted or counted[0].pending_up_to_ours == len(claimed):
             return claimed
