@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from aiokafka import TopicPartition
 
@@ -177,7 +178,8 @@ class MirroredRun:
         namespaces = self.writers[other_region(region)].published.namespaces
         latencies: dict[str, float] = {}
         for event_id, namespace in namespaces.items():
-            token = await self.redis[region].get(generation_key(namespace))
+            # redis-py types a reply as bytes or str; these clients do not decode responses.
+            token = cast(bytes | None, await self.redis[region].get(generation_key(namespace)))
             purged_ns = None if token is None else generation_time_ns(token)
             if purged_ns is not None and event_id in records:
                 latencies[event_id] = purged_ns / 1e6 - records[event_id][0].timestamp

@@ -81,6 +81,13 @@ async def _promoted(seed: Node, replica: Node) -> bool:
     )
 
 
+def _port_of(client: RedisCluster, key: str) -> int:
+    """The port of the master that `client` sends `key` to."""
+    node = client.get_node_from_key(key)
+    assert node is not None
+    return int(node.port)
+
+
 async def _clog_replication(client: RedisClient, master: Node) -> str:
     """Write a value larger than the socket buffers to `master`: while its replica is stopped,
     everything the master writes afterwards stays in the master's own memory, unreplicated."""
@@ -88,7 +95,7 @@ async def _clog_replication(client: RedisClient, master: Node) -> str:
     key = next(
         key
         for key in (f"failover-backlog-{i}" for i in range(10_000))
-        if client.get_node_from_key(key).port == master.port
+        if _port_of(client, key) == master.port
     )
     await client.set(key, b"x" * BACKLOG_BYTES, px=120_000)
     return key

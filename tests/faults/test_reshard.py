@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -112,6 +113,13 @@ def cluster_ports(tmp_path: Path) -> Iterator[list[int]]:
                 server.kill()
 
 
+async def _command(node: Redis, *command: str | int | bytes) -> Any:
+    """`command`'s reply from `node`, as redis-py parses it (a reply's type depends on the
+    command)."""
+    # redis-py leaves `Redis.execute_command` unannotated.
+    return await node.execute_command(*command)  # type: ignore[no-untyped-call]
+
+
 class Reshard:
     """Moves slots from one master to the other step by step, as `redis-cli --cluster
     reshard` does (IMPORTING on the target, MIGRATING on the source, MIGRATE in small batches,
@@ -122,20 +130,20 @@ class Reshard:
 
     async def ids(self) -> tuple[str, str]:
         return (
-            (await self.source.execute_command("CLUSTER", "MYID")).decode(),
-            (await self.target.execute_command("CLUSTER", "MYID")).decode(),
+            (await _command(self.source, "CLUSTER", "MYID")).decode(),
+            (await _command(self.target, "CLUSTER", "MYID")).decode(),
         )
 
     async def begin(self, slot: int) -> None:
         source_id, target_id = await self.ids()
-        await self.target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
-        await self.source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        await _command(self.target, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        await _command(self.source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
 
     async def move_some(self, slot: int, count: int) -> int:
-        keys = await self.source.execute_command("CLUSTER", "GETKEYSINSLOT", slot, count)
+        keys = await _command(self.source, "CLUSTER", "GETKEYSINSLOT", slot, count)
         if keys:
-            await self.source.execute_command(
-                "MIGRATE", "127.0.0.1", self.target_port, "", 0, 5000, "KEYS", *keys
+            await _command(
+                self.source, "MIGRATE", "127.0.0.1", self.target_port, "", 0, 5000, "KEYS", *keys
             )
         return len(keys)
 
@@ -143,8 +151,8 @@ class Reshard:
         while await self.move_some(slot, 100):
             pass
         _, target_id = await self.ids()
-        await self.target.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
-        await self.source.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        await _command(self.target, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        await _command(self.source, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
 
 
 @contextlib.asynccontextmanager
@@ -174,7 +182,7 @@ def _keys_in_slots(slots: set[int], per_slot: int) -> list[str]:
 
 
 async def _owner_port(cluster_node: Redis, slot: int) -> int:
-    for start, end, master, *_ in await cluster_node.execute_command("CLUSTER", "SLOTS"):
+    for start, end, master, *_ in await _command(cluster_node, "CLUSTER", "SLOTS"):
         if start <= slot <= end:
             return int(master[1])
     raise AssertionError(f"slot {slot} has no owner")
@@ -193,7 +201,7 @@ async def _purge_and_check(cluster: RedisCluster, keys: list[str], token: bytes)
 
 async def _assert_no_stray_keys(source: Redis, slots: set[int]) -> None:
     for slot in slots:
-        stray = await source.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)
+        stray = await _command(source, "CLUSTER", "COUNTKEYSINSLOT", slot)
         assert stray == 0, f"the old owner still holds {stray} keys of moved slot {slot}"
 
 
