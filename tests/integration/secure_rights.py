@@ -5,7 +5,9 @@ replicas included, so that a failover finds the same rights)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
+
+from redis.asyncio import Redis, RedisCluster
 
 from contracts import KafkaConnection, RedisTarget
 from contracts.redis_clients import redis_client, redis_node_client
@@ -56,10 +58,12 @@ async def redis_servers(target: RedisTarget) -> list[tuple[str, int]]:
     client = redis_client(target)
     try:
         if not target.cluster:
-            kwargs = client.connection_pool.connection_kwargs  # type: ignore[union-attr]
+            assert isinstance(client, Redis)
+            kwargs = client.connection_pool.connection_kwargs
             return [(str(kwargs["host"]), int(kwargs["port"]))]
-        await client.initialize()  # type: ignore[union-attr]
-        return sorted((node.host, node.port) for node in client.get_nodes())  # type: ignore[union-attr]
+        assert isinstance(client, RedisCluster)
+        await client.initialize()
+        return sorted((node.host, int(node.port)) for node in client.get_nodes())
     finally:
         await client.aclose()
 
@@ -96,5 +100,5 @@ async def redis_user_rights(secure: SecureProfile, region: str, user: str) -> di
     return rights
 
 
-def _strings(value: object) -> bool:
+def _strings(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)

@@ -190,7 +190,7 @@ async def test_outbox_writes_reach_both_regions_through_debezium(
 
     postgres_url = engine.url.render_as_string(hide_password=False)
     async with outbox_connector(debezium_worker, postgres_url):
-        committed = {order_id: [] for order_id in orders}
+        committed: dict[str, list[str]] = {order_id: [] for order_id in orders}
         for version in (1, 2, 3):
             for order_id in orders:
                 committed[order_id].append(await write(order_id, version))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -29,7 +29,7 @@ def mirrored() -> dict[str, str]:
     return start_mirrored_stack()
 
 
-async def _reader(bootstrap: str, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+async def _reader(bootstrap: str, topic: str) -> AsyncGenerator[AIOKafkaConsumer, None]:
     """A bare consumer (no group) on every partition of `topic`, positioned at its log end."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None

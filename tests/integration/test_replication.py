@@ -43,12 +43,13 @@ async def stopped_replica(
     run = uuid.uuid4().hex[:8]
     generation = ORDER.bind(order_id=f"o-{run}")
     master = us.get_node_from_key(generation_key(generation))
+    assert master is not None
     indexed = next(  # an index-strategy namespace on the same master
         bound
         for bound in (INDEXED.bind(id=f"i-{run}-{i}") for i in range(1000))
         if us.get_node_from_key(generation_key(bound)) == master
     )
-    nodes = await cluster_nodes(master.host, master.port)
+    nodes = await cluster_nodes(master.host, int(master.port))
     serving = next(n for n in nodes if n.port == master.port and n.host == master.host)
     replica = replica_of(nodes, serving)
     pid = await node_pid(replica)

@@ -200,7 +200,8 @@ class _TakenOverBetweenCalls:
         return getattr(self._redis, name)
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self._redis.get(key)
+        # redis-py types a reply as bytes or str; these clients do not decode responses.
+        value = cast(bytes | None, await self._redis.get(key))
         if key == self._lock:
             await self._redis.set(key, b"another caller", px=5000)
             self.taken_over = True

@@ -182,7 +182,7 @@ async def servers(
     """The session's broker and TLS Redis, and three Redis servers of this module that a
     client must refuse."""
     ca = certificates.ca
-    bad = [
+    bad = (
         TlsRedisServer(tmp_path_factory.mktemp("expired"), ca=ca, server=certificates.expired),
         TlsRedisServer(
             tmp_path_factory.mktemp("wrong-host"), ca=ca, server=certificates.wrong_host
@@ -190,7 +190,7 @@ async def servers(
         TlsRedisServer(
             tmp_path_factory.mktemp("plaintext"), ca=ca, server=certificates.server, plaintext=True
         ),
-    ]
+    )
     try:
         await asyncio.gather(*(server.start() for server in bad))
         yield Servers(tls_kafka, tls_redis, *bad, certificates=certificates)
