@@ -98,11 +98,11 @@ def services_refused(ports: set[int]) -> Iterator[list[str]]:
                 f" of the stack's services: move it out of {' and '.join(SERVICE_FREE_DIRS)}"
             )
 
-    def connect(self: socket.socket, address: Any) -> None:
+    def connect(self: socket.SocketType, address: Any) -> None:
         check(address)
         original_connect(self, address)
 
-    def connect_ex(self: socket.socket, address: Any) -> int:
+    def connect_ex(self: socket.SocketType, address: Any) -> int:
         check(address)
         return original_connect_ex(self, address)
 

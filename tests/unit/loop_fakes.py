@@ -229,12 +229,12 @@ class FakeGroupConsumer:
     def __init__(self, records: FakeConsumer, events: list[str]) -> None:
         self.records = records
         self.events = events
-        self.topics: Sequence[str] = ()
+        self.subscribed: Sequence[str] = ()
         self.listener: ConsumerRebalanceListener | None = None
         self.fail_start = False
 
     def subscribe(self, *, topics: Sequence[str], listener: ConsumerRebalanceListener) -> None:
-        self.topics, self.listener = topics, listener
+        self.subscribed, self.listener = topics, listener
 
     async def start(self) -> None:
         self.events.append("consumer started")
@@ -245,6 +245,10 @@ class FakeGroupConsumer:
 
     async def stop(self) -> None:
         self.events.append("consumer stopped")
+
+    async def topics(self) -> set[str]:
+        """The cluster's topics: those of the partitions it holds."""
+        return {partition.topic for partition in self.records.records}
 
     async def committed(self, partition: TopicPartition) -> int:
         return self.records.committed().get(partition, 0)

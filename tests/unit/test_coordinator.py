@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.errors import (
     GroupCoordinatorNotAvailableError,
     GroupLoadInProgressError,
@@ -106,7 +107,7 @@ async def test_operator_group_calls_wait_for_the_coordinator(
     assert await offsets.group_exists(kafka, "invalidator.eu")
     assert (await offsets.group_state(kafka, "invalidator.eu")).state == "Empty"
     committed = await offsets.committed_offsets(kafka, "invalidator.eu")
-    assert committed == {offsets.TopicPartition("orders.events", 0): 42}
+    assert committed == {TopicPartition("orders.events", 0): 42}
 
 
 async def test_a_coordinator_still_loading_is_not_read_as_never_committed(

@@ -25,6 +25,7 @@ from tests.unit.loop_fakes import (
     P1,
     ClosingTargets,
     FakeDeadLetters,
+    FakeGroupConsumer,
     invalidator_parts,
     order_record,
     until,
@@ -51,7 +52,8 @@ async def test_it_commits_only_what_was_purged_and_stops_every_part() -> None:
     invalidator = Invalidator(SETTINGS, region="eu", catalogue=CATALOGUE)
     running = asyncio.create_task(invalidator.run_on(parts))
     await asyncio.wait_for(invalidator.assigned.wait(), timeout=5)
-    assert parts.consumer.topics == CATALOGUE.topics()  # type: ignore[attr-defined]
+    assert isinstance(parts.consumer, FakeGroupConsumer)
+    assert parts.consumer.subscribed == CATALOGUE.topics()
     await until(lambda: fetched.committed() == {P0: 5, P1: 2})
     invalidator.stop()
     await asyncio.wait_for(running, timeout=5)
@@ -135,7 +137,7 @@ async def test_the_parts_listeners_hear_every_batch_and_serving_metrics_patches_
     served = MetricsEndpoints(
         region="eu",
         group="invalidator.eu",
-        consumer=fetched,  # type: ignore[arg-type]
+        consumer=fetched,
         log_ends=UnreadLogEnds(),
         targets={"a"},
         address=("127.0.0.1", 0),

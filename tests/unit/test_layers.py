@@ -67,7 +67,8 @@ def test_no_module_is_part_of_an_import_circle() -> None:
     modules = sorted(module for module in MODULES if not _is_package(module))
     circles = []
     for start in modules:
-        stack, seen = [(start, (start,))], {start}
+        stack: list[tuple[str, tuple[str, ...]]] = [(start, (start,))]
+        seen = {start}
         while stack:
             module, path = stack.pop()
             for target in sorted(IMPORTS[module]):

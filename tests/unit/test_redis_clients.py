@@ -3,14 +3,16 @@ retry policy is the caller's, and the password never shows in a client's repr.""
 
 from __future__ import annotations
 
+from typing import cast
+
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import SSLConnection
+from redis.asyncio.connection import Connection, SSLConnection
 from redis.exceptions import ConnectionError, TimeoutError
 
 from contracts import RedisTarget, TlsSettings
-from contracts.redis_clients import redis_client, redis_node_client
+from contracts.redis_clients import RedisClient, redis_client, redis_node_client
 from producers import connect_redis
 
 PASSWORD = "s3cret-redis-pw"
@@ -24,11 +26,19 @@ TARGET = RedisTarget(
 )
 
 
+def _new_connection(client: RedisClient) -> Connection:
+    """A connection as the pool of `client`, a standalone client, makes them (not connected)."""
+    assert isinstance(client, Redis)
+    # redis-py leaves `ConnectionPool.make_connection` unannotated; a URL's pool makes TCP ones.
+    connection = client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+    return cast(Connection, connection)
+
+
 async def test_a_standalone_client_carries_the_targets_options() -> None:
     client = redis_client(TARGET)
     try:
         assert isinstance(client, Redis)
-        connection = client.connection_pool.make_connection()
+        connection = _new_connection(client)
         assert (connection.host, connection.port, connection.db) == ("127.0.0.1", 6379, 2)
         assert (connection.username, connection.password) == ("cache", PASSWORD)
         assert connection.socket_timeout == connection.socket_connect_timeout == 0.75
@@ -41,14 +51,14 @@ async def test_a_standalone_client_carries_the_targets_options() -> None:
 async def test_only_the_caller_that_asks_retries_a_closed_connection() -> None:
     plain, retrying = redis_client(TARGET), redis_client(TARGET, retry_closed_connection=True)
     try:
-        assert plain.connection_pool.make_connection().retry.get_retries() == 0
-        retry = retrying.connection_pool.make_connection().retry
+        assert _new_connection(plain).retry.get_retries() == 0
+        retry = _new_connection(retrying).retry
         assert retry.get_retries() == 1
         assert ConnectionError in retry._supported_errors
         assert TimeoutError not in retry._supported_errors, "a timeout must not be retried"
         # The cache client is the one that asks for it.
         cache = connect_redis(TARGET)
-        assert cache.connection_pool.make_connection().retry.get_retries() == 1
+        assert _new_connection(cache).retry.get_retries() == 1
         await cache.aclose()
     finally:
         await plain.aclose()
@@ -68,7 +78,7 @@ async def test_a_cluster_target_gets_a_cluster_client_and_tls_reaches_every_node
     try:
         assert isinstance(client, RedisCluster)
         assert PASSWORD not in repr(client)
-        connection = node.connection_pool.make_connection()
+        connection = _new_connection(node)
         assert isinstance(connection, SSLConnection)
         assert (connection.host, connection.port) == ("10.0.0.2", 7001)
         assert connection.ssl_context.ca_certs == "/etc/ca.pem"
@@ -82,6 +92,6 @@ async def test_a_cluster_target_gets_a_cluster_client_and_tls_reaches_every_node
 async def test_a_node_of_a_plain_target_is_not_tls() -> None:
     node = redis_node_client(TARGET, "10.0.0.2", 7001)
     try:
-        assert not isinstance(node.connection_pool.make_connection(), SSLConnection)
+        assert not isinstance(_new_connection(node), SSLConnection)
     finally:
         await node.aclose()

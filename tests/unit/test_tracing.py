@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from faststream.kafka import KafkaMessage, TestKafkaBroker
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanContext
 
 from contracts import Event, KafkaConnection
 from contracts.events import EventEnvelope, TraceContext
@@ -60,6 +63,14 @@ def _trace_id(context: TraceContext | None) -> int:
 
 def _batch_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
     return [span for span in exporter.get_finished_spans() if span.name == SPAN_NAME]
+
+
+def _count(span: ReadableSpan, attribute: str) -> int:
+    """One of the counts that a batch span carries as an attribute."""
+    assert span.attributes is not None
+    count = span.attributes[attribute]
+    assert isinstance(count, int)
+    return count
 
 
 async def test_publish_inside_a_span_carries_its_trace_context_to_the_record() -> None:
@@ -106,24 +117,25 @@ async def test_the_loop_records_one_span_per_batch_linked_to_the_producer_spans(
     spans: InMemorySpanExporter,
 ) -> None:
     tracer = trace.get_tracer("test")
-    records = {}
-    producer_spans = {}
+    records: dict[TopicPartition, list[Any]] = {}
+    producer_spans: dict[tuple[TopicPartition, int], SpanContext] = {}
     for tp in (P0, P1):
         records[tp] = []
         for offset in range(4):
-            with tracer.start_as_current_span("write") as span:
+            with tracer.start_as_current_span("write") as written:
                 records[tp].append(order_record(tp, offset, trace=current_trace()))
-            producer_spans[(tp, offset)] = span.get_span_context()
+            producer_spans[(tp, offset)] = written.get_span_context()
     loop, consumer, _, _ = loop_on_fakes(records, listeners=[BatchSpans(region="eu", group="test")])
     await run_until(loop, lambda: consumer.committed() == {P0: 4, P1: 4})
 
     batches = _batch_spans(spans)
     assert len(batches) == loop.stats.batches >= 1
-    assert sum(span.attributes["invalidation.records"] for span in batches) == 8
-    assert sum(span.attributes["invalidation.namespaces_purged"] for span in batches) == (
+    assert sum(_count(span, "invalidation.records") for span in batches) == 8
+    assert sum(_count(span, "invalidation.namespaces_purged") for span in batches) == (
         loop.stats.namespaces_purged
     )
     for span in batches:
+        assert span.attributes is not None
         assert span.attributes["invalidation.region"] == "eu"
         assert span.attributes["invalidation.group"] == "test"
         assert span.attributes["invalidation.dead_lettered"] == 0
