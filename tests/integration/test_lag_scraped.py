@@ -133,4 +133,6 @@ async def test_the_exporter_reports_the_lag_while_the_invalidator_is_stopped(
             assert await prometheus.value('up{job="invalidator"}') == 0
     finally:
         exporter.terminate()
-        assert exporter.wait(timeout=30) == 0, (tmp_path / "exporter.log").read_text()[-3000:]
+        exit_code = exporter.wait(timeout=30)
+    # Not in `finally`: a failure above must not be hidden behind the exporter's exit.
+    assert exit_code == 0, (tmp_path / "exporter.log").read_text()[-3000:]
