@@ -21,7 +21,7 @@ from producers.outbox import OutboxRelay
 
 POLL_S = 1.0
 """Only the fallback: a commit of the demo's writers (on the relay's engine) wakes the relay at
-once, and on PostgreSQL the commit's NOTIFY does too."""
+once, and on PostgreSQL the NOTIFY the writers send after their commits does too."""
 SAMPLE_S = 0.1
 """How often the age of the oldest unpublished row is sampled."""
 STOP_TIMEOUT_S = 30.0
