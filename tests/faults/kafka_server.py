@@ -41,21 +41,33 @@ def kafka_libs() -> Path:
     if shutil.which("java") is None:
         raise RuntimeError("java not found (Kafka needs a JDK 17+ on PATH)")
     libs = kafka_libs_dir() / KAFKA_VERSION
-    if not (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file():
-        fetched = subprocess.run(
-            ["bash", str(STACK_SCRIPT), "libs"],
-            capture_output=True,
-            text=True,
-            timeout=_LIBS_TIMEOUT_S,
-            check=False,
-            env={**os.environ, "KAFKA_VERSION": KAFKA_VERSION},
-        )
-        if fetched.returncode != 0:
-            raise RuntimeError(
-                f"no Kafka jars in {libs} and `{STACK_SCRIPT} libs` could not fetch them:"
-                f"\n{fetched.stderr[-2000:]}"
-            )
+    fetch_stack_libs([libs / f"kafka_2.13-{KAFKA_VERSION}.jar"], what="Kafka's jars")
     return libs
+
+
+def fetch_stack_libs(wanted: Sequence[Path], *, what: str, **versions: str) -> None:
+    """Run `stack.sh libs` (Maven fetches the local stack's jars into its cache) when a file of
+    `wanted` is missing; fails naming `what`, the files still missing and the script's error.
+
+    versions: further version variables for the script (e.g. DEBEZIUM_VERSION), besides
+        KAFKA_VERSION.
+    """
+    if all(jar.is_file() for jar in wanted):
+        return
+    fetched = subprocess.run(
+        ["bash", str(STACK_SCRIPT), "libs"],
+        capture_output=True,
+        text=True,
+        timeout=_LIBS_TIMEOUT_S,
+        check=False,
+        env={**os.environ, "KAFKA_VERSION": KAFKA_VERSION, **versions},
+    )
+    missing = [str(jar) for jar in wanted if not jar.is_file()]
+    if fetched.returncode != 0 or missing:
+        raise RuntimeError(
+            f"{what} are missing ({', '.join(missing)}) and `{STACK_SCRIPT} libs` could not"
+            f" fetch them:\n{fetched.stderr[-2000:]}"
+        )
 
 
 def single_node_settings(data: Path) -> list[str]:

@@ -27,7 +27,7 @@ from tests.integration.databases import DATABASES, scratch_postgres_database, sq
 from tests.integration.debezium import ConnectWorker, connect_url
 from tests.integration.invalidators import REGIONS, running_invalidators
 from tests.integration.mirrored import MirroredStack, mirrored_stack_endpoints
-from tests.integration.secure_profile import SecureProfile, secure_profile
+from tests.integration.secure_profile import SecureProfile, cache_clients, secure_profile
 from tests.integration.stack import ensure_test_stack
 from tests.integration.tls_kafka import (
     EXPIRED_LISTENER,
@@ -127,12 +127,9 @@ def secure() -> SecureProfile:
 
 @pytest.fixture
 async def cache_redis(secure: SecureProfile) -> AsyncIterator[dict[str, RedisClient]]:
-    """A client of each region's Redis of the secure profile as the CacheClient's user `cache`
-    (it reads generation tokens: what proves a purge)."""
-    clients = {region: connect_redis(secure.cache_regions[region][0]) for region in REGIONS}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
+    """`cache_clients` of both regions on the secure profile."""
+    async with cache_clients(secure, REGIONS) as clients:
+        yield clients
 
 
 @pytest.fixture(params=DATABASES)

@@ -22,12 +22,13 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from contracts.example_orders import CATALOGUE, COMPANY_ORDERS, OrderCreated
 from contracts.namespaces import BoundNamespace
 from invalidator import InvalidatorSettings
-from producers import EventPublisher, RedisClient, connect_redis
+from producers import EventPublisher, RedisClient
 from tests.faults.accounting import account
 from tests.integration.invalidators import running_invalidators
 from tests.integration.kafka_tools import records_to_end
 from tests.integration.mirrored import MIRRORED_REGIONS, other_region
 from tests.integration.secure_mirrored import MIRROR_PRINCIPAL, SecureMirrored, secure_mirrored
+from tests.integration.secure_profile import cache_clients
 from tests.waiting import wait_until
 
 # A cold `up --secure --mirrored` starts two brokers and two MirrorMakers, and applies the ACLs
@@ -48,13 +49,9 @@ def topology() -> SecureMirrored:
 
 @pytest.fixture
 async def cache_redis(topology: SecureMirrored) -> AsyncIterator[dict[str, RedisClient]]:
-    """A client of each region's Redis, as the CacheClient's user `cache` (it may read the
-    generation keys a purge writes)."""
-    regions = topology.profile.cache_regions
-    clients = {region: connect_redis(regions[region][0]) for region in MIRRORED_REGIONS}
-    yield clients
-    for client in clients.values():
-        await client.aclose()
+    """`cache_clients` of both regions of the topology."""
+    async with cache_clients(topology.profile, MIRRORED_REGIONS) as clients:
+        yield clients
 
 
 async def test_events_published_in_eu_are_purged_in_both_regions_through_the_mirror(

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from bench.connect_worker import ConnectWorker
-from bench.stack import STACK_SCRIPT, kafka_libs_dir
-from tests.faults.kafka_server import KAFKA_VERSION
+from bench.stack import kafka_libs_dir
+from tests.faults.kafka_server import KAFKA_VERSION, fetch_stack_libs
 from tests.integration.containers import PortRange
 from tests.integration.tls_kafka import MECHANISM
 from tests.integration.tls_redis import PICKED_PORTS
@@ -37,7 +36,6 @@ CLIENT_PREFIXES = ("", "producer.", "admin.")
 creation): each needs the security settings under its prefix."""
 _START_TIMEOUT_S = 120.0
 _STOP_TIMEOUT_S = 30.0
-_LIBS_TIMEOUT_S = 600.0
 _LOG4J = """\
 status = warn
 shutdownHook = disable
@@ -64,25 +62,9 @@ def connect_libs() -> tuple[Path, Path, Path]:
         mirror / f"connect-runtime-{KAFKA_VERSION}.jar",
         connector / f"debezium-connector-postgres-{DEBEZIUM_VERSION}.jar",
     )
-    if not all(jar.is_file() for jar in wanted):
-        fetched = subprocess.run(
-            ["bash", str(STACK_SCRIPT), "libs"],
-            capture_output=True,
-            text=True,
-            timeout=_LIBS_TIMEOUT_S,
-            check=False,
-            env={
-                **os.environ,
-                "KAFKA_VERSION": KAFKA_VERSION,
-                "DEBEZIUM_VERSION": DEBEZIUM_VERSION,
-            },
-        )
-        missing = [str(jar) for jar in wanted if not jar.is_file()]
-        if fetched.returncode != 0 or missing:
-            raise RuntimeError(
-                f"Kafka Connect's or Debezium's jars are missing ({', '.join(missing)}) and"
-                f" `{STACK_SCRIPT} libs` could not fetch them:\n{fetched.stderr[-2000:]}"
-            )
+    fetch_stack_libs(
+        wanted, what="Kafka Connect's or Debezium's jars", DEBEZIUM_VERSION=DEBEZIUM_VERSION
+    )
     return broker, mirror, plugins
 
 
