@@ -41,7 +41,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    literal,
     select,
     true,
     update,
@@ -494,7 +493,8 @@ class OutboxRelay:
         # Rows this relay sent, or whose mark is still committing, are locked (skipped above)
         # and pending; they are ours, so they hold nothing back (a key that fails in flight is
         # dropped from this claim by `_take_claim`).
-        not_ours = ~self._id_in(excluded) if excluded else true()
+        not_ours = ~_ids_in(True, "excluded") if excluded else true()
+        ours = {"excluded": list(excluded)} if excluded else {}
         # In the same statement (one round trip, one snapshot): how many rows are pending up to
         # our last one. When that is all ours, no earlier row of any of our keys is held
         # elsewhere (the usual case, and always with one relay).
@@ -508,7 +508,8 @@ class OutboxRelay:
             .scalar_subquery()
         )
         result = await connection.execute(
-            select(locked, pending_up_to_ours.label("pending_up_to_ours")).order_by(locked.c.id)
+            select(locked, pending_up_to_ours.label("pending_up_to_ours")).order_by(locked.c.id),
+            ours,
         )
         counted = result.all()
         claimed = [PendingRow(*row[:-1]) for row in counted]
@@ -521,10 +522,11 @@ class OutboxRelay:
             .where(
                 _T.published_at.is_(None),
                 _T.partition_key.in_({row.partition_key for row in claimed}),
-                ~self._id_in([row.id for row in claimed]),
+                ~_ids_in(True, "claimed"),
                 not_ours,
             )
-            .group_by(_T.partition_key)
+            .group_by(_T.partition_key),
+            ours | {"claimed": [row.id for row in claimed]},
         )
         first_elsewhere: dict[bytes, int] = {key: first for key, first in elsewhere.all()}
         # Rows of a key after one another relay holds would overtake it: left for later.
@@ -559,15 +561,6 @@ class OutboxRelay:
     def _ids_parameter(self, ids: Collection[int]) -> list[int] | str:
         """`ids` as `_ids_in`'s parameter takes them."""
         return list(ids) if self._postgresql else json.dumps(list(ids))
-
-    def _id_in(self, ids: Collection[int]) -> ColumnElement[bool]:
-        """`id IN ids` as one bound parameter, however many ids (an array on PostgreSQL, a
-        JSON list on SQLite): a batch's ids rendered one parameter each cost more CPU than
-        the rest of the statement."""
-        if self._postgresql:
-            return _T.id == any_(literal(list(ids), ARRAY(BigInteger)))
-        listed = func.json_each(literal(json.dumps(list(ids)))).table_valued("value")
-        return _T.id.in_(select(listed.c.value))
 
     async def _wait(self, seconds: float) -> None:
         """Up to `seconds`, until new rows are committed or the relay is stopped (a claim
@@ -625,13 +618,13 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-def _ids_in(postgresql: bool) -> ColumnElement[bool]:
-    """`id IN :ids` as one bound parameter `ids`, however many ids: an array on PostgreSQL, a
-    JSON list on SQLite (`_ids_parameter`). Rendered one parameter each, a batch's ids cost
-    more CPU than the rest of the statement."""
+def _ids_in(postgresql: bool, name: str = "ids") -> ColumnElement[bool]:
+    """`id IN :name` as one bound parameter `name`, however many ids: an array on PostgreSQL
+    (a list of ints), a JSON list on SQLite (`_ids_parameter`). Rendered one parameter each, a
+    batch's ids cost more CPU than the rest of the statement."""
     if postgresql:
-        return _T.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
-    listed = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+        return _T.id == any_(bindparam(name, type_=ARRAY(BigInteger)))
+    listed = func.json_each(bindparam(name, type_=String)).table_valued("value")
     return _T.id.in_(select(listed.c.value))
 
 

@@ -15,7 +15,6 @@ from contracts.example_orders import OrderStatusChanged
 from invalidator import InvalidatorSettings
 from producers.outbox import OutboxRelay, add_event, create_outbox_table
 from producers.outbox.wake import NOTIFY_CHANNEL
-from tests.integration.databases import scratch_postgres_database
 from tests.relay_fakes import running
 from tests.waiting import wait_until
 
@@ -23,15 +22,9 @@ WRITERS = 30
 
 
 @pytest.fixture
-async def database_url(stack_env: dict[str, str]) -> AsyncIterator[str]:
-    async with scratch_postgres_database(stack_env["OUTBOX_DATABASE_URL"]) as url:
-        yield url
-
-
-@pytest.fixture
-async def writers(database_url: str) -> AsyncIterator[AsyncEngine]:
+async def writers(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     """The writers' engine (a connection each), as another process's would be."""
-    engine = create_async_engine(database_url, pool_size=WRITERS + 2)
+    engine = create_async_engine(postgres_url, pool_size=WRITERS + 2)
     await create_outbox_table(engine)
     yield engine
     await engine.dispose()
@@ -58,12 +51,12 @@ async def _commit_together(engine: AsyncEngine, barrier: asyncio.Barrier, n: int
 
 
 async def test_a_burst_of_commits_is_relayed_without_polling_on_fewer_notifies(
-    writers: AsyncEngine, database_url: str, settings: InvalidatorSettings
+    writers: AsyncEngine, postgres_url: str, settings: InvalidatorSettings
 ) -> None:
     notified: list[int] = []
-    listener = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    listener = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
     await listener.add_listener(NOTIFY_CHANNEL, lambda *_: notified.append(1))
-    relay_engine = create_async_engine(database_url)
+    relay_engine = create_async_engine(postgres_url)
     # Its poll is far longer than the test: only a NOTIFY after the last commit can wake it.
     relay = OutboxRelay(relay_engine, settings.kafka, poll_interval_s=60.0)
     await relay.start()
