@@ -238,7 +238,9 @@ class OutboxRelay:
             backoff = self._poll_interval_s
             while not self._stopping.is_set():
                 try:
-                    published = await self._relay_batch()
+                    # The next batch is claimed ahead meanwhile, once rows are committed
+                    # (`_prefetch`): the next call waits for them.
+                    await self._relay_batch()
                     if len(self._unmarked) >= _UNMARKED_LIMIT:
                         await self._marks_done()
                     if time.monotonic() - last_cleanup >= _CLEANUP_EVERY_S:
@@ -252,9 +254,6 @@ class OutboxRelay:
                     # commit would otherwise start another attempt.
                     await self._pause(backoff)
                     backoff = min(backoff * 2, 5.0)
-                    continue
-                if published < self._batch_size and self._prefetched is None:
-                    await self._wait(self._poll_interval_s)
 
     async def relay_once(self) -> int:
         """Claim up to `batch_size` pending rows, publish them, mark those acknowledged; how
@@ -265,13 +264,13 @@ class OutboxRelay:
 
     async def _relay_batch(self) -> int:
         """`relay_once`, except that the marks may still be under way on return, and that
-        while `run` relays (`_prefetching`) a full batch's successor is claimed while it is
-        sent."""
+        while `run` relays (`_prefetching`) the next batch is claimed ahead (`_prefetch`)."""
         claim = await self._take_claim()
         rows = claim.rows
         if not rows:
             await claim.release()
             self.stats.oldest_unpublished_age_s = 0.0
+            self._prefetch(rows)
             return 0
         self._prefetch(rows)
         try:
@@ -312,14 +311,17 @@ class OutboxRelay:
             claim.rows = [row for row in claim.rows if row.partition_key not in self._held_keys]
         return claim
 
-    async def _claim_new(self, in_flight: Collection[int]) -> _Claim:
+    async def _claim_new(
+        self, in_flight: Collection[int], connection: AsyncConnection | None = None
+    ) -> _Claim:
         """Claim the next rows, reading past `in_flight` (the rows sent and not yet
-        acknowledged) and the acknowledged rows whose mark is under way. PostgreSQL: on a
-        connection of the engine's that holds the rows' locks until their mark commits.
-        SQLite: on the relay's own reader connection."""
+        acknowledged) and the acknowledged rows whose mark is under way. PostgreSQL: on
+        `connection` (a new `_claim_connection` when None), which holds the rows' locks until
+        their mark commits. SQLite: on the relay's own reader connection."""
         excluded = self._unmarked.union(in_flight)
         if self._postgresql:
-            connection = await self._engine.connect()
+            if connection is None:
+                connection = await self._claim_connection()
             try:
                 # A wake-up from here on is for a commit this claim may not see.
                 self._wake.clear()
@@ -333,9 +335,10 @@ class OutboxRelay:
         return _Claim(await self._claim_sqlite(self._reader, excluded))
 
     def _prefetch(self, in_flight: Sequence[PendingRow]) -> None:
-        """While `run` relays, claim the next batch while this one is sent: at once after a
-        full batch, else as soon as a commit (or the poll) wakes the relay, so that a row
-        committed meanwhile does not wait for this batch's acknowledgements before its claim."""
+        """While `run` relays, claim the next batch while this one (`in_flight`, maybe empty)
+        is sent: at once after a full batch, else as soon as a commit (or the poll) wakes the
+        relay, so that a row committed meanwhile does not wait for this batch's
+        acknowledgements before its claim."""
         if not self._prefetching:
             return
         ids = [row.id for row in in_flight]
@@ -347,17 +350,52 @@ class OutboxRelay:
         self._prefetched = asyncio.create_task(claim, name="outbox-claim")
 
     async def _claim_when_woken(self, in_flight: Collection[int]) -> _Claim:
-        """`_claim_new` once new rows are committed, or after `poll_interval_s`."""
-        await self._wait(self._poll_interval_s)
+        """`_claim_new` once new rows are committed, or after `poll_interval_s`. PostgreSQL:
+        the claim's transaction is opened before the wait, so that a wake-up costs one round
+        trip (the claim) before the rows are sent."""
+        connection = await self._claim_connection() if self._postgresql else None
+        try:
+            await self._wait(self._poll_interval_s)
+        except BaseException:
+            if connection is not None:
+                await connection.close()
+            raise
+        if self._stopping.is_set():
+            return _Claim([], connection)
+        if connection is not None:
+            try:
+                return await self._claim_new(in_flight, connection)
+            except Exception as error:
+                # The open transaction may have been ended meanwhile (the server's
+                # idle_in_transaction_session_timeout, a restart): once more, on a new one.
+                log.info("outbox relay: claiming again on a new connection: %s", error)
         return await self._claim_new(in_flight)
+
+    async def _claim_connection(self) -> AsyncConnection:
+        """PostgreSQL: a connection of the engine's in a transaction begun for a claim and its
+        mark. Kafka has the rows when the mark commits: a mark lost in a crash only sends them
+        again (at least once, as for a relay killed before its mark), so its commit need not
+        wait for the write-ahead log's flush to disk. (A transaction in read-committed holds no
+        snapshot between statements: an open one waiting for a wake-up keeps nothing from
+        vacuum.)"""
+        connection = await self._engine.connect()
+        try:
+            await connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
 
     async def _drop_prefetched(self) -> None:
         """Let go of a batch claimed ahead and not sent (its rows stay pending)."""
         if self._prefetched is None:
             return
         prefetched, self._prefetched = self._prefetched, None
-        with contextlib.suppress(Exception):
-            await (await prefetched).release()
+        prefetched.cancel()  # a claim waiting for a wake-up gives up its connection
+        await asyncio.wait([prefetched])
+        if not prefetched.cancelled() and prefetched.exception() is None:
+            with contextlib.suppress(Exception):
+                await prefetched.result().release()
 
     async def _mark_claimed(
         self, connection: AsyncConnection, acknowledged: Sequence[PendingRow], *, complete: bool
@@ -432,11 +470,6 @@ class OutboxRelay:
         if not ids:
             return
         started = time.perf_counter()
-        if self._postgresql:
-            # Kafka has the rows: a mark lost in a crash only sends them again (at least once,
-            # as for a relay killed before its mark), so its commit need not wait for the
-            # write-ahead log's flush to disk.
-            await connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         await connection.execute(
             self._mark_statement, {"ids": self._ids_parameter(ids), "now": datetime.now(UTC)}
         )

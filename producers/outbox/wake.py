@@ -31,6 +31,7 @@ _WROTE_ROWS = "outbox_rows_added"
 NOTIFY_CHANNEL = TABLE_NAME
 """The PostgreSQL channel the writers notify and the relays listen on."""
 _NOTIFY_FAILED_LOG_EVERY_S = 60.0
+_NOTIFY = text("SELECT pg_notify(:channel, '')")
 
 _Callback = tuple[asyncio.AbstractEventLoop, Callable[[], None]]
 _callbacks: weakref.WeakKeyDictionary[Engine, list[_Callback]] = weakref.WeakKeyDictionary()
@@ -92,10 +93,10 @@ class _CommitNotifier:
             self._again = False
             try:
                 async with self._engine.connect() as connection:
-                    await connection.execute(
-                        text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL}
-                    )
-                    await connection.commit()
+                    # Outside a transaction: one round trip, where BEGIN, the NOTIFY and
+                    # COMMIT made three (a notification is delivered at its commit).
+                    autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    await autocommit.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL})
             except Exception as error:  # the relays poll meanwhile; said once a minute
                 if time.monotonic() - self._failure_logged_at >= _NOTIFY_FAILED_LOG_EVERY_S:
                     self._failure_logged_at = time.monotonic()

@@ -50,9 +50,9 @@ async def test_a_batch_claimed_ahead_holds_back_the_keys_the_last_batch_failed(
     claimed_ahead = asyncio.Event()
     claim_new, mark = relay._claim_new, relay._mark
 
-    async def counted_claim(in_flight: Collection[int]) -> Any:
+    async def counted_claim(in_flight: Collection[int], connection: Any = None) -> Any:
         nonlocal claims
-        claim = await claim_new(in_flight)
+        claim = await claim_new(in_flight, connection)
         claims += 1
         if claims == 2:
             claimed_ahead.set()
@@ -99,8 +99,8 @@ async def test_a_commit_after_the_claim_ahead_is_relayed_without_waiting_for_the
     claimed_ahead = asyncio.Event()
     claim_new = relay._claim_new
 
-    async def noted_claim(in_flight: Collection[int]) -> Any:
-        claim = await claim_new(in_flight)
+    async def noted_claim(in_flight: Collection[int], connection: Any = None) -> Any:
+        claim = await claim_new(in_flight, connection)
         if in_flight:
             claimed_ahead.set()
         return claim
