@@ -270,6 +270,8 @@ class OutboxRelay:
         if not rows:
             await claim.release()
             self.stats.oldest_unpublished_age_s = 0.0
+            # Nothing failed in it: the next claim, made from now on, holds no key back.
+            self._held_keys = set()
             self._prefetch(rows)
             return 0
         self._prefetch(rows)
