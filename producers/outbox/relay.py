@@ -377,12 +377,17 @@ class OutboxRelay:
         """PostgreSQL: a connection of the engine's in a transaction begun for a claim and its
         mark. Kafka has the rows when the mark commits: a mark lost in a crash only sends them
         again (at least once, as for a relay killed before its mark), so its commit need not
-        wait for the write-ahead log's flush to disk. (A transaction in read-committed holds no
-        snapshot between statements: an open one waiting for a wake-up keeps nothing from
-        vacuum.)"""
+        wait for the write-ahead log's flush to disk. The claim is planned for its own
+        parameters each time: with the generic plan PostgreSQL picks after five runs of a
+        prepared statement, the rows in flight are compared one by one (`<> ALL` over an
+        array; with the ids known, a hash). (A transaction in read-committed holds no snapshot
+        between statements: an open one waiting for a wake-up keeps nothing from vacuum.)"""
         connection = await self._engine.connect()
         try:
-            await connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            await connection.exec_driver_sql(
+                "SELECT set_config('synchronous_commit', 'off', true),"
+                " set_config('plan_cache_mode', 'force_custom_plan', true)"
+            )
         except BaseException:
             await connection.close()
             raise
