@@ -341,7 +341,7 @@ class OutboxRelay:
         is sent: at once after a full batch, else as soon as a commit (or the poll) wakes the
         relay, so that a row committed meanwhile does not wait for this batch's
         acknowledgements before its claim."""
-        if not self._prefetching:
+        if not self._prefetching or self._stopping.is_set():
             return
         ids = [row.id for row in in_flight]
         claim = (
