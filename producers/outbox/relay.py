@@ -70,6 +70,12 @@ _UNMARKED_LIMIT = 5_000
 """SQLite: the most acknowledged rows whose mark is under way before the relay waits for them
 (the marks queue with the service's writers; the claims read past these rows)."""
 _SAMPLES_PER_BATCH = 16
+_CLAIM_SETTINGS = (
+    "SELECT set_config('synchronous_commit', 'off', true),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+"""A claim's transaction's settings (PostgreSQL; see `OutboxRelay._claim_connection`)."""
+_CLAIM_SETTINGS_IN_BACKLOG = _CLAIM_SETTINGS + ", set_config('enable_bitmapscan', 'off', true)"
 """Rows per batch whose wait and delay go into `RelayStats` (all of a small batch)."""
 
 
@@ -381,12 +387,19 @@ class OutboxRelay:
         parameters each time: with the generic plan PostgreSQL picks after five runs of a
         prepared statement, the rows in flight are compared one by one (`<> ALL` over an
         array; with the ids known, a hash). (A transaction in read-committed holds no snapshot
-        between statements: an open one waiting for a wake-up keeps nothing from vacuum.)"""
+        between statements: an open one waiting for a wake-up keeps nothing from vacuum.)
+
+        In a backlog (the last claim was a full batch) bitmap scans are off too: with the
+        table's statistics older than its backlog (rows written faster than autovacuum analyses
+        them), the planner took every pending row from a bitmap scan and sorted them all on
+        disk to lock 500: 41 ms a claim, against 2.9 ms in id order on the pending index.
+        Turning sorts off instead priced the plan so high that PostgreSQL compiled it (JIT):
+        260 ms. `_backlog` is read as the connection opens: claims are made one at a time, so
+        none changes it before the claim made on this connection."""
         connection = await self._engine.connect()
         try:
             await connection.exec_driver_sql(
-                "SELECT set_config('synchronous_commit', 'off', true),"
-                " set_config('plan_cache_mode', 'force_custom_plan', true)"
+                _CLAIM_SETTINGS_IN_BACKLOG if self._backlog else _CLAIM_SETTINGS
             )
         except BaseException:
             await connection.close()
@@ -522,13 +535,6 @@ class OutboxRelay:
         but for those of `excluded` (this relay's own, sent or being marked) and the rows of a
         key whose earlier row another relay holds."""
         started = time.perf_counter()
-        if self._backlog:
-            # With the table's statistics older than its backlog (rows written faster than
-            # autovacuum analyses them), the planner took every pending row from a bitmap scan
-            # and sorted them all on disk to lock 500: 41 ms a claim, against 2.9 ms in id order
-            # on the pending index without bitmap scans (this transaction only). Turning sorts
-            # off instead priced the plan so high that PostgreSQL compiled it (JIT): 260 ms.
-            await connection.exec_driver_sql("SET LOCAL enable_bitmapscan TO off")
         locked = _PENDING.limit(self._batch_size).with_for_update(skip_locked=True).cte("claimed")
         # Rows this relay sent, or whose mark is still committing, are locked (skipped above)
         # and pending; they are ours, so they hold nothing back (a key that fails in flight is
