@@ -32,7 +32,13 @@ from producers.publisher import EventToPublish
 from tests.faults.accounting import LONG, Outcome, account, record_outcome, scaled
 from tests.faults.services import redis_us, service_process
 from tests.integration.kafka_tools import caught_up
-from tests.integration.us_cluster import Node, cluster_nodes, replica_of, replicated_and_ok
+from tests.integration.us_cluster import (
+    Node,
+    cluster_nodes,
+    master_port,
+    replica_of,
+    replicated_and_ok,
+)
 from tests.waiting import wait_until
 
 EVENTS = scaled(3000, 30000)
@@ -81,13 +87,6 @@ async def _promoted(seed: Node, replica: Node) -> bool:
     )
 
 
-def _port_of(client: RedisCluster, key: str) -> int:
-    """The port of the master that `client` sends `key` to."""
-    node = client.get_node_from_key(key)
-    assert node is not None
-    return int(node.port)
-
-
 async def _clog_replication(client: RedisClient, master: Node) -> str:
     """Write a value larger than the socket buffers to `master`: while its replica is stopped,
     everything the master writes afterwards stays in the master's own memory, unreplicated."""
@@ -95,7 +94,7 @@ async def _clog_replication(client: RedisClient, master: Node) -> str:
     key = next(
         key
         for key in (f"failover-backlog-{i}" for i in range(10_000))
-        if _port_of(client, key) == master.port
+        if master_port(client, key) == master.port
     )
     await client.set(key, b"x" * BACKLOG_BYTES, px=120_000)
     return key

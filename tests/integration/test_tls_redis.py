@@ -28,6 +28,7 @@ from producers import CacheClient, Fetched, Source, connect_redis
 from tests.certificates import Certificates
 from tests.integration.tls_cluster import TlsRedisCluster
 from tests.integration.tls_redis import TlsRedisServer, acl_users
+from tests.integration.us_cluster import master_port
 from tests.waiting import wait_until
 
 
@@ -45,13 +46,6 @@ async def mutual_tls_redis(
     await server.start()
     yield server
     await server.stop()
-
-
-def _port_of(cluster: RedisCluster, key: str) -> int:
-    """The port of the master that `cluster` sends `key` to."""
-    node = cluster.get_node_from_key(key)
-    assert node is not None
-    return int(node.port)
 
 
 def _company() -> str:
@@ -181,9 +175,9 @@ async def test_least_privilege_users_on_a_tls_cluster_work_after_a_failover(
     namespace = next(  # on a master other than the seed, which the clients keep using
         bound
         for bound in (COMPANY_ORDERS.bind(company_id=_company()) for _ in range(100))
-        if _port_of(cache_redis, generation_key(bound)) != tls_cluster.ports[0]
+        if master_port(cache_redis, generation_key(bound)) != tls_cluster.ports[0]
     )
-    master = _port_of(cache_redis, generation_key(namespace))
+    master = master_port(cache_redis, generation_key(namespace))
     loads = 0
 
     async def load() -> bytes:
@@ -202,7 +196,7 @@ async def test_least_privilege_users_on_a_tls_cluster_work_after_a_failover(
         await wait_until(purged, within=30, what="a purge after the replica took over")
         assert await cache.fetch(namespace, "page:1", load) == Fetched(b"orders-2", Source.LOADED)
         assert await cache.fetch(namespace, "page:1", load) == Fetched(b"orders-2", Source.HIT)
-        assert _port_of(cache_redis, generation_key(namespace)) != master
+        assert master_port(cache_redis, generation_key(namespace)) != master
         # The promoted replica holds the same users, with the same limits.
         await _assert_nothing_more(invalidator_redis, cache_redis, watchdog_redis, namespace)
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 
@@ -19,6 +19,13 @@ class Node:
     """The master it replicates; None for a master."""
     failed: bool
     serves_slots: bool
+
+
+def master_port(client: RedisCluster, key: str) -> int:
+    """The port of the master that `client` sends `key` to (by its slot map)."""
+    node = client.get_node_from_key(key)
+    assert node is not None
+    return int(node.port)
 
 
 async def _call(host: str, port: int, *command: str | int) -> object:
