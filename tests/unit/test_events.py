@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from contracts import Event, EventEnvelope, Rejected, RejectReason
 from contracts.events import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION
-from contracts.example_orders import CATALOGUE, OrderCreated, OrderUpdated
+from contracts.example_orders import CATALOGUE, OrderCreated, OrderCreatedV1, OrderUpdated
 
 
 def _envelope(**overrides: object) -> EventEnvelope:
@@ -121,3 +121,18 @@ def test_the_body_wins_when_the_headers_name_another_type() -> None:
     assert isinstance(decoded, Event) and isinstance(decoded.payload, OrderCreated)
     bad = CATALOGUE.schemas.decode(_raw(envelope, tenant="ac*me"), _headers(envelope))
     assert isinstance(bad, Rejected) and "tenant" in bad.detail
+
+
+def test_with_headers_an_aggregate_id_that_differs_from_the_payloads_is_malformed() -> None:
+    envelope = _envelope()
+    moved = CATALOGUE.schemas.decode(_raw(envelope, aggregate_id="o-2"), _headers(envelope))
+    assert isinstance(moved, Rejected) and moved.reason is RejectReason.MALFORMED
+    assert "aggregate_id" in moved.detail
+
+
+def test_with_headers_an_older_version_is_upcast() -> None:
+    old = OrderCreatedV1(order_id="o-1", company_id="c-1", total_cents=100)
+    envelope = EventEnvelope.wrap(old, source="orders-api", tenant="acme", aggregate_version=1)
+    decoded = CATALOGUE.schemas.decode(envelope.to_bytes(), _headers(envelope))
+    assert isinstance(decoded, Event) and isinstance(decoded.payload, OrderCreated)
+    assert decoded.envelope.schema_version == 1
