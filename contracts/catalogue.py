@@ -24,6 +24,11 @@ class _ParamSource:
     """The field is a SafeId: its values were validated with the event, not again per key."""
 
 
+_AffixedRule = tuple[Namespace, str, str, bool, str]
+"""(namespace, prefix, suffix, whether the field is the payload's, the field): a rule whose key
+is prefix + the field's value + suffix."""
+
+
 class _CompiledRule:
     """One purge rule prepared for the hot path: the keys it renders for an event."""
 
@@ -45,6 +50,13 @@ class _CompiledRule:
         if len(sources) == 1 and sources[0].checked:
             prefix, _, suffix = namespace.template.partition("{" + sources[0].param + "}")
             self.affixes = (prefix, suffix)
+
+    def affixed(self) -> _AffixedRule | None:
+        """The rule as `_AffixedRule` when its key is prefix + one SafeId field + suffix."""
+        if self.affixes is None:
+            return None
+        source = self.sources[0]
+        return (self.namespace, *self.affixes, source.in_payload, source.attribute)
 
     def keys(self, event: Event) -> list[str]:
         if self.affixes is not None:
@@ -102,10 +114,15 @@ class Catalogue:
                 self._rules.setdefault(rule.event.event_type, []).append((namespace, rule))
         self.schemas = EventSchemas(models.values())
         self._compiled: dict[str, tuple[_CompiledRule, ...]] = {}
+        self._affixed: dict[str, tuple[_AffixedRule, ...]] = {}
         for event_type, rules in self._rules.items():
             latest = self.schemas.latest(event_type)
             assert latest is not None  # every rule's event is one of the schemas
-            self._compiled[event_type] = tuple(_CompiledRule(ns, r, latest) for ns, r in rules)
+            compiled = tuple(_CompiledRule(ns, r, latest) for ns, r in rules)
+            self._compiled[event_type] = compiled
+            affixed = [rule.affixed() for rule in compiled]
+            if all(rule is not None for rule in affixed):
+                self._affixed[event_type] = tuple(rule for rule in affixed if rule is not None)
 
     def namespace(self, name: str) -> Namespace:
         """The namespace called `name`."""
@@ -135,6 +152,18 @@ class Catalogue:
 
         Raises NamespaceParamError when a value the event carries cannot render a key.
         """
+        affixed = self._affixed.get(event.envelope.type)
+        if affixed is not None:
+            # Every rule of the type renders prefix + one SafeId field + suffix: one pass.
+            payload, envelope = event.payload, event.envelope
+            pairs = []
+            for namespace, prefix, suffix, in_payload, attribute in affixed:
+                value = getattr(payload if in_payload else envelope, attribute)
+                if type(value) is not str:
+                    break  # None or a list: the rules themselves say what that renders
+                pairs.append((namespace, prefix + value + suffix))
+            else:
+                return pairs
         return [
             (rule.namespace, key)
             for rule in self._compiled.get(event.envelope.type, ())

@@ -50,6 +50,17 @@ def test_an_order_that_moved_company_purges_both_companies() -> None:
     assert len(plan.namespaces) == 5
 
 
+def test_an_order_that_stayed_purges_its_one_company() -> None:
+    stayed = OrderUpdated(order_id="o1", company_id="c1", total_cents=5)
+    plan = purge_plan([(0, _event(stayed))], CATALOGUE)
+    assert set(plan.namespaces) == {
+        COMPANY_ORDERS.bind(company_id="c1"),
+        COMPANY_ORDER_STATS.bind(company_id="c1"),
+        ORDER.bind(order_id="o1"),
+    }
+    assert len(plan.namespaces) == 3 and plan.unplannable == ()
+
+
 def test_a_batch_is_coalesced_to_each_namespace_once() -> None:
     events = [
         (
