@@ -1,10 +1,12 @@
 """The outbox_e2e figure: a write's commit -> purged in every region, through the outbox against
 publishing right after the commit.
 
-Per database (SQLite, PostgreSQL) and rate, two phases with the same paced writers, each write
-one service transaction (an order row): `direct` commits, then publishes its event with
-`EventPublisher` (what a service without an outbox does); `outbox` commits the row and its
-event's outbox row together, and an `OutboxRelay` publishes it. SQLite's relay runs in the
+Per database (SQLite, PostgreSQL) and rate, two paths with the same paced writers, each write
+one service transaction (an order row), in alternating rounds (percentiles over every round's
+probes; this shared host drifts between minutes more than the paths differ): `direct`
+commits, then publishes its event with `EventPublisher` (what a service without an outbox
+does); `outbox` commits the row and its event's outbox row together, and an `OutboxRelay`
+publishes it. SQLite's relay runs in the
 writers' process on their engine (one connection, as the demo runs it) and is woken by the
 commit there; PostgreSQL's runs in a process of its own (`bench.relay_process`), woken by the
 NOTIFY the writers' process sends after each commit, as `outbox relay` runs beside a service.
@@ -12,9 +14,8 @@ On PostgreSQL, `debezium` (full runs): the outbox path with Debezium's connector
 Connect as the relay (`stack.sh up --debezium`), writing to a table of its own. Both regions'
 invalidators run as processes. One write in `probe_every` is a probe on a new company: it has
 landed when its company-orders generation key was written in every region (keyspace
-notifications), timed from its
-transaction's start with its connection in hand (the commit included: Debezium may stream a
-commit before the writer hears that it returned).
+notifications), timed from its transaction's start with its connection in hand (the commit
+included: Debezium may stream a commit before the writer hears that it returned).
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ class OutboxE2EParams:
 
     rates: tuple[int, ...] = (200, 1_000)
     seconds: float = 20.0
+    """Per path and rate, over all rounds."""
+    rounds: int = 4
+    """Each path's writes at a rate are split into rounds, the paths alternating round by
+    round (who goes first alternates too); percentiles are over every round's probes."""
     databases: tuple[str, ...] = ("sqlite", "postgresql")
     probes_per_s: int = 100
     debezium: bool = True
@@ -156,21 +161,30 @@ async def _database_phases(
     try:
         async with _relay(database, writers_engine, settings, log_dir=log_dir) as relay:
             for rate in params.rates:
-                at_rate: dict[str, Any] = {}
-                for path in PATHS:
-                    source = f"{database[:2]}{path[0]}{rate}"
-                    print(f"[outbox_e2e] {database} {path} at {rate:,} writes/s", flush=True)
-                    before = relay.published()
-                    at_rate[path] = await _phase(
-                        writers_engine, params, rate, run_id, source,
-                        outbox=path == "outbox", publisher=publisher, watch=watch,
-                        checks=[*(p.check_running for p in processes), relay.check],
-                    )  # fmt: skip
-                    if path == "outbox":
-                        at_rate[path]["relayed"] = await relay.published_since(
-                            before, at_least=at_rate[path]["writes"]
+                rounds: dict[str, list[_Phase]] = {path: [] for path in PATHS}
+                for n in range(params.rounds):
+                    # Who goes first alternates: neither path gets the quieter minutes.
+                    for path in PATHS if n % 2 == 0 else PATHS[::-1]:
+                        source = f"{database[:2]}{path[0]}{rate}r{n}"
+                        print(
+                            f"[outbox_e2e] {database} {path} at {rate:,} writes/s, round {n + 1}",
+                            flush=True,
                         )
-                    print(f"  {at_rate[path]}", flush=True)
+                        before = relay.published()
+                        phase = await _phase(
+                            writers_engine, params, rate, run_id, source,
+                            seconds=params.seconds / params.rounds,
+                            outbox=path == "outbox", publisher=publisher, watch=watch,
+                            checks=[*(p.check_running for p in processes), relay.check],
+                        )  # fmt: skip
+                        if path == "outbox":
+                            phase.relayed = await relay.published_since(
+                                before, at_least=phase.writes
+                            )
+                        rounds[path].append(phase)
+                at_rate: dict[str, Any] = {path: _pooled(rounds[path]) for path in PATHS}
+                for path in PATHS:
+                    print(f"  {path}: {at_rate[path]}", flush=True)
                 at_rate |= _against_direct(at_rate["outbox"], at_rate["direct"])
                 figures[str(rate)] = at_rate
         figures["relay"] = relay.final_stats
@@ -271,10 +285,14 @@ async def _debezium_phases(
         async with outbox_connector(worker, connector):
             for rate in params.rates:
                 print(f"[outbox_e2e] postgresql debezium at {rate:,} writes/s", flush=True)
-                through = await _phase(
-                    engine, params, rate, run_id, f"dz{rate}",
-                    outbox=True, publisher=None, watch=watch,
-                    checks=[p.check_running for p in processes],
+                through = _pooled(
+                    [
+                        await _phase(
+                            engine, params, rate, run_id, f"dz{rate}",
+                            seconds=params.seconds, outbox=True, publisher=None, watch=watch,
+                            checks=[p.check_running for p in processes],
+                        )
+                    ]
                 )  # fmt: skip
                 print(f"  {through}", flush=True)
                 direct = postgresql[str(rate)]["direct"]
@@ -342,6 +360,42 @@ def _probe_prefix(run_id: str) -> str:
     return f"{run_id}-oep"
 
 
+@dataclass
+class _Phase:
+    """One phase of paced writes on one path."""
+
+    writes: int
+    seconds: float
+    cpu_s: float
+    """The writers' process's CPU seconds meanwhile."""
+    probes: int
+    landed_s: list[float]
+    """Each landed probe's commit -> landed, seconds."""
+    relayed: int | None = None
+    """Outbox path: the rows the relay published for the phase."""
+
+
+def _pooled(phases: list[_Phase]) -> dict[str, Any]:
+    """One path's figures over its phases: every probe's latency in one set of percentiles."""
+    writes = sum(p.writes for p in phases)
+    seconds = sum(p.seconds for p in phases)
+    landed = [sample for p in phases for sample in p.landed_s]
+    probes = sum(p.probes for p in phases)
+    figures: dict[str, Any] = {
+        "writes": writes,
+        "rounds": len(phases),
+        "achieved_per_s": round(writes / seconds, 1),
+        # The writers' process's CPU seconds per second while writing (1.0: a whole core).
+        "writer_process_cpu_share": round(sum(p.cpu_s for p in phases) / seconds, 3),
+        "probes": probes,
+        "late": probes - len(landed),
+        "ms": percentiles_ms(landed),
+    }
+    if any(p.relayed is not None for p in phases):
+        figures["relayed"] = sum(p.relayed or 0 for p in phases)
+    return figures
+
+
 async def _phase(
     engine: AsyncEngine,
     params: OutboxE2EParams,
@@ -349,15 +403,16 @@ async def _phase(
     run_id: str,
     source: str,
     *,
+    seconds: float,
     outbox: bool,
     publisher: EventPublisher | None,
     watch: KeyspaceWatch,
     checks: list[Callable[[], None]],
-) -> dict[str, Any]:
-    """Paced writes for `params.seconds`; the probes' commit -> landed latencies."""
+) -> _Phase:
+    """Paced writes for `seconds`; the probes' commit -> landed latencies."""
     probe_every = max(1, rate // params.probes_per_s)
     background = CompanyPicker("zipf", run_id=f"{run_id}-oe{source}")
-    companies = iter(background.pick(int(rate * params.seconds) + 1))
+    companies = iter(background.pick(int(rate * seconds) + 1))
     probes: dict[str, Write] = {}
     in_flight = asyncio.Semaphore(WRITERS)
     tasks: set[asyncio.Task[None]] = set()
@@ -382,7 +437,7 @@ async def _phase(
 
     started = time.monotonic()
     cpu_started = time.process_time()
-    total = int(rate * params.seconds)
+    total = int(rate * seconds)
     n = 0
     while n < total:
         due = min(total, int((time.monotonic() - started) * rate) + 1)
@@ -404,15 +459,7 @@ async def _phase(
         for r in probes.values()
         if r.landed_at is not None and r.committed_at is not None
     ]
-    return {
-        "writes": total,
-        "achieved_per_s": round(total / elapsed, 1),
-        # This process's CPU seconds per second while writing (1.0: a whole core).
-        "writer_process_cpu_share": round(cpu_s / elapsed, 3),
-        "probes": len(probes),
-        "late": len(probes) - len(seen),
-        "ms": percentiles_ms(seen),
-    }
+    return _Phase(total, elapsed, cpu_s, len(probes), seen)
 
 
 async def _write(

@@ -324,12 +324,15 @@ def _read_path_chart(axes: Any, results: dict[str, Any]) -> None:
 
 
 def _outbox_chart(axes: Any, results: dict[str, Any]) -> None:
-    """Bars: events/s of the relay on each database and of the bare producer."""
+    """Bars: events/s of the relay on each database and of the bare producer in its rounds."""
     names = [n for n in ("sqlite", "postgresql") if n in results]
     axes.bar(
-        [f"relay {n}" for n in names] + ["bare producer"],
-        [results[n]["relay"]["events_per_s"] for n in names]
-        + [results["bare_producer"]["events_per_s"]],
+        [f"{what} {n}" for n in names for what in ("relay", "bare")],
+        [
+            results[n]["relay"][figure]
+            for n in names
+            for figure in ("events_per_s", "bare_events_per_s")
+        ],
     )
     axes.set_ylabel("events/s")
 

@@ -38,9 +38,12 @@ def test_the_outbox_is_judged_by_added_p50_and_p99_ratio_per_database_and_rate()
         },
     }
     outbox = {
-        "bare_producer": {"events_per_s": 10_000},
-        "postgresql": {"relay": {"events_per_s": 6_500, "ratio_to_bare": 0.65}},
-        "sqlite": {"relay": {"events_per_s": 5_000, "ratio_to_bare": 0.5}},
+        "postgresql": {
+            "relay": {"events_per_s": 6_500, "bare_events_per_s": 10_000, "ratio_to_bare": 0.65}
+        },
+        "sqlite": {
+            "relay": {"events_per_s": 5_000, "bare_events_per_s": 10_000, "ratio_to_bare": 0.5}
+        },
     }
     documents = {"outbox_e2e": {"results": e2e}, "outbox": {"results": outbox}}
     by_name = {row.figure: row for row in goal_rows(documents)}
@@ -56,7 +59,10 @@ def test_the_outbox_is_judged_by_added_p50_and_p99_ratio_per_database_and_rate()
     assert by_name["outbox e2e postgresql at 1,000 writes/s: p50"].met is None
     assert by_name["outbox relay postgresql: records/s"].met is True
     assert by_name["outbox relay sqlite: records/s"].met is False
-    assert by_name["outbox relay sqlite: records/s"].measured == "5,000 vs bare 10,000/s"
+    assert (
+        by_name["outbox relay sqlite: records/s"].measured
+        == "5,000 vs bare 10,000/s (medians of the rounds)"
+    )
     debezium = by_name["outbox relay debezium (postgresql): records/s"]
     assert (debezium.met, debezium.measured) == (False, "4,000 vs bare 10,000/s")
 
