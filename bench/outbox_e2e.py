@@ -3,17 +3,16 @@ publishing right after the commit.
 
 Per database (SQLite, PostgreSQL) and rate, two paths with the same paced writers, each write
 one service transaction (an order row), in alternating rounds (percentiles over every round's
-probes; this shared host drifts between minutes more than the paths differ): `direct`
-commits, then publishes its event with `EventPublisher` (what a service without an outbox
-does); `outbox` commits the row and its event's outbox row together, and an `OutboxRelay`
-publishes it. SQLite's relay runs in the
-writers' process on their engine (one connection, as the demo runs it) and is woken by the
-commit there; PostgreSQL's runs in a process of its own (`bench.relay_process`), woken by the
-NOTIFY the writers' process sends after each commit, as `outbox relay` runs beside a service.
-On PostgreSQL, `debezium` (full runs): the outbox path with Debezium's connector on Kafka
-Connect as the relay (`stack.sh up --debezium`), writing to a table of its own. Both regions'
-invalidators run as processes. One write in `probe_every` is a probe on a new company: it has
-landed when its company-orders generation key was written in every region (keyspace
+probes; this shared host drifts between minutes more than the paths differ): `direct` commits,
+then publishes its event with `EventPublisher` (what a service without an outbox does); `outbox`
+commits the row and its event's outbox row together, and an `OutboxRelay` publishes it. SQLite's
+relay runs in the writers' process on their engine (one connection, as the demo runs it) and is
+woken by the commit there; PostgreSQL's runs in a process of its own (`bench.relay_process`),
+woken by the NOTIFY the writers' process sends after each commit, as `outbox relay` runs beside
+a service. On PostgreSQL, `debezium` (full runs): the outbox path with Debezium's connector on
+Kafka Connect as the relay (`stack.sh up --debezium`), writing to a table of its own. Both
+regions' invalidators run as processes. One write in `probe_every` is a probe on a new company:
+it has landed when its company-orders generation key was written in every region (keyspace
 notifications), timed from its transaction's start with its connection in hand (the commit
 included: Debezium may stream a commit before the writer hears that it returned).
 """
