@@ -37,7 +37,7 @@ def test_the_outbox_is_judged_by_added_p50_and_p99_ratio_per_database_and_rate()
             "ratio_to_bare": 0.4,
         },
     }
-    outbox = {
+    outbox: dict[str, Any] = {
         "postgresql": {
             "relay": {"events_per_s": 6_500, "bare_events_per_s": 10_000, "ratio_to_bare": 0.65}
         },
