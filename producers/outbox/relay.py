@@ -70,13 +70,14 @@ _UNMARKED_LIMIT = 5_000
 """SQLite: the most acknowledged rows whose mark is under way before the relay waits for them
 (the marks queue with the service's writers; the claims read past these rows)."""
 _SAMPLES_PER_BATCH = 16
+"""Rows per batch whose wait and delay go into `RelayStats` (all of a small batch)."""
 _CLAIM_SETTINGS = (
     "SELECT set_config('synchronous_commit', 'off', true),"
     " set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
 """A claim's transaction's settings (PostgreSQL; see `OutboxRelay._claim_connection`)."""
 _CLAIM_SETTINGS_IN_BACKLOG = _CLAIM_SETTINGS + ", set_config('enable_bitmapscan', 'off', true)"
-"""Rows per batch whose wait and delay go into `RelayStats` (all of a small batch)."""
+"""The same, and no bitmap scans: the settings of a claim made during a backlog."""
 
 
 @dataclass
