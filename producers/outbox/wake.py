@@ -35,7 +35,11 @@ _NOTIFY = text("SELECT pg_notify(:channel, '')")
 
 _Callback = tuple[asyncio.AbstractEventLoop, Callable[[], None]]
 _callbacks: weakref.WeakKeyDictionary[Engine, list[_Callback]] = weakref.WeakKeyDictionary()
-_notifiers: weakref.WeakKeyDictionary[Engine, _CommitNotifier] = weakref.WeakKeyDictionary()
+_notifiers: weakref.WeakKeyDictionary[Engine, dict[asyncio.AbstractEventLoop, _CommitNotifier]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per engine, its notifier in each event loop that wrote outbox rows on it (a loop closed since
+is dropped: an engine without a pool of connections can outlive the loop it was first used in)."""
 
 
 def tag_outbox_rows(connection: Connection) -> None:
@@ -63,14 +67,18 @@ def notify_after_commit(engine: AsyncEngine) -> None:
     PostgreSQL holds one lock per database from a notifying transaction's pre-commit until its
     commit is flushed. Here at most one NOTIFY per process is under way at a time, and commits
     that come in meanwhile are covered by one more, sent after it: every commit is followed by
-    a NOTIFY sent after it returned.
+    a NOTIFY sent after it returned. The NOTIFY is sent in the event loop running now.
     """
     sync_engine = engine.sync_engine
-    if sync_engine in _notifiers:
+    loop = asyncio.get_running_loop()
+    per_loop = _notifiers.setdefault(sync_engine, {})
+    if loop in per_loop:
         return
+    for closed in [other for other in per_loop if other.is_closed()]:
+        _callbacks[sync_engine].remove((closed, per_loop.pop(closed).committed))
     notifier = _CommitNotifier(engine)
-    _notifiers[sync_engine] = notifier
-    _register(sync_engine, (asyncio.get_running_loop(), notifier.committed))
+    per_loop[loop] = notifier
+    _register(sync_engine, (loop, notifier.committed))
 
 
 class _CommitNotifier:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from contracts.example_orders import OrderStatusChanged
 from invalidator import InvalidatorSettings
@@ -80,3 +81,38 @@ async def test_a_burst_of_commits_is_relayed_without_polling_on_fewer_notifies(
     finally:
         await listener.close()
         await relay_engine.dispose()
+
+
+async def test_commits_are_notified_in_an_event_loop_after_the_first_one_closed(
+    postgres_url: str,
+) -> None:
+    # An engine without a pool of connections can serve one event loop after another (a
+    # script's successive `asyncio.run` calls): each loop's commits must be followed by a NOTIFY.
+    engine = create_async_engine(postgres_url, poolclass=NullPool)
+    await create_outbox_table(engine)
+
+    async def commit_one() -> None:
+        async with engine.begin() as connection:
+            await add_event(
+                connection,
+                OrderStatusChanged(
+                    order_id=f"o-{uuid.uuid4().hex[:6]}",
+                    company_id="c-loops",
+                    old_status="placed",
+                    new_status="paid",
+                ),
+                source="notify-test",
+                tenant="t",
+                aggregate_version=1,
+            )
+
+    notified = asyncio.Event()
+    listener = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await asyncio.to_thread(asyncio.run, commit_one())  # a loop closed when it returns
+        await listener.add_listener(NOTIFY_CHANNEL, lambda *_: notified.set())
+        await commit_one()
+        await asyncio.wait_for(notified.wait(), timeout=10)
+    finally:
+        await listener.close()
+        await engine.dispose()
