@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import HEADER_EVENT_ID, EventEnvelope
@@ -88,16 +89,25 @@ async def write_row(engine: AsyncEngine, order_id: str, version: int) -> str:
     envelope = EventEnvelope.wrap(event, source="tests", tenant="acme", aggregate_version=version)
     async with engine.begin() as connection:
         await add_events(connection, [EnvelopeToPublish(envelope, TOPIC)], source="tests")
-    return str(envelope.event_id)
+    event_id = str(envelope.event_id)
+    _written.setdefault(engine.sync_engine, []).append(event_id)
+    return event_id
 
 
-async def marked_ids(engine: AsyncEngine) -> set[str]:
-    """The event ids of the rows marked published."""
+_written: weakref.WeakKeyDictionary[Engine, list[str]] = weakref.WeakKeyDictionary()
+"""The event ids `write_row` wrote, per engine."""
+
+
+async def published_ids(engine: AsyncEngine, written: Iterable[str] | None = None) -> set[str]:
+    """The event ids among `written` (by default, those `write_row` wrote on `engine`) whose
+    rows the relay marked: deleted (without a retention) or marked published (with one)."""
     async with engine.connect() as connection:
         rows = await connection.execute(
-            select(OUTBOX_TABLE.c.event_id).where(OUTBOX_TABLE.c.published_at.is_not(None))
+            select(OUTBOX_TABLE.c.event_id).where(OUTBOX_TABLE.c.published_at.is_(None))
         )
-    return {event_id for (event_id,) in rows}
+    pending = {event_id for (event_id,) in rows}
+    chosen = _written.get(engine.sync_engine, []) if written is None else written
+    return set(chosen) - pending
 
 
 @contextlib.asynccontextmanager

@@ -36,7 +36,10 @@ class RelaySettings(BaseSettings):
         default=0.2, gt=0, description="the fallback wait for new rows (PostgreSQL notifies)"
     )
     retention_s: float = Field(
-        default=3600.0, ge=0, description="how long published rows are kept before deletion"
+        default=0.0,
+        ge=0,
+        description="how long published rows are kept (marked) before deletion; 0: deleted "
+        "once Kafka acknowledged them",
     )
     stats_interval_s: float = Field(default=10.0, gt=0)
     stats_file: Path | None = Field(default=None, description="JSON stats, rewritten periodically")

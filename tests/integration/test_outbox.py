@@ -138,21 +138,46 @@ async def test_committed_events_are_relayed_in_order_and_purged_and_rolled_back_
     assert len({TopicPartition(r.topic, r.partition) for r in published}) > 1
 
 
-async def test_published_rows_are_deleted_after_the_retention(
+async def test_a_row_is_deleted_once_kafka_acknowledged_it(
     engine: AsyncEngine, settings: InvalidatorSettings
 ) -> None:
     await _write(engine, f"o-{uuid.uuid4().hex[:8]}", 1)
-    relay = OutboxRelay(engine, settings.kafka, retention_s=0.0)
+    relay = OutboxRelay(engine, settings.kafka)  # no retention: the mark deletes
     await relay.start()
     try:
         assert await relay.relay_once() == 1
-        assert await relay.cleanup() == 1
+        assert await _rows(engine) == 0
+        assert await relay.cleanup() == 0
     finally:
         await relay.stop_producer()
+
+
+async def test_with_a_retention_published_rows_are_marked_and_deleted_after_it(
+    engine: AsyncEngine, settings: InvalidatorSettings
+) -> None:
+    await _write(engine, f"o-{uuid.uuid4().hex[:8]}", 1)
+    relay = OutboxRelay(engine, settings.kafka, retention_s=0.2)
+    await relay.start()
+    try:
+        assert await relay.relay_once() == 1
+        assert await relay.pending() == (0, 0.0)
+        assert await _rows(engine) == 1, "the published row was not kept for the retention"
+
+        async def deleted_after_the_retention() -> bool:
+            return await relay.cleanup() == 1
+
+        await wait_until(deleted_after_the_retention, within=10, what="the row deleted")
+        assert await _rows(engine) == 0
+    finally:
+        await relay.stop_producer()
+
+
+async def _rows(engine: AsyncEngine) -> int:
+    """How many rows the outbox table holds."""
     async with engine.connect() as connection:
-        assert (await connection.execute(select(func.count()).select_from(OUTBOX_TABLE))).one()[
-            0
-        ] == 0
+        return int(
+            (await connection.execute(select(func.count()).select_from(OUTBOX_TABLE))).one()[0]
+        )
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

@@ -18,20 +18,20 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts.events import EventEnvelope
 from contracts.example_orders import OrderCancelled
 from invalidator import InvalidatorSettings
 from producers import EnvelopeToPublish
-from producers.outbox import OUTBOX_TABLE, OutboxRelay, add_events, create_outbox_table
+from producers.outbox import OutboxRelay, add_events, create_outbox_table
 from tests.integration.kafka_tools import delete_topic, records_to_end
 from tests.integration.refused_records import (
     create_limited_topic,
     raise_limit,
     refusing_limit,
 )
+from tests.relay_fakes import published_ids
 from tests.waiting import wait_until
 
 SOURCE = "orders-api-refusals-test"
@@ -74,15 +74,6 @@ async def _write(engine: AsyncEngine, topic: str, envelopes: list[EventEnvelope]
             await add_events(connection, [EnvelopeToPublish(envelope, topic)], source=SOURCE)
 
 
-async def _marked(engine: AsyncEngine) -> set[str]:
-    """The event ids of the rows the relay marked published."""
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(OUTBOX_TABLE.c.event_id).where(OUTBOX_TABLE.c.published_at.is_not(None))
-        )
-    return {event_id for (event_id,) in rows}
-
-
 def _in_log_by_key(records: list[Any]) -> dict[bytes, list[str]]:
     """Each key's event ids in the topic, in log order."""
     by_key: dict[bytes, list[str]] = {}
@@ -121,12 +112,13 @@ async def test_refused_rows_hold_their_key_back_and_go_out_after_recovery(
         assert await relay.relay_once() == 2
         # The large row, two later rows of its key, and rows of other keys between them.
         await _write(engine, topic, [r2, o2, r3, p1, r4])
+        written = [r1, o1, r2, o2, r3, p1, r4]
         assert await relay.relay_once() == 2, "only the other keys' rows are acknowledged"
         assert relay.stats.publish_failures == 1
-        assert await _marked(engine) == set(_ids([r1, o1, o2, p1]))
+        assert await published_ids(engine, _ids(written)) == set(_ids([r1, o1, o2, p1]))
         with pytest.raises(RuntimeError, match="none of 3 rows was acknowledged"):
             await relay.relay_once()  # still refused: nothing of the key overtakes it
-        assert await _marked(engine) == set(_ids([r1, o1, o2, p1]))
+        assert await published_ids(engine, _ids(written)) == set(_ids([r1, o1, o2, p1]))
         assert (await relay.pending())[0] == 3
         in_log = _in_log_by_key(await records_to_end(settings.kafka, start))
         assert in_log[r1.partition_key()] == _ids([r1]), "a refused key's later row got out"
@@ -141,7 +133,7 @@ async def test_refused_rows_hold_their_key_back_and_go_out_after_recovery(
             return (await relay.pending())[0] == 0
 
         await wait_until(relayed_all, within=30, what="the refused rows relayed after recovery")
-        assert await _marked(engine) == set(_ids([r1, r2, r3, r4, o1, o2, p1]))
+        assert await published_ids(engine, _ids(written)) == set(_ids([r1, r2, r3, r4, o1, o2, p1]))
         in_log = _in_log_by_key(await records_to_end(settings.kafka, start))
         assert in_log[r1.partition_key()] == _ids([r1, r2, r3, r4]), "not once each, in order"
         assert in_log[o1.partition_key()] == _ids([o1, o2])
@@ -149,4 +141,4 @@ async def test_refused_rows_hold_their_key_back_and_go_out_after_recovery(
     finally:
         await relay.stop_producer()
         await delete_topic(settings.kafka, topic)
-    assert await _marked(engine) == set(_ids([r1, r2, r3, r4, o1, o2, p1]))
+    assert await published_ids(engine, _ids(written)) == set(_ids([r1, r2, r3, r4, o1, o2, p1]))

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts.connections import KafkaConnection
 from producers.outbox import OutboxRelay, create_outbox_table
-from tests.relay_fakes import Acknowledging, marked_ids, running, write_row
+from tests.relay_fakes import Acknowledging, published_ids, running, write_row
 from tests.waiting import wait_until
 
 APPLICATION = "relay-open-claim-test"
@@ -55,7 +55,7 @@ async def test_a_claim_whose_open_transaction_the_server_ended_is_made_again(
         async with running(relay):
 
             async def first_marked() -> bool:
-                return first in await marked_ids(engine)
+                return first in await published_ids(engine)
 
             await wait_until(first_marked, within=10, what="the first row relayed")
 
@@ -71,7 +71,7 @@ async def test_a_claim_whose_open_transaction_the_server_ended_is_made_again(
             second = await write_row(engine, "o-open-2", 2)
 
             async def second_marked() -> bool:
-                return second in await marked_ids(engine)
+                return second in await published_ids(engine)
 
             await wait_until(second_marked, within=10, what="the second row relayed at once")
         assert kafka.sent == [first, second]

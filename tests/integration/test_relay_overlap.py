@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from contracts.connections import KafkaConnection
 from producers.outbox import OutboxRelay, create_outbox_table
-from tests.relay_fakes import Acknowledging, marked_ids, write_row
+from tests.relay_fakes import Acknowledging, published_ids, write_row
 from tests.waiting import wait_until
 
 
@@ -57,11 +57,11 @@ async def test_the_next_batch_goes_out_while_the_last_mark_commits_with_its_keys
     try:
         await wait_until(sent_all, within=10, what="the next batch sent before the last mark")
         assert kafka.sent == first + second, "sent twice, out of order, or held back"
-        assert await marked_ids(engine) == set(), "the first mark committed before the gate"
+        assert await published_ids(engine) == set(), "the first mark committed before the gate"
     finally:
         gate.set()
     assert await next_batch == 3
     assert await relay.relay_once() == 0  # and waits for the marks
-    assert await marked_ids(engine) == set(first + second)
+    assert await published_ids(engine) == set(first + second)
     assert await relay.pending() == (0, 0.0)
     await relay.stop_producer()

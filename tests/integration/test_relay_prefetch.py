@@ -19,7 +19,7 @@ from producers.outbox import OutboxRelay, create_outbox_table
 from tests.relay_fakes import (
     ChosenFailures,
     HeldAcknowledgements,
-    marked_ids,
+    published_ids,
     running,
     write_row,
 )
@@ -68,10 +68,10 @@ async def test_a_batch_claimed_ahead_holds_back_the_keys_the_last_batch_failed(
     async with running(relay):
 
         async def others_marked() -> bool:
-            return {b1, c1} <= await marked_ids(engine)
+            return {b1, c1} <= await published_ids(engine)
 
         await wait_until(others_marked, within=10, what="b1 and c1 marked, a1 failing")
-        assert await marked_ids(engine) == {b1, c1}, "a2 marked while a1 was not"
+        assert await published_ids(engine) == {b1, c1}, "a2 marked while a1 was not"
         assert kafka.sent[:3] == [a1, b1, c1], "a2, claimed ahead, went out after a1 failed"
 
         async def a1_retried() -> bool:
@@ -83,7 +83,7 @@ async def test_a_batch_claimed_ahead_holds_back_the_keys_the_last_batch_failed(
         kafka.failing.clear()  # Kafka takes a1 now
 
         async def all_marked() -> bool:
-            return await marked_ids(engine) == {a1, b1, a2, c1}
+            return await published_ids(engine) == {a1, b1, a2, c1}
 
         await wait_until(all_marked, within=10, what="every row marked once a1 goes out")
     key_a = [event_id for event_id in kafka.sent if event_id in (a1, a2)]
@@ -118,6 +118,6 @@ async def test_a_commit_after_the_claim_ahead_is_relayed_without_waiting_for_the
         kafka.release.set()
 
         async def r3_marked() -> bool:
-            return r3 in await marked_ids(engine)
+            return r3 in await published_ids(engine)
 
         await wait_until(r3_marked, within=5, what="r3 relayed well before the minute's poll")

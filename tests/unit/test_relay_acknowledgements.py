@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts.connections import KafkaConnection
 from producers.outbox import OutboxRelay, create_outbox_table
-from tests.relay_fakes import ChosenFailures, marked_ids, write_row
+from tests.relay_fakes import ChosenFailures, published_ids, write_row
 
 
 @pytest.fixture
@@ -45,11 +45,11 @@ async def test_rows_after_a_keys_failed_row_stay_unmarked_even_when_acknowledged
 
     assert await relay.relay_once() == 2
     assert kafka.sent == [a1, b1, a2, a3, b2]
-    assert await marked_ids(engine) == {b1, b2}, "a row after its key's failed row was marked"
+    assert await published_ids(engine) == {b1, b2}, "a row after its key's failed row was marked"
     assert relay.stats.publish_failures == 1
 
     kafka.failing.clear()  # Kafka takes them now
     assert await relay.relay_once() == 3
     assert kafka.sent[5:] == [a1, a2, a3], "not sent again in order"
-    assert await marked_ids(engine) == {a1, a2, a3, b1, b2}
+    assert await published_ids(engine) == {a1, a2, a3, b1, b2}
     assert await relay.pending() == (0, 0.0)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.connections import KafkaConnection
 from producers.outbox import OutboxRelay, create_outbox_table, sqlite_engine
-from tests.relay_fakes import Acknowledging, marked_ids, running, write_row
+from tests.relay_fakes import Acknowledging, published_ids, running, write_row
 from tests.waiting import wait_until
 
 _POLL_INTERVAL_S = 0.5
@@ -73,6 +73,6 @@ async def test_commits_during_an_outage_do_not_cut_the_back_off_short(
         kafka.back = True
 
         async def all_marked() -> bool:
-            return await marked_ids(engine) == set(written)
+            return await published_ids(engine) == set(written)
 
         await wait_until(all_marked, within=15, what="every row published once Kafka is back")

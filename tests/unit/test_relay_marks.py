@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from contracts.connections import KafkaConnection
 from producers.outbox import OutboxRelay, create_outbox_table
-from tests.relay_fakes import Acknowledging, assert_each_write_wakes, marked_ids, write_row
+from tests.relay_fakes import Acknowledging, assert_each_write_wakes, published_ids, write_row
 
 
 @pytest.fixture
@@ -55,10 +55,10 @@ async def test_claims_read_past_rows_whose_mark_waits_and_send_nothing_twice(
     assert await relay._relay_batch() == 2, "rows whose mark is under way were claimed again"
     assert await relay._relay_batch() == 0
     assert kafka.sent == first + second, "a row was sent twice"
-    assert await marked_ids(engine) == set()
+    assert await published_ids(engine) == set()
     gate.set()
     assert await relay.relay_once() == 0  # and waits for the marks
-    assert await marked_ids(engine) == set(first + second)
+    assert await published_ids(engine) == set(first + second)
     assert await relay.pending() == (0, 0.0)
     await relay.stop_producer()
 
@@ -79,10 +79,10 @@ async def test_a_failed_mark_leaves_its_rows_to_be_sent_again(
 
     monkeypatch.setattr(relay, "_mark", failing_once)
     assert await relay.relay_once() == 2
-    assert await marked_ids(engine) == set(), "rows were marked by a failed mark"
+    assert await published_ids(engine) == set(), "rows were marked by a failed mark"
     assert await relay.relay_once() == 2, "the unmarked rows were not sent again"
     assert kafka.sent == written + written
-    assert await marked_ids(engine) == set(written)
+    assert await published_ids(engine) == set(written)
     await relay.stop_producer()
 
 
