@@ -39,10 +39,15 @@ from sqlalchemy import (
     Executable,
     Select,
     String,
+    Text,
     any_,
     bindparam,
+    case,
+    cast,
     delete,
     func,
+    null,
+    or_,
     select,
     true,
     update,
@@ -51,6 +56,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.connections import KafkaConnection
+from contracts.events import (
+    CONTENT_TYPE_JSON,
+    HEADER_CONTENT_TYPE,
+    HEADER_EVENT_ID,
+    HEADER_EVENT_TYPE,
+    HEADER_SCHEMA_VERSION,
+)
 from contracts.kafka_clients import idempotent_producer
 from contracts.percentiles import percentile
 from contracts.renewing_producer import RenewingProducer
@@ -62,11 +74,27 @@ log = logging.getLogger(__name__)
 
 _T = OUTBOX_TABLE.c
 _PENDING = (
-    select(_T.id, _T.topic, _T.partition_key, _T.headers, _T.value, _T.created_at)
+    select(
+        _T.id,
+        _T.topic,
+        _T.partition_key,
+        _T.event_id,
+        _T.event_type,
+        _T.schema_version,
+        # Only where a writer of the version before those columns left them empty; as text:
+        # decoding every row's JSON cost more than the rest of its claim.
+        case(
+            (or_(_T.event_type.is_(None), _T.schema_version.is_(None)), cast(_T.headers, Text)),
+            else_=null(),
+        ).label("headers_json"),
+        _T.value,
+        _T.created_at,
+    )
     .where(_T.published_at.is_(None))
     .order_by(_T.id)
 )
-"""The pending rows in id order, as `PendingRow`'s fields."""
+"""The pending rows in id order, as `_pending_row` reads them."""
+_CONTENT_TYPE = (HEADER_CONTENT_TYPE, CONTENT_TYPE_JSON.encode())
 _CLEANUP_EVERY_S = 10.0
 _UNMARKED_LIMIT = 5_000
 """SQLite: the most acknowledged rows whose mark is under way before the relay waits for them
@@ -132,9 +160,39 @@ class PendingRow(NamedTuple):
     id: int
     topic: str
     partition_key: bytes
-    headers: dict[str, str]
+    headers: list[tuple[str, bytes]]
+    """The record's headers, as Kafka takes them."""
     value: bytes
     created_at: datetime
+
+
+def _pending_row(row: Sequence[Any]) -> PendingRow:
+    """A row of `_PENDING` as the relay sends it. Its headers are the envelope's (`headers` as
+    `add_events` wrote them) made from its columns, as Debezium's router makes them; from the
+    `headers` JSON where the columns are empty (a row of a writer of the version before
+    them)."""
+    (
+        row_id,
+        topic,
+        partition_key,
+        event_id,
+        event_type,
+        schema_version,
+        headers_json,
+        value,
+        created_at,
+    ) = row[:9]
+    if headers_json is None and event_type is not None and schema_version is not None:
+        headers = [
+            (HEADER_EVENT_TYPE, event_type.encode()),
+            (HEADER_SCHEMA_VERSION, schema_version.encode()),
+            (HEADER_EVENT_ID, event_id.encode()),
+            _CONTENT_TYPE,
+        ]
+    else:
+        written: dict[str, str] = json.loads(headers_json or "{}")
+        headers = [(name, text.encode()) for name, text in written.items()]
+    return PendingRow(row_id, topic, partition_key, headers, value, created_at)
 
 
 @dataclass
@@ -590,7 +648,7 @@ class OutboxRelay:
             ours,
         )
         counted = result.all()
-        claimed = [PendingRow(*row[:-1]) for row in counted]
+        claimed = [_pending_row(row) for row in counted]
         self._backlog = len(claimed) == self._batch_size
         self.stats.claim_ms.append((time.perf_counter() - started) * 1000)
         if not counted or counted[0].pending_up_to_ours == len(claimed):
@@ -615,15 +673,7 @@ class OutboxRelay:
     async def _publish(self, rows: Sequence[PendingRow]) -> list[PendingRow]:
         """Send every row, then wait once; the rows acknowledged, up to each key's first
         failure (a later row of that key must not be marked while an earlier one is not)."""
-        records = [
-            (
-                row.topic,
-                row.value,
-                row.partition_key,
-                [(name, value.encode()) for name, value in row.headers.items()],
-            )
-            for row in rows
-        ]
+        records = [(row.topic, row.value, row.partition_key, row.headers) for row in rows]
         results = await self._producer.send_many(records)
         failed_keys: set[bytes] = set()
         acknowledged = []
@@ -735,7 +785,7 @@ class _SqliteReader:
         if self._shared is not None:
             async with self._shared.connect() as connection:
                 result = await connection.execute(statement, parameters)
-                return [PendingRow(*row) for row in result]
+                return [_pending_row(row) for row in result]
         return await asyncio.get_running_loop().run_in_executor(
             self._thread, self._read, statement, parameters
         )
@@ -743,7 +793,7 @@ class _SqliteReader:
     def _read(self, statement: Select[Any], parameters: dict[str, Any]) -> list[PendingRow]:
         assert self._blocking is not None
         with self._blocking.connect() as connection:
-            return [PendingRow(*row) for row in connection.execute(statement, parameters)]
+            return [_pending_row(row) for row in connection.execute(statement, parameters)]
 
     async def close(self) -> None:
         """Close its connection and thread."""
