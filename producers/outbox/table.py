@@ -43,7 +43,8 @@ OUTBOX_TABLE = Table(
     Column("topic", String(249), nullable=False),
     Column("partition_key", LargeBinary, nullable=False),
     Column("headers", JSON, nullable=False),
-    # The event-type and schema-version headers again, one column each, for Debezium.
+    # The event-type and schema-version headers again, one column each: Debezium and the relay
+    # make the records' headers from them (the relay reads `headers` where they are empty).
     Column("event_type", String(200), nullable=False),
     Column("schema_version", String(10), nullable=False),
     Column("value", LargeBinary, nullable=False),
@@ -102,8 +103,8 @@ async def create_outbox_table(engine: AsyncEngine) -> None:
 def _add_header_columns(connection: Connection) -> None:
     """Add `event_type` and `schema_version` to a table made before they existed, filled from
     each row's headers. Added nullable: a writer of the older version, still running during a
-    rolling upgrade, inserts rows without them (the relay does not need them; Debezium does, so
-    switch to it once every writer is upgraded)."""
+    rolling upgrade, inserts rows without them (the relay then reads that row's `headers`;
+    Debezium cannot, so switch to it once every writer is upgraded)."""
     # The schema the table was created in: a `schema_translate_map` applies to statements, not
     # to the inspector, which would look in the default schema.
     schema = connection.schema_for_object(OUTBOX_TABLE)
