@@ -31,11 +31,7 @@ def test_the_outbox_is_judged_by_added_p50_and_p99_ratio_per_database_and_rate()
             # Faster than the direct path, but at half its write rate: not judged met.
             "1000": _at_rate((30.0, 90.0), (20.0, 60.0), outbox_rate=100.0),
         },
-        "debezium_rate": {
-            "events_per_s": 4_000,
-            "bare_producer": {"events_per_s": 10_000},
-            "ratio_to_bare": 0.4,
-        },
+        "debezium_rate": {"events_per_s": 4_000, "bare_events_per_s": 10_000, "ratio_to_bare": 0.4},
     }
     outbox: dict[str, Any] = {
         "postgresql": {
@@ -64,7 +60,10 @@ def test_the_outbox_is_judged_by_added_p50_and_p99_ratio_per_database_and_rate()
         == "5,000 vs bare 10,000/s (medians of the rounds)"
     )
     debezium = by_name["outbox relay debezium (postgresql): records/s"]
-    assert (debezium.met, debezium.measured) == (False, "4,000 vs bare 10,000/s")
+    assert (debezium.met, debezium.measured) == (
+        False,
+        "4,000 vs bare 10,000/s (medians of the rounds)",
+    )
 
 
 def test_cpu_per_event_is_judged_against_the_bare_consumers() -> None:
