@@ -1,15 +1,16 @@
 """The relay: publishes the outbox's pending rows to Kafka, in id order, and marks them.
 
-A row's mark deletes it (the default), or, with a retention, sets its `published_at` and the
-row is deleted once the retention is over. At least once: a row is marked only after Kafka
-acknowledged it, so a relay killed between the two publishes the row again on restart (the
-same event id; the invalidator's purges are idempotent). Several relays may run on PostgreSQL:
-each claims rows with `FOR UPDATE SKIP LOCKED` in the transaction that marks them, and leaves a
-key's rows alone while another relay holds an earlier row of that key, so the events of one
-aggregate go out in id order. On SQLite run one relay: it reads the rows on a connection of
-its own (write-ahead logging lets it read while the service writes), publishes them with no
-transaction open, and marks them through the service's engine in the background, reading past
-the rows whose mark is still under way.
+On PostgreSQL a row's mark deletes it (the default), or, with a retention, sets its
+`published_at`, and the row is deleted once the retention is over; on SQLite the mark sets
+`published_at` and the cleanup deletes the row after the retention. At least once: a row is
+marked only after Kafka acknowledged it, so a relay killed between the two publishes the row
+again on restart (the same event id; the invalidator's purges are idempotent). Several relays
+may run on PostgreSQL: each claims rows with `FOR UPDATE SKIP LOCKED` in the transaction that
+marks them, and leaves a key's rows alone while another relay holds an earlier row of that key,
+so the events of one aggregate go out in id order. On SQLite run one relay: it reads the rows on
+a connection of its own (write-ahead logging lets it read while the service writes), publishes
+them with no transaction open, and marks them through the service's engine in the background,
+reading past the rows whose mark is still under way.
 
 What wakes it: a commit of outbox rows on the relay's own engine (the writers in the same
 process, `producers.outbox.wake`), a NOTIFY delivered at commit (PostgreSQL, any process), and
@@ -36,7 +37,6 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Engine,
-    Executable,
     Select,
     String,
     Text,
@@ -67,7 +67,7 @@ from contracts.kafka_clients import idempotent_producer
 from contracts.percentiles import percentile
 from contracts.renewing_producer import RenewingProducer
 from producers.outbox.sqlite import sqlite_blocking_engine
-from producers.outbox.table import OUTBOX_TABLE, TABLE_NAME
+from producers.outbox.table import OUTBOX_TABLE
 from producers.outbox.wake import NOTIFY_CHANNEL, on_outbox_commit
 
 log = logging.getLogger(__name__)
@@ -231,8 +231,9 @@ class OutboxRelay:
             rows on this engine, or on PostgreSQL from anywhere, wakes the relay at once; this
             is the fallback).
         retention_s: how long published rows are kept, marked with the time, before they are
-            deleted. 0: a row is deleted as its mark, once Kafka acknowledged it (PostgreSQL
-            does half the work per row: no new row version, no index entries).
+            deleted. 0 on PostgreSQL: a row is deleted as its mark, once Kafka acknowledged it
+            (half the database's work per row: no new row version, no index entries); on
+            SQLite: at the next cleanup (every 10 s).
         client_id: the Kafka client id.
         """
         self._engine = engine
@@ -264,8 +265,16 @@ class OutboxRelay:
         # Built once, run with the ids as parameters: building and keying a statement per
         # claim or mark cost more CPU than running it (SQLite's relay shares the writers'
         # event loop).
-        # Without a retention, chosen at the first mark (`_mark_statement_on`).
-        self._mark_statement: Executable | None = None if retention_s == 0 else self._marking()
+        # PostgreSQL without a retention: the mark deletes (half the database's work per row).
+        # SQLite marks (a DELETE there gained no rate and cost the writers' p99 on the shared
+        # connection); the cleanup deletes the rows after the retention.
+        self._mark_statement = (
+            delete(OUTBOX_TABLE).where(_ids_in(True))
+            if self._postgresql and retention_s == 0
+            else update(OUTBOX_TABLE)
+            .where(_ids_in(self._postgresql))
+            .values(published_at=bindparam("now"))
+        )
         self._claim_all = _PENDING.limit(batch_size)
         self._claim_excluding = _PENDING.where(~_ids_in(self._postgresql)).limit(batch_size)
 
@@ -546,52 +555,27 @@ class OutboxRelay:
         return acknowledged
 
     async def _mark(self, connection: AsyncConnection, ids: Sequence[int]) -> None:
-        """Mark the rows of `ids` published on `connection` (`_mark_statement_on`) and commit."""
+        """Mark the rows of `ids` published on `connection` (PostgreSQL without a retention:
+        delete them) and commit."""
         if not ids:
             return
         started = time.perf_counter()
         await connection.execute(
-            await self._mark_statement_on(connection),
+            self._mark_statement,
             {"ids": self._ids_parameter(ids), "now": datetime.now(UTC)},
         )
         await connection.commit()
         self.stats.mark_ms.append((time.perf_counter() - started) * 1000)
 
-    async def _mark_statement_on(self, connection: AsyncConnection) -> Executable:
-        """The mark, with the ids and the time as parameters: with a retention, `published_at`
-        set (`cleanup` deletes the row after it); without one, a DELETE where ids are never
-        reused (PostgreSQL's sequence; SQLite's AUTOINCREMENT). A SQLite table made without
-        AUTOINCREMENT (before it was added) gives a deleted newest row's id to the next row,
-        which the claims could take for one in flight: there the rows are marked, and deleted
-        by the cleanup."""
-        if self._mark_statement is None:
-            if self._postgresql or await _sqlite_ids_never_reused(connection):
-                self._mark_statement = delete(OUTBOX_TABLE).where(_ids_in(self._postgresql))
-            else:
-                log.warning(
-                    "outbox relay: the SQLite table %s was made without AUTOINCREMENT, so a "
-                    "deleted row's id may be given again: published rows are marked and deleted "
-                    "by the cleanup (re-create it as `outbox ddl` prints to have them deleted "
-                    "at once)",
-                    TABLE_NAME,
-                )
-                self._mark_statement = self._marking()
-        return self._mark_statement
-
-    def _marking(self) -> Executable:
-        """The mark that sets `published_at`."""
-        return (
-            update(OUTBOX_TABLE)
-            .where(_ids_in(self._postgresql))
-            .values(published_at=bindparam("now"))
-        )
-
     async def cleanup(self) -> int:
-        """Delete rows published longer than the retention ago; how many."""
+        """Delete rows published longer than the retention ago; how many. On SQLite never the
+        newest row: in a table made without AUTOINCREMENT (by an earlier version) SQLite would
+        give its id to the next row, which a claim could take for a row in flight."""
+        expired = _T.published_at < datetime.now(UTC) - self._retention
+        if not self._postgresql:
+            expired = expired & (_T.id < select(func.max(_T.id)).scalar_subquery())
         async with self._engine.begin() as connection:
-            result = await connection.execute(
-                delete(OUTBOX_TABLE).where(_T.published_at < datetime.now(UTC) - self._retention)
-            )
+            result = await connection.execute(delete(OUTBOX_TABLE).where(expired))
         deleted = int(result.rowcount or 0)
         self.stats.deleted += deleted
         return deleted
@@ -744,14 +728,6 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-async def _sqlite_ids_never_reused(connection: AsyncConnection) -> bool:
-    """SQLite: whether the outbox table was made with AUTOINCREMENT."""
-    made_as = await connection.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE_NAME,)
-    )
-    return "AUTOINCREMENT" in str(made_as.scalar() or "").upper()
 
 
 def _ids_in(postgresql: bool, name: str = "ids") -> ColumnElement[bool]:

@@ -50,14 +50,10 @@ OUTBOX_TABLE = Table(
     Column("value", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("published_at", DateTime(timezone=True), nullable=True),
-    # SQLite would give a deleted newest row's id to the next row (the relay deletes rows as
-    # it publishes them): AUTOINCREMENT never gives an id twice. PostgreSQL's sequence never
-    # does.
-    sqlite_autoincrement=True,
 )
 """id orders the rows (the relay publishes in id order). Once Kafka acknowledged a row the relay
-deletes it, or, when it keeps published rows for a retention, sets its published_at and deletes
-it after the retention."""
+sets its published_at and deletes it after its retention; on PostgreSQL without a retention it
+deletes the row at once instead."""
 
 Index(
     f"ix_{TABLE_NAME}_pending",
