@@ -569,8 +569,8 @@ class OutboxRelay:
 
     async def cleanup(self) -> int:
         """Delete rows published longer than the retention ago; how many. On SQLite never the
-        newest row: in a table made without AUTOINCREMENT (by an earlier version) SQLite would
-        give its id to the next row, which a claim could take for a row in flight."""
+        newest row: SQLite would give its id to the next row (the table has no AUTOINCREMENT),
+        which a claim could take for a row in flight."""
         expired = _T.published_at < datetime.now(UTC) - self._retention
         if not self._postgresql:
             expired = expired & (_T.id < select(func.max(_T.id)).scalar_subquery())
