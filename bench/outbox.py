@@ -178,12 +178,22 @@ async def _relay_rounds(
                 "stages_ms": relay["stages_ms"],
             }
         )
+    return against_bare(rounds, "relay_events_per_s", events_per_round=params.relay_events) | {
+        "batch_size": params.batch_size
+    }
+
+
+def against_bare(
+    rounds: list[dict[str, Any]], rate_key: str, *, events_per_round: int
+) -> dict[str, Any]:
+    """A rate measured in rounds, each beside a bare producer's run (each round's `rate_key`,
+    `bare_events_per_s` and `ratio`): the medians of the rates, of the bare producer's and of
+    the ratios, with the rounds."""
     return {
-        "events_per_s": round(statistics.median(r["relay_events_per_s"] for r in rounds)),
+        "events_per_s": round(statistics.median(r[rate_key] for r in rounds)),
         "bare_events_per_s": round(statistics.median(r["bare_events_per_s"] for r in rounds)),
         "ratio_to_bare": round(statistics.median(r["ratio"] for r in rounds), 3),
-        "events_per_round": params.relay_events,
-        "batch_size": params.batch_size,
+        "events_per_round": events_per_round,
         "rounds": rounds,
     }
 

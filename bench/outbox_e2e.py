@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import statistics
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from bench.connect_worker import ConnectWorker, local_worker, outbox_connector
 from bench.keyspace_watch import KeyspaceWatch
 from bench.machine import percentiles_ms
 from bench.orders_load import CompanyPicker
-from bench.outbox import bare_producer_rate, database_url, write_pending_rows
+from bench.outbox import against_bare, bare_producer_rate, database_url, write_pending_rows
 from bench.processes import BenchProcess, region_invalidators, running
 from bench.progress import wait_stable
 from bench.publishing import rate as events_per_s
@@ -346,13 +345,7 @@ async def _debezium_rate(
             }
         )
         print(f"  {rounds[-1]}", flush=True)
-    return {
-        "events_per_s": round(statistics.median(r["debezium_events_per_s"] for r in rounds)),
-        "bare_events_per_s": round(statistics.median(r["bare_events_per_s"] for r in rounds)),
-        "ratio_to_bare": round(statistics.median(r["ratio"] for r in rounds), 3),
-        "events_per_round": events,
-        "rounds": rounds,
-    }
+    return against_bare(rounds, "debezium_events_per_s", events_per_round=events)
 
 
 async def _debezium_drain(
