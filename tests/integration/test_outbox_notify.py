@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from contracts.example_orders import OrderStatusChanged
@@ -31,22 +31,24 @@ async def writers(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+async def _add_an_event(connection: AsyncConnection, order_id: str, company_id: str) -> None:
+    """Add an order's status change to the outbox in the connection's transaction."""
+    await add_event(
+        connection,
+        OrderStatusChanged(
+            order_id=order_id, company_id=company_id, old_status="placed", new_status="paid"
+        ),
+        source="notify-test",
+        tenant="t",
+        aggregate_version=1,
+    )
+
+
 async def _commit_together(engine: AsyncEngine, barrier: asyncio.Barrier, n: int) -> None:
     """One transaction adding an event, committed as the others are."""
     async with engine.connect() as connection:
         await connection.begin()
-        await add_event(
-            connection,
-            OrderStatusChanged(
-                order_id=f"o-{n}-{uuid.uuid4().hex[:6]}",
-                company_id="c-notify",
-                old_status="placed",
-                new_status="paid",
-            ),
-            source="notify-test",
-            tenant="t",
-            aggregate_version=1,
-        )
+        await _add_an_event(connection, f"o-{n}-{uuid.uuid4().hex[:6]}", "c-notify")
         await barrier.wait()
         await connection.commit()
 
@@ -93,18 +95,7 @@ async def test_commits_are_notified_in_an_event_loop_after_the_first_one_closed(
 
     async def commit_one() -> None:
         async with engine.begin() as connection:
-            await add_event(
-                connection,
-                OrderStatusChanged(
-                    order_id=f"o-{uuid.uuid4().hex[:6]}",
-                    company_id="c-loops",
-                    old_status="placed",
-                    new_status="paid",
-                ),
-                source="notify-test",
-                tenant="t",
-                aggregate_version=1,
-            )
+            await _add_an_event(connection, f"o-{uuid.uuid4().hex[:6]}", "c-loops")
 
     notified = asyncio.Event()
     listener = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg", "postgresql"))
