@@ -561,8 +561,7 @@ class OutboxRelay:
             return
         started = time.perf_counter()
         await connection.execute(
-            self._mark_statement,
-            {"ids": self._ids_parameter(ids), "now": datetime.now(UTC)},
+            self._mark_statement, {"ids": self._ids_parameter(ids), "now": datetime.now(UTC)}
         )
         await connection.commit()
         self.stats.mark_ms.append((time.perf_counter() - started) * 1000)
