@@ -277,6 +277,8 @@ class OutboxRelay:
         )
         self._claim_all = _PENDING.limit(batch_size)
         self._claim_excluding = _PENDING.where(~_ids_in(self._postgresql)).limit(batch_size)
+        self._claim_locked = _locking_claim(batch_size, excluding=False)
+        self._claim_locked_excluding = _locking_claim(batch_size, excluding=True)
 
     async def start(self) -> None:
         """Connect to Kafka."""
@@ -608,29 +610,11 @@ class OutboxRelay:
         but for those of `excluded` (this relay's own, sent or being marked) and the rows of a
         key whose earlier row another relay holds."""
         started = time.perf_counter()
-        locked = _PENDING.limit(self._batch_size).with_for_update(skip_locked=True).cte("claimed")
-        # Rows this relay sent, or whose mark is still committing, are locked (skipped above)
-        # and pending; they are ours, so they hold nothing back (a key that fails in flight is
-        # dropped from this claim by `_take_claim`).
-        not_ours = ~_ids_in(True, "excluded") if excluded else true()
-        ours = {"excluded": list(excluded)} if excluded else {}
-        # In the same statement (one round trip, one snapshot): how many rows are pending up to
-        # our last one. When that is all ours, no earlier row of any of our keys is held
-        # elsewhere (the usual case, and always with one relay).
-        pending_up_to_ours = (
-            select(func.count())
-            .where(
-                _T.published_at.is_(None),
-                not_ours,
-                _T.id <= select(func.max(locked.c.id)).scalar_subquery(),
-            )
-            .scalar_subquery()
-        )
-        result = await connection.execute(
-            select(locked, pending_up_to_ours.label("pending_up_to_ours")).order_by(locked.c.id),
-            ours,
-        )
-        counted = result.all()
+        if excluded:
+            statement, ours = self._claim_locked_excluding, {"excluded": list(excluded)}
+        else:
+            statement, ours = self._claim_locked, {}
+        counted = (await connection.execute(statement, ours)).all()
         claimed = [_pending_row(row) for row in counted]
         self._backlog = len(claimed) == self._batch_size
         self.stats.claim_ms.append((time.perf_counter() - started) * 1000)
@@ -642,7 +626,7 @@ class OutboxRelay:
                 _T.published_at.is_(None),
                 _T.partition_key.in_({row.partition_key for row in claimed}),
                 ~_ids_in(True, "claimed"),
-                not_ours,
+                ~_ids_in(True, "excluded") if excluded else true(),
             )
             .group_by(_T.partition_key),
             ours | {"claimed": [row.id for row in claimed]},
@@ -727,6 +711,31 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _locking_claim(batch_size: int, *, excluding: bool) -> Select[Any]:
+    """PostgreSQL: the next `batch_size` pending rows, locked (others' locked rows skipped),
+    each with `pending_up_to_ours`; with `excluding`, leaving out the ids of the `excluded`
+    parameter. Built once per relay: building and keying it cost more of the claim's CPU than
+    running it."""
+    locked = _PENDING.limit(batch_size).with_for_update(skip_locked=True).cte("claimed")
+    # Rows this relay sent, or whose mark is still committing, are locked (skipped above) and
+    # pending; they are ours, so they hold nothing back (a key that fails in flight is dropped
+    # from this claim by `_take_claim`).
+    not_ours = ~_ids_in(True, "excluded") if excluding else true()
+    # In the same statement (one round trip, one snapshot): how many rows are pending up to our
+    # last one. When that is all ours, no earlier row of any of our keys is held elsewhere (the
+    # usual case, and always with one relay).
+    pending_up_to_ours = (
+        select(func.count())
+        .where(
+            _T.published_at.is_(None),
+            not_ours,
+            _T.id <= select(func.max(locked.c.id)).scalar_subquery(),
+        )
+        .scalar_subquery()
+    )
+    return select(locked, pending_up_to_ours.label("pending_up_to_ours")).order_by(locked.c.id)
 
 
 def _ids_in(postgresql: bool, name: str = "ids") -> ColumnElement[bool]:
