@@ -16,9 +16,11 @@ import asyncio
 import os
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, MetaData, String, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -160,16 +162,14 @@ async def _relay_rounds(
     alternating: each round's rates and ratio, and their medians."""
     rounds = []
     for n in range(params.relay_rounds):
-        measured: dict[str, dict[str, Any]] = {}
-        for part in ("relay", "bare") if n % 2 == 0 else ("bare", "relay"):
-            if part == "relay":
-                measured[part] = await _relay_rate(engine, settings, params, run_id=f"{run_id}-{n}")
-            else:
-                measured[part] = await bare_producer_rate(
-                    settings, params.relay_events, batch_size=params.batch_size,
-                    run_id=f"{run_id}-{n}",
-                )  # fmt: skip
-        relay, bare = measured["relay"], measured["bare"]
+        relay, bare = await beside_bare(
+            n,
+            partial(_relay_rate, engine, settings, params, run_id=f"{run_id}-{n}"),
+            partial(
+                bare_producer_rate, settings, params.relay_events, batch_size=params.batch_size,
+                run_id=f"{run_id}-{n}",
+            ),
+        )  # fmt: skip
         rounds.append(
             {
                 "relay_events_per_s": relay["events_per_s"],
@@ -181,6 +181,24 @@ async def _relay_rounds(
     return against_bare(rounds, "relay_events_per_s", events_per_round=params.relay_events) | {
         "batch_size": params.batch_size
     }
+
+
+Measured = TypeVar("Measured")
+
+
+async def beside_bare(
+    round_: int,
+    measure: Callable[[], Awaitable[Measured]],
+    bare: Callable[[], Awaitable[dict[str, Any]]],
+) -> tuple[Measured, dict[str, Any]]:
+    """One round of a rate measured beside a bare producer's run: what `measure` and `bare`
+    return, `measure` going first in even rounds and second in odd ones (neither gets the
+    quieter minutes)."""
+    if round_ % 2 == 0:
+        measured = await measure()
+        return measured, await bare()
+    baseline = await bare()
+    return await measure(), baseline
 
 
 def against_bare(

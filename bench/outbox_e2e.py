@@ -24,6 +24,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,13 @@ from bench.connect_worker import ConnectWorker, local_worker, outbox_connector
 from bench.keyspace_watch import KeyspaceWatch
 from bench.machine import percentiles_ms
 from bench.orders_load import CompanyPicker
-from bench.outbox import against_bare, bare_producer_rate, database_url, write_pending_rows
+from bench.outbox import (
+    against_bare,
+    bare_producer_rate,
+    beside_bare,
+    database_url,
+    write_pending_rows,
+)
 from bench.processes import BenchProcess, region_invalidators, running
 from bench.progress import wait_stable
 from bench.publishing import rate as events_per_s
@@ -328,20 +335,16 @@ async def _debezium_rate(
         )
         await worker.pause(connector.name)
         await write_pending_rows(engine, events, run_id=f"{run_id}-dzrate{n}")
-        measured: dict[str, int] = {}
-        for part in ("debezium", "bare") if n % 2 == 0 else ("bare", "debezium"):
-            if part == "debezium":
-                measured[part] = await _debezium_drain(worker, connector, settings, events)
-            else:
-                bare = await bare_producer_rate(
-                    settings, events, batch_size=500, run_id=f"{run_id}-dz{n}"
-                )
-                measured[part] = bare["events_per_s"]
+        drained, bare = await beside_bare(
+            n,
+            partial(_debezium_drain, worker, connector, settings, events),
+            partial(bare_producer_rate, settings, events, batch_size=500, run_id=f"{run_id}-dz{n}"),
+        )
         rounds.append(
             {
-                "debezium_events_per_s": measured["debezium"],
-                "bare_events_per_s": measured["bare"],
-                "ratio": round(measured["debezium"] / measured["bare"], 3),
+                "debezium_events_per_s": drained,
+                "bare_events_per_s": bare["events_per_s"],
+                "ratio": round(drained / bare["events_per_s"], 3),
             }
         )
         print(f"  {rounds[-1]}", flush=True)
