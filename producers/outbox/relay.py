@@ -626,7 +626,7 @@ class OutboxRelay:
                 _T.published_at.is_(None),
                 _T.partition_key.in_({row.partition_key for row in claimed}),
                 ~_ids_in(True, "claimed"),
-                ~_ids_in(True, "excluded") if excluded else true(),
+                _not_ours(bool(excluded)),
             )
             .group_by(_T.partition_key),
             ours | {"claimed": [row.id for row in claimed]},
@@ -722,7 +722,6 @@ def _locking_claim(batch_size: int, *, excluding: bool) -> Select[Any]:
     # Rows this relay sent, or whose mark is still committing, are locked (skipped above) and
     # pending; they are ours, so they hold nothing back (a key that fails in flight is dropped
     # from this claim by `_take_claim`).
-    not_ours = ~_ids_in(True, "excluded") if excluding else true()
     # In the same statement (one round trip, one snapshot): how many rows are pending up to our
     # last one. When that is all ours, no earlier row of any of our keys is held elsewhere (the
     # usual case, and always with one relay).
@@ -730,12 +729,18 @@ def _locking_claim(batch_size: int, *, excluding: bool) -> Select[Any]:
         select(func.count())
         .where(
             _T.published_at.is_(None),
-            not_ours,
+            _not_ours(excluding),
             _T.id <= select(func.max(locked.c.id)).scalar_subquery(),
         )
         .scalar_subquery()
     )
     return select(locked, pending_up_to_ours.label("pending_up_to_ours")).order_by(locked.c.id)
+
+
+def _not_ours(excluding: bool) -> ColumnElement[bool]:
+    """PostgreSQL: rows not in the `excluded` parameter (this relay's own, sent or being
+    marked); every row when not `excluding`."""
+    return ~_ids_in(True, "excluded") if excluding else true()
 
 
 def _ids_in(postgresql: bool, name: str = "ids") -> ColumnElement[bool]:
